@@ -1,0 +1,89 @@
+/**
+ * What the commands share: opening recordings safely, reading arguments, and reporting.
+ * The command line is the only layer that touches files, processes and terminals.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, extname, join } from 'node:path';
+import { InputError } from '../events/errors.ts';
+import { RecordingStore, type RunRow, type RunStatus } from '../events/store.ts';
+import { parseScenario, type MachineConfig } from '../core/scenario.ts';
+
+const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+export const SIM_VERSION: string = packageJson.version;
+
+/** Opens an existing recording for reading only: a reader never changes the file. */
+export function openForReading(path: string): RecordingStore {
+  return RecordingStore.open(path, { readonly: true });
+}
+
+/** Opens (or creates) a recording to add runs to; a foreign or newer file is refused untouched. */
+export function openForWriting(path: string): RecordingStore {
+  if (existsSync(path)) {
+    // Validate read-only first, so that a file that is not ours is never opened for writing.
+    openForReading(path).close();
+    return RecordingStore.open(path);
+  }
+  if (!existsSync(dirname(path) || '.')) {
+    throw new InputError('no-such-file', `${path}: the folder ${dirname(path)} does not exist; create it or choose another --out`);
+  }
+  return RecordingStore.create(path, SIM_VERSION);
+}
+
+export function readScenario(path: string): { text: string; config: MachineConfig } {
+  if (!existsSync(path)) throw new InputError('no-such-file', `${path}: no such scenario file`);
+  const text = readFileSync(path, 'utf8');
+  return { text, config: parseScenario(text, path) };
+}
+
+/** Where `run` records by default: the scenario's name with .db, beside it. */
+export function defaultRecordingPath(scenarioPath: string): string {
+  return join(dirname(scenarioPath), `${basename(scenarioPath, extname(scenarioPath))}.db`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A run still marked 'recording' whose writer is gone was cut short: it is incomplete. */
+export function effectiveStatus(run: RunRow): RunStatus {
+  if (run.status !== 'recording') return run.status;
+  return run.writerPid !== null && processAlive(run.writerPid) ? 'recording' : 'incomplete';
+}
+
+export function resolveRun(store: RecordingStore, ref: string | undefined): RunRow {
+  const run = ref === undefined ? store.latestRun() : store.run(ref);
+  return { ...run, status: effectiveStatus(run) };
+}
+
+export function parseSeq(text: string, option: string): number {
+  if (!/^\d+$/.test(text)) throw new InputError('argument', `${option} ${text}: expected a seq, a whole number >= 0`);
+  return Number(text);
+}
+
+export function parseCount(text: string, option: string): number {
+  if (!/^[1-9]\d*$/.test(text)) throw new InputError('argument', `${option} ${text}: expected a whole number >= 1`);
+  return Number(text);
+}
+
+/** Parses KEY=VALUE pairs given with --set. */
+export function parseSets(sets: string[]): [string, string][] {
+  return sets.map((set) => {
+    const at = set.indexOf('=');
+    if (at <= 0) throw new InputError('argument', `--set ${set}: expected KEY=VALUE, for example --set profile=vanilla`);
+    return [set.slice(0, at), set.slice(at + 1)];
+  });
+}
+
+export const out = (line: string): void => { process.stdout.write(`${line}\n`); };
+export const note = (line: string): void => { process.stderr.write(`${line}\n`); };
+
+/** Shell-quotes an argument for the commands we print for people to paste. */
+export function quote(arg: string | number): string {
+  const text = String(arg);
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}

@@ -1,0 +1,113 @@
+/** `runs`, `log` and `state`: reading a recording. */
+import { InputError } from '../events/errors.ts';
+import { EVENT_KINDS, eventDomains, type Event, type EventKind } from '../events/schema.ts';
+import type { RunRow } from '../events/store.ts';
+import { domainNames, eventJson, eventText, stateText, stateView } from '../replay/format.ts';
+import type { RunSummary } from '../replay/summary.ts';
+import { violationCount } from '../replay/summary.ts';
+import { Timeline } from '../replay/timeline.ts';
+import { effectiveStatus, openForReading, out, parseCount, parseSeq, resolveRun } from './context.ts';
+
+function runJson(run: RunRow) {
+  const summary = JSON.parse(run.summary) as Partial<RunSummary>;
+  return {
+    id: run.id, name: run.name, parentRun: run.parentRun, forkSeq: run.forkSeq, status: effectiveStatus(run),
+    events: run.eventCount, seed: run.seed, scenario: run.scenarioPath, config: JSON.parse(run.config),
+    violations: summary.violations ? violationCount(summary as RunSummary) : null,
+    head: run.headHash.toString('hex'), schemaVersion: run.schemaVersion, simVersion: run.simVersion,
+  };
+}
+
+export function runsCommand(db: string, options: { json?: boolean }): number {
+  const store = openForReading(db);
+  try {
+    const runs = store.runs().map(runJson);
+    if (options.json) {
+      for (const run of runs) out(JSON.stringify(run));
+      return 0;
+    }
+    out(`${'id'.padStart(4)}  ${'name'.padEnd(28)} ${'from'.padEnd(12)} ${'status'.padEnd(10)} ${'events'.padStart(9)} ${'viol.'.padStart(5)}  head`);
+    for (const r of runs) {
+      const from = r.parentRun === null ? '-' : `${r.parentRun}@${r.forkSeq}`;
+      out(`${String(r.id).padStart(4)}  ${r.name.padEnd(28)} ${from.padEnd(12)} ${r.status.padEnd(10)} ${String(r.events).padStart(9)} ${String(r.violations ?? '?').padStart(5)}  ${r.head.slice(0, 16)}`);
+    }
+    return 0;
+  } finally {
+    store.close();
+  }
+}
+
+export interface LogOptions {
+  run?: string;
+  kind: string[];
+  domain?: string;
+  from?: string;
+  to?: string;
+  limit?: string;
+  json?: boolean;
+}
+
+/** `--kind mem` selects every mem.* kind; an exact kind selects itself. */
+function kindFilter(kinds: string[]): ((kind: EventKind) => boolean) | undefined {
+  if (kinds.length === 0) return undefined;
+  const selected = new Set<EventKind>();
+  for (const k of kinds) {
+    const matches = EVENT_KINDS.filter((kind) => kind === k || kind.startsWith(`${k}.`));
+    if (matches.length === 0) throw new InputError('argument', `--kind ${k}: no such event kind; kinds: ${EVENT_KINDS.join(', ')}`);
+    for (const m of matches) selected.add(m);
+  }
+  return (kind) => selected.has(kind);
+}
+
+export function logCommand(db: string, options: LogOptions): number {
+  const store = openForReading(db);
+  try {
+    const run = resolveRun(store, options.run);
+    const timeline = new Timeline(store, run);
+    const from = options.from === undefined ? 0 : parseSeq(options.from, '--from');
+    const to = options.to === undefined ? timeline.length : Math.min(timeline.length, parseSeq(options.to, '--to') + 1);
+    const limit = options.limit === undefined ? Infinity : parseCount(options.limit, '--limit');
+    const ofKind = kindFilter(options.kind);
+    const names = domainNames(timeline.stateAt(Math.min(from, timeline.length)));
+    const domain = options.domain === undefined ? undefined : resolveDomain(options.domain, names, timeline);
+    let shown = 0;
+    for (const [seq, event] of timeline.iterate(from, to)) {
+      if (event.kind === 'domain.create') names.set(event.dom, event.name);
+      if (!matches(event, ofKind, domain)) continue;
+      out(options.json ? JSON.stringify(eventJson(seq, event)) : `${String(seq).padStart(8)}  ${eventText(event, names)}`);
+      if (++shown >= limit) break;
+    }
+    return 0;
+  } finally {
+    store.close();
+  }
+}
+
+function matches(event: Event, ofKind: ((k: EventKind) => boolean) | undefined, domain: number | undefined): boolean {
+  if (ofKind && !ofKind(event.kind)) return false;
+  return domain === undefined || eventDomains(event).includes(domain);
+}
+
+/** A domain by id or by name (names from the whole run, so later domains count). */
+function resolveDomain(text: string, names: Map<number, string>, timeline: Timeline): number {
+  if (/^\d+$/.test(text)) return Number(text);
+  const all = new Map(names);
+  for (const [id, name] of domainNames(timeline.stateAt(timeline.length))) all.set(id, name);
+  for (const [id, name] of all) if (name === text) return id;
+  throw new InputError('argument', `--domain ${text}: no such domain; domains: ${[...all.values()].join(', ')}`);
+}
+
+export function stateCommand(db: string, options: { at?: string; run?: string; json?: boolean }): number {
+  const store = openForReading(db);
+  try {
+    const run = resolveRun(store, options.run);
+    const timeline = new Timeline(store, run);
+    const at = options.at === undefined || options.at === 'end' ? timeline.length : parseSeq(options.at, '--at');
+    if (at > timeline.length) throw new InputError('argument', `--at ${at}: run ${run.id} has ${timeline.length} events; give 0..${timeline.length} or end`);
+    const state = timeline.stateAt(at);
+    out(options.json ? JSON.stringify(stateView(state, at)) : stateText(state, at));
+    return 0;
+  } finally {
+    store.close();
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * chronovisor's command line. Data goes to stdout, messages to stderr.
+ * Exit codes: 0 ok; 1 verification failed or --fail-on-violation hit; 2 bad input or usage;
+ * 3 an internal error (a bug: please report it with the seed and seq it prints).
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { AssertionFailed, InputError } from '../events/errors.ts';
+import { SIM_VERSION } from './context.ts';
+import { logCommand, runsCommand, stateCommand } from './inspect.ts';
+import { demoCommand, runCommand } from './record.ts';
+import { diffCommand, forkCommand, verifyCommand } from './check.ts';
+
+export const EXIT_OK = 0;
+export const EXIT_USAGE = 2;
+export const EXIT_INTERNAL = 3;
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+function program(): Command {
+  const cli = new Command('chronovisor')
+    .description('Deterministic, event-sourced simulator of hypervisor isolation (Xen + the paper\'s SMM/SIOM on VT-x/VT-d)')
+    .version(SIM_VERSION)
+    .exitOverride()
+    .showHelpAfterError('(add --help for usage)')
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+
+  cli.command('run').argument('<scenario>', 'scenario YAML file')
+    .description('record a scenario as a new run')
+    .option('--out <db>', 'recording to add the run to (default: SCENARIO with .db)')
+    .option('--name <name>', 'run name (default: scenario-profile)')
+    .addOption(new Option('--profile <profile>', 'override the scenario\'s profile').choices(['secure', 'vanilla']))
+    .option('--fail-on-violation', 'stop at the first violation and exit 1')
+    .option('--max-events <n>', 'stop after this many events')
+    .action((scenario, options) => finish(runCommand(scenario, options)));
+
+  cli.command('runs').argument('<db>', 'recording').description('list the runs of a recording')
+    .option('--json', 'one JSON object per run')
+    .action((db, options) => finish(runsCommand(db, options)));
+
+  cli.command('log').argument('<db>', 'recording').description('print events')
+    .option('--run <run>', 'run id or name (default: the newest)')
+    .option('--kind <kind>', 'only this kind, or a family like mem (repeatable)', collect, [])
+    .option('--domain <domain>', 'only events concerning this domain (id or name)')
+    .option('--from <seq>', 'first seq')
+    .option('--to <seq>', 'last seq (inclusive)')
+    .option('--limit <n>', 'print at most n events')
+    .option('--json', 'one JSON object per line')
+    .action((db, options) => finish(logCommand(db, options)));
+
+  cli.command('state').argument('<db>', 'recording').description('the machine state at a seq')
+    .requiredOption('--at <seq>', 'position: the state after events 0..seq-1, or "end"')
+    .option('--run <run>', 'run id or name (default: the newest)')
+    .option('--json', 'as JSON')
+    .action((db, options) => finish(stateCommand(db, options)));
+
+  cli.command('verify').argument('<db>', 'recording').description('check the hash chain and re-execute from every checkpoint')
+    .option('--run <run>', 'only this run (default: all)')
+    .option('--json', 'one JSON report per run')
+    .action((db, options) => finish(verifyCommand(db, options)));
+
+  cli.command('fork').argument('<db>', 'recording').description('branch a run at a seq with modifications')
+    .requiredOption('--run <run>', 'the run to branch from')
+    .requiredOption('--at <seq>', 'where to branch (moved back to the step boundary)')
+    .option('--set <key=value>', 'a modification: profile=P, quantum=N, flaw.NAME=on|off, domain.NAME.ops=[...] (repeatable)', collect, [])
+    .option('--name <name>', 'name of the new run')
+    .option('--events <n>', 'record at most n new events (default: until the machine halts)')
+    .action((db, options) => finish(forkCommand(db, options)));
+
+  cli.command('diff').argument('<db>', 'recording').argument('<runA>').argument('<runB>')
+    .description('where two runs diverge, and how their final states differ')
+    .option('--json', 'as JSON')
+    .action((db, a, b, options) => finish(diffCommand(db, a, b, options)));
+
+  cli.command('demo').description('record the bundled two-tenants scenario in both profiles and summarise')
+    .option('--out <db>', 'recording to write (default: recordings/two-tenants.db)')
+    .action((options) => finish(demoCommand(options)));
+
+  return cli;
+}
+
+let exitCode = EXIT_OK;
+const finish = (code: number): void => { exitCode = code; };
+
+function report(error: unknown): number {
+  if (error instanceof CommanderError) {
+    // Help and version are not errors; everything else commander reports is a usage error.
+    return error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? EXIT_OK : EXIT_USAGE;
+  }
+  if (error instanceof InputError) {
+    process.stderr.write(`chronovisor: ${error.message}\n`);
+    return EXIT_USAGE;
+  }
+  const kind = error instanceof AssertionFailed ? 'internal error (an assertion failed; this is a bug)' : 'internal error';
+  process.stderr.write(`chronovisor: ${kind}: ${(error as Error)?.stack ?? String(error)}\n`);
+  return EXIT_INTERNAL;
+}
+
+try {
+  await program().parseAsync(process.argv);
+} catch (error) {
+  exitCode = report(error);
+}
+process.exitCode = exitCode;

@@ -1,0 +1,88 @@
+/**
+ * The decider: the machine takes one step and says what happened.
+ *
+ * `step()` decides one step from the state alone and returns its events; every event is
+ * applied (`evolve`) the moment it is emitted, so later decisions in the same step see its
+ * effect. The isolation invariants look at every event before it is applied; what they
+ * find is appended to the step as `violation` events.
+ */
+import { assert } from '../events/errors.ts';
+import { makeEvent, type Event, type EventFields, type EventKind } from '../events/schema.ts';
+import { evolve } from './evolve.ts';
+import { runDom0Action, runGuestOperation } from './guest.ts';
+import { INVARIANT_CHECKERS } from './invariants/index.ts';
+import { runnableVcpus, scheduleStep } from './scheduler.ts';
+import type { MachineState } from './state.ts';
+import { createDomain } from './xen.ts';
+
+export class Machine {
+  private events: Event[] = [];
+  private breaches: Event[] = [];
+
+  /** @param state the working state; the machine mutates it in place. */
+  constructor(readonly state: MachineState) {}
+
+  emit<K extends EventKind>(kind: K, fields: EventFields<K>): void {
+    this.apply(makeEvent(kind, fields));
+  }
+
+  private apply(event: Event): void {
+    for (const checker of INVARIANT_CHECKERS) {
+      const breach = checker.check(this.state, event);
+      if (breach !== undefined) this.breaches.push(makeEvent('violation', { invariant: checker.name, ...breach }));
+    }
+    evolve(this.state, event);
+    this.events.push(event);
+  }
+
+  /** Decides and applies one step; returns its events (the first is a step opener). */
+  step(): Event[] {
+    assert(!this.state.halted, 'step after machine.halt');
+    this.events = [];
+    this.breaches = [];
+    this.decide();
+    for (const violation of this.breaches) {
+      evolve(this.state, violation);
+      this.events.push(violation);
+    }
+    return this.events;
+  }
+
+  /**
+   * Applies a modification from outside the machine as an `input` step: a scenario input
+   * (its index) or a fork's modification (index -1). The caller validated it.
+   */
+  input(index: number, key: string, value: string): Event[] {
+    this.events = [];
+    this.breaches = [];
+    this.emit('input', { index, key, value });
+    return this.events;
+  }
+
+  /** True when the machine has nothing left to do but halt. */
+  get finished(): boolean {
+    const s = this.state;
+    return s.booted && !s.halted && s.dom0Next >= s.config.dom0Actions.length && runnableVcpus(s).length === 0;
+  }
+
+  private decide(): void {
+    const s = this.state;
+    if (!s.booted) return this.boot();
+    const action = s.config.dom0Actions[s.dom0Next];
+    if (action !== undefined && action.at <= s.tick) return runDom0Action(this, s.dom0Next);
+    const runnable = runnableVcpus(s);
+    if (runnable.length > 0) return scheduleStep(this, runnable, (pcpu, ref) => runGuestOperation(this, pcpu, ref));
+    if (action !== undefined) return this.emit('sched.idle', { pcpu: s.sched.turn, ticks: action.at - s.tick });
+    this.emit('machine.halt', { reason: 'all guests finished' });
+  }
+
+  /** Boot: dom0 and the domains that start at tick 0. */
+  private boot(): void {
+    const c = this.state.config;
+    this.emit('machine.boot', { profile: this.state.profile, frames: c.frames, pcpus: c.pcpus, seed: c.seed });
+    createDomain(this, 'dom0', c.dom0MemoryKiB, 0);
+    for (const spec of c.domains) {
+      if (spec.start === 0) createDomain(this, spec.name, spec.memoryKiB, spec.vcpus);
+    }
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * A deterministic round-robin scheduler: pCPUs take turns; each runs its vCPU for a quantum
+ * of operations, then the next runnable vCPU (after the last one picked) is switched in.
+ * Every switch is Xen's context_switch, which tells SMM whose key is live (hook 2).
+ */
+import { NO_DOMAIN, type DomainId } from '../events/schema.ts';
+import { resolveControl } from './guest.ts';
+import type { Machine } from './machine.ts';
+import type { MachineState } from './state.ts';
+
+export interface VcpuRef {
+  dom: DomainId;
+  vcpu: number;
+}
+
+const key = (ref: VcpuRef): number => ref.dom * 256 + ref.vcpu;
+
+export function isRunnable(state: MachineState, dom: DomainId, vcpu: number): boolean {
+  const domain = state.domains.get(dom);
+  if (domain === undefined || domain.status !== 'running') return false;
+  const program = domain.programs[vcpu];
+  const context = domain.vcpus[vcpu];
+  return program !== undefined && context !== undefined && resolveControl(program, context.pc, context.loops) !== undefined;
+}
+
+/** Runnable vCPUs in round-robin order. */
+export function runnableVcpus(state: MachineState): VcpuRef[] {
+  const refs: VcpuRef[] = [];
+  for (const domain of state.domains.values()) {
+    for (let vcpu = 0; vcpu < domain.vcpus.length; vcpu++) {
+      if (isRunnable(state, domain.id, vcpu)) refs.push({ dom: domain.id, vcpu });
+    }
+  }
+  return refs.sort((a, b) => key(a) - key(b));
+}
+
+/** The next vCPU for `pcpu` after the cursor, skipping those other pCPUs are running. */
+function pickNext(state: MachineState, pcpu: number, runnable: VcpuRef[]): VcpuRef | undefined {
+  const busy = new Set(state.sched.pcpus.filter((_, i) => i !== pcpu && _.dom !== NO_DOMAIN).map(key));
+  const free = runnable.filter((ref) => !busy.has(key(ref)));
+  return free.find((ref) => key(ref) > state.sched.cursor) ?? free[0];
+}
+
+/**
+ * One scheduling decision for the pCPU whose turn it is: run an operation of its vCPU, or
+ * switch, or pass. The caller has checked that some vCPU is runnable.
+ */
+export function scheduleStep(m: Machine, runnable: VcpuRef[], runOperation: (pcpu: number, ref: VcpuRef) => void): void {
+  const state = m.state;
+  const pcpu = state.sched.turn;
+  const current = state.sched.pcpus[pcpu];
+  if (current.dom !== NO_DOMAIN && current.quantumLeft > 0 && isRunnable(state, current.dom, current.vcpu)) {
+    runOperation(pcpu, current);
+    return;
+  }
+  const next = pickNext(state, pcpu, runnable);
+  if (next !== undefined) {
+    contextSwitch(m, pcpu, next);
+  } else if (current.dom !== NO_DOMAIN) {
+    contextSwitch(m, pcpu, { dom: NO_DOMAIN, vcpu: 0 });
+  } else {
+    m.emit('sched.idle', { pcpu, ticks: 0 });
+  }
+}
+
+/** Xen's context_switch: the pCPU now runs `to`, and SMM is told which key is live. */
+function contextSwitch(m: Machine, pcpu: number, to: VcpuRef): void {
+  const from = m.state.sched.pcpus[pcpu];
+  m.emit('sched.switch', {
+    pcpu, fromDom: from.dom, fromVcpu: from.vcpu, toDom: to.dom, toVcpu: to.vcpu,
+    smmLive: to.dom, quantum: m.state.quantum,
+  });
+}

@@ -1,0 +1,150 @@
+/**
+ * Checkpoint encoding of the machine state, canonical and content-addressed.
+ *
+ * Large immutable values (memory pages, guest programs, the scenario) are stored as blobs
+ * named by their sha256 and referenced by hash, so a checkpoint is small and unchanged pages
+ * are shared by every checkpoint of every run. Maps are written as entry lists sorted by key,
+ * so equal states encode to equal bytes: the digest of a state is the hash of its encoding.
+ */
+import { createHash } from 'node:crypto';
+import { Packr } from 'msgpackr';
+import { assert } from '../events/errors.ts';
+import type { PrngState } from './prng.ts';
+import type { GuestOp, MachineConfig } from './scenario.ts';
+import type { Domain, MachineState, Page } from './state.ts';
+
+export const SNAPSHOT_VERSION = 1;
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
+
+export type Blob = [hash: Uint8Array, bytes: Uint8Array];
+
+const hashCache = new WeakMap<object, Buffer>();
+
+function sha256(bytes: Uint8Array): Buffer {
+  return createHash('sha256').update(bytes).digest();
+}
+
+/** Collects the blobs a checkpoint refers to, hashing each immutable value once. */
+class BlobWriter {
+  readonly blobs: Blob[] = [];
+  /** @param known hashes already stored; undefined to collect nothing (for digests) */
+  constructor(private readonly known: Set<string> | undefined) {}
+
+  ref(value: object, encode: () => Uint8Array): Buffer {
+    let hash = hashCache.get(value);
+    let bytes: Uint8Array | undefined;
+    if (hash === undefined) {
+      bytes = encode();
+      hash = sha256(bytes);
+      hashCache.set(value, hash);
+    }
+    if (this.known === undefined) return hash;
+    const id = hash.toString('hex');
+    if (!this.known.has(id)) {
+      this.known.add(id);
+      this.blobs.push([hash, bytes ?? encode()]);
+    }
+    return hash;
+  }
+}
+
+const sortedEntries = <K extends number, V>(map: Map<K, V>): [K, V][] => [...map.entries()].sort((a, b) => a[0] - b[0]);
+
+/**
+ * Encodes a state. `known` holds the hex hashes of blobs already stored (it is updated), so
+ * only new blobs are returned.
+ */
+export function dehydrate(state: MachineState, known: Set<string> | undefined = new Set()): { bytes: Uint8Array; blobs: Blob[] } {
+  const blobs = new BlobWriter(known);
+  const program = (p: GuestOp[]): Buffer => blobs.ref(p, () => packr.pack(p));
+  const page = (p: Page): Buffer => blobs.ref(p.bytes, () => p.bytes);
+  const plain = {
+    v: SNAPSHOT_VERSION,
+    config: blobs.ref(state.config, () => packr.pack(state.config)),
+    profile: state.profile,
+    quantum: state.quantum,
+    flaws: state.flaws,
+    booted: state.booted,
+    halted: state.halted,
+    tick: state.tick,
+    prng: state.prng,
+    nextDomainId: state.nextDomainId,
+    freeStack: state.freeStack,
+    nextFresh: state.nextFresh,
+    memory: sortedEntries(state.memory).map(([mfn, p]) => [mfn, page(p), p.writer]),
+    ppt: sortedEntries(state.ppt).map(([mfn, e]) => [mfn, e.owner, e.rights]),
+    m2p: sortedEntries(state.m2p).map(([mfn, e]) => [mfn, e.dom, e.gfn]),
+    keyTable: sortedEntries(state.keyTable),
+    domains: sortedEntries(state.domains).map(([, d]) => ({
+      id: d.id, name: d.name, status: d.status, memoryKiB: d.memoryKiB, maxPages: d.maxPages,
+      p2m: sortedEntries(d.p2m), vcpus: d.vcpus.map((v) => [v.pc, v.loops]), programs: d.programs.map(program),
+    })),
+    sched: state.sched,
+    dom0Next: state.dom0Next,
+    inputNext: state.inputNext,
+    canaries: state.canaries.map((c) => [c.dom, c.gpa, c.secret]),
+    violations: state.violations,
+  };
+  return { bytes: packr.pack(plain), blobs: blobs.blobs };
+}
+
+/** Decoded blobs, kept so that states loaded from several checkpoints share them. */
+export class BlobCache {
+  private readonly values = new Map<string, unknown>();
+  constructor(private readonly fetch: (hash: Uint8Array) => Uint8Array, private readonly limit = 65536) {}
+
+  get<T>(hash: Uint8Array, decode: (bytes: Uint8Array) => T): T {
+    const id = Buffer.from(hash).toString('hex');
+    let value = this.values.get(id) as T | undefined;
+    if (value === undefined) {
+      const bytes = this.fetch(hash);
+      value = decode(bytes);
+      if (value !== null && typeof value === 'object') hashCache.set(value as object, Buffer.from(hash));
+      if (this.values.size >= this.limit) this.values.clear();
+      this.values.set(id, value);
+    }
+    return value;
+  }
+}
+
+export function hydrate(bytes: Uint8Array, blobs: BlobCache): MachineState {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the layout is dehydrate's, above
+  const p = packr.unpack(bytes) as Record<string, any>;
+  assert(p.v === SNAPSHOT_VERSION, `checkpoint version ${p.v}, expected ${SNAPSHOT_VERSION}`);
+  const unpack = (b: Uint8Array): any => packr.unpack(b);
+  const pageBytes = (b: Uint8Array): Uint8Array => new Uint8Array(b);
+  return {
+    config: blobs.get<MachineConfig>(p.config, unpack),
+    profile: p.profile,
+    quantum: p.quantum,
+    flaws: p.flaws,
+    booted: p.booted,
+    halted: p.halted,
+    tick: p.tick,
+    prng: p.prng as PrngState,
+    nextDomainId: p.nextDomainId,
+    freeStack: p.freeStack,
+    nextFresh: p.nextFresh,
+    memory: new Map(p.memory.map(([mfn, hash, writer]: [number, Uint8Array, number]) => [mfn, { bytes: blobs.get(hash, pageBytes), writer }])),
+    ppt: new Map(p.ppt.map(([mfn, owner, rights]: number[]) => [mfn, { owner, rights }])),
+    m2p: new Map(p.m2p.map(([mfn, dom, gfn]: number[]) => [mfn, { dom, gfn }])),
+    keyTable: new Map(p.keyTable.map(([dom, key]: [number, Uint8Array]) => [dom, new Uint8Array(key)])),
+    domains: new Map(p.domains.map((d: any): [number, Domain] => [d.id, {
+      id: d.id, name: d.name, status: d.status, memoryKiB: d.memoryKiB, maxPages: d.maxPages,
+      p2m: new Map(d.p2m),
+      vcpus: d.vcpus.map(([pc, loops]: [number, number[]]) => ({ pc, loops })),
+      programs: d.programs.map((hash: Uint8Array) => blobs.get<GuestOp[]>(hash, unpack)),
+    }])),
+    sched: p.sched,
+    dom0Next: p.dom0Next,
+    inputNext: p.inputNext,
+    canaries: p.canaries.map(([dom, gpa, secret]: [number, number, Uint8Array]) => ({ dom, gpa, secret: new Uint8Array(secret) })),
+    violations: p.violations,
+  };
+}
+
+/** A state's identity: the hash of its canonical encoding (blobs by hash). */
+export function stateDigest(state: MachineState): Buffer {
+  return sha256(dehydrate(state, undefined).bytes);
+}

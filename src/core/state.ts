@@ -1,0 +1,139 @@
+/**
+ * The machine state: everything `decide` needs to take the next step, and nothing else.
+ *
+ * It is plain data (objects, arrays, Maps, byte arrays) so that the same `evolve` can mutate
+ * it in place in the live machine and inside immer's `produce` in the timeline. Memory pages
+ * and guest programs are immutable values replaced on change, so snapshots share them.
+ */
+import type { DomainId, Gfn, Mfn, Profile, Tick } from '../events/schema.ts';
+import { NO_DOMAIN } from '../events/schema.ts';
+import { seedPrng, type PrngState } from './prng.ts';
+import { XEN_RESERVED_FRAMES, type GuestOp, type MachineConfig } from './scenario.ts';
+
+/** A host frame's content as stored: ciphertext under SMM, plaintext in vanilla. */
+export interface Page {
+  bytes: Uint8Array;
+  /** The domain whose data the frame holds (for the scrub-between-owners check). */
+  writer: DomainId;
+}
+
+/** One entry of SMM's page permission table. */
+export interface PptEntry {
+  owner: DomainId;
+  rights: number;
+}
+
+export interface Vcpu {
+  /** Index of the next operation in the vCPU's program. */
+  pc: number;
+  /** Remaining iterations per repeat slot. */
+  loops: number[];
+}
+
+export type DomainStatus = 'running' | 'dead';
+
+export interface Domain {
+  id: DomainId;
+  name: string;
+  status: DomainStatus;
+  memoryKiB: number;
+  maxPages: number;
+  /** Xen's pseudo-physical map, gfn -> mfn. */
+  p2m: Map<Gfn, Mfn>;
+  vcpus: Vcpu[];
+  /** One scripted program per vCPU (immutable, shared by snapshots). */
+  programs: GuestOp[][];
+}
+
+/** What a physical CPU is running. */
+export interface Pcpu {
+  dom: DomainId;
+  vcpu: number;
+  quantumLeft: number;
+}
+
+export interface Canary {
+  dom: DomainId;
+  gpa: number;
+  secret: Uint8Array;
+}
+
+export interface MachineState {
+  /** The scenario as compiled; immutable for the whole run. */
+  config: MachineConfig;
+  profile: Profile;
+  quantum: number;
+  flaws: string[];
+  booted: boolean;
+  halted: boolean;
+  tick: Tick;
+  prng: PrngState;
+  nextDomainId: DomainId;
+  /** Frames given back, reused last-in first-out as Xen's heap tends to. */
+  freeStack: Mfn[];
+  /** Frames from here up have never been allocated. */
+  nextFresh: Mfn;
+  memory: Map<Mfn, Page>;
+  /** SMM's page permission table (in vanilla: Xen's page ownership). */
+  ppt: Map<Mfn, PptEntry>;
+  /** Xen's machine-to-phys map. */
+  m2p: Map<Mfn, { dom: DomainId; gfn: Gfn }>;
+  /** SMM's key table: domain -> AES-256-XTS key. */
+  keyTable: Map<DomainId, Uint8Array>;
+  domains: Map<DomainId, Domain>;
+  sched: {
+    /** The pCPU that takes the next step. */
+    turn: number;
+    pcpus: Pcpu[];
+    /** The domain whose key SMM holds live, per pCPU (the context-switch hook). */
+    smmLive: DomainId[];
+    /** The last vCPU picked, as dom * 256 + vcpu, for round robin. */
+    cursor: number;
+  };
+  /** Index of the next dom0 action in config.dom0Actions. */
+  dom0Next: number;
+  /** Index of the next scenario input in config.inputs. */
+  inputNext: number;
+  canaries: Canary[];
+  violations: number;
+}
+
+export function initialState(config: MachineConfig): MachineState {
+  return {
+    config,
+    profile: config.profile,
+    quantum: config.quantum,
+    flaws: [...config.flaws],
+    booted: false,
+    halted: false,
+    tick: 0,
+    prng: seedPrng(config.seed),
+    nextDomainId: 0,
+    freeStack: [],
+    nextFresh: XEN_RESERVED_FRAMES,
+    memory: new Map(),
+    ppt: new Map(),
+    m2p: new Map(),
+    keyTable: new Map(),
+    domains: new Map(),
+    sched: {
+      turn: 0,
+      pcpus: Array.from({ length: config.pcpus }, () => ({ dom: NO_DOMAIN, vcpu: 0, quantumLeft: 0 })),
+      smmLive: Array.from({ length: config.pcpus }, () => NO_DOMAIN),
+      cursor: -1,
+    },
+    dom0Next: 0,
+    inputNext: 0,
+    canaries: [],
+    violations: 0,
+  };
+}
+
+export function domainByName(state: MachineState, name: string): Domain | undefined {
+  for (const domain of state.domains.values()) if (domain.name === name) return domain;
+  return undefined;
+}
+
+export function freeFrameCount(state: MachineState): number {
+  return state.freeStack.length + (state.config.frames - state.nextFresh);
+}

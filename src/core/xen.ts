@@ -1,0 +1,111 @@
+/**
+ * The hypervisor's memory operations, with the paper's SMM hooks:
+ * - populatePhysmap: frames assigned, page permission table updated (hook 1, creation);
+ * - decreaseReservation and destroyDomain: frames scrubbed, entries removed, frames returned
+ *   (hook 3, pause/destruction). Hook 2, contextSwitch, is in the scheduler.
+ *
+ * In the vanilla profile these follow stock Xen: no keys, and pages a live guest gives back
+ * are not scrubbed (only a dying domain's are).
+ */
+import { assert } from '../events/errors.ts';
+import { NO_DOMAIN, NO_FRAME, RIGHT_READ, RIGHT_WRITE, type DomainId, type Gfn, type Mfn } from '../events/schema.ts';
+import type { Machine } from './machine.ts';
+import { deriveDomainKey } from './smm.ts';
+import { freeFrameCount, type MachineState } from './state.ts';
+
+export const EINVAL = -22;
+export const ENOMEM = -12;
+export const EEXIST = -17;
+export const ESRCH = -3;
+/** Most extents one populate_physmap call may ask for. */
+const EXTENTS_MAX = 1024;
+const GFN_LIMIT = 1 << 20;
+
+/** The key SMM uses for `dom`, assigning it on first use (for example after a profile switch). */
+export function ensureKey(m: Machine, dom: DomainId): Uint8Array {
+  assert(dom !== NO_DOMAIN, 'SMM asked for the key of no domain: a vCPU ran without a context switch');
+  let key = m.state.keyTable.get(dom);
+  if (key === undefined) {
+    key = deriveDomainKey(m.state.config.seed, dom);
+    m.emit('smm.key.assign', { dom, key });
+  }
+  return key;
+}
+
+function nextFreeFrame(state: MachineState): Mfn {
+  const top = state.freeStack.length - 1;
+  return top >= 0 ? state.freeStack[top] : state.nextFresh;
+}
+
+/** Why populate_physmap must fail, as an errno, or 0. */
+export function populateCheck(state: MachineState, dom: DomainId, gfn: Gfn, count: number): number {
+  const domain = state.domains.get(dom);
+  if (domain === undefined || domain.status !== 'running') return ESRCH;
+  if (!Number.isInteger(count) || count < 1 || count > EXTENTS_MAX) return EINVAL;
+  if (!Number.isInteger(gfn) || gfn < 0 || gfn + count > GFN_LIMIT) return EINVAL;
+  if (domain.p2m.size + count > domain.maxPages || freeFrameCount(state) < count) return ENOMEM;
+  for (let g = gfn; g < gfn + count; g++) if (domain.p2m.has(g)) return EEXIST;
+  return 0;
+}
+
+/** Allocates `count` frames at gfn.. and maps them; the caller has run populateCheck. */
+export function populatePhysmap(m: Machine, dom: DomainId, gfn: Gfn, count: number): void {
+  for (let g = gfn; g < gfn + count; g++) {
+    const mfn = nextFreeFrame(m.state);
+    m.emit('smm.ppt.update', { mfn, owner: dom, rights: RIGHT_READ | RIGHT_WRITE, prevOwner: NO_DOMAIN });
+    m.emit('p2m.update', { dom, gfn: g, mfn, prevMfn: NO_FRAME });
+  }
+}
+
+/** Unmaps one gfn and returns its frame: scrubbed first when `scrub`. */
+function releaseFrame(m: Machine, dom: DomainId, gfn: Gfn, scrub: boolean): void {
+  const mfn = m.state.domains.get(dom)?.p2m.get(gfn);
+  assert(mfn !== undefined, `release of unmapped gfn ${gfn} of domain ${dom}`);
+  m.emit('p2m.update', { dom, gfn, mfn: NO_FRAME, prevMfn: mfn });
+  if (scrub && m.state.memory.has(mfn)) m.emit('smm.scrub', { mfn, prevOwner: dom });
+  m.emit('smm.ppt.update', { mfn, owner: NO_DOMAIN, rights: 0, prevOwner: dom });
+}
+
+/** How many of `gfns` decrease_reservation releases: it stops at the first unmapped one. */
+export function decreaseCount(state: MachineState, dom: DomainId, gfns: readonly Gfn[]): number {
+  const p2m = state.domains.get(dom)?.p2m;
+  if (p2m === undefined) return ESRCH;
+  const seen = new Set<Gfn>();
+  let done = 0;
+  for (const gfn of gfns) {
+    if (!p2m.has(gfn) || seen.has(gfn)) break;
+    seen.add(gfn);
+    done++;
+  }
+  return done;
+}
+
+export function decreaseReservation(m: Machine, dom: DomainId, gfns: readonly Gfn[]): void {
+  const scrub = m.state.profile === 'secure';
+  for (const gfn of gfns) releaseFrame(m, dom, gfn, scrub);
+}
+
+/** Why a domain of `memoryKiB` cannot be built now, as an errno, or 0. */
+export function createCheck(state: MachineState, memoryKiB: number): number {
+  return freeFrameCount(state) < memoryKiB / 4 ? ENOMEM : 0;
+}
+
+/** Creates a domain: its key (secure), then its memory (hook 1). The caller ran createCheck. */
+export function createDomain(m: Machine, name: string, memoryKiB: number, vcpus: number): DomainId {
+  const dom = m.state.nextDomainId;
+  m.emit('domain.create', { dom, name, memoryKiB, vcpus });
+  if (m.state.profile === 'secure' && dom !== 0) ensureKey(m, dom);
+  const pages = memoryKiB / 4;
+  for (let gfn = 0; gfn < pages; gfn += EXTENTS_MAX) populatePhysmap(m, dom, gfn, Math.min(EXTENTS_MAX, pages - gfn));
+  return dom;
+}
+
+/** Tears a domain down: every frame scrubbed (stock Xen scrubs dying domains too) and freed. */
+export function destroyDomain(m: Machine, dom: DomainId, reason: string): void {
+  const domain = m.state.domains.get(dom);
+  assert(domain !== undefined && domain.status === 'running', `destroy of domain ${dom}, which is not running`);
+  m.emit('domain.destroy', { dom, reason });
+  const gfns = [...domain.p2m.keys()].sort((a, b) => a - b);
+  for (const gfn of gfns) releaseFrame(m, dom, gfn, true);
+  if (m.state.keyTable.has(dom)) m.emit('smm.key.revoke', { dom });
+}

@@ -1,0 +1,427 @@
+/**
+ * The recording store: one SQLite file per recording, in WAL mode, one writer at a time.
+ *
+ * - `runs`: one row per run; a fork names its parent and the seq it branched at.
+ * - `chunks`: events in fixed-size, aligned chunks (CHUNK_EVENTS each, the last one of a run
+ *   may be shorter), deflated msgpack; each chunk's hash covers the previous chunk's hash,
+ *   its position and its bytes, so tampering, deletion and truncation are all detectable.
+ *   A fork stores only its own chunks: those below its base seq are its parent's.
+ * - `checkpoints`: machine states every K events; `pages`: content-addressed blobs (memory
+ *   pages, guest programs) shared by every checkpoint of every run.
+ * - `meta` and `codec`: the format marker, the schema version and the codec's structures.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import Database from 'better-sqlite3';
+import { CodecError, EventCodec, schemaCodecTables, type CodecTables } from './codec.ts';
+import { InputError, assert } from './errors.ts';
+import { SCHEMA_VERSION, type Event, type Seq } from './schema.ts';
+
+export const FORMAT_MARKER = 'chronovisor-recording';
+/** Events per chunk. Chunks are aligned on multiples of this in every run. */
+export const CHUNK_EVENTS = 4096;
+/** The hash a run's chain starts from. */
+export const GENESIS_HASH = Buffer.alloc(32);
+
+export type RunStatus = 'recording' | 'complete' | 'stopped' | 'incomplete';
+
+export interface RunRow {
+  id: number;
+  name: string;
+  parentRun: number | null;
+  forkSeq: number | null;
+  /** First seq stored in this run's own chunks (0 for a root run). */
+  baseSeq: number;
+  seed: string;
+  scenario: string;
+  scenarioPath: string;
+  config: string;
+  schemaVersion: number;
+  simVersion: string;
+  status: RunStatus;
+  headHash: Buffer;
+  eventCount: number;
+  writerPid: number | null;
+  summary: string;
+}
+
+export interface ChunkRow {
+  run: number;
+  firstSeq: Seq;
+  count: number;
+  hash: Buffer;
+  bytes: Buffer;
+}
+
+export interface DecodedChunk {
+  firstSeq: Seq;
+  events: Event[];
+}
+
+const DDL = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS codec (id INTEGER PRIMARY KEY CHECK (id = 1), kinds TEXT NOT NULL, structures TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  parent_run INTEGER REFERENCES runs(id),
+  fork_seq INTEGER,
+  base_seq INTEGER NOT NULL DEFAULT 0,
+  seed TEXT NOT NULL,
+  scenario TEXT NOT NULL,
+  scenario_path TEXT NOT NULL,
+  config TEXT NOT NULL,
+  schema_version INTEGER NOT NULL,
+  sim_version TEXT NOT NULL,
+  status TEXT NOT NULL,
+  head_hash BLOB NOT NULL,
+  event_count INTEGER NOT NULL DEFAULT 0,
+  writer_pid INTEGER,
+  summary TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS chunks (
+  run INTEGER NOT NULL, first_seq INTEGER NOT NULL, count INTEGER NOT NULL,
+  hash BLOB NOT NULL, bytes BLOB NOT NULL,
+  PRIMARY KEY (run, first_seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+  run INTEGER NOT NULL, seq INTEGER NOT NULL, state BLOB NOT NULL,
+  PRIMARY KEY (run, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pages (hash BLOB PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;
+`;
+
+/** sha256(prev || firstSeq || count || raw chunk bytes). */
+export function chunkHash(prev: Uint8Array, firstSeq: Seq, count: number, raw: Uint8Array): Buffer {
+  const position = Buffer.alloc(12);
+  position.writeBigUInt64LE(BigInt(firstSeq), 0);
+  position.writeUInt32LE(count, 8);
+  return createHash('sha256').update(prev).update(position).update(raw).digest();
+}
+
+export function inflateChunk(bytes: Uint8Array): Buffer {
+  return inflateRawSync(bytes);
+}
+
+interface OpenOptions {
+  readonly?: boolean;
+}
+
+export class RecordingStore {
+  readonly codec: EventCodec;
+  private readonly statements: ReturnType<RecordingStore['prepare']>;
+
+  private constructor(readonly db: Database.Database, readonly path: string, readonly readonly: boolean) {
+    this.codec = new EventCodec(this.loadCodecTables(), (s) => this.saveStructures(s));
+    this.statements = this.prepare();
+  }
+
+  /** Opens an existing recording; refuses files that are not one, or are of a newer schema. */
+  static open(path: string, options: OpenOptions = {}): RecordingStore {
+    if (!existsSync(path)) {
+      throw new InputError('no-such-file', `${path}: no such recording (record one with 'chronovisor run SCENARIO --out ${path}')`);
+    }
+    const readonly = options.readonly ?? false;
+    let db: Database.Database;
+    try {
+      db = new Database(path, { readonly, fileMustExist: true });
+      checkFormat(db, path);
+    } catch (error) {
+      if (error instanceof InputError) throw error;
+      throw new InputError('not-a-recording', `${path}: not a chronovisor recording (${(error as Error).message})`);
+    }
+    if (!readonly) configureWriter(db);
+    return new RecordingStore(db, path, readonly);
+  }
+
+  /** Creates a new recording file. The caller has checked that nothing is at `path`. */
+  static create(path: string, simVersion: string): RecordingStore {
+    assert(!existsSync(path), `create over an existing file ${path}`);
+    const db = new Database(path);
+    configureWriter(db);
+    db.exec(DDL);
+    const tables = schemaCodecTables();
+    db.transaction(() => {
+      const meta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
+      meta.run('format', FORMAT_MARKER);
+      meta.run('schema_version', String(SCHEMA_VERSION));
+      meta.run('chunk_events', String(CHUNK_EVENTS));
+      meta.run('created_by', `chronovisor ${simVersion}`);
+      db.prepare('INSERT INTO codec (id, kinds, structures) VALUES (1, ?, ?)').run(
+        JSON.stringify(tables.kinds), JSON.stringify(tables.structures));
+    })();
+    return new RecordingStore(db, path, false);
+  }
+
+  /** Opens `path` for writing, creating it if nothing is there. */
+  static openOrCreate(path: string, simVersion: string): RecordingStore {
+    return existsSync(path) ? RecordingStore.open(path) : RecordingStore.create(path, simVersion);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      runs: db.prepare('SELECT * FROM runs ORDER BY id'),
+      run: db.prepare('SELECT * FROM runs WHERE id = ?'),
+      runByName: db.prepare('SELECT * FROM runs WHERE name = ? ORDER BY id DESC LIMIT 1'),
+      chunkAt: db.prepare('SELECT * FROM chunks WHERE run = ? AND first_seq <= ? ORDER BY first_seq DESC LIMIT 1'),
+      chunksFrom: db.prepare('SELECT * FROM chunks WHERE run = ? AND first_seq >= ? ORDER BY first_seq'),
+      checkpointAtOrBefore: db.prepare('SELECT seq, state FROM checkpoints WHERE run = ? AND seq <= ? ORDER BY seq DESC LIMIT 1'),
+      checkpointSeqs: db.prepare('SELECT seq FROM checkpoints WHERE run = ? ORDER BY seq'),
+      page: db.prepare('SELECT bytes FROM pages WHERE hash = ?'),
+      hasPage: db.prepare('SELECT 1 FROM pages WHERE hash = ?'),
+    };
+  }
+
+  private loadCodecTables(): CodecTables {
+    const row = this.db.prepare('SELECT kinds, structures FROM codec WHERE id = 1').get() as
+      | { kinds: string; structures: string }
+      | undefined;
+    if (row === undefined) throw new InputError('not-a-recording', `${this.path}: the codec table is empty; the file is damaged`);
+    return { kinds: JSON.parse(row.kinds), structures: JSON.parse(row.structures) };
+  }
+
+  private saveStructures(structures: string[][]): void {
+    assert(!this.readonly, 'a read-only recording met an event shape it has no structure for');
+    this.db.prepare('UPDATE codec SET structures = ? WHERE id = 1').run(JSON.stringify(structures));
+  }
+
+  // ---- runs -------------------------------------------------------------------------
+
+  runs(): RunRow[] {
+    return (this.statements.runs.all() as Record<string, unknown>[]).map(toRunRow);
+  }
+
+  /** A run by id or by name; names the choices when there is no such run. */
+  run(ref: string | number): RunRow {
+    const text = String(ref);
+    const row = /^\d+$/.test(text)
+      ? this.statements.run.get(Number(text))
+      : this.statements.runByName.get(text);
+    if (row === undefined) {
+      const known = this.runs().map((r) => `${r.id} (${r.name})`).join(', ') || 'none';
+      throw new InputError('no-such-run', `${this.path}: no run '${text}'; runs here: ${known}`);
+    }
+    return toRunRow(row as Record<string, unknown>);
+  }
+
+  /** The newest run, the default for commands given no --run. */
+  latestRun(): RunRow {
+    const runs = this.runs();
+    if (runs.length === 0) throw new InputError('no-such-run', `${this.path}: the recording has no runs yet`);
+    return runs[runs.length - 1];
+  }
+
+  createRun(info: {
+    name: string; parentRun: number | null; forkSeq: number | null; baseSeq: number; seed: string;
+    scenario: string; scenarioPath: string; config: string; simVersion: string; headHash: Buffer; writerPid: number;
+  }): number {
+    const result = this.db.prepare(`INSERT INTO runs
+      (name, parent_run, fork_seq, base_seq, seed, scenario, scenario_path, config, schema_version, sim_version,
+       status, head_hash, event_count, writer_pid)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording', ?, ?, ?)`).run(
+      info.name, info.parentRun, info.forkSeq, info.baseSeq, info.seed, info.scenario, info.scenarioPath,
+      info.config, SCHEMA_VERSION, info.simVersion, info.headHash, info.baseSeq, info.writerPid);
+    return Number(result.lastInsertRowid);
+  }
+
+  finishRun(run: number, status: RunStatus, summary: string): void {
+    this.db.prepare('UPDATE runs SET status = ?, summary = ?, writer_pid = NULL WHERE id = ?').run(status, summary, run);
+  }
+
+  // ---- chunks -----------------------------------------------------------------------
+
+  /** The run that stores the chunk holding `seq` for `run` (a fork's prefix is its parent's). */
+  ownerOf(run: RunRow, seq: Seq): RunRow {
+    let owner = run;
+    while (seq < owner.baseSeq) {
+      assert(owner.parentRun !== null, `run ${owner.id} has base ${owner.baseSeq} but no parent`);
+      owner = this.run(owner.parentRun);
+    }
+    return owner;
+  }
+
+  chunkRowAt(run: number, seq: Seq): ChunkRow | undefined {
+    const row = this.statements.chunkAt.get(run, seq) as Record<string, unknown> | undefined;
+    return row === undefined ? undefined : toChunkRow(row);
+  }
+
+  /** The run's own chunks from `firstSeq` on, in order (a lazy iterator). */
+  *chunkRows(run: number, firstSeq: Seq = 0): Generator<ChunkRow> {
+    for (const row of this.statements.chunksFrom.iterate(run, firstSeq)) {
+      yield toChunkRow(row as Record<string, unknown>);
+    }
+  }
+
+  decodeChunk(row: ChunkRow): DecodedChunk {
+    try {
+      return { firstSeq: row.firstSeq, events: this.codec.decodeChunk(inflateChunk(row.bytes)) };
+    } catch (error) {
+      if (error instanceof CodecError || (error as { code?: string }).code?.startsWith('Z_')) {
+        throw new InputError('not-a-recording',
+          `${this.path}: chunk at seq ${row.firstSeq} of run ${row.run} cannot be decoded (${(error as Error).message}); run 'chronovisor verify' to see the damage`);
+      }
+      throw error;
+    }
+  }
+
+  // ---- checkpoints and pages ----------------------------------------------------------
+
+  checkpointAtOrBefore(run: number, seq: Seq): { seq: Seq; state: Buffer } | undefined {
+    return this.statements.checkpointAtOrBefore.get(run, seq) as { seq: Seq; state: Buffer } | undefined;
+  }
+
+  checkpointSeqs(run: number): Seq[] {
+    return (this.statements.checkpointSeqs.all(run) as { seq: Seq }[]).map((r) => r.seq);
+  }
+
+  page(hash: Uint8Array): Buffer {
+    const row = this.statements.page.get(hash) as { bytes: Buffer } | undefined;
+    if (row === undefined) {
+      throw new InputError('not-a-recording', `${this.path}: page ${Buffer.from(hash).toString('hex').slice(0, 16)} is missing; the recording is damaged`);
+    }
+    return row.bytes;
+  }
+
+  hasPage(hash: Uint8Array): boolean {
+    return this.statements.hasPage.get(hash) !== undefined;
+  }
+}
+
+/** Appends one run's events, chunk by chunk, each chunk in its own transaction. */
+export class RunWriter {
+  private buffer: Event[] = [];
+  private bufferFirstSeq: Seq;
+  private head: Buffer;
+  private pendingCheckpoints: { seq: Seq; state: Uint8Array; pages: [Uint8Array, Uint8Array][] }[] = [];
+  private readonly insertChunk: Database.Statement;
+  private readonly updateHead: Database.Statement;
+  private readonly insertCheckpoint: Database.Statement;
+  private readonly insertPage: Database.Statement;
+
+  /**
+   * @param prefix events of the parent between the aligned base and the fork point
+   * @param head the chain hash before `baseSeq`
+   */
+  constructor(private readonly store: RecordingStore, readonly run: number, baseSeq: Seq, head: Buffer, prefix: Event[] = []) {
+    assert(baseSeq % CHUNK_EVENTS === 0, `run base ${baseSeq} is not chunk-aligned`);
+    this.bufferFirstSeq = baseSeq;
+    this.head = head;
+    this.buffer = [...prefix];
+    const db = store.db;
+    this.insertChunk = db.prepare('INSERT INTO chunks (run, first_seq, count, hash, bytes) VALUES (?, ?, ?, ?, ?)');
+    this.updateHead = db.prepare('UPDATE runs SET head_hash = ?, event_count = ? WHERE id = ?');
+    this.insertCheckpoint = db.prepare('INSERT OR REPLACE INTO checkpoints (run, seq, state) VALUES (?, ?, ?)');
+    this.insertPage = db.prepare('INSERT OR IGNORE INTO pages (hash, bytes) VALUES (?, ?)');
+  }
+
+  /** The seq the next appended event gets. */
+  get nextSeq(): Seq {
+    return this.bufferFirstSeq + this.buffer.length;
+  }
+
+  /** Events committed to disk so far (a reader sees exactly these). */
+  get committedSeq(): Seq {
+    return this.bufferFirstSeq;
+  }
+
+  get headHash(): Buffer {
+    return this.head;
+  }
+
+  append(events: readonly Event[]): void {
+    for (const event of events) {
+      this.buffer.push(event);
+      if (this.buffer.length === CHUNK_EVENTS) this.flush();
+    }
+  }
+
+  /**
+   * Queues a checkpoint of the state after `seq` events. It is written with the chunk that
+   * commits event seq-1, so no checkpoint ever refers to events that are not on disk.
+   */
+  checkpoint(seq: Seq, state: Uint8Array, pages: [Uint8Array, Uint8Array][]): void {
+    assert(seq <= this.nextSeq, `checkpoint at ${seq} is ahead of the events (${this.nextSeq})`);
+    this.pendingCheckpoints.push({ seq, state, pages });
+    if (seq <= this.committedSeq) this.commit([]);
+  }
+
+  /** Writes whatever is buffered, even a short chunk; only at the end of a run. */
+  flush(): void {
+    if (this.buffer.length === 0) {
+      if (this.pendingCheckpoints.length > 0) this.commit([]);
+      return;
+    }
+    const events = this.buffer;
+    this.buffer = [];
+    this.commit(events);
+  }
+
+  private commit(events: Event[]): void {
+    const raw = events.length > 0 ? this.store.codec.encodeChunk(events) : undefined;
+    this.store.db.transaction(() => {
+      if (raw !== undefined) {
+        const hash = chunkHash(this.head, this.bufferFirstSeq, events.length, raw);
+        this.insertChunk.run(this.run, this.bufferFirstSeq, events.length, hash, deflateRawSync(raw, { level: 1 }));
+        this.head = hash;
+        this.bufferFirstSeq += events.length;
+        this.updateHead.run(this.head, this.bufferFirstSeq, this.run);
+      }
+      const due = this.pendingCheckpoints.filter((c) => c.seq <= this.bufferFirstSeq);
+      this.pendingCheckpoints = this.pendingCheckpoints.filter((c) => c.seq > this.bufferFirstSeq);
+      for (const c of due) {
+        for (const [hash, bytes] of c.pages) this.insertPage.run(hash, bytes);
+        this.insertCheckpoint.run(this.run, c.seq, c.state);
+      }
+    })();
+  }
+}
+
+function configureWriter(db: Database.Database): void {
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+}
+
+function checkFormat(db: Database.Database, path: string): void {
+  const hasMeta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get();
+  const format = hasMeta ? (db.prepare("SELECT value FROM meta WHERE key = 'format'").get() as { value: string } | undefined) : undefined;
+  if (format?.value !== FORMAT_MARKER) {
+    throw new InputError('not-a-recording', `${path}: not a chronovisor recording (an SQLite database without chronovisor's tables); give a file written by 'chronovisor run'`);
+  }
+  const version = Number((db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value);
+  if (version > SCHEMA_VERSION) {
+    throw new InputError('schema-newer', `${path}: recorded with event schema v${version}, but this chronovisor reads up to v${SCHEMA_VERSION}; upgrade chronovisor to open it`);
+  }
+  if (version < SCHEMA_VERSION) {
+    throw new InputError('schema-older', `${path}: recorded with event schema v${version}, older than this chronovisor's v${SCHEMA_VERSION}; re-record the scenario`);
+  }
+}
+
+function toRunRow(r: Record<string, unknown>): RunRow {
+  return {
+    id: r.id as number,
+    name: r.name as string,
+    parentRun: r.parent_run as number | null,
+    forkSeq: r.fork_seq as number | null,
+    baseSeq: r.base_seq as number,
+    seed: r.seed as string,
+    scenario: r.scenario as string,
+    scenarioPath: r.scenario_path as string,
+    config: r.config as string,
+    schemaVersion: r.schema_version as number,
+    simVersion: r.sim_version as string,
+    status: r.status as RunStatus,
+    headHash: r.head_hash as Buffer,
+    eventCount: r.event_count as number,
+    writerPid: r.writer_pid as number | null,
+    summary: r.summary as string,
+  };
+}
+
+function toChunkRow(r: Record<string, unknown>): ChunkRow {
+  return { run: r.run as number, firstSeq: r.first_seq as number, count: r.count as number, hash: r.hash as Buffer, bytes: r.bytes as Buffer };
+}

@@ -1,0 +1,121 @@
+/**
+ * Text and JSON views of events and states, shared by the command line and the TUI.
+ */
+import { createHash } from 'node:crypto';
+import { EVENT_FIELDS, GUEST_OP_NAMES, type DomainId, type Event, type EventKind } from '../events/schema.ts';
+import type { MachineState } from '../core/state.ts';
+
+export type DomainNames = ReadonlyMap<DomainId, string>;
+
+const DOMAIN_FIELDS = new Set(['dom', 'fromDom', 'toDom', 'target', 'owner', 'prevOwner', 'smmLive', 'keyDom']);
+const HEX_FIELDS = new Set(['gpa']);
+const BYTES_SHOWN = 24;
+
+function isPrintable(bytes: Uint8Array): boolean {
+  let printable = 0;
+  for (const b of bytes) if (b >= 0x20 && b < 0x7f) printable++;
+  return bytes.length > 0 && printable / bytes.length > 0.9;
+}
+
+export function bytesText(bytes: Uint8Array): string {
+  const shown = Buffer.from(bytes.subarray(0, BYTES_SHOWN));
+  const more = bytes.length > BYTES_SHOWN ? `..(${bytes.length}B)` : '';
+  if (bytes.every((b) => b === 0)) return `zero(${bytes.length}B)`;
+  return isPrintable(shown) ? JSON.stringify(shown.toString('latin1')) + more : shown.toString('hex') + more;
+}
+
+function fieldText(kind: EventKind, name: string, value: unknown, names: DomainNames): string {
+  if (value instanceof Uint8Array) return bytesText(value);
+  if (kind === 'guest.op' && name === 'op') return GUEST_OP_NAMES[value as number] ?? String(value);
+  if (typeof value === 'number' && DOMAIN_FIELDS.has(name)) return value < 0 ? '-' : names.get(value) ?? `d${value}`;
+  if (typeof value === 'number' && HEX_FIELDS.has(name)) return `0x${value.toString(16)}`;
+  if (Array.isArray(value)) return `[${value.join(',')}]`;
+  return typeof value === 'string' ? (/[\s"]/.test(value) || value === '' ? JSON.stringify(value) : value) : String(value);
+}
+
+/** One line: the kind and its fields as name=value. */
+export function eventText(event: Event, names: DomainNames = new Map()): string {
+  const fields = EVENT_FIELDS[event.kind] as readonly string[];
+  const record = event as unknown as Record<string, unknown>;
+  return `${event.kind} ${fields.map((f) => `${f}=${fieldText(event.kind, f, record[f], names)}`).join(' ')}`;
+}
+
+/** An event as JSON-safe data: bytes as hex strings. */
+export function eventJson(seq: number, event: Event): Record<string, unknown> {
+  const out: Record<string, unknown> = { seq };
+  for (const [key, value] of Object.entries(event)) out[key] = value instanceof Uint8Array ? Buffer.from(value).toString('hex') : value;
+  return out;
+}
+
+export function domainNames(state: MachineState): Map<DomainId, string> {
+  return new Map([...state.domains.values()].map((d) => [d.id, d.name]));
+}
+
+/** Groups sorted numbers into "a-b" ranges for compact display. */
+export function ranges(values: number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length;) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++;
+    parts.push(i === j ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return parts.join(',');
+}
+
+const keyId = (key: Uint8Array): string => createHash('sha256').update(key).digest('hex').slice(0, 16);
+
+/** The state as data for `state --json` and for the text view below. */
+export function stateView(state: MachineState, seq: number) {
+  const owners = new Map<DomainId, number[]>();
+  for (const [mfn, entry] of state.ppt) owners.set(entry.owner, [...(owners.get(entry.owner) ?? []), mfn]);
+  return {
+    seq,
+    tick: state.tick,
+    profile: state.profile,
+    flaws: state.flaws,
+    booted: state.booted,
+    halted: state.halted,
+    violations: state.violations,
+    frames: {
+      total: state.config.frames,
+      owned: state.ppt.size,
+      free: state.freeStack.length + (state.config.frames - state.nextFresh),
+      holdingData: state.memory.size,
+    },
+    domains: [...state.domains.values()].map((d) => ({
+      id: d.id,
+      name: d.name,
+      status: d.status,
+      pages: d.p2m.size,
+      maxPages: d.maxPages,
+      frames: ranges([...d.p2m.values()]),
+      vcpus: d.vcpus.map((v, i) => ({ vcpu: i, pc: v.pc, ops: d.programs[i]?.length ?? 0, loops: v.loops })),
+      key: state.keyTable.has(d.id) ? keyId(state.keyTable.get(d.id)!) : null,
+    })),
+    pcpus: state.sched.pcpus.map((p, i) => ({ pcpu: i, dom: p.dom, vcpu: p.vcpu, quantumLeft: p.quantumLeft, smmLive: state.sched.smmLive[i] })),
+    pagePermissionTable: [...owners.entries()].map(([owner, mfns]) => ({ owner, frames: ranges(mfns) })),
+    canaries: state.canaries.map((c) => ({ dom: c.dom, gpa: c.gpa, secret: Buffer.from(c.secret).toString('latin1') })),
+  };
+}
+
+export function stateText(state: MachineState, seq: number): string {
+  const v = stateView(state, seq);
+  const names = domainNames(state);
+  const name = (d: DomainId): string => (d < 0 ? '-' : names.get(d) ?? `d${d}`);
+  const lines = [
+    `seq ${v.seq}  tick ${v.tick}  profile ${v.profile}  flaws ${v.flaws.join(',') || 'none'}  ${v.halted ? 'halted' : v.booted ? 'running' : 'not booted'}  violations ${v.violations}`,
+    `frames: ${v.frames.total} total, ${v.frames.owned} owned, ${v.frames.free} free, ${v.frames.holdingData} holding data`,
+    'domains:',
+    ...v.domains.map((d) => `  ${d.id} ${d.name.padEnd(8)} ${d.status.padEnd(7)} ${String(d.pages).padStart(4)}/${d.maxPages} pages  key ${d.key ?? '-'}  ` +
+      d.vcpus.map((c) => `v${c.vcpu} pc ${c.pc}/${c.ops}`).join('  ')),
+    'pcpus:',
+    ...v.pcpus.map((p) => `  p${p.pcpu} runs ${p.dom < 0 ? 'idle' : `${name(p.dom)}.v${p.vcpu}`}  quantum left ${p.quantumLeft}  SMM live key ${name(p.smmLive)}`),
+    'page permission table (owner: frames):',
+    ...v.pagePermissionTable.map((e) => `  ${name(e.owner)}: ${e.frames}`),
+    'canaries:',
+    ...(v.canaries.length ? v.canaries.map((c) => `  ${name(c.dom)} gpa 0x${c.gpa.toString(16)}: ${JSON.stringify(c.secret)}`) : ['  none']),
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,117 @@
+/**
+ * Records a machine into a store: drives the decider step by step, injects the scenario's
+ * inputs when they are due, appends events chunk by chunk and checkpoints the state every
+ * CHECKPOINT_EVERY events (at a step boundary, where the decider can resume).
+ */
+import { assert } from '../events/errors.ts';
+import type { Event, Seq } from '../events/schema.ts';
+import { GENESIS_HASH, RunWriter, type RecordingStore, type RunStatus } from '../events/store.ts';
+import { Machine } from '../core/machine.ts';
+import type { MachineConfig } from '../core/scenario.ts';
+import { dehydrate } from '../core/snapshot.ts';
+import { initialState, type MachineState } from '../core/state.ts';
+import { SummaryBuilder, type RunSummary } from './summary.ts';
+
+/** Events between checkpoints: bounds what a seek folds. */
+export const CHECKPOINT_EVERY = 8192;
+
+export interface DriveOptions {
+  /** Stop after this many events of this run (counted from where it starts). */
+  maxEvents?: number;
+  /** Stop at the end of the first step that records a violation. */
+  failOnViolation?: boolean;
+  /** Called after each committed chunk (for progress displays). */
+  onProgress?: (seq: Seq, tick: number) => void;
+  checkpointEvery?: number;
+}
+
+export interface RunIdentity {
+  name: string;
+  scenarioText: string;
+  scenarioPath: string;
+  /** Modifications given on the command line, as JSON, for the record. */
+  config: string;
+  simVersion: string;
+  writerPid: number;
+}
+
+export interface DriveResult {
+  run: number;
+  status: RunStatus;
+  summary: RunSummary;
+  headHash: Buffer;
+  firstViolationSeq: Seq | undefined;
+}
+
+/** Records a scenario as a new root run. */
+export function recordScenario(store: RecordingStore, config: MachineConfig, identity: RunIdentity, options: DriveOptions = {}): DriveResult {
+  const run = store.createRun({
+    name: identity.name, parentRun: null, forkSeq: null, baseSeq: 0, seed: config.seed,
+    scenario: identity.scenarioText, scenarioPath: identity.scenarioPath, config: identity.config,
+    simVersion: identity.simVersion, headHash: GENESIS_HASH, writerPid: identity.writerPid,
+  });
+  const writer = new RunWriter(store, run, 0, GENESIS_HASH);
+  return drive(store, writer, new Machine(initialState(config)), [], 0, options);
+}
+
+/**
+ * Runs `machine` from `startSeq`, first applying `modifications` as input steps. Checkpoints
+ * the starting state too, so verify and seek can begin there.
+ */
+export function drive(
+  store: RecordingStore, writer: RunWriter, machine: Machine, modifications: [string, string][],
+  startSeq: Seq, options: DriveOptions, summary = new SummaryBuilder(),
+): DriveResult {
+  const every = options.checkpointEvery ?? CHECKPOINT_EVERY;
+  const limit = options.maxEvents === undefined ? Infinity : startSeq + options.maxEvents;
+  const known = new Set<string>();
+  const checkpoint = (seq: Seq): void => {
+    const { bytes, blobs } = dehydrate(machine.state, known);
+    writer.checkpoint(seq, bytes, blobs);
+  };
+  let seq = startSeq;
+  let lastCheckpoint = startSeq;
+  let lastCommitted = writer.committedSeq;
+  let firstViolationSeq: Seq | undefined;
+  checkpoint(seq);
+  const record = (events: Event[]): void => {
+    writer.append(events);
+    for (const event of events) {
+      summary.add(seq, event);
+      if (event.kind === 'violation' && firstViolationSeq === undefined) firstViolationSeq = seq;
+      seq++;
+    }
+  };
+  for (const [key, value] of modifications) record(machine.input(-1, key, value));
+  let status: RunStatus = 'complete';
+  while (!machine.state.halted) {
+    if (seq >= limit) { status = 'stopped'; break; }
+    record(nextStep(machine));
+    if (options.failOnViolation && firstViolationSeq !== undefined) { status = 'stopped'; break; }
+    if (seq - lastCheckpoint >= every) { checkpoint(seq); lastCheckpoint = seq; }
+    if (options.onProgress && writer.committedSeq !== lastCommitted) {
+      lastCommitted = writer.committedSeq;
+      options.onProgress(seq, machine.state.tick);
+    }
+  }
+  if (seq !== lastCheckpoint) checkpoint(seq);
+  writer.flush();
+  const result = summary.finish(machine.state.tick);
+  store.finishRun(writer.run, status, JSON.stringify(result));
+  return { run: writer.run, status, summary: result, headHash: writer.headHash, firstViolationSeq };
+}
+
+/**
+ * The next step: a scenario input when it is due (or when the machine would otherwise halt
+ * with inputs still pending), else whatever the decider decides.
+ */
+export function nextStep(machine: Machine): Event[] {
+  const state: MachineState = machine.state;
+  const input = state.config.inputs[state.inputNext];
+  if (input !== undefined && state.booted && (input.at <= state.tick || machine.finished)) {
+    return machine.input(state.inputNext, input.key, input.value);
+  }
+  const events = machine.step();
+  assert(events.length > 0, 'a step produced no events');
+  return events;
+}

@@ -1,0 +1,177 @@
+/**
+ * The timeline of one run: its events by seq and the machine state at any seq.
+ *
+ * A position is a seq: the state "at seq N" is the state after events [0, N). Seeking is
+ * "restore the nearest checkpoint (or a state already in the cache) and fold forwards", so
+ * going backwards costs what going forwards costs: at most CHECKPOINT_EVERY events of fold.
+ * States handed out are frozen immer snapshots that share everything unchanged.
+ */
+import { enableMapSet, freeze, produce } from 'immer';
+import { assert } from '../events/errors.ts';
+import { STEP_OPENERS, type Event, type Seq } from '../events/schema.ts';
+import type { DecodedChunk, RecordingStore, RunRow } from '../events/store.ts';
+import { CHUNK_EVENTS } from '../events/store.ts';
+import { evolve } from '../core/evolve.ts';
+import { BlobCache, hydrate } from '../core/snapshot.ts';
+import type { MachineState } from '../core/state.ts';
+
+enableMapSet();
+
+const CHUNK_CACHE_SIZE = 64;
+const STATE_CACHE_SIZE = 64;
+
+/** A small least-recently-used map. */
+class Lru<K, V> {
+  private readonly map = new Map<K, V>();
+  constructor(private readonly limit: number) {}
+  get(key: K): V | undefined {
+    const value = this.map.get(key);
+    if (value !== undefined) { this.map.delete(key); this.map.set(key, value); }
+    return value;
+  }
+  set(key: K, value: V): void {
+    this.map.delete(key);
+    this.map.set(key, value);
+    if (this.map.size > this.limit) this.map.delete(this.map.keys().next().value as K);
+  }
+  keys(): IterableIterator<K> { return this.map.keys(); }
+  clear(): void { this.map.clear(); }
+}
+
+export class Timeline {
+  private readonly chunks = new Lru<number, DecodedChunk>(CHUNK_CACHE_SIZE);
+  private readonly states = new Lru<Seq, MachineState>(STATE_CACHE_SIZE);
+  readonly blobs: BlobCache;
+  private lineage: RunRow[];
+
+  constructor(readonly store: RecordingStore, public run: RunRow) {
+    this.blobs = new BlobCache((hash) => store.page(hash));
+    this.lineage = this.loadLineage();
+  }
+
+  /** Events in the run (including a fork's inherited prefix). */
+  get length(): Seq {
+    return this.run.eventCount;
+  }
+
+  /** Re-reads the run row: a recording still being written has grown. */
+  refresh(): void {
+    this.run = this.store.run(this.run.id);
+    this.lineage = this.loadLineage();
+    // The last chunk may have been short before (a run's final chunk); forget it.
+    this.chunks.clear();
+  }
+
+  private loadLineage(): RunRow[] {
+    const rows = [this.run];
+    while (rows[rows.length - 1].parentRun !== null) rows.push(this.store.run(rows[rows.length - 1].parentRun!));
+    return rows;
+  }
+
+  /** The run whose chunks hold `seq` for this run. */
+  private ownerOf(seq: Seq): RunRow {
+    return this.lineage.find((r) => seq >= r.baseSeq)!;
+  }
+
+  private chunk(seq: Seq): DecodedChunk {
+    const first = Math.floor(seq / CHUNK_EVENTS) * CHUNK_EVENTS;
+    let chunk = this.chunks.get(first);
+    if (chunk === undefined) {
+      const owner = this.ownerOf(seq);
+      const row = this.store.chunkRowAt(owner.id, seq);
+      assert(row !== undefined && row.firstSeq === first, `run ${owner.id} has no chunk at seq ${first}`);
+      chunk = this.store.decodeChunk(row);
+      this.chunks.set(first, chunk);
+    }
+    return chunk;
+  }
+
+  event(seq: Seq): Event {
+    assert(seq >= 0 && seq < this.length, `seq ${seq} outside run ${this.run.id} (0..${this.length - 1})`);
+    const chunk = this.chunk(seq);
+    return chunk.events[seq - chunk.firstSeq];
+  }
+
+  /** Events [from, to) in order. */
+  *iterate(from: Seq = 0, to: Seq = this.length): Generator<[Seq, Event]> {
+    const end = Math.min(to, this.length);
+    for (let seq = Math.max(0, from); seq < end;) {
+      const chunk = this.chunk(seq);
+      const stop = Math.min(end, chunk.firstSeq + chunk.events.length);
+      for (; seq < stop; seq++) yield [seq, chunk.events[seq - chunk.firstSeq]];
+    }
+  }
+
+  events(from: Seq, to: Seq): Event[] {
+    return [...this.iterate(from, to)].map(([, e]) => e);
+  }
+
+  /** The checkpoint nearest at or before `seq` across the lineage. */
+  checkpointAtOrBefore(seq: Seq): { seq: Seq; state: Buffer } {
+    let limit = seq;
+    for (const run of this.lineage) {
+      if (run.forkSeq === null || limit >= run.forkSeq) {
+        const found = this.store.checkpointAtOrBefore(run.id, limit);
+        if (found !== undefined) return found;
+      }
+      if (run.forkSeq !== null) limit = Math.min(limit, run.forkSeq);
+    }
+    assert(false, `run ${this.run.id} has no checkpoint at or before ${seq}`);
+  }
+
+  /** Seqs of the checkpoints this run can start from. */
+  checkpointSeqs(): Seq[] {
+    const seqs: Seq[] = [];
+    let limit = Infinity;
+    for (const run of this.lineage) {
+      for (const seq of this.store.checkpointSeqs(run.id)) if (seq <= limit && (run.forkSeq === null || seq >= run.forkSeq)) seqs.push(seq);
+      if (run.forkSeq !== null) limit = Math.min(limit, run.forkSeq);
+    }
+    return [...new Set(seqs)].sort((a, b) => a - b);
+  }
+
+  /** A private, mutable copy of the checkpoint's state. */
+  loadCheckpoint(seq: Seq): { seq: Seq; state: MachineState } {
+    const checkpoint = this.checkpointAtOrBefore(seq);
+    return { seq: checkpoint.seq, state: hydrate(checkpoint.state, this.blobs) };
+  }
+
+  /**
+   * The machine state after events [0, seq): frozen, shared with other snapshots. Costs a
+   * fold of at most CHECKPOINT_EVERY events, less when a nearby state is cached.
+   */
+  stateAt(seq: Seq): MachineState {
+    assert(seq >= 0 && seq <= this.length, `seq ${seq} outside run ${this.run.id} (0..${this.length})`);
+    const cached = this.states.get(seq);
+    if (cached !== undefined) return cached;
+    const checkpointSeq = this.checkpointAtOrBefore(seq).seq;
+    const near = this.nearestCached(seq, checkpointSeq);
+    let state: MachineState;
+    if (near !== undefined) {
+      const base = this.states.get(near)!;
+      state = produce(base, (draft) => { for (const [, e] of this.iterate(near, seq)) evolve(draft as MachineState, e); });
+    } else {
+      // A hydrated checkpoint is ours alone: fold in place, then freeze it for sharing.
+      const loaded = this.loadCheckpoint(seq);
+      for (const [, e] of this.iterate(loaded.seq, seq)) evolve(loaded.state, e);
+      state = freeze(loaded.state, true);
+    }
+    this.states.set(seq, state);
+    return state;
+  }
+
+  /** The cached state closest below `seq`, if closer than the checkpoint. */
+  private nearestCached(seq: Seq, checkpointSeq: Seq): Seq | undefined {
+    let best: Seq | undefined;
+    for (const s of this.states.keys()) if (s <= seq && s >= checkpointSeq && (best === undefined || s > best)) best = s;
+    return best;
+  }
+
+  /** The step boundary at or before `seq`: where the decider can resume (forks start here). */
+  stepBoundaryAtOrBefore(seq: Seq): Seq {
+    // The end of a finished run is a boundary; a run cut short may end inside a step.
+    if (seq >= this.length && this.run.status !== 'recording' && this.run.status !== 'incomplete') return this.length;
+    for (let s = Math.min(seq, this.length - 1); s > 0; s--) if (STEP_OPENERS.has(this.event(s).kind)) return s;
+    return 0;
+  }
+}

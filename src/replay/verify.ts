@@ -1,0 +1,173 @@
+/**
+ * verify: proves a recording is intact and that replay is deterministic.
+ *
+ * 1. The hash chain: every chunk in seq order, contiguous, each hash recomputed from the
+ *    previous one and the chunk's bytes, the last one equal to the run's head hash, and the
+ *    count equal to the run's event count. Catches flipped bytes, deleted and missing chunks.
+ * 2. Re-execution: from every checkpoint, the decider runs again and must emit the recorded
+ *    events byte for byte up to the next checkpoint, whose state digest must match. Inputs
+ *    are taken from the recording, as replay never needs the outside.
+ * 3. The first checkpoint must be the initial state of the recorded scenario.
+ */
+import { InputError } from '../events/errors.ts';
+import type { Event, Seq } from '../events/schema.ts';
+import { CHUNK_EVENTS, GENESIS_HASH, chunkHash, inflateChunk, type RecordingStore, type RunRow } from '../events/store.ts';
+import { Machine } from '../core/machine.ts';
+import { parseScenario } from '../core/scenario.ts';
+import { stateDigest } from '../core/snapshot.ts';
+import { initialState } from '../core/state.ts';
+import { Timeline } from './timeline.ts';
+
+export interface Mismatch {
+  check: 'chain' | 'replay' | 'checkpoint' | 'scenario';
+  seq: Seq;
+  message: string;
+  expected?: Event;
+  actual?: Event;
+}
+
+export interface VerifyReport {
+  run: number;
+  events: Seq;
+  chunks: number;
+  checkpoints: number;
+  replayedEvents: number;
+  ok: boolean;
+  mismatch?: Mismatch;
+}
+
+export interface VerifyOptions {
+  /** Called as re-execution advances (events replayed so far). */
+  onProgress?: (replayed: number, total: number) => void;
+}
+
+/** The chunks of a run's lineage in seq order, with the run that stores each. */
+function* lineageChunks(store: RecordingStore, run: RunRow) {
+  const lineage: RunRow[] = [run];
+  while (lineage[lineage.length - 1].parentRun !== null) lineage.push(store.run(lineage[lineage.length - 1].parentRun!));
+  lineage.reverse();
+  for (let i = 0; i < lineage.length; i++) {
+    const owner = lineage[i];
+    const end = i + 1 < lineage.length ? lineage[i + 1].baseSeq : Infinity;
+    for (const row of store.chunkRows(owner.id, owner.baseSeq)) {
+      if (row.firstSeq >= end) break;
+      yield row;
+    }
+  }
+}
+
+export function verifyChain(store: RecordingStore, run: RunRow): { chunks: number; mismatch?: Mismatch } {
+  let head: Buffer = GENESIS_HASH;
+  let expectedSeq = 0;
+  let chunks = 0;
+  for (const row of lineageChunks(store, run)) {
+    if (row.firstSeq !== expectedSeq) {
+      return { chunks, mismatch: { check: 'chain', seq: expectedSeq, message: `chunk missing: expected one starting at seq ${expectedSeq}, found seq ${row.firstSeq}` } };
+    }
+    let raw: Buffer;
+    try {
+      raw = inflateChunk(row.bytes);
+    } catch (error) {
+      return { chunks, mismatch: { check: 'chain', seq: row.firstSeq, message: `chunk at seq ${row.firstSeq} (run ${row.run}) is damaged: ${(error as Error).message}` } };
+    }
+    const hash = chunkHash(head, row.firstSeq, row.count, raw);
+    if (!hash.equals(row.hash)) {
+      return { chunks, mismatch: { check: 'chain', seq: row.firstSeq, message: `chunk at seq ${row.firstSeq} (run ${row.run}) does not match its hash: its bytes or an earlier chunk changed` } };
+    }
+    if (row.count !== CHUNK_EVENTS && row.firstSeq + row.count !== run.eventCount) {
+      return { chunks, mismatch: { check: 'chain', seq: row.firstSeq, message: `chunk at seq ${row.firstSeq} is short (${row.count} events) but is not the last` } };
+    }
+    head = hash;
+    expectedSeq = row.firstSeq + row.count;
+    chunks++;
+  }
+  if (expectedSeq !== run.eventCount) {
+    return { chunks, mismatch: { check: 'chain', seq: expectedSeq, message: `the run records ${run.eventCount} events but its chunks hold ${expectedSeq}: the run is truncated` } };
+  }
+  if (!head.equals(run.headHash)) {
+    return { chunks, mismatch: { check: 'chain', seq: expectedSeq, message: 'the last chunk is not the run\'s head: chunks were removed from the end' } };
+  }
+  return { chunks };
+}
+
+export function verifyRun(store: RecordingStore, run: RunRow, options: VerifyOptions = {}): VerifyReport {
+  const report: VerifyReport = { run: run.id, events: run.eventCount, chunks: 0, checkpoints: 0, replayedEvents: 0, ok: false };
+  const chain = verifyChain(store, run);
+  report.chunks = chain.chunks;
+  if (chain.mismatch) return { ...report, mismatch: chain.mismatch };
+  const timeline = new Timeline(store, run);
+  const seqs = timeline.checkpointSeqs();
+  report.checkpoints = seqs.length;
+  const scenarioProblem = checkScenario(timeline, run);
+  if (scenarioProblem) return { ...report, mismatch: scenarioProblem };
+  for (let i = 0; i < seqs.length; i++) {
+    const end = i + 1 < seqs.length ? seqs[i + 1] : run.eventCount;
+    const mismatch = replaySegment(timeline, seqs[i], end, i + 1 < seqs.length);
+    report.replayedEvents += end - seqs[i];
+    options.onProgress?.(report.replayedEvents, run.eventCount);
+    if (mismatch) return { ...report, mismatch };
+  }
+  return { ...report, ok: true };
+}
+
+/** The first checkpoint must be what the recorded scenario boots from. */
+function checkScenario(timeline: Timeline, run: RunRow): Mismatch | undefined {
+  const root = timeline.checkpointSeqs()[0];
+  if (root !== 0) return { check: 'checkpoint', seq: 0, message: 'the run has no checkpoint at seq 0' };
+  let expected: Buffer;
+  try {
+    expected = stateDigest(initialState(applyProfile(parseScenario(rootScenario(timeline), run.scenarioPath), timeline)));
+  } catch (error) {
+    if (error instanceof InputError) return { check: 'scenario', seq: 0, message: `the recorded scenario no longer parses: ${error.message}` };
+    throw error;
+  }
+  const actual = stateDigest(timeline.loadCheckpoint(0).state);
+  if (!expected.equals(actual)) return { check: 'scenario', seq: 0, message: 'the state at seq 0 is not the initial state of the recorded scenario' };
+  return undefined;
+}
+
+function rootScenario(timeline: Timeline): string {
+  let run = timeline.run;
+  while (run.parentRun !== null) run = timeline.store.run(run.parentRun);
+  return run.scenario;
+}
+
+/** The root run's recorded overrides (the --profile given to `run`). */
+function applyProfile(config: ReturnType<typeof parseScenario>, timeline: Timeline) {
+  let run = timeline.run;
+  while (run.parentRun !== null) run = timeline.store.run(run.parentRun);
+  const overrides = JSON.parse(run.config) as { profile?: 'secure' | 'vanilla' };
+  return overrides.profile ? { ...config, profile: overrides.profile } : config;
+}
+
+/** Re-runs the decider over [start, end) and compares, byte for byte. */
+function replaySegment(timeline: Timeline, start: Seq, end: Seq, endsAtCheckpoint: boolean): Mismatch | undefined {
+  const codec = timeline.store.codec;
+  const machine = new Machine(timeline.loadCheckpoint(start).state);
+  let seq = start;
+  while (seq < end) {
+    const recorded = timeline.event(seq);
+    let produced: Event[];
+    try {
+      produced = recorded.kind === 'input' ? machine.input(recorded.index, recorded.key, recorded.value) : machine.step();
+    } catch (error) {
+      return { check: 'replay', seq, message: `re-execution failed at seq ${seq}: ${(error as Error).message}`, expected: recorded };
+    }
+    for (const event of produced) {
+      if (seq >= timeline.length) break; // a run cut short ends inside a step
+      const expected = timeline.event(seq);
+      if (!codec.encodeEvent(event).equals(codec.encodeEvent(expected))) {
+        return { check: 'replay', seq, message: `re-execution emitted a different event at seq ${seq}`, expected, actual: event };
+      }
+      seq++;
+    }
+  }
+  if (endsAtCheckpoint) {
+    if (seq !== end) return { check: 'checkpoint', seq: end, message: `the checkpoint at seq ${end} is not at a step boundary (replay reached ${seq})` };
+    const recorded = stateDigest(timeline.loadCheckpoint(end).state);
+    if (!recorded.equals(stateDigest(machine.state))) {
+      return { check: 'checkpoint', seq: end, message: `the checkpoint at seq ${end} differs from the state replay reaches` };
+    }
+  }
+  return undefined;
+}
