@@ -4,18 +4,19 @@ import { diffRuns } from '../replay/diff.ts';
 import { forkRun } from '../replay/fork.ts';
 import { eventJson, eventText } from '../replay/format.ts';
 import { violationCount } from '../replay/summary.ts';
-import { verifyRun } from '../replay/verify.ts';
 import { SIM_VERSION, note, openForReading, openForWriting, out, parseCount, parseSeq, parseSets, quote, resolveRun } from './context.ts';
+import { verifyRunParallel } from './parallel-verify.ts';
 import { startProgress } from './progress.ts';
 
-export function verifyCommand(db: string, options: { run?: string; json?: boolean }): number {
+export async function verifyCommand(db: string, options: { run?: string; json?: boolean; workers?: string }): Promise<number> {
+  const workers = options.workers === undefined ? undefined : parseCount(options.workers, '--workers');
   const store = openForReading(db);
   try {
     const runs: RunRow[] = options.run === undefined ? store.runs().map((r) => resolveRun(store, String(r.id))) : [resolveRun(store, options.run)];
     let failed = 0;
     for (const run of runs) {
       const progress = startProgress(`verifying run ${run.id}`, run.eventCount);
-      const report = verifyRun(store, run, { onProgress: (done) => progress.update(done) });
+      const report = await verifyRunParallel(store, run, workers, (done) => progress.update(done));
       progress.stop();
       if (!report.ok) failed++;
       if (options.json) {

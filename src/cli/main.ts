@@ -55,8 +55,9 @@ function program(): Command {
 
   cli.command('verify').argument('<db>', 'recording').description('check the hash chain and re-execute from every checkpoint')
     .option('--run <run>', 'only this run (default: all)')
+    .option('--workers <n>', 'worker threads for re-execution (default: one per core)')
     .option('--json', 'one JSON report per run')
-    .action((db, options) => finish(verifyCommand(db, options)));
+    .action(async (db, options) => finish(await verifyCommand(db, options)));
 
   cli.command('fork').argument('<db>', 'recording').description('branch a run at a seq with modifications')
     .requiredOption('--run <run>', 'the run to branch from')

@@ -137,3 +137,8 @@ export function domainByName(state: MachineState, name: string): Domain | undefi
 export function freeFrameCount(state: MachineState): number {
   return state.freeStack.length + (state.config.frames - state.nextFresh);
 }
+
+/** A domain's name for messages ("alice", "dom0"), or "d<id>" when unknown. */
+export function domainLabel(state: MachineState, dom: DomainId): string {
+  return state.domains.get(dom)?.name ?? `d${dom}`;
+}

@@ -90,20 +90,42 @@ export function verifyChain(store: RecordingStore, run: RunRow): { chunks: numbe
   return { chunks };
 }
 
-export function verifyRun(store: RecordingStore, run: RunRow, options: VerifyOptions = {}): VerifyReport {
+/** A stretch of the run between two checkpoints: re-executed on its own. */
+export interface Segment {
+  start: Seq;
+  end: Seq;
+  /** The segment ends at a checkpoint whose state digest replay must reach. */
+  endsAtCheckpoint: boolean;
+}
+
+/**
+ * The checks that come before re-execution (hash chain, first checkpoint) and the segments
+ * to re-execute. Segments are independent, so they may be verified in any order or in
+ * parallel; `report` is ok only once they all pass.
+ */
+export function prepareVerify(store: RecordingStore, run: RunRow): { report: VerifyReport; segments: Segment[] } {
   const report: VerifyReport = { run: run.id, events: run.eventCount, chunks: 0, checkpoints: 0, replayedEvents: 0, ok: false };
   const chain = verifyChain(store, run);
   report.chunks = chain.chunks;
-  if (chain.mismatch) return { ...report, mismatch: chain.mismatch };
+  if (chain.mismatch) return { report: { ...report, mismatch: chain.mismatch }, segments: [] };
   const timeline = new Timeline(store, run);
   const seqs = timeline.checkpointSeqs();
   report.checkpoints = seqs.length;
   const scenarioProblem = checkScenario(timeline, run);
-  if (scenarioProblem) return { ...report, mismatch: scenarioProblem };
-  for (let i = 0; i < seqs.length; i++) {
-    const end = i + 1 < seqs.length ? seqs[i + 1] : run.eventCount;
-    const mismatch = replaySegment(timeline, seqs[i], end, i + 1 < seqs.length);
-    report.replayedEvents += end - seqs[i];
+  if (scenarioProblem) return { report: { ...report, mismatch: scenarioProblem }, segments: [] };
+  const segments = seqs.map((start, i) => ({
+    start, end: i + 1 < seqs.length ? seqs[i + 1] : run.eventCount, endsAtCheckpoint: i + 1 < seqs.length,
+  })).filter((s) => s.end > s.start || s.endsAtCheckpoint);
+  return { report, segments };
+}
+
+export function verifyRun(store: RecordingStore, run: RunRow, options: VerifyOptions = {}): VerifyReport {
+  const { report, segments } = prepareVerify(store, run);
+  if (report.mismatch) return report;
+  const timeline = new Timeline(store, run);
+  for (const segment of segments) {
+    const mismatch = replaySegment(timeline, segment);
+    report.replayedEvents += segment.end - segment.start;
     options.onProgress?.(report.replayedEvents, run.eventCount);
     if (mismatch) return { ...report, mismatch };
   }
@@ -140,8 +162,8 @@ function applyProfile(config: ReturnType<typeof parseScenario>, timeline: Timeli
   return overrides.profile ? { ...config, profile: overrides.profile } : config;
 }
 
-/** Re-runs the decider over [start, end) and compares, byte for byte. */
-function replaySegment(timeline: Timeline, start: Seq, end: Seq, endsAtCheckpoint: boolean): Mismatch | undefined {
+/** Re-runs the decider over a segment and compares, byte for byte. */
+export function replaySegment(timeline: Timeline, { start, end, endsAtCheckpoint }: Segment): Mismatch | undefined {
   const codec = timeline.store.codec;
   const machine = new Machine(timeline.loadCheckpoint(start).state);
   let seq = start;

@@ -1,4 +1,5 @@
 import type { Event } from '../../events/schema.ts';
+import { domainLabel } from '../state.ts';
 import type { InvariantChecker } from './types.ts';
 
 function reader(event: Event): { dom: number; value: Uint8Array; mfn: number } | undefined {
@@ -16,8 +17,8 @@ export const canaryConfined: InvariantChecker = {
     const value = Buffer.from(read.value.buffer, read.value.byteOffset, read.value.length);
     for (const canary of state.canaries) {
       if (canary.dom !== read.dom && value.indexOf(canary.secret) >= 0) {
-        const name = state.domains.get(canary.dom)?.name ?? String(canary.dom);
-        return { dom: read.dom, mfn: read.mfn, detail: `domain ${read.dom} read the canary ${name} planted at gpa 0x${canary.gpa.toString(16)}` };
+        const owner = domainLabel(state, canary.dom);
+        return { dom: read.dom, mfn: read.mfn, detail: `${domainLabel(state, read.dom)} read the canary ${owner} planted at gpa 0x${canary.gpa.toString(16)}` };
       }
     }
     return undefined;

@@ -1,4 +1,5 @@
 import { ownerPlaintext } from '../smm.ts';
+import { domainLabel } from '../state.ts';
 import type { InvariantChecker } from './types.ts';
 
 /** dom0's foreign mappings of guest memory show ciphertext, never the guest's plaintext. */
@@ -8,6 +9,6 @@ export const dom0NoPlaintext: InvariantChecker = {
     if (event.kind !== 'dom0.foreign_read' || event.value.every((b) => b === 0)) return undefined;
     const plain = ownerPlaintext(state, event.mfn, event.offset, event.value.length);
     if (!Buffer.from(plain).equals(Buffer.from(event.value))) return undefined;
-    return { dom: event.target, mfn: event.mfn, detail: `dom0 read ${event.value.length} bytes of domain ${event.target}'s plaintext at gfn ${event.gfn}` };
+    return { dom: event.target, mfn: event.mfn, detail: `dom0 read ${event.value.length} bytes of ${domainLabel(state, event.target)}'s plaintext at gfn ${event.gfn}` };
   },
 };

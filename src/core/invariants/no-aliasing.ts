@@ -1,4 +1,5 @@
 import { NO_FRAME } from '../../events/schema.ts';
+import { domainLabel } from '../state.ts';
 import type { InvariantChecker } from './types.ts';
 
 /** No frame is mapped at two places (two domains, or two gfns of one domain). */
@@ -11,7 +12,7 @@ export const noAliasing: InvariantChecker = {
     return {
       dom: event.dom,
       mfn: event.mfn,
-      detail: `frame ${event.mfn} mapped at domain ${event.dom} gfn ${event.gfn} while domain ${existing.dom} maps it at gfn ${existing.gfn}`,
+      detail: `frame ${event.mfn} mapped by ${domainLabel(state, event.dom)} at gfn ${event.gfn} while ${domainLabel(state, existing.dom)} maps it at gfn ${existing.gfn}`,
     };
   },
 };

@@ -1,0 +1,35 @@
+/**
+ * Verify on every core: the segments between checkpoints are independent, so worker threads
+ * re-execute them side by side. The report is the same as the sequential one: the earliest
+ * mismatch wins.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { RecordingStore, RunRow } from '../events/store.ts';
+import { prepareVerify, verifyRun, type Mismatch, type Segment, type VerifyReport } from '../replay/verify.ts';
+
+const BOOT = new URL('./workers/boot.mjs', import.meta.url);
+const VERIFY_WORKER = new URL('./workers/verify-worker.ts', import.meta.url).href;
+
+export async function verifyRunParallel(
+  store: RecordingStore, run: RunRow, workers = availableParallelism(), onProgress?: (done: number, total: number) => void,
+): Promise<VerifyReport> {
+  const { report, segments } = prepareVerify(store, run);
+  if (report.mismatch) return report;
+  if (workers <= 1 || segments.length < 2) return verifyRun(store, run, { onProgress });
+  // Contiguous shares keep each worker's chunk cache useful.
+  const share = Math.ceil(segments.length / workers);
+  const shares = Array.from({ length: workers }, (_, i) => segments.slice(i * share, (i + 1) * share)).filter((s) => s.length > 0);
+  let first: Mismatch | undefined;
+  await Promise.all(shares.map((list) => new Promise<void>((resolve, reject) => {
+    const worker = new Worker(BOOT, { workerData: { module: VERIFY_WORKER, db: store.path, run: run.id, segments: list } });
+    worker.on('message', ({ segment, mismatch }: { segment: Segment; mismatch?: Mismatch }) => {
+      report.replayedEvents += segment.end - segment.start;
+      onProgress?.(report.replayedEvents, run.eventCount);
+      if (mismatch && (first === undefined || mismatch.seq < first.seq)) first = mismatch;
+    });
+    worker.on('error', reject);
+    worker.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`verify worker exited with ${code}`))));
+  })));
+  return first ? { ...report, mismatch: first } : { ...report, ok: true };
+}
