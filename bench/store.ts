@@ -9,7 +9,7 @@
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RecordingStore, RunWriter, GENESIS_HASH } from '../src/events/store.ts';
+import { RecordingStore, RunWriter, GENESIS_HASH, inflateChunk } from '../src/events/store.ts';
 import { parseScenario } from '../src/core/scenario.ts';
 import { recordScenario } from '../src/replay/recorder.ts';
 import { Timeline } from '../src/replay/timeline.ts';
@@ -86,7 +86,7 @@ export function benchStore(eventsWanted = 10_000_000): Figure[] {
     store.close();
     const bytes = statSync(dbPath).size;
 
-    const appendRate = measureAppend(dbPath, join(dir, 'append.db'), run.id);
+    const { rate: appendRate, rawBytes } = measureAppend(dbPath, join(dir, 'append.db'), run.id);
 
     const reader = RecordingStore.open(dbPath, { readonly: true });
     const seeks = measureSeeks(reader, run.id, events);
@@ -104,6 +104,7 @@ export function benchStore(eventsWanted = 10_000_000): Figure[] {
       { name: 'record rate, machine + store (events/s)', value: fmt(events / recordSeconds) },
       { name: 'append rate, store alone (events/s)', value: fmt(appendRate), goal: '>= 1,500,000', ok: appendRate >= 1_500_000 },
       { name: 'bytes per event on disk', value: (bytes / events).toFixed(2), goal: '<= 16', ok: bytes / events <= 16 },
+      { name: 'bytes per event before deflate (msgpack)', value: (rawBytes / events).toFixed(2) },
       { name: 'seek latency p50 / p99, cold timeline (ms)', value: `${seeks.cold.p50.toFixed(1)} / ${seeks.cold.p99.toFixed(1)}`, goal: 'p99 <= 50', ok: seeks.cold.p99 <= 50 },
       { name: 'seek latency p50 / p99, warm timeline (ms)', value: `${seeks.warm.p50.toFixed(1)} / ${seeks.warm.p99.toFixed(1)}`, goal: 'p99 <= 50', ok: seeks.warm.p99 <= 50 },
       { name: 'verify rate, hash chain (events/s)', value: chain.mismatch ? 'FAILED' : fmt(events / chainSeconds) },
@@ -115,7 +116,7 @@ export function benchStore(eventsWanted = 10_000_000): Figure[] {
 }
 
 /** Re-appends the recording's events to a fresh store, timing only the appends. */
-function measureAppend(source: string, target: string, runId: number): number {
+function measureAppend(source: string, target: string, runId: number): { rate: number; rawBytes: number } {
   const from = RecordingStore.open(source, { readonly: true });
   const to = RecordingStore.create(target, 'bench');
   const run = to.createRun({
@@ -125,7 +126,9 @@ function measureAppend(source: string, target: string, runId: number): number {
   const writer = new RunWriter(to, run, 0, GENESIS_HASH);
   let appended = 0;
   let spent = 0;
+  let rawBytes = 0;
   for (const row of from.chunkRows(runId)) {
+    rawBytes += inflateChunk(row.bytes).length;
     const { events } = from.decodeChunk(row);
     const t = process.hrtime.bigint();
     writer.append(events);
@@ -139,7 +142,7 @@ function measureAppend(source: string, target: string, runId: number): number {
   from.close();
   to.close();
   if (!ok) throw new Error('re-appended events hash differently from the recording');
-  return appended / spent;
+  return { rate: appended / spent, rawBytes };
 }
 
 /** Seeks to random positions: each on a fresh timeline (cold) and all on one (warm). */

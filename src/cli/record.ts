@@ -8,7 +8,7 @@ import type { RecordingStore } from '../events/store.ts';
 import type { MachineConfig } from '../core/scenario.ts';
 import { recordScenario, type DriveResult } from '../replay/recorder.ts';
 import { violationCount } from '../replay/summary.ts';
-import { SIM_VERSION, defaultRecordingPath, note, openForWriting, out, parseCount, quote, readScenario } from './context.ts';
+import { SIM_VERSION, defaultRecordingPath, note, openForReading, openForWriting, out, parseCount, quote, readScenario } from './context.ts';
 import { startProgress } from './progress.ts';
 
 export interface RunOptions {
@@ -83,6 +83,8 @@ export function demoCommand(options: { out?: string }): number {
   const scenarioPath = relative(process.cwd(), DEMO_SCENARIO) || DEMO_SCENARIO;
   const db = options.out ?? defaultRecordingPath(scenarioPath);
   const { text, config } = readScenario(scenarioPath);
+  // Only a chronovisor recording may be replaced: anything else at --out is refused, untouched.
+  if (existsSync(db)) openForReading(db).close();
   const scratch = `${db}.partial-${process.pid}`;
   const store = openForWriting(scratch);
   const results: [Profile, DriveResult][] = [];

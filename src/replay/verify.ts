@@ -15,7 +15,7 @@ import { CHUNK_EVENTS, GENESIS_HASH, chunkHash, inflateChunk, type RecordingStor
 import { Machine } from '../core/machine.ts';
 import { parseScenario } from '../core/scenario.ts';
 import { stateDigest } from '../core/snapshot.ts';
-import { initialState } from '../core/state.ts';
+import { initialState, type MachineState } from '../core/state.ts';
 import { Timeline } from './timeline.ts';
 
 export interface Mismatch {
@@ -111,6 +111,13 @@ export function prepareVerify(store: RecordingStore, run: RunRow): { report: Ver
   const timeline = new Timeline(store, run);
   const seqs = timeline.checkpointSeqs();
   report.checkpoints = seqs.length;
+  const beyond = seqs.find((seq) => seq > run.eventCount);
+  if (beyond !== undefined) {
+    return { report: { ...report, mismatch: { check: 'checkpoint', seq: beyond, message: `a checkpoint at seq ${beyond} lies beyond the run's ${run.eventCount} events: events were removed` } }, segments: [] };
+  }
+  if (run.status === 'complete' && (run.eventCount === 0 || timeline.event(run.eventCount - 1).kind !== 'machine.halt')) {
+    return { report: { ...report, mismatch: { check: 'chain', seq: run.eventCount, message: 'the run is marked complete but does not end with machine.halt: events were removed from its end' } }, segments: [] };
+  }
   const scenarioProblem = checkScenario(timeline, run);
   if (scenarioProblem) return { report: { ...report, mismatch: scenarioProblem }, segments: [] };
   const segments = seqs.map((start, i) => ({
@@ -143,8 +150,9 @@ function checkScenario(timeline: Timeline, run: RunRow): Mismatch | undefined {
     if (error instanceof InputError) return { check: 'scenario', seq: 0, message: `the recorded scenario no longer parses: ${error.message}` };
     throw error;
   }
-  const actual = stateDigest(timeline.loadCheckpoint(0).state);
-  if (!expected.equals(actual)) return { check: 'scenario', seq: 0, message: 'the state at seq 0 is not the initial state of the recorded scenario' };
+  const initial = loadCheckpoint(timeline, 0);
+  if (isMismatch(initial)) return initial;
+  if (!expected.equals(stateDigest(initial))) return { check: 'scenario', seq: 0, message: 'the state at seq 0 is not the initial state of the recorded scenario' };
   return undefined;
 }
 
@@ -162,12 +170,30 @@ function applyProfile(config: ReturnType<typeof parseScenario>, timeline: Timeli
   return overrides.profile ? { ...config, profile: overrides.profile } : config;
 }
 
+/**
+ * Loads a checkpoint's state, or says why it cannot be loaded. Checkpoints are outside the
+ * hash chain, so a damaged one must be reported here, not crash the verifier.
+ */
+function loadCheckpoint(timeline: Timeline, seq: Seq): MachineState | Mismatch {
+  try {
+    const loaded = timeline.loadCheckpoint(seq);
+    if (loaded.seq !== seq) return { check: 'checkpoint', seq, message: `the checkpoint at seq ${seq} is missing` };
+    return loaded.state;
+  } catch (error) {
+    return { check: 'checkpoint', seq, message: `the checkpoint at seq ${seq} cannot be decoded: ${(error as Error).message}` };
+  }
+}
+
+const isMismatch = (value: MachineState | Mismatch): value is Mismatch => 'check' in value;
+
 /** Re-runs the decider over a segment and compares, byte for byte. */
 export function replaySegment(timeline: Timeline, { start, end, endsAtCheckpoint }: Segment): Mismatch | undefined {
   const codec = timeline.store.codec;
-  const machine = new Machine(timeline.loadCheckpoint(start).state);
+  const initial = loadCheckpoint(timeline, start);
+  if (isMismatch(initial)) return initial;
+  const machine = new Machine(initial);
   let seq = start;
-  while (seq < end) {
+  while (seq < end && seq < timeline.length) {
     const recorded = timeline.event(seq);
     let produced: Event[];
     try {
@@ -186,8 +212,9 @@ export function replaySegment(timeline: Timeline, { start, end, endsAtCheckpoint
   }
   if (endsAtCheckpoint) {
     if (seq !== end) return { check: 'checkpoint', seq: end, message: `the checkpoint at seq ${end} is not at a step boundary (replay reached ${seq})` };
-    const recorded = stateDigest(timeline.loadCheckpoint(end).state);
-    if (!recorded.equals(stateDigest(machine.state))) {
+    const checkpoint = loadCheckpoint(timeline, end);
+    if (isMismatch(checkpoint)) return checkpoint;
+    if (!stateDigest(checkpoint).equals(stateDigest(machine.state))) {
       return { check: 'checkpoint', seq: end, message: `the checkpoint at seq ${end} differs from the state replay reaches` };
     }
   }
