@@ -29,10 +29,21 @@ export function openForWriting(path: string): RecordingStore {
   return RecordingStore.create(path, SIM_VERSION);
 }
 
-export function readScenario(path: string): { text: string; config: MachineConfig } {
+/**
+ * Reads a scenario and the files it names (guest sources, relative to it). The files are
+ * returned too: the recording keeps them, so verify never needs the outside again.
+ */
+export function readScenario(path: string): { text: string; config: MachineConfig; files: Record<string, string> } {
   if (!existsSync(path)) throw new InputError('no-such-file', `${path}: no such scenario file`);
   const text = readFileSync(path, 'utf8');
-  return { text, config: parseScenario(text, path) };
+  const files: Record<string, string> = {};
+  const readInclude = (name: string): string => {
+    const full = join(dirname(path), name);
+    if (!existsSync(full)) throw new InputError('scenario', `${path}: guest source ${name} not found (looked for ${full})`);
+    files[name] = readFileSync(full, 'utf8');
+    return files[name];
+  };
+  return { text, config: parseScenario(text, path, readInclude), files };
 }
 
 /** Where `run` records by default: the scenario's name with .db, beside it. */

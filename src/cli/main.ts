@@ -96,6 +96,12 @@ function report(error: unknown): number {
   return EXIT_INTERNAL;
 }
 
+// `chronovisor log DB | head` closes the pipe early: that is the reader's choice, not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(EXIT_OK);
+  throw error;
+});
+
 try {
   await program().parseAsync(process.argv);
 } catch (error) {

@@ -25,11 +25,19 @@ function parseProfile(text: string | undefined): Profile | undefined {
   return text as Profile;
 }
 
-function record(store: RecordingStore, scenarioPath: string, text: string, config: MachineConfig, name: string, profile: Profile | undefined, options: RunOptions): DriveResult {
+interface Scenario {
+  path: string;
+  text: string;
+  config: MachineConfig;
+  files: Record<string, string>;
+}
+
+function record(store: RecordingStore, scenario: Scenario, name: string, profile: Profile | undefined, options: RunOptions): DriveResult {
   const progress = startProgress(`recording ${name}`);
+  const { path: scenarioPath, text, config, files } = scenario;
   try {
     return recordScenario(store, profile ? { ...config, profile } : config, {
-      name, scenarioText: text, scenarioPath, config: JSON.stringify(profile ? { profile } : {}),
+      name, scenarioText: text, scenarioPath, config: JSON.stringify({ ...(profile ? { profile } : {}), files }),
       simVersion: SIM_VERSION, writerPid: process.pid,
     }, {
       failOnViolation: options.failOnViolation,
@@ -57,13 +65,14 @@ function printResult(db: string, result: DriveResult, profile: Profile): void {
 /** `chronovisor run SCENARIO`: records one run; exit 1 when --fail-on-violation hits. */
 export function runCommand(scenarioPath: string, options: RunOptions): number {
   const profile = parseProfile(options.profile);
-  const { text, config } = readScenario(scenarioPath);
+  const scenario = { path: scenarioPath, ...readScenario(scenarioPath) };
+  const { config } = scenario;
   const db = options.out ?? defaultRecordingPath(scenarioPath);
   const store = openForWriting(db);
   try {
     const effective = profile ?? config.profile;
     const name = options.name ?? `${scenarioPath.replace(/^.*\//, '').replace(/\.ya?ml$/, '')}-${effective}`;
-    const result = record(store, scenarioPath, text, config, name, profile, options);
+    const result = record(store, scenario, name, profile, options);
     note(`recorded into ${db}`);
     printResult(db, result, effective);
     return options.failOnViolation && result.firstViolationSeq !== undefined ? 1 : 0;
@@ -82,7 +91,7 @@ const DEMO_SCENARIO = fileURLToPath(new URL('../../recordings/two-tenants.yaml',
 export function demoCommand(options: { out?: string }): number {
   const scenarioPath = relative(process.cwd(), DEMO_SCENARIO) || DEMO_SCENARIO;
   const db = options.out ?? defaultRecordingPath(scenarioPath);
-  const { text, config } = readScenario(scenarioPath);
+  const scenario = { path: scenarioPath, ...readScenario(scenarioPath) };
   // Only a chronovisor recording may be replaced: anything else at --out is refused, untouched.
   if (existsSync(db)) openForReading(db).close();
   const scratch = `${db}.partial-${process.pid}`;
@@ -90,7 +99,7 @@ export function demoCommand(options: { out?: string }): number {
   const results: [Profile, DriveResult][] = [];
   try {
     for (const profile of ['secure', 'vanilla'] as const) {
-      results.push([profile, record(store, scenarioPath, text, config, `two-tenants-${profile}`, profile, {})]);
+      results.push([profile, record(store, scenario, `two-tenants-${profile}`, profile, {})]);
     }
   } catch (error) {
     store.close();

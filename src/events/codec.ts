@@ -67,8 +67,10 @@ export class EventCodec {
    */
   constructor(tables: CodecTables, saveStructures: (structures: string[][]) => void = () => {}) {
     this.structures = tables.structures.map((s) => [...s]);
+    // Through getStructures, not the `structures` option: msgpackr then decodes the two-byte
+    // ids it writes for structures past the 32nd.
     this.packr = new Packr({
-      structures: this.structures,
+      getStructures: () => this.structures,
       maxSharedStructures: MAX_SHARED_STRUCTURES,
       saveStructures: (s: string[][]) => {
         saveStructures(s.map((keys) => [...keys]));

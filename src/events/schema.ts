@@ -63,6 +63,16 @@ interface Shape {
   /** `index` is the scenario input's position, or -1 for a modification from outside (a fork). */
   input: { index: number; key: string; value: string };
   'machine.halt': { reason: string };
+  /** One retired instruction: EIP before and after, and the registers it changed. */
+  'cpu.step': { dom: DomainId; vcpu: number; pcpu: number; eip: number; next: number; delta: number[] };
+  /** An instruction faulted and the exception was delivered through the guest's IDT. */
+  exception: { dom: DomainId; vcpu: number; pcpu: number; vector: number; errorCode: number; cr2: number; delta: number[] };
+  /**
+   * A VM exit: the SDM's basic exit reason, exit qualification, guest-linear and
+   * guest-physical address (-1: not valid), instruction length, and for an exception exit
+   * the interruption information (vector and error code, -1: none).
+   */
+  'vm.exit': { dom: DomainId; vcpu: number; pcpu: number; reason: number; qualification: number; gla: number; gpa: number; length: number; vector: number; errorCode: number };
 
   /** Effects and observations inside a step. */
   'mem.write': { dom: DomainId; gpa: Gpa; mfn: Mfn; offset: number; stored: Uint8Array };
@@ -82,6 +92,24 @@ interface Shape {
   'guest.canary': { dom: DomainId; gpa: Gpa; secret: Uint8Array; prng: number[] };
   'dom0.foreign_read': { target: DomainId; gfn: Gfn; mfn: Mfn; offset: number; value: Uint8Array };
   violation: { invariant: InvariantName; dom: DomainId; mfn: Mfn; detail: string };
+  /** VM entry (a step of its own): the event injected (-1: none) and what delivering it changed. */
+  'vm.entry': { dom: DomainId; vcpu: number; delta: number[]; inject: number; errorCode: number };
+  /** The vCPU executed HLT: EIP moves past it and the vCPU waits for an interrupt. */
+  'vcpu.halt': { dom: DomainId; vcpu: number; delta: number[] };
+  /** A TLB miss filled: linear page -> host frame, with the memory references the walk took. */
+  'tlb.fill': { dom: DomainId; vcpu: number; page: number; mfn: Mfn; flags: number; evicted: number; refs: number };
+  /** scope: 'all' (CR3 load, VPID flush), 'page' (INVLPG) or 'domain' (INVEPT after a p2m change). */
+  'tlb.flush': { dom: DomainId; vcpu: number; scope: string; page: number };
+  /** An EPT leaf entry written: mfn -1 removes it; bits are the entry's low bits (R/W/X, memory type). */
+  'ept.update': { dom: DomainId; gfn: Gfn; mfn: Mfn; bits: number };
+  /** The shadow page table (virtual TLB): op 'fill' adds page -> mfn, 'flush' drops one page or (-1) all. */
+  'shadow.sync': { dom: DomainId; vcpu: number; op: string; page: number; mfn: Mfn; flags: number };
+  /** Port I/O emulated by the hypervisor. */
+  io: { dom: DomainId; vcpu: number; port: number; size: number; out: boolean; value: number };
+  /** The vCPU's local APIC timer (x2APIC MSRs): vector, the tick it fires at (-1: stopped), and whether an interrupt is pending. */
+  'lapic.timer': { dom: DomainId; vcpu: number; vector: number; periodTicks: number; deadline: number; pending: boolean };
+  /** The hypervisor writes the VMCS: guest-state changes (delta) and the event to inject at the next entry (-1: none). */
+  'vmcs.write': { dom: DomainId; vcpu: number; delta: number[]; inject: number; errorCode: number; cr2: number };
 }
 
 export type EventKind = keyof Shape;
@@ -117,6 +145,18 @@ export const EVENT_FIELDS: { readonly [K in EventKind]: readonly (keyof Shape[K]
   input: ['index', 'key', 'value'],
   'machine.boot': ['profile', 'frames', 'pcpus', 'seed'],
   'machine.halt': ['reason'],
+  'cpu.step': ['dom', 'vcpu', 'pcpu', 'eip', 'next', 'delta'],
+  exception: ['dom', 'vcpu', 'pcpu', 'vector', 'errorCode', 'cr2', 'delta'],
+  'vm.exit': ['dom', 'vcpu', 'pcpu', 'reason', 'qualification', 'gla', 'gpa', 'length', 'vector', 'errorCode'],
+  'vm.entry': ['dom', 'vcpu', 'delta', 'inject', 'errorCode'],
+  'vcpu.halt': ['dom', 'vcpu', 'delta'],
+  'tlb.fill': ['dom', 'vcpu', 'page', 'mfn', 'flags', 'evicted', 'refs'],
+  'tlb.flush': ['dom', 'vcpu', 'scope', 'page'],
+  'ept.update': ['dom', 'gfn', 'mfn', 'bits'],
+  'shadow.sync': ['dom', 'vcpu', 'op', 'page', 'mfn', 'flags'],
+  io: ['dom', 'vcpu', 'port', 'size', 'out', 'value'],
+  'lapic.timer': ['dom', 'vcpu', 'vector', 'periodTicks', 'deadline', 'pending'],
+  'vmcs.write': ['dom', 'vcpu', 'delta', 'inject', 'errorCode', 'cr2'],
 };
 
 export const EVENT_KINDS = Object.keys(EVENT_FIELDS) as EventKind[];
@@ -128,6 +168,7 @@ export const EVENT_KINDS = Object.keys(EVENT_FIELDS) as EventKind[];
  */
 export const STEP_OPENERS: ReadonlySet<EventKind> = new Set<EventKind>([
   'machine.boot', 'guest.op', 'sched.switch', 'sched.idle', 'dom0.op', 'input', 'machine.halt',
+  'cpu.step', 'exception', 'vm.exit', 'vm.entry',
 ]);
 
 /** Builds an event with its fields in schema order (the codec relies on that order). */

@@ -35,6 +35,16 @@ export function modificationProblem(state: MachineState, key: string, value: str
   return undefined;
 }
 
+/**
+ * A private, mutable copy of a snapshot (the timeline's are frozen and shared), made from its
+ * own encoding: blobs such as a program an input installed may not be in the store yet.
+ */
+function privateCopy(state: MachineState): MachineState {
+  const { bytes, blobs } = dehydrate(state, new Set());
+  const byHash = new Map(blobs.map(([hash, blob]) => [Buffer.from(hash).toString('hex'), blob]));
+  return hydrate(bytes, new BlobCache((hash) => byHash.get(Buffer.from(hash).toString('hex'))!));
+}
+
 export function forkRun(store: RecordingStore, request: ForkRequest, options: DriveOptions = {}): DriveResult & { forkSeq: Seq } {
   const { parent } = request;
   if (request.at < 0 || request.at > parent.eventCount) {
@@ -42,8 +52,7 @@ export function forkRun(store: RecordingStore, request: ForkRequest, options: Dr
   }
   const timeline = new Timeline(store, parent);
   const forkSeq = timeline.stepBoundaryAtOrBefore(request.at);
-  // A private copy to run: the timeline's snapshots are frozen and shared.
-  const state = hydrate(dehydrate(timeline.stateAt(forkSeq), undefined).bytes, new BlobCache((hash) => store.page(hash)));
+  const state = privateCopy(timeline.stateAt(forkSeq));
   for (const [key, value] of request.modifications) {
     const problem = modificationProblem(state, key, value);
     if (problem) throw new InputError('argument', `--set ${key}=${value}: ${problem}`);

@@ -10,10 +10,10 @@
  * 3. The first checkpoint must be the initial state of the recorded scenario.
  */
 import { InputError } from '../events/errors.ts';
-import type { Event, Seq } from '../events/schema.ts';
+import type { Event, Profile, Seq } from '../events/schema.ts';
 import { CHUNK_EVENTS, GENESIS_HASH, chunkHash, inflateChunk, type RecordingStore, type RunRow } from '../events/store.ts';
 import { Machine } from '../core/machine.ts';
-import { parseScenario } from '../core/scenario.ts';
+import { parseScenario, type MachineConfig } from '../core/scenario.ts';
 import { stateDigest } from '../core/snapshot.ts';
 import { initialState, type MachineState } from '../core/state.ts';
 import { Timeline } from './timeline.ts';
@@ -48,7 +48,9 @@ function* lineageChunks(store: RecordingStore, run: RunRow) {
   lineage.reverse();
   for (let i = 0; i < lineage.length; i++) {
     const owner = lineage[i];
-    const end = i + 1 < lineage.length ? lineage[i + 1].baseSeq : Infinity;
+    // An ancestor's chunks count only below every later run's base (a fork of a fork may
+    // start lower than its parent does).
+    const end = Math.min(Infinity, ...lineage.slice(i + 1).map((r) => r.baseSeq));
     for (const row of store.chunkRows(owner.id, owner.baseSeq)) {
       if (row.firstSeq >= end) break;
       yield row;
@@ -145,7 +147,7 @@ function checkScenario(timeline: Timeline, run: RunRow): Mismatch | undefined {
   if (root !== 0) return { check: 'checkpoint', seq: 0, message: 'the run has no checkpoint at seq 0' };
   let expected: Buffer;
   try {
-    expected = stateDigest(initialState(applyProfile(parseScenario(rootScenario(timeline), run.scenarioPath), timeline)));
+    expected = stateDigest(initialState(recordedConfig(timeline)));
   } catch (error) {
     if (error instanceof InputError) return { check: 'scenario', seq: 0, message: `the recorded scenario no longer parses: ${error.message}` };
     throw error;
@@ -156,18 +158,20 @@ function checkScenario(timeline: Timeline, run: RunRow): Mismatch | undefined {
   return undefined;
 }
 
-function rootScenario(timeline: Timeline): string {
+/**
+ * The configuration the run was recorded from: the root run's scenario, the guest sources
+ * the recording kept, and the profile given on the command line.
+ */
+function recordedConfig(timeline: Timeline): MachineConfig {
   let run = timeline.run;
   while (run.parentRun !== null) run = timeline.store.run(run.parentRun);
-  return run.scenario;
-}
-
-/** The root run's recorded overrides (the --profile given to `run`). */
-function applyProfile(config: ReturnType<typeof parseScenario>, timeline: Timeline) {
-  let run = timeline.run;
-  while (run.parentRun !== null) run = timeline.store.run(run.parentRun);
-  const overrides = JSON.parse(run.config) as { profile?: 'secure' | 'vanilla' };
-  return overrides.profile ? { ...config, profile: overrides.profile } : config;
+  const recorded = JSON.parse(run.config) as { profile?: Profile; files?: Record<string, string> };
+  const files = recorded.files ?? {};
+  const config = parseScenario(run.scenario, run.scenarioPath, (name) => {
+    if (!(name in files)) throw new InputError('scenario', `the recording does not hold ${name}, which the scenario names`);
+    return files[name];
+  });
+  return recorded.profile ? { ...config, profile: recorded.profile } : config;
 }
 
 /**

@@ -1,0 +1,56 @@
+/**
+ * Recording is deterministic: the bundled scenario recorded twice gives the same head hash
+ * in each profile, and a different seed gives a different history.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PROFILES, type Profile } from '../src/events/schema.ts';
+import { RecordingStore } from '../src/events/store.ts';
+import { parseScenario, type MachineConfig } from '../src/core/scenario.ts';
+import { recordScenario } from '../src/replay/recorder.ts';
+
+const SCENARIO = fileURLToPath(new URL('../recordings/two-tenants.yaml', import.meta.url));
+const text = readFileSync(SCENARIO, 'utf8');
+const dir = mkdtempSync(join(tmpdir(), 'chronovisor-determinism-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+
+/** Records into a fresh file and returns the run's head hash (hex). */
+function headHash(config: MachineConfig, profile: Profile): string {
+  const store = RecordingStore.create(join(dir, `r${files++}.db`), 'test');
+  try {
+    const result = recordScenario(store, { ...config, profile }, {
+      name: `two-tenants-${profile}`, scenarioText: text, scenarioPath: 'recordings/two-tenants.yaml',
+      config: JSON.stringify({ profile }), simVersion: 'test', writerPid: process.pid,
+    });
+    assert.equal(result.status, 'complete');
+    const head = store.run(result.run).headHash.toString('hex');
+    assert.equal(head, result.headHash.toString('hex'));
+    return head;
+  } finally {
+    store.close();
+  }
+}
+
+for (const profile of PROFILES) {
+  test(`two-tenants recorded twice in the ${profile} profile has one head hash`, () => {
+    const first = headHash(parseScenario(text, SCENARIO), profile);
+    const second = headHash(parseScenario(text, SCENARIO), profile);
+    assert.equal(second, first);
+  });
+
+  test(`two-tenants with different seeds has different head hashes (${profile})`, () => {
+    const config = parseScenario(text, SCENARIO);
+    const heads = new Set(['2011', '2012', 'another seed', '0'].map((seed) => headHash({ ...config, seed }, profile)));
+    assert.equal(heads.size, 4);
+  });
+}
+
+test('the two profiles record different histories', () => {
+  const config = parseScenario(text, SCENARIO);
+  assert.notEqual(headHash(config, 'secure'), headHash(config, 'vanilla'));
+});
