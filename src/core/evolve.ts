@@ -7,8 +7,10 @@
  */
 import { assert } from '../events/errors.ts';
 import { GUEST_OP_NAMES, NO_DOMAIN, NO_FRAME, type Event, type EventOf } from '../events/schema.ts';
-import { PAGE_SIZE, compileOpsValue } from './scenario.ts';
-import type { Domain, MachineState } from './state.ts';
+import { applyCpuDelta, resetCpu } from './cpu/cpu-state.ts';
+import { eptSet } from './paging/ept.ts';
+import { PAGE_SIZE, compileOpsValue, type DomainSpec } from './scenario.ts';
+import type { Domain, MachineState, Vcpu, X86Vcpu } from './state.ts';
 
 const YIELD_OP = GUEST_OP_NAMES.indexOf('yield');
 
@@ -21,6 +23,8 @@ export function evolve(state: MachineState, event: Event): void {
     case 'sched.idle': return applyIdle(state, event);
     case 'dom0.op': state.dom0Next = event.index + 1; return;
     case 'input':
+      // Something from outside reaches a machine that had halted: it decides again.
+      state.halted = false;
       if (event.index >= 0) state.inputNext = event.index + 1;
       return applyInput(state, event.key, event.value);
     case 'mem.write': return applyWrite(state, event);
@@ -34,6 +38,27 @@ export function evolve(state: MachineState, event: Event): void {
     case 'hypercall': return applyHypercall(state, event);
     case 'guest.canary': return applyCanary(state, event);
     case 'violation': state.violations += 1; return;
+    case 'cpu.step': return applyCpuStep(state, event);
+    case 'exception': return applyException(state, event);
+    case 'vm.exit': return applyExit(state, event);
+    case 'vm.entry': return applyEntry(state, event);
+    case 'vmcs.write': return applyVmcsWrite(state, event);
+    case 'vcpu.halt': {
+      const x86 = x86Of(state, event.dom, event.vcpu);
+      applyCpuDelta(x86.cpu, event.delta);
+      x86.halted = true;
+      return;
+    }
+    case 'tlb.fill': return applyTlbFill(state, event);
+    case 'tlb.flush': return applyTlbFlush(state, event);
+    case 'ept.update': eptSet(domainOf(state, event.dom).ept, event.gfn, event.mfn < 0 ? undefined : { mfn: event.mfn, bits: event.bits }); return;
+    case 'shadow.sync': return applyShadowSync(state, event);
+    case 'lapic.timer': {
+      const { vector, periodTicks, deadline, pending } = event;
+      x86Of(state, event.dom, event.vcpu).lapic = { vector, periodTicks, deadline, pending };
+      return;
+    }
+    case 'io':
     case 'mem.read':
     case 'mem.encrypt':
     case 'mem.decrypt':
@@ -133,10 +158,102 @@ function applyCreate(state: MachineState, e: EventOf<'domain.create'>): void {
     memoryKiB: e.memoryKiB,
     maxPages: (spec?.maxMemoryKiB ?? e.memoryKiB) / 4,
     p2m: new Map(),
-    vcpus: Array.from({ length: e.vcpus }, () => ({ pc: 0, loops: [] })),
+    vcpus: Array.from({ length: e.vcpus }, (_, v): Vcpu => ({ pc: 0, loops: [], x86: spec?.image ? newX86Vcpu(spec, e.dom, v) : null })),
     programs: spec?.programs ?? [],
+    kind: spec?.image ? 'x86' : 'scripted',
+    paging: spec?.paging ?? 'ept',
+    ept: new Map(),
   });
   state.nextDomainId = e.dom + 1;
+}
+
+/** A vCPU at reset: out of the guest until its first VM entry (VMLAUNCH). */
+function newX86Vcpu(spec: DomainSpec, dom: number, vcpu: number): X86Vcpu {
+  return {
+    cpu: resetCpu(spec.image!.entry, spec.image!.stack),
+    vpid: dom * 8 + vcpu + 1,
+    exit: { reason: -1, qualification: 0, gla: -1, gpa: -1, length: 0, vector: -1, errorCode: -1 },
+    inGuest: false,
+    halted: false,
+    injection: null,
+    tlb: new Map(),
+    shadow: new Map(),
+    lapic: { vector: 0, periodTicks: 0, deadline: -1, pending: false },
+  };
+}
+
+function x86Of(state: MachineState, dom: number, vcpu: number): X86Vcpu {
+  const x86 = domainOf(state, dom).vcpus[vcpu]?.x86;
+  assert(x86 !== undefined && x86 !== null, `event names x86 vCPU ${dom}.${vcpu}, which does not exist`);
+  return x86;
+}
+
+/** The vCPUs an event names: one, or (-1) all of the domain's. */
+function x86Vcpus(state: MachineState, dom: number, vcpu: number): X86Vcpu[] {
+  if (vcpu >= 0) return [x86Of(state, dom, vcpu)];
+  return domainOf(state, dom).vcpus.flatMap((v) => (v.x86 ? [v.x86] : []));
+}
+
+function usedPcpu(state: MachineState, pcpu: number): void {
+  const p = state.sched.pcpus[pcpu];
+  p.quantumLeft = Math.max(0, p.quantumLeft - 1);
+  advanceTurn(state, pcpu);
+}
+
+function applyCpuStep(state: MachineState, e: EventOf<'cpu.step'>): void {
+  const cpu = x86Of(state, e.dom, e.vcpu).cpu;
+  applyCpuDelta(cpu, e.delta);
+  cpu.eip = e.next;
+  usedPcpu(state, e.pcpu);
+}
+
+function applyException(state: MachineState, e: EventOf<'exception'>): void {
+  applyCpuDelta(x86Of(state, e.dom, e.vcpu).cpu, e.delta);
+  usedPcpu(state, e.pcpu);
+}
+
+function applyExit(state: MachineState, e: EventOf<'vm.exit'>): void {
+  const x86 = x86Of(state, e.dom, e.vcpu);
+  x86.inGuest = false;
+  x86.exit = { reason: e.reason, qualification: e.qualification, gla: e.gla, gpa: e.gpa, length: e.length, vector: e.vector, errorCode: e.errorCode };
+  advanceTurn(state, e.pcpu);
+}
+
+function applyEntry(state: MachineState, e: EventOf<'vm.entry'>): void {
+  const x86 = x86Of(state, e.dom, e.vcpu);
+  applyCpuDelta(x86.cpu, e.delta);
+  x86.inGuest = true;
+  x86.halted = false;
+  x86.injection = null;
+}
+
+function applyVmcsWrite(state: MachineState, e: EventOf<'vmcs.write'>): void {
+  const x86 = x86Of(state, e.dom, e.vcpu);
+  applyCpuDelta(x86.cpu, e.delta);
+  x86.injection = e.inject < 0 ? null : { vector: e.inject, errorCode: e.errorCode, cr2: e.cr2 };
+}
+
+/** A fill goes to the end (the newest); the evicted entry, if any, was the oldest. */
+function applyTlbFill(state: MachineState, e: EventOf<'tlb.fill'>): void {
+  const tlb = x86Of(state, e.dom, e.vcpu).tlb;
+  if (e.evicted >= 0) tlb.delete(e.evicted);
+  tlb.delete(e.page);
+  tlb.set(e.page, { mfn: e.mfn, flags: e.flags });
+}
+
+function applyTlbFlush(state: MachineState, e: EventOf<'tlb.flush'>): void {
+  for (const x86 of x86Vcpus(state, e.dom, e.vcpu)) {
+    if (e.scope === 'page') x86.tlb.delete(e.page);
+    else x86.tlb.clear();
+  }
+}
+
+function applyShadowSync(state: MachineState, e: EventOf<'shadow.sync'>): void {
+  for (const x86 of x86Vcpus(state, e.dom, e.vcpu)) {
+    if (e.op === 'fill') x86.shadow.set(e.page, { mfn: e.mfn, flags: e.flags });
+    else if (e.page < 0) x86.shadow.clear();
+    else x86.shadow.delete(e.page);
+  }
 }
 
 function applyHypercall(state: MachineState, e: EventOf<'hypercall'>): void {
@@ -166,7 +283,7 @@ function applyInput(state: MachineState, key: string, value: string): void {
     const domain = [...state.domains.values()].find((d) => d.name === parts[1] && d.status === 'running');
     if (domain === undefined) return;
     domain.programs = [compileOpsValue(value), ...domain.programs.slice(1)];
-    domain.vcpus[0] = { pc: 0, loops: [] };
+    domain.vcpus[0] = { pc: 0, loops: [], x86: null };
   } else {
     assert(false, `input with unknown key ${key} reached evolve`);
   }

@@ -11,8 +11,9 @@ import { makeEvent, type Event, type EventFields, type EventKind } from '../even
 import { evolve } from './evolve.ts';
 import { runDom0Action, runGuestOperation } from './guest.ts';
 import { INVARIANT_CHECKERS } from './invariants/index.ts';
-import { runnableVcpus, scheduleStep } from './scheduler.ts';
+import { runnableVcpus, scheduleStep, type VcpuRef } from './scheduler.ts';
 import type { MachineState } from './state.ts';
+import { runX86Step, wakeTick } from './vmx/vcpu-run.ts';
 import { createDomain } from './xen.ts';
 
 export class Machine {
@@ -62,7 +63,23 @@ export class Machine {
   /** True when the machine has nothing left to do but halt. */
   get finished(): boolean {
     const s = this.state;
-    return s.booted && !s.halted && s.dom0Next >= s.config.dom0Actions.length && runnableVcpus(s).length === 0;
+    return s.booted && !s.halted && runnableVcpus(s).length === 0 && this.nextWake() === undefined;
+  }
+
+  /** The next tick something is due: a dom0 action, or a halted vCPU's timer. */
+  private nextWake(): number | undefined {
+    const s = this.state;
+    const ticks: number[] = [];
+    const action = s.config.dom0Actions[s.dom0Next];
+    if (action !== undefined) ticks.push(action.at);
+    for (const domain of s.domains.values()) {
+      if (domain.status !== 'running') continue;
+      for (const vcpu of domain.vcpus) {
+        const wake = vcpu.x86 ? wakeTick(vcpu.x86) : undefined;
+        if (wake !== undefined) ticks.push(wake);
+      }
+    }
+    return ticks.length ? Math.min(...ticks) : undefined;
   }
 
   private decide(): void {
@@ -71,9 +88,17 @@ export class Machine {
     const action = s.config.dom0Actions[s.dom0Next];
     if (action !== undefined && action.at <= s.tick) return runDom0Action(this, s.dom0Next);
     const runnable = runnableVcpus(s);
-    if (runnable.length > 0) return scheduleStep(this, runnable, (pcpu, ref) => runGuestOperation(this, pcpu, ref));
-    if (action !== undefined) return this.emit('sched.idle', { pcpu: s.sched.turn, ticks: action.at - s.tick });
+    if (runnable.length > 0) return scheduleStep(this, runnable, (pcpu, ref) => this.runVcpu(pcpu, ref));
+    const wake = this.nextWake();
+    if (wake !== undefined) return this.emit('sched.idle', { pcpu: s.sched.turn, ticks: Math.max(1, wake - s.tick) });
     this.emit('machine.halt', { reason: 'all guests finished' });
+  }
+
+  private runVcpu(pcpu: number, ref: VcpuRef): void {
+    const domain = this.state.domains.get(ref.dom)!;
+    const x86 = domain.vcpus[ref.vcpu].x86;
+    if (x86) runX86Step({ m: this, pcpu, domain, vcpu: ref.vcpu, x86 });
+    else runGuestOperation(this, pcpu, ref);
   }
 
   /** Boot: dom0 and the domains that start at tick 0. */

@@ -53,30 +53,59 @@ export function guestWrite(m: Machine, dom: DomainId, pcpu: number, gpa: Gpa, da
   for (const piece of pieces(gpa, data.length)) {
     const mfn = translate(m, dom, piece.gpa, true);
     if (mfn === undefined) return false;
-    const bytes = data.subarray(piece.at, piece.at + piece.length);
-    if (m.state.profile === 'vanilla') {
-      m.emit('mem.write', { dom, gpa: piece.gpa, mfn, offset: piece.offset, stored: bytes.slice() });
-    } else {
-      writeEncrypted(m, dom, pcpu, piece, mfn, bytes);
-    }
+    writeFrame(m, dom, pcpu, piece.gpa, mfn, piece.offset, data.subarray(piece.at, piece.at + piece.length));
   }
   return true;
 }
 
 /**
- * Read-modify-write of the lines the piece covers, under the key SMM holds live on the pCPU.
- * A scrubbed (absent) frame reads as zeros, so its first write encrypts the whole page.
+ * Stores bytes into a frame the access was already translated to, through SMM: in the
+ * secure profile a read-modify-write of the lines it covers under the key SMM holds live on
+ * the pCPU (a scrubbed, absent frame reads as zeros, so its first write encrypts the whole
+ * page); in vanilla the bytes as they are.
  */
-function writeEncrypted(m: Machine, dom: DomainId, pcpu: number, piece: Piece, mfn: Mfn, bytes: Uint8Array): void {
-  const keyDom = m.state.sched.smmLive[pcpu];
+export function writeFrame(m: Machine, dom: DomainId, pcpu: number, gpa: Gpa, mfn: Mfn, offset: number, bytes: Uint8Array): void {
+  writeFrameWithKey(m, dom, m.state.sched.smmLive[pcpu], gpa, mfn, offset, bytes);
+}
+
+/** writeFrame with the key named: the domain builder writes a new guest's image with its key. */
+export function writeFrameWithKey(m: Machine, dom: DomainId, keyDom: DomainId, gpa: Gpa, mfn: Mfn, offset: number, bytes: Uint8Array): void {
+  if (m.state.profile === 'vanilla') {
+    m.emit('mem.write', { dom, gpa, mfn, offset, stored: bytes.slice() });
+    return;
+  }
   const key = ensureKey(m, keyDom);
   const page = m.state.memory.get(mfn);
-  const { start, end } = page === undefined ? { start: 0, end: PAGE_SIZE } : lineSpan(piece.offset, piece.length);
+  const { start, end } = page === undefined ? { start: 0, end: PAGE_SIZE } : lineSpan(offset, bytes.length);
   const plain = page === undefined ? new Uint8Array(PAGE_SIZE) : decryptLines(key, mfn, start, page.bytes.subarray(start, end));
-  plain.set(bytes, piece.offset - start);
+  plain.set(bytes, offset - start);
   const stored = encryptLines(key, mfn, start, plain);
   m.emit('mem.encrypt', { dom, mfn, offset: start, len: end - start, keyDom });
-  m.emit('mem.write', { dom, gpa: piece.gpa, mfn, offset: start, stored });
+  m.emit('mem.write', { dom, gpa, mfn, offset: start, stored });
+}
+
+/**
+ * Plaintext of whole pages as SMM would decrypt them, cached by the page's bytes (which are
+ * replaced on every write) and the key: a pure cache, so replay is unaffected.
+ */
+const plaintextCache = new WeakMap<Uint8Array, { key: Uint8Array; plain: Uint8Array }>();
+const ZERO_PAGE = new Uint8Array(PAGE_SIZE);
+
+/**
+ * What an access on `pcpu` reads from a frame: SMM decrypts with the live key (the same bytes
+ * the scripted path's mem.read carries as value). Emits nothing: the CPU's loads show in
+ * the registers they fill.
+ */
+export function readFramePlain(m: Machine, pcpu: number, mfn: Mfn): Uint8Array {
+  const page = m.state.memory.get(mfn);
+  if (page === undefined) return ZERO_PAGE;
+  if (m.state.profile === 'vanilla') return page.bytes;
+  const key = ensureKey(m, m.state.sched.smmLive[pcpu]);
+  const cached = plaintextCache.get(page.bytes);
+  if (cached !== undefined && cached.key === key) return cached.plain;
+  const plain = decryptLines(key, mfn, 0, page.bytes);
+  plaintextCache.set(page.bytes, { key, plain });
+  return plain;
 }
 
 /** A guest read on `pcpu`; undefined when a fault stopped it. */

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { InputError } from '../events/errors.ts';
 import { HYPERCALL_NAMES, PROFILES, type Profile } from '../events/schema.ts';
 import { FLAWS, type FlawName } from './flaws.ts';
+import { AssemblyError, assemble } from './x86/index.ts';
 
 export const PAGE_SIZE = 4096;
 export const PAGE_SHIFT = 12;
@@ -39,15 +40,31 @@ export interface Dom0Action {
   len: number;
 }
 
+/** An x86 guest's image, assembled from its source when the scenario is read. */
+export interface GuestImage {
+  /** Guest-physical address of the first byte (the source's org). */
+  load: number;
+  bytes: Uint8Array;
+  entry: number;
+  /** Initial ESP. */
+  stack: number;
+}
+
 export interface DomainSpec {
   name: string;
   memoryKiB: number;
   maxMemoryKiB: number;
   vcpus: number;
   start: number;
-  /** One program per vCPU (vCPUs beyond the list run nothing). */
+  /** One program per vCPU (vCPUs beyond the list run nothing); empty for an x86 guest. */
   programs: GuestOp[][];
+  /** The x86 image, or null for a scripted guest. */
+  image: GuestImage | null;
+  paging: 'ept' | 'shadow';
 }
+
+/** Reads a file a scenario names (a guest's assembly source), relative to the scenario. */
+export type ReadInclude = (path: string) => string;
 
 export interface InputSpec {
   at: number;
@@ -60,7 +77,10 @@ export interface MachineConfig {
   profile: Profile;
   frames: number;
   pcpus: number;
+  /** Operations a scripted vCPU runs per turn. */
   quantum: number;
+  /** Instructions an x86 vCPU runs per turn (the scheduler's time slice). */
+  timeslice: number;
   flaws: FlawName[];
   dom0MemoryKiB: number;
   dom0Actions: Dom0Action[];
@@ -82,7 +102,8 @@ const scenarioSchema = z.object({
     pcpus: z.number().int().min(1).max(64).default(1),
     profile: z.enum(PROFILES as [Profile, ...Profile[]]).default('secure'),
     quantum: z.number().int().min(1).max(1_000_000).default(3),
-  }).strict().default({ memoryMiB: 16, pcpus: 1, profile: 'secure', quantum: 3 }),
+    timeslice: z.number().int().min(1).max(100_000_000).default(1000),
+  }).strict().default({ memoryMiB: 16, pcpus: 1, profile: 'secure', quantum: 3, timeslice: 1000 }),
   flaws: z.array(z.string()).default([]),
   dom0: z.object({
     memoryKiB: kib.default(1024),
@@ -101,9 +122,18 @@ const scenarioSchema = z.object({
     maxMemoryKiB: kib.optional(),
     vcpus: z.number().int().min(1).max(8).default(1),
     start: tick.default(0),
+    paging: z.enum(['ept', 'shadow']).default('ept'),
     guest: z.union([
       z.object({ ops: z.array(z.unknown()) }).strict(),
       z.object({ vcpus: z.array(z.object({ ops: z.array(z.unknown()) }).strict()).min(1) }).strict(),
+      z.object({
+        x86: z.object({
+          source: z.string().min(1).optional(),
+          asm: z.string().min(1).optional(),
+          entry: address.optional(),
+          stack: address.optional(),
+        }).strict().refine((x) => (x.source === undefined) !== (x.asm === undefined), 'give exactly one of source (a file) or asm (inline)'),
+      }).strict(),
     ]),
   }).strict()).min(1),
   inputs: z.array(z.object({
@@ -232,8 +262,12 @@ function opNames(): string {
   return [...Object.keys(opSchemas), ...BARE_OPS].join(', ');
 }
 
-/** Parses and validates a scenario file's text. */
-export function parseScenario(text: string, file: string): MachineConfig {
+const noIncludes: ReadInclude = (path) => {
+  throw new InputError('scenario', `cannot read ${path}: this scenario was given without its files`);
+};
+
+/** Parses and validates a scenario file's text; `readInclude` supplies guest sources. */
+export function parseScenario(text: string, file: string, readInclude: ReadInclude = noIncludes): MachineConfig {
   let document: unknown;
   try {
     document = yaml.load(text, { filename: file });
@@ -246,10 +280,30 @@ export function parseScenario(text: string, file: string): MachineConfig {
     fail(file, [], 'expected a mapping with seed, machine, domains (see README, "Scenario format")');
   }
   const s = check(scenarioSchema, document, file, []);
-  return compileScenario(s, file);
+  return compileScenario(s, file, readInclude);
 }
 
-function compileScenario(s: z.output<typeof scenarioSchema>, file: string): MachineConfig {
+type X86Guest = { source?: string; asm?: string; entry?: number; stack?: number };
+
+/** Assembles an x86 guest; errors point at the source's file:line:column. */
+function buildImage(x86: X86Guest, memoryKiB: number, file: string, path: Path, readInclude: ReadInclude): GuestImage {
+  const sourceName = x86.source ?? `${file} (${formatPath([...path, 'asm'])})`;
+  const source = x86.source !== undefined ? readInclude(x86.source) : x86.asm!;
+  let result;
+  try {
+    result = assemble(source, sourceName);
+  } catch (error) {
+    if (error instanceof AssemblyError) throw new InputError('scenario', `${error.message} (guest of ${formatPath(path)} in ${file})`);
+    throw error;
+  }
+  const memoryBytes = memoryKiB * 1024;
+  if (result.origin + result.bytes.length > memoryBytes) {
+    fail(file, [...path, 'x86'], `the image (${result.bytes.length} bytes at org 0x${result.origin.toString(16)}) does not fit in the domain's ${memoryKiB} KiB`);
+  }
+  return { load: result.origin, bytes: result.bytes, entry: x86.entry ?? result.origin, stack: x86.stack ?? memoryBytes };
+}
+
+function compileScenario(s: z.output<typeof scenarioSchema>, file: string, readInclude: ReadInclude): MachineConfig {
   s.flaws.forEach((flaw, i) => {
     if (!(FLAWS as readonly string[]).includes(flaw)) {
       fail(file, ['flaws', i], `unknown flaw '${flaw}'; known flaws: ${FLAWS.length ? FLAWS.join(', ') : 'none yet'}`);
@@ -259,12 +313,18 @@ function compileScenario(s: z.output<typeof scenarioSchema>, file: string): Mach
   const domains = s.domains.map((d, i): DomainSpec => {
     if (names.has(d.name) || d.name === 'dom0') fail(file, ['domains', i, 'name'], `duplicate or reserved domain name '${d.name}'`);
     names.add(d.name);
-    const lists = 'ops' in d.guest ? [d.guest.ops] : d.guest.vcpus.map((v) => v.ops);
-    if (lists.length > d.vcpus) fail(file, ['domains', i, 'guest', 'vcpus'], `${lists.length} programs for ${d.vcpus} vcpus; raise vcpus or drop a program`);
-    const programs = lists.map((ops, v) => compileOps(ops, file, 'ops' in d.guest ? ['domains', i, 'guest', 'ops'] : ['domains', i, 'guest', 'vcpus', v, 'ops']));
     const maxMemoryKiB = d.maxMemoryKiB ?? d.memoryKiB * 2;
     if (maxMemoryKiB < d.memoryKiB) fail(file, ['domains', i, 'maxMemoryKiB'], `must be at least memoryKiB (${d.memoryKiB})`);
-    return { name: d.name, memoryKiB: d.memoryKiB, maxMemoryKiB, vcpus: d.vcpus, start: d.start, programs };
+    const base = { name: d.name, memoryKiB: d.memoryKiB, maxMemoryKiB, vcpus: d.vcpus, start: d.start, paging: d.paging };
+    if ('x86' in d.guest) {
+      if (d.vcpus !== 1) fail(file, ['domains', i, 'vcpus'], 'an x86 guest has one vCPU (application processors are not modelled)');
+      return { ...base, programs: [], image: buildImage(d.guest.x86, d.memoryKiB, file, ['domains', i, 'guest'], readInclude) };
+    }
+    const lists = 'ops' in d.guest ? [d.guest.ops] : d.guest.vcpus.map((v) => v.ops);
+    if (lists.length > d.vcpus) fail(file, ['domains', i, 'guest', 'vcpus'], `${lists.length} programs for ${d.vcpus} vcpus; raise vcpus or drop a program`);
+    const guest = d.guest as { ops: unknown[] } | { vcpus: { ops: unknown[] }[] };
+    const programs = lists.map((ops, v) => compileOps(ops, file, 'ops' in guest ? ['domains', i, 'guest', 'ops'] : ['domains', i, 'guest', 'vcpus', v, 'ops']));
+    return { ...base, programs, image: null };
   });
   const frames = s.machine.memoryMiB * 256;
   const neededKiB = s.dom0.memoryKiB + domains.reduce((sum, d) => sum + d.memoryKiB, 0) + XEN_RESERVED_FRAMES * 4;
@@ -285,7 +345,7 @@ function compileScenario(s: z.output<typeof scenarioSchema>, file: string): Mach
     return { at: input.at, key, value: String(value) };
   }));
   return {
-    seed: s.seed, profile: s.machine.profile, frames, pcpus: s.machine.pcpus, quantum: s.machine.quantum,
+    seed: s.seed, profile: s.machine.profile, frames, pcpus: s.machine.pcpus, quantum: s.machine.quantum, timeslice: s.machine.timeslice,
     flaws: s.flaws as FlawName[], dom0MemoryKiB: s.dom0.memoryKiB, dom0Actions, domains, inputs,
   };
 }

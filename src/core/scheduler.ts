@@ -7,6 +7,7 @@ import { NO_DOMAIN, type DomainId } from '../events/schema.ts';
 import { resolveControl } from './guest.ts';
 import type { Machine } from './machine.ts';
 import type { MachineState } from './state.ts';
+import { canWake, preempt } from './vmx/vcpu-run.ts';
 
 export interface VcpuRef {
   dom: DomainId;
@@ -18,6 +19,8 @@ const key = (ref: VcpuRef): number => ref.dom * 256 + ref.vcpu;
 export function isRunnable(state: MachineState, dom: DomainId, vcpu: number): boolean {
   const domain = state.domains.get(dom);
   if (domain === undefined || domain.status !== 'running') return false;
+  const x86 = domain.vcpus[vcpu]?.x86;
+  if (x86) return !x86.halted || canWake(x86, state.tick);
   const program = domain.programs[vcpu];
   const context = domain.vcpus[vcpu];
   return program !== undefined && context !== undefined && resolveControl(program, context.pc, context.loops) !== undefined;
@@ -53,6 +56,13 @@ export function scheduleStep(m: Machine, runnable: VcpuRef[], runOperation: (pcp
     runOperation(pcpu, current);
     return;
   }
+  const domain = state.domains.get(current.dom);
+  const x86 = domain?.vcpus[current.vcpu]?.x86;
+  if (domain?.status === 'running' && x86?.inGuest) {
+    // The time slice is over: the host's timer takes the vCPU out of the guest first.
+    preempt({ m, pcpu, domain, vcpu: current.vcpu, x86 });
+    return;
+  }
   const next = pickNext(state, pcpu, runnable);
   if (next !== undefined) {
     contextSwitch(m, pcpu, next);
@@ -66,8 +76,9 @@ export function scheduleStep(m: Machine, runnable: VcpuRef[], runOperation: (pcp
 /** Xen's context_switch: the pCPU now runs `to`, and SMM is told which key is live. */
 function contextSwitch(m: Machine, pcpu: number, to: VcpuRef): void {
   const from = m.state.sched.pcpus[pcpu];
+  const x86 = m.state.domains.get(to.dom)?.vcpus[to.vcpu]?.x86;
   m.emit('sched.switch', {
     pcpu, fromDom: from.dom, fromVcpu: from.vcpu, toDom: to.dom, toVcpu: to.vcpu,
-    smmLive: to.dom, quantum: m.state.quantum,
+    smmLive: to.dom, quantum: x86 ? m.state.config.timeslice : m.state.quantum,
   });
 }

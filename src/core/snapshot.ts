@@ -11,7 +11,8 @@ import { Packr } from 'msgpackr';
 import { assert } from '../events/errors.ts';
 import type { PrngState } from './prng.ts';
 import type { GuestOp, MachineConfig } from './scenario.ts';
-import type { Domain, MachineState, Page } from './state.ts';
+import { eptSet } from './paging/ept.ts';
+import type { Domain, EptTable, MachineState, Page, Vcpu, X86Vcpu } from './state.ts';
 
 export const SNAPSHOT_VERSION = 1;
 
@@ -78,7 +79,8 @@ export function dehydrate(state: MachineState, known: Set<string> | undefined = 
     keyTable: sortedEntries(state.keyTable),
     domains: sortedEntries(state.domains).map(([, d]) => ({
       id: d.id, name: d.name, status: d.status, memoryKiB: d.memoryKiB, maxPages: d.maxPages,
-      p2m: sortedEntries(d.p2m), vcpus: d.vcpus.map((v) => [v.pc, v.loops]), programs: d.programs.map(program),
+      p2m: sortedEntries(d.p2m), vcpus: d.vcpus.map((v) => [v.pc, v.loops, v.x86 && plainX86(v.x86)]), programs: d.programs.map(program),
+      kind: d.kind, paging: d.paging, ept: eptEntries(d.ept),
     })),
     sched: state.sched,
     dom0Next: state.dom0Next,
@@ -87,6 +89,39 @@ export function dehydrate(state: MachineState, known: Set<string> | undefined = 
     violations: state.violations,
   };
   return { bytes: packr.pack(plain), blobs: blobs.blobs };
+}
+
+/** The EPT's leaves as [gfn, mfn, bits], in gfn order. */
+function eptEntries(table: EptTable): number[][] {
+  const out: number[][] = [];
+  for (const [a, pdpt] of table) for (const [b, pd] of pdpt) for (const [c, pt] of pd) for (const [d, e] of pt) {
+    out.push([((a * 512 + b) * 512 + c) * 512 + d, e.mfn, e.bits]);
+  }
+  return out.sort((x, y) => x[0] - y[0]);
+}
+
+/** An x86 vCPU as plain data; the TLB keeps its order (the oldest entry is evicted first). */
+function plainX86(x: X86Vcpu) {
+  return {
+    cpu: x.cpu, vpid: x.vpid, exit: x.exit, inGuest: x.inGuest, halted: x.halted, injection: x.injection,
+    tlb: [...x.tlb.entries()].map(([page, e]) => [page, e.mfn, e.flags]),
+    shadow: sortedEntries(x.shadow).map(([page, e]) => [page, e.mfn, e.flags]),
+    lapic: x.lapic,
+  };
+}
+
+function hydrateX86(p: any): X86Vcpu {
+  const entries = (list: number[][]) => new Map(list.map(([page, mfn, flags]) => [page, { mfn, flags }]));
+  return {
+    cpu: { ...p.cpu, gpr: [...p.cpu.gpr] }, vpid: p.vpid, exit: p.exit, inGuest: p.inGuest, halted: p.halted, injection: p.injection,
+    tlb: entries(p.tlb), shadow: entries(p.shadow), lapic: p.lapic,
+  };
+}
+
+function hydrateEpt(entries: number[][]): EptTable {
+  const table: EptTable = new Map();
+  for (const [gfn, mfn, bits] of entries) eptSet(table, gfn, { mfn, bits });
+  return table;
 }
 
 /** Decoded blobs, kept so that states loaded from several checkpoints share them. */
@@ -133,8 +168,9 @@ export function hydrate(bytes: Uint8Array, blobs: BlobCache): MachineState {
     domains: new Map(p.domains.map((d: any): [number, Domain] => [d.id, {
       id: d.id, name: d.name, status: d.status, memoryKiB: d.memoryKiB, maxPages: d.maxPages,
       p2m: new Map(d.p2m),
-      vcpus: d.vcpus.map(([pc, loops]: [number, number[]]) => ({ pc, loops })),
+      vcpus: d.vcpus.map(([pc, loops, x86]: [number, number[], unknown]): Vcpu => ({ pc, loops, x86: x86 ? hydrateX86(x86) : null })),
       programs: d.programs.map((hash: Uint8Array) => blobs.get<GuestOp[]>(hash, unpack)),
+      kind: d.kind, paging: d.paging, ept: hydrateEpt(d.ept),
     }])),
     sched: p.sched,
     dom0Next: p.dom0Next,

@@ -7,6 +7,7 @@
  */
 import type { DomainId, Gfn, Mfn, Profile, Tick } from '../events/schema.ts';
 import { NO_DOMAIN } from '../events/schema.ts';
+import type { CpuState } from './cpu/cpu-state.ts';
 import { seedPrng, type PrngState } from './prng.ts';
 import { XEN_RESERVED_FRAMES, type GuestOp, type MachineConfig } from './scenario.ts';
 
@@ -24,13 +25,63 @@ export interface PptEntry {
 }
 
 export interface Vcpu {
-  /** Index of the next operation in the vCPU's program. */
+  /** Index of the next operation in the vCPU's program (scripted guests). */
   pc: number;
-  /** Remaining iterations per repeat slot. */
+  /** Remaining iterations per repeat slot (scripted guests). */
   loops: number[];
+  /** The hardware vCPU of an x86 guest; null for a scripted one. */
+  x86: X86Vcpu | null;
 }
 
+/** A cached translation: linear page -> host frame, with the combined permissions. */
+export interface TlbEntry {
+  mfn: Mfn;
+  flags: number;
+}
+
+/** The VMCS exit-information fields of the last VM exit. */
+export interface ExitInfo {
+  reason: number;
+  qualification: number;
+  gla: number;
+  gpa: number;
+  length: number;
+  /** VM-exit interruption information of an exception exit (-1: none). */
+  vector: number;
+  errorCode: number;
+}
+
+export interface X86Vcpu {
+  /** The VMCS guest-state area. */
+  cpu: CpuState;
+  vpid: number;
+  exit: ExitInfo;
+  /** Between VM entry and VM exit: the guest is running. */
+  inGuest: boolean;
+  /** In HLT: descheduled until an interrupt is pending. */
+  halted: boolean;
+  /** The VM-entry interruption information: an event to inject at the next entry. */
+  injection: { vector: number; errorCode: number; cr2: number } | null;
+  /** The hardware TLB, tagged by this vCPU's VPID: linear page -> translation, oldest first. */
+  tlb: Map<number, TlbEntry>;
+  /** Shadow paging's shadow page table (the virtual TLB): linear page -> host frame. */
+  shadow: Map<number, TlbEntry>;
+  /** The local APIC timer, in ticks (retired instructions): deadline -1 when stopped. */
+  lapic: { vector: number; periodTicks: number; deadline: number; pending: boolean };
+}
+
+/** An EPT leaf entry: the host frame and the low bits (R/W/X, memory type). */
+export interface EptEntry {
+  mfn: Mfn;
+  bits: number;
+}
+
+/** The 4-level EPT as the model keeps it: PML4 -> PDPT -> PD -> PT, 512 entries each. */
+export type EptTable = Map<number, Map<number, Map<number, Map<number, EptEntry>>>>;
+
 export type DomainStatus = 'running' | 'dead';
+export type GuestKind = 'scripted' | 'x86';
+export type PagingMode = 'ept' | 'shadow';
 
 export interface Domain {
   id: DomainId;
@@ -43,6 +94,11 @@ export interface Domain {
   vcpus: Vcpu[];
   /** One scripted program per vCPU (immutable, shared by snapshots). */
   programs: GuestOp[][];
+  kind: GuestKind;
+  /** How guest-physical memory is virtualised for an x86 guest. */
+  paging: PagingMode;
+  /** The EPT of an x86 guest under EPT (empty otherwise). */
+  ept: EptTable;
 }
 
 /** What a physical CPU is running. */

@@ -10,6 +10,9 @@
 import { assert } from '../events/errors.ts';
 import { NO_DOMAIN, NO_FRAME, RIGHT_READ, RIGHT_WRITE, type DomainId, type Gfn, type Mfn } from '../events/schema.ts';
 import type { Machine } from './machine.ts';
+import { writeFrameWithKey } from './memory.ts';
+import { EPT_RAM_BITS } from './paging/ept.ts';
+import { PAGE_SIZE, type GuestImage } from './scenario.ts';
 import { deriveDomainKey } from './smm.ts';
 import { freeFrameCount, type MachineState } from './state.ts';
 
@@ -50,20 +53,47 @@ export function populateCheck(state: MachineState, dom: DomainId, gfn: Gfn, coun
 
 /** Allocates `count` frames at gfn.. and maps them; the caller has run populateCheck. */
 export function populatePhysmap(m: Machine, dom: DomainId, gfn: Gfn, count: number): void {
+  const ept = usesEpt(m.state, dom);
   for (let g = gfn; g < gfn + count; g++) {
     const mfn = nextFreeFrame(m.state);
     m.emit('smm.ppt.update', { mfn, owner: dom, rights: RIGHT_READ | RIGHT_WRITE, prevOwner: NO_DOMAIN });
     m.emit('p2m.update', { dom, gfn: g, mfn, prevMfn: NO_FRAME });
+    // For an HVM guest under EPT the p2m is the EPT: the same mapping, with permissions.
+    if (ept) m.emit('ept.update', { dom, gfn: g, mfn, bits: EPT_RAM_BITS });
   }
 }
 
-/** Unmaps one gfn and returns its frame: scrubbed first when `scrub`. */
-function releaseFrame(m: Machine, dom: DomainId, gfn: Gfn, scrub: boolean): void {
-  const mfn = m.state.domains.get(dom)?.p2m.get(gfn);
-  assert(mfn !== undefined, `release of unmapped gfn ${gfn} of domain ${dom}`);
-  m.emit('p2m.update', { dom, gfn, mfn: NO_FRAME, prevMfn: mfn });
-  if (scrub && m.state.memory.has(mfn)) m.emit('smm.scrub', { mfn, prevOwner: dom });
-  m.emit('smm.ppt.update', { mfn, owner: NO_DOMAIN, rights: 0, prevOwner: dom });
+function usesEpt(state: MachineState, dom: DomainId): boolean {
+  const domain = state.domains.get(dom);
+  return domain?.kind === 'x86' && domain.paging === 'ept';
+}
+
+/** Removes gfns from the p2m (and the EPT); returns the frames they mapped. */
+function unmapFrames(m: Machine, dom: DomainId, gfns: readonly Gfn[]): Mfn[] {
+  const ept = usesEpt(m.state, dom);
+  return gfns.map((gfn) => {
+    const mfn = m.state.domains.get(dom)?.p2m.get(gfn);
+    assert(mfn !== undefined, `unmap of gfn ${gfn} of domain ${dom}, which is not mapped`);
+    m.emit('p2m.update', { dom, gfn, mfn: NO_FRAME, prevMfn: mfn });
+    if (ept) m.emit('ept.update', { dom, gfn, mfn: NO_FRAME, bits: 0 });
+    return mfn;
+  });
+}
+
+/** Drops every cached translation of the domain: INVEPT, or the shadows and the TLB. */
+function flushTranslations(m: Machine, dom: DomainId): void {
+  const domain = m.state.domains.get(dom);
+  if (domain?.kind !== 'x86') return;
+  if (domain.paging === 'shadow') m.emit('shadow.sync', { dom, vcpu: -1, op: 'flush', page: -1, mfn: NO_FRAME, flags: 0 });
+  m.emit('tlb.flush', { dom, vcpu: -1, scope: 'domain', page: -1 });
+}
+
+/** Returns frames to the heap, scrubbed first when `scrub`. */
+function freeFrames(m: Machine, dom: DomainId, mfns: readonly Mfn[], scrub: boolean): void {
+  for (const mfn of mfns) {
+    if (scrub && m.state.memory.has(mfn)) m.emit('smm.scrub', { mfn, prevOwner: dom });
+    m.emit('smm.ppt.update', { mfn, owner: NO_DOMAIN, rights: 0, prevOwner: dom });
+  }
 }
 
 /** How many of `gfns` decrease_reservation releases: it stops at the first unmapped one. */
@@ -80,9 +110,15 @@ export function decreaseCount(state: MachineState, dom: DomainId, gfns: readonly
   return done;
 }
 
+/**
+ * Gives frames back. Translations cached from the old mappings go before the frames can be
+ * reused: unmap, flush (INVEPT, or drop the shadows), then scrub and free (XSA-346's
+ * lesson). Stock Xen does not scrub what a live guest gives back; SMM does.
+ */
 export function decreaseReservation(m: Machine, dom: DomainId, gfns: readonly Gfn[]): void {
-  const scrub = m.state.profile === 'secure';
-  for (const gfn of gfns) releaseFrame(m, dom, gfn, scrub);
+  const mfns = unmapFrames(m, dom, gfns);
+  flushTranslations(m, dom);
+  freeFrames(m, dom, mfns, m.state.profile === 'secure');
 }
 
 /** Why a domain of `memoryKiB` cannot be built now, as an errno, or 0. */
@@ -97,7 +133,23 @@ export function createDomain(m: Machine, name: string, memoryKiB: number, vcpus:
   if (m.state.profile === 'secure' && dom !== 0) ensureKey(m, dom);
   const pages = memoryKiB / 4;
   for (let gfn = 0; gfn < pages; gfn += EXTENTS_MAX) populatePhysmap(m, dom, gfn, Math.min(EXTENTS_MAX, pages - gfn));
+  const image = m.state.config.domains.find((d) => d.name === name)?.image;
+  if (image) loadImage(m, dom, image);
   return dom;
+}
+
+/** The domain builder copies an x86 guest's image into its memory, under the guest's key. */
+function loadImage(m: Machine, dom: DomainId, image: GuestImage): void {
+  const p2m = m.state.domains.get(dom)!.p2m;
+  for (let at = 0; at < image.bytes.length;) {
+    const gpa = image.load + at;
+    const offset = gpa % PAGE_SIZE;
+    const length = Math.min(PAGE_SIZE - offset, image.bytes.length - at);
+    const mfn = p2m.get(Math.floor(gpa / PAGE_SIZE));
+    assert(mfn !== undefined, `image byte at gpa ${gpa} outside the domain (the scenario check missed it)`);
+    writeFrameWithKey(m, dom, dom, gpa, mfn, offset, image.bytes.subarray(at, at + length));
+    at += length;
+  }
 }
 
 /** Tears a domain down: every frame scrubbed (stock Xen scrubs dying domains too) and freed. */
@@ -105,7 +157,8 @@ export function destroyDomain(m: Machine, dom: DomainId, reason: string): void {
   const domain = m.state.domains.get(dom);
   assert(domain !== undefined && domain.status === 'running', `destroy of domain ${dom}, which is not running`);
   m.emit('domain.destroy', { dom, reason });
-  const gfns = [...domain.p2m.keys()].sort((a, b) => a - b);
-  for (const gfn of gfns) releaseFrame(m, dom, gfn, true);
+  const mfns = unmapFrames(m, dom, [...domain.p2m.keys()].sort((a, b) => a - b));
+  flushTranslations(m, dom);
+  freeFrames(m, dom, mfns, true);
   if (m.state.keyTable.has(dom)) m.emit('smm.key.revoke', { dom });
 }

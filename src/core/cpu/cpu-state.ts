@@ -1,0 +1,161 @@
+// The architectural state the interpreter owns: general registers, EIP, EFLAGS, the control
+// registers and IDTR. Segment registers are absent on purpose: the guests run with flat
+// 4 GiB segments at CPL 0, so CS/DS/ES/SS never change an address and never get checked.
+
+import { assert } from '../../events/errors.ts';
+
+export interface CpuState {
+  /** 8 x uint32 in SDM encoding order: EAX ECX EDX EBX ESP EBP ESI EDI. */
+  gpr: number[];
+  eip: number;
+  /** Bit 1 is reserved and always reads 1 (SDM Vol. 1, 3.4.3). */
+  eflags: number;
+  cr0: number;
+  cr2: number;
+  cr3: number;
+  cr4: number;
+  idtrBase: number;
+  idtrLimit: number;
+}
+
+export const GPR_COUNT = 8;
+
+// Register indices of a compact delta, as the event log stores them.
+export const CpuRegisterIndex = {
+  EIP: 8,
+  EFLAGS: 9,
+  CR0: 10,
+  CR2: 11,
+  CR3: 12,
+  CR4: 13,
+  IDTR_BASE: 14,
+  IDTR_LIMIT: 15,
+} as const;
+
+export const CPU_REGISTER_COUNT = 16;
+
+/** EFLAGS bits (SDM Vol. 1, Figure 3-8). */
+export const Eflags = {
+  CF: 1 << 0,
+  FIXED_1: 1 << 1,
+  PF: 1 << 2,
+  AF: 1 << 4,
+  ZF: 1 << 6,
+  SF: 1 << 7,
+  TF: 1 << 8,
+  IF: 1 << 9,
+  DF: 1 << 10,
+  OF: 1 << 11,
+  NT: 1 << 14,
+  RF: 1 << 16,
+  VM: 1 << 17,
+} as const;
+
+/** The six status flags the arithmetic instructions write. */
+export const STATUS_FLAGS = Eflags.CF | Eflags.PF | Eflags.AF | Eflags.ZF | Eflags.SF | Eflags.OF;
+
+/**
+ * Bits POPFD and IRETD may change. At CPL 0 real hardware also lets IOPL, NT, AC and ID
+ * through; the model leaves them out because nothing here reads them (no privilege levels,
+ * no task switches, no alignment checks, CPUID is always present).
+ */
+export const WRITABLE_FLAGS = STATUS_FLAGS | Eflags.TF | Eflags.IF | Eflags.DF;
+
+/** CR0 bits (SDM Vol. 3, 2.5). */
+export const Cr0 = {
+  PE: 1 << 0,
+  MP: 1 << 1,
+  EM: 1 << 2,
+  TS: 1 << 3,
+  ET: 1 << 4,
+  NE: 1 << 5,
+  WP: 1 << 16,
+  AM: 1 << 18,
+  NW: 1 << 29,
+  CD: 1 << 30,
+  PG: 1 << 31,
+} as const;
+
+/** Protected mode, paging off, ET hardwired to 1 as on every processor since the Pentium. */
+export const CR0_PROTECTED_MODE = Cr0.PE | Cr0.ET;
+
+/**
+ * The state a loader hands to a 32-bit kernel entry point: protected mode, paging off,
+ * interrupts masked (EFLAGS = 2), IDTR at its reset value (base 0, limit 0xFFFF).
+ */
+export function resetCpu(entry: number, stack: number): CpuState {
+  return {
+    gpr: [0, 0, 0, 0, stack >>> 0, 0, 0, 0],
+    eip: entry >>> 0,
+    eflags: Eflags.FIXED_1,
+    cr0: CR0_PROTECTED_MODE,
+    cr2: 0,
+    cr3: 0,
+    cr4: 0,
+    idtrBase: 0,
+    idtrLimit: 0xffff,
+  };
+}
+
+export function cloneCpu(cpu: CpuState): CpuState {
+  return { ...cpu, gpr: cpu.gpr.slice() };
+}
+
+/** Overwrites `target` with `source` field by field, keeping the caller's object identity. */
+export function copyCpuInto(target: CpuState, source: CpuState): void {
+  for (let index = 0; index < CPU_REGISTER_COUNT; index += 1) writeRegister(target, index, readRegister(source, index));
+}
+
+export function readRegister(cpu: CpuState, index: number): number {
+  if (index < GPR_COUNT) return cpu.gpr[index];
+  switch (index) {
+    case CpuRegisterIndex.EIP: return cpu.eip;
+    case CpuRegisterIndex.EFLAGS: return cpu.eflags;
+    case CpuRegisterIndex.CR0: return cpu.cr0;
+    case CpuRegisterIndex.CR2: return cpu.cr2;
+    case CpuRegisterIndex.CR3: return cpu.cr3;
+    case CpuRegisterIndex.CR4: return cpu.cr4;
+    case CpuRegisterIndex.IDTR_BASE: return cpu.idtrBase;
+    case CpuRegisterIndex.IDTR_LIMIT: return cpu.idtrLimit;
+  }
+  assert(false, `cpu: no register with delta index ${index}`);
+}
+
+function writeRegister(cpu: CpuState, index: number, value: number): void {
+  if (index < GPR_COUNT) {
+    cpu.gpr[index] = value;
+    return;
+  }
+  switch (index) {
+    case CpuRegisterIndex.EIP: cpu.eip = value; return;
+    case CpuRegisterIndex.EFLAGS: cpu.eflags = value; return;
+    case CpuRegisterIndex.CR0: cpu.cr0 = value; return;
+    case CpuRegisterIndex.CR2: cpu.cr2 = value; return;
+    case CpuRegisterIndex.CR3: cpu.cr3 = value; return;
+    case CpuRegisterIndex.CR4: cpu.cr4 = value; return;
+    case CpuRegisterIndex.IDTR_BASE: cpu.idtrBase = value; return;
+    case CpuRegisterIndex.IDTR_LIMIT: cpu.idtrLimit = value; return;
+  }
+  assert(false, `cpu: no register with delta index ${index}`);
+}
+
+/** What changed from `before` to `after`, as flat [index, value, ...] pairs in index order. */
+export function cpuDelta(before: CpuState, after: CpuState): number[] {
+  const delta: number[] = [];
+  for (let index = 0; index < CPU_REGISTER_COUNT; index += 1) {
+    const value = readRegister(after, index);
+    if (value !== readRegister(before, index)) delta.push(index, value);
+  }
+  return delta;
+}
+
+export function applyCpuDelta(cpu: CpuState, delta: readonly number[]): void {
+  assert(delta.length % 2 === 0, `cpu delta has odd length ${delta.length}`);
+  for (let at = 0; at < delta.length; at += 2) {
+    const index = delta[at];
+    const value = delta[at + 1];
+    assert(Number.isInteger(index) && index >= 0 && index < CPU_REGISTER_COUNT, `cpu delta: bad register index ${index}`);
+    assert(Number.isInteger(value) && value >= 0 && value <= 0xffffffff, `cpu delta: register ${index} value ${value} is not a uint32`);
+    writeRegister(cpu, index, value);
+  }
+}

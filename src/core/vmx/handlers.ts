@@ -1,0 +1,293 @@
+/**
+ * The hypervisor's VM-exit handlers: what Xen does when the guest traps, decided from the
+ * exit information and the guest state, returned as an action for the vCPU driver to apply.
+ */
+import { EINVAL, decreaseCount, decreaseReservation, populateCheck, populatePhysmap } from '../xen.ts';
+import { cpuDelta, type CpuState } from '../cpu/cpu-state.ts';
+import type { Machine } from '../machine.ts';
+import { GuestBus } from '../paging/guest-bus.ts';
+import { guestWalk, CR0_PG, PTE_DIRTY, PTE_WRITABLE, type WalkPort } from '../paging/guest-walk.ts';
+import { PAGE_SIZE } from '../scenario.ts';
+import { readFramePlain, writeFrame } from '../memory.ts';
+import type { Domain, ExitInfo, X86Vcpu } from '../state.ts';
+import { ExitReason, Vector } from './exit-reasons.ts';
+import type { Fault } from '../cpu/bus.ts';
+
+export interface Injection {
+  vector: number;
+  errorCode: number;
+  cr2: number;
+}
+
+export type ExitAction =
+  | { kind: 'resume'; cpu: CpuState; inject: Injection | null }
+  | { kind: 'halt'; cpu: CpuState }
+  | { kind: 'crash'; reason: string }
+  | { kind: 'shutdown' }
+  | { kind: 'deschedule' };
+
+export interface ExitContext {
+  m: Machine;
+  domain: Domain;
+  vcpu: number;
+  pcpu: number;
+  x86: X86Vcpu;
+  exit: ExitInfo;
+}
+
+const EAX = 0, ECX = 1, EDX = 2, EBX = 3;
+const ENOSYS = -38;
+const EFAULT = -14;
+const CONSOLE_WRITE_MAX = 1024;
+export const DEBUG_CONSOLE_PORT = 0xe9;
+const HYPERCALL_MEMORY_OP = 12, HYPERCALL_CONSOLE_IO = 18, HYPERCALL_SCHED_OP = 29;
+const XENMEM_DECREASE_RESERVATION = 1, XENMEM_POPULATE_PHYSMAP = 6;
+const SCHEDOP_YIELD = 0, SCHEDOP_SHUTDOWN = 2;
+
+const gp = (): Injection => ({ vector: Vector.GP, errorCode: 0, cr2: 0 });
+
+/** A copy of the guest state with EIP moved past the exiting instruction. */
+function advanced(ctx: ExitContext): CpuState {
+  const cpu = structuredClone(ctx.x86.cpu);
+  cpu.eip = (cpu.eip + ctx.exit.length) >>> 0;
+  return cpu;
+}
+
+export function handleExit(ctx: ExitContext): ExitAction {
+  switch (ctx.exit.reason) {
+    case ExitReason.EXTERNAL_INTERRUPT:
+    case ExitReason.INTERRUPT_WINDOW:
+      return { kind: 'resume', cpu: structuredClone(ctx.x86.cpu), inject: null };
+    case ExitReason.CPUID: return resume(cpuid(advanced(ctx)));
+    case ExitReason.HLT: return { kind: 'halt', cpu: advanced(ctx) };
+    case ExitReason.VMCALL: return hypercall(ctx);
+    case ExitReason.IO_INSTRUCTION: return portIo(ctx);
+    case ExitReason.MSR_READ:
+    case ExitReason.MSR_WRITE: return msr(ctx);
+    case ExitReason.CR_ACCESS: return crAccess(ctx);
+    case ExitReason.INVLPG: return invlpg(ctx);
+    case ExitReason.EXCEPTION_NMI: return shadowPageFault(ctx);
+    case ExitReason.EPT_VIOLATION:
+      // Xen's policy for guest RAM it never populated: the guest gets a fault, never a frame.
+      return { kind: 'resume', cpu: structuredClone(ctx.x86.cpu), inject: gp() };
+    case ExitReason.EPT_MISCONFIG: return { kind: 'crash', reason: 'EPT misconfiguration' };
+    case ExitReason.TRIPLE_FAULT: return { kind: 'crash', reason: 'triple fault' };
+    default: return { kind: 'crash', reason: `unhandled VM exit ${ctx.exit.reason}` };
+  }
+}
+
+const resume = (cpu: CpuState, inject: Injection | null = null): ExitAction => ({ kind: 'resume', cpu, inject });
+
+/** CPUID as Xen presents it: an Intel CPU with the hypervisor bit and Xen's leaves. */
+function cpuid(cpu: CpuState): CpuState {
+  const leaf = cpu.gpr[EAX];
+  const words = (text: string): number[] => [0, 4, 8].map((at) => Buffer.from(text, 'latin1').readUInt32LE(at));
+  let regs: [number, number, number, number];
+  if (leaf === 0) {
+    const [b, d, c] = words('GenuineIntel');
+    regs = [1, b, c, d];
+  } else if (leaf === 1) {
+    // Family 6; ECX bit 31 = running under a hypervisor; EDX: FPU PSE TSC MSR APIC.
+    regs = [0x000306a9, 0x00010800, 0x80000000, (1 << 0) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 9)];
+  } else if (leaf === 0x40000000) {
+    const [b, c, d] = words('XenVMMXenVMM');
+    regs = [0x40000002, b, c, d];
+  } else {
+    regs = [0, 0, 0, 0];
+  }
+  [cpu.gpr[EAX], cpu.gpr[EBX], cpu.gpr[ECX], cpu.gpr[EDX]] = regs.map((v) => v >>> 0);
+  return cpu;
+}
+
+function hypercall(ctx: ExitContext): ExitAction {
+  const cpu = advanced(ctx);
+  const [nr, arg1, arg2, arg3] = [cpu.gpr[EAX], cpu.gpr[EBX], cpu.gpr[ECX], cpu.gpr[EDX]];
+  const emit = (op: string, args: number[], result: number, text = ''): void =>
+    ctx.m.emit('hypercall', { dom: ctx.domain.id, vcpu: ctx.vcpu, op, args, text, result });
+  let result = ENOSYS;
+  if (nr === HYPERCALL_CONSOLE_IO && arg1 === 0) {
+    const text = readGuestText(ctx, arg3, arg2);
+    result = text === undefined ? EFAULT : text.length;
+    emit('console_write', [arg2, arg3], result, text ?? '');
+  } else if (nr === HYPERCALL_SCHED_OP && (arg1 === SCHEDOP_YIELD || arg1 === SCHEDOP_SHUTDOWN)) {
+    emit(arg1 === SCHEDOP_YIELD ? 'sched_yield' : 'shutdown', [], 0);
+    if (arg1 === SCHEDOP_SHUTDOWN) return { kind: 'shutdown' };
+    result = 0;
+  } else if (nr === HYPERCALL_MEMORY_OP && arg1 === XENMEM_POPULATE_PHYSMAP) {
+    const errno = populateCheck(ctx.m.state, ctx.domain.id, arg2 | 0, arg3 | 0);
+    result = errno === 0 ? arg3 : errno;
+    emit('populate_physmap', [arg2 | 0, arg3 | 0], result);
+    if (errno === 0) populatePhysmap(ctx.m, ctx.domain.id, arg2, arg3);
+  } else if (nr === HYPERCALL_MEMORY_OP && arg1 === XENMEM_DECREASE_RESERVATION) {
+    const count = Math.min(arg3 >>> 0, 4096);
+    const gfns = Array.from({ length: count }, (_, i) => arg2 + i);
+    const done = arg3 >>> 0 > 4096 ? EINVAL : decreaseCount(ctx.m.state, ctx.domain.id, gfns);
+    result = done;
+    emit('decrease_reservation', [arg2 | 0, arg3 | 0], result);
+    if (done > 0) decreaseReservation(ctx.m, ctx.domain.id, gfns.slice(0, done));
+  } else {
+    emit(`hypercall_${nr}`, [arg1 | 0, arg2 | 0, arg3 | 0], ENOSYS);
+  }
+  cpu.gpr[EAX] = result >>> 0;
+  return resume(cpu);
+}
+
+/** Copies a guest string through its own address space, as copy_from_guest does. */
+function readGuestText(ctx: ExitContext, linear: number, length: number): string | undefined {
+  if (length > CONSOLE_WRITE_MAX) return undefined;
+  const bus = new GuestBus(ctx.m, ctx.domain, ctx.vcpu, ctx.pcpu);
+  const bytes: number[] = [];
+  for (let i = 0; i < length; i++) {
+    const byte = bus.read((linear + i) >>> 0, 1);
+    if (typeof byte !== 'number') {
+      bus.commit(false);
+      return undefined;
+    }
+    bytes.push(byte);
+  }
+  bus.commit(false);
+  return Buffer.from(bytes).toString('latin1');
+}
+
+function portIo(ctx: ExitContext): ExitAction {
+  const q = ctx.exit.qualification;
+  const size = (q & 7) + 1;
+  const isIn = (q & 8) !== 0;
+  const port = q >>> 16;
+  const cpu = advanced(ctx);
+  const mask = size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
+  // No device answers yet (PCI comes with the I/O issue): reads float high and writes
+  // vanish; the io event is the record (a byte to DEBUG_CONSOLE_PORT is console output).
+  const value = isIn ? mask : cpu.gpr[EAX] & mask;
+  if (isIn) cpu.gpr[EAX] = ((cpu.gpr[EAX] & ~mask) | value) >>> 0;
+  ctx.m.emit('io', { dom: ctx.domain.id, vcpu: ctx.vcpu, port, size, out: !isIn, value });
+  return resume(cpu);
+}
+
+const MSR_TSC = 0x10, MSR_APIC_BASE = 0x1b;
+const MSR_X2APIC_EOI = 0x80b, MSR_X2APIC_LVT_TIMER = 0x832, MSR_X2APIC_TIMER_INITIAL = 0x838;
+const MSR_X2APIC_TIMER_CURRENT = 0x839, MSR_X2APIC_TIMER_DIVIDE = 0x83e;
+const LVT_MASKED = 1 << 16;
+
+function msr(ctx: ExitContext): ExitAction {
+  const cpu = advanced(ctx);
+  const index = cpu.gpr[ECX];
+  const tick = ctx.m.state.tick;
+  const lapic = ctx.x86.lapic;
+  if (ctx.exit.reason === ExitReason.MSR_READ) {
+    let value: number | undefined;
+    if (index === MSR_TSC) value = tick;
+    else if (index === MSR_APIC_BASE) value = 0xfee00000 | (1 << 11) | (1 << 10) | (1 << 8);
+    else if (index === MSR_X2APIC_TIMER_CURRENT) value = lapic.deadline < 0 ? 0 : Math.max(0, lapic.deadline - tick);
+    else if (index === MSR_X2APIC_LVT_TIMER) value = lapic.vector | (lapic.periodTicks > 0 ? 1 << 17 : 0);
+    if (value === undefined) return resume(structuredClone(ctx.x86.cpu), gp());
+    cpu.gpr[EAX] = value % 2 ** 32 >>> 0;
+    cpu.gpr[EDX] = Math.floor(value / 2 ** 32) >>> 0;
+    return resume(cpu);
+  }
+  const value = cpu.gpr[EAX];
+  const timer = (fields: Partial<X86Vcpu['lapic']>): void => {
+    const next = { ...lapic, ...fields };
+    ctx.m.emit('lapic.timer', { dom: ctx.domain.id, vcpu: ctx.vcpu, vector: next.vector, periodTicks: next.periodTicks, deadline: next.deadline, pending: next.pending });
+  };
+  if (index === MSR_X2APIC_LVT_TIMER) {
+    const periodic = ((value >>> 17) & 3) === 1;
+    const masked = (value & LVT_MASKED) !== 0;
+    timer({ vector: value & 0xff, periodTicks: periodic ? Math.max(lapic.periodTicks, 1) : 0, deadline: masked ? -1 : lapic.deadline });
+  } else if (index === MSR_X2APIC_TIMER_INITIAL) {
+    const periodic = lapic.periodTicks > 0;
+    timer({ periodTicks: periodic ? value : 0, deadline: value === 0 ? -1 : tick + value });
+  } else if (index === MSR_X2APIC_EOI || index === MSR_X2APIC_TIMER_DIVIDE || index === MSR_TSC) {
+    // EOI needs no bookkeeping (one interrupt source); divide and TSC writes are accepted and ignored.
+  } else {
+    return resume(structuredClone(ctx.x86.cpu), gp());
+  }
+  return resume(cpu);
+}
+
+/** MOV to/from CR under shadow paging (and CR0/CR4 writes of masked bits). */
+function crAccess(ctx: ExitContext): ExitAction {
+  const q = ctx.exit.qualification;
+  const cr = q & 15;
+  const accessType = (q >>> 4) & 3;
+  const gpr = (q >>> 8) & 15;
+  const cpu = advanced(ctx);
+  if (accessType === 1) {
+    cpu.gpr[gpr] = cr === 3 ? cpu.cr3 : cr === 0 ? cpu.cr0 : cr === 4 ? cpu.cr4 : cpu.cr2;
+    return resume(cpu);
+  }
+  const value = cpu.gpr[gpr];
+  if (cr === 3) cpu.cr3 = value;
+  else if (cr === 0) cpu.cr0 = value;
+  else if (cr === 4) cpu.cr4 = value;
+  // A new address space (or paging mode): the shadow and the TLB are stale as a whole.
+  flushShadow(ctx, -1);
+  return resume(cpu);
+}
+
+function invlpg(ctx: ExitContext): ExitAction {
+  flushShadow(ctx, ctx.exit.qualification >>> 12);
+  return resume(advanced(ctx));
+}
+
+function flushShadow(ctx: ExitContext, page: number): void {
+  const { m, domain, vcpu } = ctx;
+  m.emit('shadow.sync', { dom: domain.id, vcpu, op: 'flush', page, mfn: -1, flags: 0 });
+  m.emit('tlb.flush', { dom: domain.id, vcpu, scope: page < 0 ? 'all' : 'page', page });
+}
+
+/**
+ * Shadow paging's #PF handler: walk the guest's own tables (through the p2m, as the
+ * hypervisor sees guest memory); if the guest maps the page, fill the shadow entry and let
+ * the instruction run again; if not, the fault is the guest's and is reflected to it.
+ */
+function shadowPageFault(ctx: ExitContext): ExitAction {
+  const { m, domain } = ctx;
+  const cpu = ctx.x86.cpu;
+  const linear = ctx.exit.qualification >>> 0;
+  const isWrite = (ctx.exit.errorCode & 2) !== 0;
+  let gpa = linear;
+  let flags = PTE_WRITABLE | PTE_DIRTY;
+  if ((cpu.cr0 & CR0_PG) !== 0) {
+    const walk = guestWalk(p2mPort(ctx), cpu, linear, isWrite);
+    if ('kind' in walk) {
+      const fault = walk as Fault;
+      if (fault.kind === 'exception') return resume(structuredClone(cpu), { vector: fault.vector, errorCode: fault.errorCode ?? 0, cr2: fault.cr2 ?? linear });
+      return resume(structuredClone(cpu), gp());
+    }
+    gpa = walk.gpa;
+    flags = walk.flags;
+  }
+  const mfn = domain.p2m.get(Math.floor(gpa / PAGE_SIZE));
+  if (mfn === undefined) return resume(structuredClone(cpu), gp());
+  // Writable in the shadow only once the guest's dirty bit is set, so the first write traps.
+  const shadowFlags = isWrite || (flags & PTE_DIRTY) !== 0 ? flags : flags & ~PTE_WRITABLE;
+  m.emit('shadow.sync', { dom: domain.id, vcpu: ctx.vcpu, op: 'fill', page: linear >>> 12, mfn, flags: shadowFlags });
+  m.emit('tlb.flush', { dom: domain.id, vcpu: ctx.vcpu, scope: 'page', page: linear >>> 12 });
+  return resume(structuredClone(cpu));
+}
+
+/** Guest-physical memory as the hypervisor reaches it: through the p2m, decrypted by SMM. */
+function p2mPort(ctx: ExitContext): WalkPort {
+  const frame = (gpa: number): number | undefined => ctx.domain.p2m.get(Math.floor(gpa / PAGE_SIZE));
+  const notMapped = (gpa: number): Fault => ({ kind: 'exit', reason: ExitReason.EPT_VIOLATION, qualification: 0, gla: null, gpa });
+  return {
+    read32(gpa) {
+      const mfn = frame(gpa);
+      if (mfn === undefined) return notMapped(gpa);
+      const plain = readFramePlain(ctx.m, ctx.pcpu, mfn);
+      const o = gpa & (PAGE_SIZE - 1);
+      return (plain[o] | (plain[o + 1] << 8) | (plain[o + 2] << 16) | (plain[o + 3] << 24)) >>> 0;
+    },
+    write32(gpa, value) {
+      const mfn = frame(gpa);
+      if (mfn === undefined) return notMapped(gpa);
+      const bytes = new Uint8Array(4);
+      new DataView(bytes.buffer).setUint32(0, value >>> 0, true);
+      writeFrame(ctx.m, ctx.domain.id, ctx.pcpu, gpa, mfn, gpa & (PAGE_SIZE - 1), bytes);
+      return undefined;
+    },
+  };
+}
+
+export { cpuDelta };

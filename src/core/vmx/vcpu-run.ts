@@ -1,0 +1,187 @@
+/**
+ * Runs an x86 vCPU for one step under VMX: enter the guest, let it retire one instruction,
+ * deliver the exception it raised through its IDT, or take the VM exit it caused and run the
+ * hypervisor's handler. Every step starts with its opener (vm.entry, cpu.step, exception or
+ * vm.exit); what the instruction did to the TLB and memory follows it.
+ */
+import { cloneCpu, cpuDelta, type CpuState } from '../cpu/cpu-state.ts';
+import { deliverEvent } from '../cpu/exceptions.ts';
+import { step } from '../cpu/interpreter.ts';
+import type { Machine } from '../machine.ts';
+import { GuestBus } from '../paging/guest-bus.ts';
+import type { Domain, ExitInfo, X86Vcpu } from '../state.ts';
+import { destroyDomain } from '../xen.ts';
+import { xenHvmControls, interceptsException } from './controls.ts';
+import { ExitReason, Vector } from './exit-reasons.ts';
+import { handleExit, type Injection } from './handlers.ts';
+
+const EFLAGS_IF = 1 << 9;
+const EIP_INDEX = 8;
+
+export interface X86Context {
+  m: Machine;
+  pcpu: number;
+  domain: Domain;
+  vcpu: number;
+  x86: X86Vcpu;
+}
+
+export const interruptsEnabled = (x86: X86Vcpu): boolean => (x86.cpu.eflags & EFLAGS_IF) !== 0;
+
+/** The timer's deadline has come and its interrupt is not yet pending. */
+export function timerDue(x86: X86Vcpu, tick: number): boolean {
+  return x86.lapic.deadline >= 0 && x86.lapic.deadline <= tick && !x86.lapic.pending;
+}
+
+/** A halted vCPU wakes for a pending (or due) interrupt it can take. */
+export function canWake(x86: X86Vcpu, tick: number): boolean {
+  return interruptsEnabled(x86) && (x86.lapic.pending || timerDue(x86, tick));
+}
+
+/** The tick a halted vCPU waits for, if any. */
+export function wakeTick(x86: X86Vcpu): number | undefined {
+  return x86.halted && interruptsEnabled(x86) && !x86.lapic.pending && x86.lapic.deadline >= 0 ? x86.lapic.deadline : undefined;
+}
+
+export function runX86Step(ctx: X86Context): void {
+  const { x86, m } = ctx;
+  if (!x86.inGuest) return enterGuest(ctx);
+  if (timerDue(x86, m.state.tick)) return takeExit(ctx, exitInfo(ExitReason.EXTERNAL_INTERRUPT), undefined, () => fireTimer(ctx));
+  if (x86.lapic.pending && interruptsEnabled(x86)) return takeExit(ctx, exitInfo(ExitReason.INTERRUPT_WINDOW));
+  executeInstruction(ctx);
+}
+
+/** The scheduler's time slice is over: the host timer exits the guest. */
+export function preempt(ctx: X86Context): void {
+  takeExit(ctx, exitInfo(ExitReason.EXTERNAL_INTERRUPT), undefined, undefined, true);
+}
+
+function exitInfo(reason: number, fields: Partial<ExitInfo> = {}): ExitInfo {
+  return { reason, qualification: 0, gla: -1, gpa: -1, length: 0, vector: -1, errorCode: -1, ...fields };
+}
+
+/** The deadline after `tick` for a timer that fired: the next period, or -1 (one-shot). */
+function nextDeadline(lapic: X86Vcpu['lapic'], tick: number): number {
+  if (lapic.periodTicks <= 0) return -1;
+  const missed = Math.floor((tick - lapic.deadline) / lapic.periodTicks) + 1;
+  return lapic.deadline + missed * lapic.periodTicks;
+}
+
+function emitTimer(ctx: X86Context, deadline: number, pending: boolean): void {
+  const lapic = ctx.x86.lapic;
+  ctx.m.emit('lapic.timer', { dom: ctx.domain.id, vcpu: ctx.vcpu, vector: lapic.vector, periodTicks: lapic.periodTicks, deadline, pending });
+}
+
+/** The timer fires while the guest runs: its interrupt becomes pending. */
+function fireTimer(ctx: X86Context): void {
+  emitTimer(ctx, nextDeadline(ctx.x86.lapic, ctx.m.state.tick), true);
+}
+
+function executeInstruction(ctx: X86Context): void {
+  const { m, domain, vcpu, pcpu, x86 } = ctx;
+  const before = x86.cpu;
+  const cpu = cloneCpu(before);
+  const bus = new GuestBus(m, domain, vcpu, pcpu);
+  const outcome = step(cpu, bus, xenHvmControls(domain.paging), m.state.tick);
+  if (outcome.kind === 'retired') {
+    m.emit('cpu.step', { dom: domain.id, vcpu, pcpu, eip: before.eip, next: cpu.eip, delta: stripEip(cpuDelta(before, cpu)) });
+    bus.commit(true);
+    if (outcome.tlbFlush) m.emit('tlb.flush', { dom: domain.id, vcpu, scope: 'all', page: -1 });
+    if (outcome.invlpg !== undefined) m.emit('tlb.flush', { dom: domain.id, vcpu, scope: 'page', page: outcome.invlpg >>> 12 });
+    return;
+  }
+  if (outcome.kind === 'exit') {
+    return takeExit(ctx, exitInfo(outcome.reason, {
+      qualification: outcome.qualification, gla: outcome.gla ?? -1, gpa: outcome.gpa ?? -1, length: outcome.length,
+    }), bus);
+  }
+  if (interceptsException(domain.paging, outcome.vector)) {
+    return takeExit(ctx, exitInfo(ExitReason.EXCEPTION_NMI, {
+      qualification: outcome.cr2 ?? 0, vector: outcome.vector, errorCode: outcome.errorCode ?? -1,
+    }), bus);
+  }
+  deliverToGuest(ctx, bus, outcome.vector, outcome.errorCode, outcome.cr2, outcome.software === true, outcome.length ?? 0);
+}
+
+/** cpu.step carries EIP in `next`; the delta holds only the other registers. */
+function stripEip(delta: number[]): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < delta.length; i += 2) if (delta[i] !== EIP_INDEX) out.push(delta[i], delta[i + 1]);
+  return out;
+}
+
+/** An exception the guest handles itself: delivered through its IDT. */
+function deliverToGuest(ctx: X86Context, bus: GuestBus, vector: number, errorCode: number | null, cr2: number | undefined, software: boolean, length: number): void {
+  const { m, domain, vcpu, pcpu, x86 } = ctx;
+  bus.discardStores();
+  const cpu = cloneCpu(x86.cpu);
+  const result = deliverEvent(cpu, bus, vector, errorCode, software, { cr2, instructionLength: software ? length : undefined });
+  if (result === 'triple-fault' || typeof result === 'object') {
+    return takeExit(ctx, exitInfo(ExitReason.TRIPLE_FAULT), bus);
+  }
+  m.emit('exception', {
+    dom: domain.id, vcpu, pcpu, vector: result === 'double-fault' ? Vector.DF : vector,
+    errorCode: errorCode ?? -1, cr2: cr2 ?? -1, delta: cpuDelta(x86.cpu, cpu),
+  });
+  bus.commit(true);
+}
+
+/**
+ * VM exit: record it, commit what the attempt did to the TLB, run the handler, and leave
+ * the guest state and the injection for the next VM entry.
+ */
+function takeExit(ctx: X86Context, exit: ExitInfo, bus?: GuestBus, afterExit?: () => void, preempted = false): void {
+  const { m, domain, vcpu, pcpu } = ctx;
+  m.emit('vm.exit', { dom: domain.id, vcpu, pcpu, ...exit });
+  bus?.commit(false);
+  afterExit?.();
+  if (preempted) return;
+  const x86 = m.state.domains.get(domain.id)!.vcpus[vcpu].x86!;
+  const action = handleExit({ m, domain: m.state.domains.get(domain.id)!, vcpu, pcpu, x86, exit });
+  switch (action.kind) {
+    case 'resume': return writeVmcs(ctx, x86.cpu, action.cpu, action.inject);
+    case 'halt': m.emit('vcpu.halt', { dom: domain.id, vcpu, delta: cpuDelta(x86.cpu, action.cpu) }); return;
+    case 'shutdown': destroyDomain(m, domain.id, 'shutdown'); return;
+    case 'crash': destroyDomain(m, domain.id, `crashed: ${action.reason}`); return;
+    case 'deschedule': return;
+  }
+}
+
+function writeVmcs(ctx: X86Context, before: CpuState, after: CpuState, inject: Injection | null): void {
+  const delta = cpuDelta(before, after);
+  if (delta.length === 0 && inject === null) return;
+  ctx.m.emit('vmcs.write', {
+    dom: ctx.domain.id, vcpu: ctx.vcpu, delta, inject: inject?.vector ?? -1, errorCode: inject?.errorCode ?? -1, cr2: inject?.cr2 ?? 0,
+  });
+}
+
+/**
+ * VM entry: inject the pending event (the handler's, or the timer's when the guest can take
+ * it) through the guest's IDT, and go back to running the guest.
+ */
+function enterGuest(ctx: X86Context): void {
+  const { m, domain, vcpu, pcpu, x86 } = ctx;
+  const tick = m.state.tick;
+  const fired = timerDue(x86, tick);
+  const timerPending = x86.lapic.pending || fired;
+  const takeTimer = x86.injection === null && timerPending && interruptsEnabled(x86);
+  const injection = x86.injection ?? (takeTimer ? { vector: x86.lapic.vector, errorCode: -1, cr2: 0 } : null);
+  const cpu = cloneCpu(x86.cpu);
+  const bus = new GuestBus(m, domain, vcpu, pcpu);
+  let delivered = -1;
+  if (injection !== null) {
+    const cr2 = injection.vector === Vector.PF ? injection.cr2 : undefined;
+    const result = deliverEvent(cpu, bus, injection.vector, injection.errorCode < 0 ? null : injection.errorCode, false, { cr2 });
+    if (result === 'triple-fault' || typeof result === 'object') {
+      m.emit('vm.exit', { dom: domain.id, vcpu, pcpu, ...exitInfo(ExitReason.TRIPLE_FAULT) });
+      bus.commit(false);
+      destroyDomain(m, domain.id, 'crashed: triple fault while injecting an event');
+      return;
+    }
+    delivered = result === 'double-fault' ? Vector.DF : injection.vector;
+  }
+  m.emit('vm.entry', { dom: domain.id, vcpu, delta: cpuDelta(x86.cpu, cpu), inject: delivered, errorCode: injection?.errorCode ?? -1 });
+  bus.commit(true);
+  if (fired || takeTimer) emitTimer(ctx, fired ? nextDeadline(x86.lapic, tick) : x86.lapic.deadline, timerPending && !takeTimer);
+}
+
