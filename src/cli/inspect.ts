@@ -6,6 +6,8 @@ import { domainNames, eventJson, eventText, stateText, stateView } from '../repl
 import type { RunSummary } from '../replay/summary.ts';
 import { violationCount } from '../replay/summary.ts';
 import { Timeline } from '../replay/timeline.ts';
+import { evolve } from '../core/evolve.ts';
+import { disassembleAt } from '../core/inspect.ts';
 import { effectiveStatus, openForReading, out, parseCount, parseSeq, resolveRun } from './context.ts';
 
 function runJson(run: RunRow) {
@@ -68,14 +70,22 @@ export function logCommand(db: string, options: LogOptions): number {
     const to = options.to === undefined ? timeline.length : Math.min(timeline.length, parseSeq(options.to, '--to') + 1);
     const limit = options.limit === undefined ? Infinity : parseCount(options.limit, '--limit');
     const ofKind = kindFilter(options.kind);
-    const names = domainNames(timeline.stateAt(Math.min(from, timeline.length)));
+    // A private state rolled forward with the events, so each instruction can be shown as
+    // it was in memory when it ran.
+    const state = timeline.mutableStateAt(Math.min(from, timeline.length));
+    const names = domainNames(state);
     const domain = options.domain === undefined ? undefined : resolveDomain(options.domain, names, timeline);
     let shown = 0;
     for (const [seq, event] of timeline.iterate(from, to)) {
       if (event.kind === 'domain.create') names.set(event.dom, event.name);
-      if (!matches(event, ofKind, domain)) continue;
-      out(options.json ? JSON.stringify(eventJson(seq, event)) : `${String(seq).padStart(8)}  ${eventText(event, names)}`);
-      if (++shown >= limit) break;
+      if (matches(event, ofKind, domain)) {
+        const disassembly = event.kind === 'cpu.step' ? disassembleAt(state, event.dom, event.vcpu, event.eip) : undefined;
+        out(options.json
+          ? JSON.stringify({ ...eventJson(seq, event), ...(disassembly ? { instruction: disassembly } : {}) })
+          : `${String(seq).padStart(8)}  ${disassembly ? `${disassembly.padEnd(28)} ` : ''}${eventText(event, names)}`);
+        if (++shown >= limit) break;
+      }
+      evolve(state, event);
     }
     return 0;
   } finally {

@@ -4,11 +4,22 @@
 import { createHash } from 'node:crypto';
 import { EVENT_FIELDS, GUEST_OP_NAMES, type DomainId, type Event, type EventKind } from '../events/schema.ts';
 import type { MachineState } from '../core/state.ts';
+import { exitReasonName } from '../core/vmx/exit-reasons.ts';
 
 export type DomainNames = ReadonlyMap<DomainId, string>;
 
 const DOMAIN_FIELDS = new Set(['dom', 'fromDom', 'toDom', 'target', 'owner', 'prevOwner', 'smmLive', 'keyDom']);
-const HEX_FIELDS = new Set(['gpa']);
+const HEX_FIELDS = new Set(['gpa', 'eip', 'next', 'cr2', 'gla', 'qualification', 'page', 'evicted', 'port']);
+/** Register names of the cpu delta indices (src/core/cpu/cpu-state.ts). */
+export const REGISTER_NAMES = ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi', 'eip', 'eflags', 'cr0', 'cr2', 'cr3', 'cr4', 'idtr.base', 'idtr.limit'];
+const VECTOR_NAMES: Record<number, string> = { 0: '#DE', 6: '#UD', 8: '#DF', 13: '#GP', 14: '#PF' };
+
+/** A register delta as "eax=0x5 eflags=0x46". */
+export function deltaText(delta: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < delta.length; i += 2) parts.push(`${REGISTER_NAMES[delta[i]] ?? `r${delta[i]}`}=0x${(delta[i + 1] >>> 0).toString(16)}`);
+  return parts.join(' ');
+}
 const BYTES_SHOWN = 24;
 
 function isPrintable(bytes: Uint8Array): boolean {
@@ -27,6 +38,10 @@ export function bytesText(bytes: Uint8Array): string {
 function fieldText(kind: EventKind, name: string, value: unknown, names: DomainNames): string {
   if (value instanceof Uint8Array) return bytesText(value);
   if (kind === 'guest.op' && name === 'op') return GUEST_OP_NAMES[value as number] ?? String(value);
+  if (name === 'delta' && Array.isArray(value)) return `[${deltaText(value as number[])}]`;
+  if (name === 'reason' && kind === 'vm.exit') return `${exitReasonName(value as number)}(${value})`;
+  if ((name === 'vector' || name === 'inject') && typeof value === 'number') return value < 0 ? '-' : `${VECTOR_NAMES[value] ?? ''}0x${value.toString(16)}`;
+  if (typeof value === 'number' && value === -1 && name !== 'result') return '-';
   if (typeof value === 'number' && DOMAIN_FIELDS.has(name)) return value < 0 ? '-' : names.get(value) ?? `d${value}`;
   if (typeof value === 'number' && HEX_FIELDS.has(name)) return `0x${value.toString(16)}`;
   if (Array.isArray(value)) return `[${value.join(',')}]`;

@@ -152,12 +152,20 @@ export class Timeline {
       state = produce(base, (draft) => { for (const [, e] of this.iterate(near, seq)) evolve(draft as MachineState, e); });
     } else {
       // A hydrated checkpoint is ours alone: fold in place, then freeze it for sharing.
-      const loaded = this.loadCheckpoint(seq);
-      for (const [, e] of this.iterate(loaded.seq, seq)) evolve(loaded.state, e);
-      state = freeze(loaded.state, true);
+      state = freeze(this.mutableStateAt(seq), true);
     }
     this.states.set(seq, state);
     return state;
+  }
+
+  /**
+   * A private, mutable state at `seq` (not cached): for callers that roll a state forward
+   * event by event themselves, such as a log that disassembles as it goes.
+   */
+  mutableStateAt(seq: Seq): MachineState {
+    const loaded = this.loadCheckpoint(seq);
+    for (const [, e] of this.iterate(loaded.seq, seq)) evolve(loaded.state, e);
+    return loaded.state;
   }
 
   /** The cached state closest below `seq`, if closer than the checkpoint. */
