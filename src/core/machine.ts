@@ -10,11 +10,17 @@ import { assert } from '../events/errors.ts';
 import { makeEvent, type Event, type EventFields, type EventKind } from '../events/schema.ts';
 import { evolve } from './evolve.ts';
 import { runDom0Action, runGuestOperation } from './guest.ts';
-import { INVARIANT_CHECKERS } from './invariants/index.ts';
+import { INVARIANT_CHECKERS, type InvariantChecker } from './invariants/index.ts';
 import { runnableVcpus, scheduleStep, type VcpuRef } from './scheduler.ts';
 import type { MachineState } from './state.ts';
 import { runX86Step, wakeTick } from './vmx/vcpu-run.ts';
 import { createDomain } from './xen.ts';
+
+/** The checkers that look at each kind of event. */
+const CHECKERS_BY_KIND = new Map<string, InvariantChecker[]>();
+for (const checker of INVARIANT_CHECKERS) {
+  for (const kind of checker.kinds) CHECKERS_BY_KIND.set(kind, [...(CHECKERS_BY_KIND.get(kind) ?? []), checker]);
+}
 
 export class Machine {
   private events: Event[] = [];
@@ -28,7 +34,7 @@ export class Machine {
   }
 
   private apply(event: Event): void {
-    for (const checker of INVARIANT_CHECKERS) {
+    for (const checker of CHECKERS_BY_KIND.get(event.kind) ?? []) {
       const breach = checker.check(this.state, event);
       if (breach !== undefined) this.breaches.push(makeEvent('violation', { invariant: checker.name, ...breach }));
     }

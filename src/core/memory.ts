@@ -77,11 +77,14 @@ export function writeFrameWithKey(m: Machine, dom: DomainId, keyDom: DomainId, g
   const key = ensureKey(m, keyDom);
   const page = m.state.memory.get(mfn);
   const { start, end } = page === undefined ? { start: 0, end: PAGE_SIZE } : lineSpan(offset, bytes.length);
-  const plain = page === undefined ? new Uint8Array(PAGE_SIZE) : decryptLines(key, mfn, start, page.bytes.subarray(start, end));
-  plain.set(bytes, offset - start);
-  const stored = encryptLines(key, mfn, start, plain);
+  // The whole page's plaintext under this key (cached), patched: only the lines written are
+  // encrypted again, and the new page's plaintext is known without decrypting it.
+  const pagePlain = page === undefined ? new Uint8Array(PAGE_SIZE) : plaintextUnder(key, mfn, page.bytes).slice();
+  pagePlain.set(bytes, offset);
+  const stored = encryptLines(key, mfn, start, pagePlain.subarray(start, end));
   m.emit('mem.encrypt', { dom, mfn, offset: start, len: end - start, keyDom });
   m.emit('mem.write', { dom, gpa, mfn, offset: start, stored });
+  plaintextCache.set(m.state.memory.get(mfn)!.bytes, { key, plain: pagePlain });
 }
 
 /**
@@ -100,11 +103,14 @@ export function readFramePlain(m: Machine, pcpu: number, mfn: Mfn): Uint8Array {
   const page = m.state.memory.get(mfn);
   if (page === undefined) return ZERO_PAGE;
   if (m.state.profile === 'vanilla') return page.bytes;
-  const key = ensureKey(m, m.state.sched.smmLive[pcpu]);
-  const cached = plaintextCache.get(page.bytes);
+  return plaintextUnder(ensureKey(m, m.state.sched.smmLive[pcpu]), mfn, page.bytes);
+}
+
+function plaintextUnder(key: Uint8Array, mfn: Mfn, stored: Uint8Array): Uint8Array {
+  const cached = plaintextCache.get(stored);
   if (cached !== undefined && cached.key === key) return cached.plain;
-  const plain = decryptLines(key, mfn, 0, page.bytes);
-  plaintextCache.set(page.bytes, { key, plain });
+  const plain = decryptLines(key, mfn, 0, stored);
+  plaintextCache.set(stored, { key, plain });
   return plain;
 }
 

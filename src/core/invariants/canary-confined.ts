@@ -11,6 +11,7 @@ function reader(event: Event): { dom: number; value: Uint8Array; mfn: number } |
 /** No domain other than its owner (dom0 included) ever reads a canary's plaintext. */
 export const canaryConfined: InvariantChecker = {
   name: 'canary-confined',
+  kinds: ['mem.read', 'dom0.foreign_read'],
   check(state, event) {
     const read = reader(event);
     if (read === undefined) return undefined;

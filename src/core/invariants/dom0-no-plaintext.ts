@@ -5,6 +5,7 @@ import type { InvariantChecker } from './types.ts';
 /** dom0's foreign mappings of guest memory show ciphertext, never the guest's plaintext. */
 export const dom0NoPlaintext: InvariantChecker = {
   name: 'dom0-no-plaintext',
+  kinds: ['dom0.foreign_read'],
   check(state, event) {
     if (event.kind !== 'dom0.foreign_read' || event.value.every((b) => b === 0)) return undefined;
     const plain = ownerPlaintext(state, event.mfn, event.offset, event.value.length);

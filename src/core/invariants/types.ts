@@ -1,4 +1,4 @@
-import type { DomainId, Event, InvariantName, Mfn } from '../../events/schema.ts';
+import type { DomainId, Event, EventKind, InvariantName, Mfn } from '../../events/schema.ts';
 import type { MachineState } from '../state.ts';
 
 export interface Breach {
@@ -13,5 +13,7 @@ export interface Breach {
  */
 export interface InvariantChecker {
   name: InvariantName;
+  /** The kinds of event it looks at (the machine calls it for those only). */
+  kinds: readonly EventKind[];
   check(state: MachineState, event: Event): Breach | undefined;
 }

@@ -17,9 +17,9 @@ import { CR0_PG, PTE_DIRTY, PTE_WRITABLE, guestWalk, type WalkPort } from './gue
 
 /** TLB entries a vCPU holds before the oldest is evicted. */
 export const TLB_ENTRIES = 64;
+export const EXIT_EXCEPTION_NMI = 0;
 export const EXIT_EPT_VIOLATION = 48;
 export const EXIT_EPT_MISCONFIG = 49;
-const PF_VECTOR = 14;
 
 export interface TlbFill {
   page: number;
@@ -44,6 +44,8 @@ export class GuestBus implements CpuBus {
   private readonly stores = new Map<number, { mfn: number; value: number }>();
   private readonly filled = new Map<number, TlbEntry>();
   private readonly x86: X86Vcpu;
+  /** The last shadow-table miss: the #PF that the exception bitmap turned into a VM exit. */
+  shadowFault: { linear: number; errorCode: number } | null = null;
 
   constructor(private readonly m: Machine, private readonly domain: Domain, private readonly vcpu: number, private readonly pcpu: number) {
     this.x86 = domain.vcpus[vcpu].x86!;
@@ -113,12 +115,15 @@ export class GuestBus implements CpuBus {
 
   /**
    * Under shadow paging the processor walks the hypervisor's shadow table: a miss is a #PF,
-   * which the exception bitmap turns into a VM exit for the shadow code to resolve.
+   * which the exception bitmap turns into a VM exit (reason 0) for the shadow code to
+   * resolve, whatever the guest was doing, delivering an event included.
    */
   private walkShadow(linear: number, access: EptAccess): TlbFill | Fault {
     const entry = this.x86.shadow.get(linear >>> 12);
     if (entry === undefined || (access === 'write' && (entry.flags & PTE_WRITABLE) === 0)) {
-      return { kind: 'exception', vector: PF_VECTOR, errorCode: (entry ? 1 : 0) | (access === 'write' ? 2 : 0), cr2: linear >>> 0 };
+      // The exit's interruption information: the #PF the shadow table raised.
+      this.shadowFault = { linear: linear >>> 0, errorCode: (entry ? 1 : 0) | (access === 'write' ? 2 : 0) };
+      return { kind: 'exit', reason: EXIT_EXCEPTION_NMI, qualification: linear >>> 0, gla: linear >>> 0, gpa: null };
     }
     return { page: linear >>> 12, mfn: entry.mfn, flags: entry.flags, refs: 2 };
   }
@@ -141,18 +146,32 @@ export class GuestBus implements CpuBus {
 
   // ---- the CpuBus the interpreter sees ---------------------------------------------------
 
+  /** Instruction bytes straight from the page's plaintext (a view, not a copy). */
   fetch(linear: number, count: number): Uint8Array | Fault {
-    const out: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const address = (linear + i) >>> 0;
-      const byte = this.loadByte(address, 'fetch');
-      if (isFault(byte)) return i === 0 ? byte : Uint8Array.from(out);
-      out.push(byte);
-    }
-    return Uint8Array.from(out);
+    const offset = linear & (PAGE_SIZE - 1);
+    const mfn = this.translate(linear, 'fetch');
+    if (isFault(mfn)) return mfn;
+    const first = readFramePlain(this.m, this.pcpu, mfn).subarray(offset, Math.min(PAGE_SIZE, offset + count));
+    if (first.length === count) return first;
+    // The instruction may run into the next page; if that page faults, the decoder will ask.
+    const next = this.translate((linear + first.length) >>> 0, 'fetch');
+    if (isFault(next)) return first;
+    const out = new Uint8Array(count);
+    out.set(first);
+    out.set(readFramePlain(this.m, this.pcpu, next).subarray(0, count - first.length), first.length);
+    return out;
   }
 
   read(linear: number, bytes: 1 | 2 | 4): number | Fault {
+    const offset = linear & (PAGE_SIZE - 1);
+    if (this.stores.size === 0 && offset + bytes <= PAGE_SIZE) {
+      const mfn = this.translate(linear, 'read');
+      if (isFault(mfn)) return mfn;
+      const plain = readFramePlain(this.m, this.pcpu, mfn);
+      let value = 0;
+      for (let i = bytes - 1; i >= 0; i--) value = value * 256 + plain[offset + i];
+      return value;
+    }
     let value = 0;
     for (let i = 0; i < bytes; i++) {
       const byte = this.loadByte((linear + i) >>> 0, 'read');

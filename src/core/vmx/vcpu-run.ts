@@ -90,17 +90,22 @@ function executeInstruction(ctx: X86Context): void {
     if (outcome.invlpg !== undefined) m.emit('tlb.flush', { dom: domain.id, vcpu, scope: 'page', page: outcome.invlpg >>> 12 });
     return;
   }
-  if (outcome.kind === 'exit') {
-    return takeExit(ctx, exitInfo(outcome.reason, {
-      qualification: outcome.qualification, gla: outcome.gla ?? -1, gpa: outcome.gpa ?? -1, length: outcome.length,
-    }), bus);
-  }
+  if (outcome.kind === 'exit') return takeExit(ctx, faultExit(bus, outcome, outcome.length), bus);
   if (interceptsException(domain.paging, outcome.vector)) {
     return takeExit(ctx, exitInfo(ExitReason.EXCEPTION_NMI, {
       qualification: outcome.cr2 ?? 0, vector: outcome.vector, errorCode: outcome.errorCode ?? -1,
     }), bus);
   }
   deliverToGuest(ctx, bus, outcome.vector, outcome.errorCode, outcome.cr2, outcome.software === true, outcome.length ?? 0);
+}
+
+/** The exit information of an exit-type fault (an EPT violation, a shadow-table #PF). */
+function faultExit(bus: GuestBus, fault: { reason: number; qualification: number; gla: number | null; gpa: number | null }, length = 0): ExitInfo {
+  const info = exitInfo(fault.reason, { qualification: fault.qualification, gla: fault.gla ?? -1, gpa: fault.gpa ?? -1, length });
+  if (fault.reason === ExitReason.EXCEPTION_NMI && bus.shadowFault) {
+    return { ...info, gpa: -1, vector: Vector.PF, errorCode: bus.shadowFault.errorCode };
+  }
+  return info;
 }
 
 /** cpu.step carries EIP in `next`; the delta holds only the other registers. */
@@ -116,9 +121,10 @@ function deliverToGuest(ctx: X86Context, bus: GuestBus, vector: number, errorCod
   bus.discardStores();
   const cpu = cloneCpu(x86.cpu);
   const result = deliverEvent(cpu, bus, vector, errorCode, software, { cr2, instructionLength: software ? length : undefined });
-  if (result === 'triple-fault' || typeof result === 'object') {
-    return takeExit(ctx, exitInfo(ExitReason.TRIPLE_FAULT), bus);
-  }
+  // Delivery met a fault the hypervisor owns: exit. The instruction has not retired, so once
+  // the exit is handled it runs again and raises the same exception.
+  if (typeof result === 'object' && result.kind === 'exit') return takeExit(ctx, faultExit(bus, result), bus, undefined, false, true);
+  if (typeof result === 'object' || result === 'triple-fault') return takeExit(ctx, exitInfo(ExitReason.TRIPLE_FAULT), bus);
   m.emit('exception', {
     dom: domain.id, vcpu, pcpu, vector: result === 'double-fault' ? Vector.DF : vector,
     errorCode: errorCode ?? -1, cr2: cr2 ?? -1, delta: cpuDelta(x86.cpu, cpu),
@@ -130,14 +136,17 @@ function deliverToGuest(ctx: X86Context, bus: GuestBus, vector: number, errorCod
  * VM exit: record it, commit what the attempt did to the TLB, run the handler, and leave
  * the guest state and the injection for the next VM entry.
  */
-function takeExit(ctx: X86Context, exit: ExitInfo, bus?: GuestBus, afterExit?: () => void, preempted = false): void {
+function takeExit(ctx: X86Context, exit: ExitInfo, bus?: GuestBus, afterExit?: () => void, preempted = false, duringDelivery = false): void {
   const { m, domain, vcpu, pcpu } = ctx;
   m.emit('vm.exit', { dom: domain.id, vcpu, pcpu, ...exit });
   bus?.commit(false);
   afterExit?.();
   if (preempted) return;
   const x86 = m.state.domains.get(domain.id)!.vcpus[vcpu].x86!;
-  const action = handleExit({ m, domain: m.state.domains.get(domain.id)!, vcpu, pcpu, x86, exit });
+  let action = handleExit({ m, domain: m.state.domains.get(domain.id)!, vcpu, pcpu, x86, exit });
+  // While an event was being delivered only a shadow fill can be fixed up and retried;
+  // anything the guest would have to be told about now is fatal, as in Xen.
+  if (duringDelivery && (action.kind !== 'resume' || action.inject !== null)) action = { kind: 'crash', reason: 'fault while delivering an event' };
   switch (action.kind) {
     case 'resume': return writeVmcs(ctx, x86.cpu, action.cpu, action.inject);
     case 'halt': m.emit('vcpu.halt', { dom: domain.id, vcpu, delta: cpuDelta(x86.cpu, action.cpu) }); return;
@@ -172,12 +181,9 @@ function enterGuest(ctx: X86Context): void {
   if (injection !== null) {
     const cr2 = injection.vector === Vector.PF ? injection.cr2 : undefined;
     const result = deliverEvent(cpu, bus, injection.vector, injection.errorCode < 0 ? null : injection.errorCode, false, { cr2 });
-    if (result === 'triple-fault' || typeof result === 'object') {
-      m.emit('vm.exit', { dom: domain.id, vcpu, pcpu, ...exitInfo(ExitReason.TRIPLE_FAULT) });
-      bus.commit(false);
-      destroyDomain(m, domain.id, 'crashed: triple fault while injecting an event');
-      return;
-    }
+    // The injection stays pending (only vm.entry clears it): after the exit it is tried again.
+    if (typeof result === 'object' && result.kind === 'exit') return takeExit(ctx, faultExit(bus, result), bus, undefined, false, true);
+    if (typeof result === 'object' || result === 'triple-fault') return takeExit(ctx, exitInfo(ExitReason.TRIPLE_FAULT), bus);
     delivered = result === 'double-fault' ? Vector.DF : injection.vector;
   }
   m.emit('vm.entry', { dom: domain.id, vcpu, delta: cpuDelta(x86.cpu, cpu), inject: delivered, errorCode: injection?.errorCode ?? -1 });
