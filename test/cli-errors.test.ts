@@ -6,8 +6,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, cpSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import {
   DEMO_SCENARIO, cli, describeResult, fingerprint, listing, parseJsonLines, removeDir, tempDir, writeText,
@@ -24,6 +24,8 @@ let goodRuns: { id: number; name: string; events: number; head: string; status: 
 before(async () => {
   root = tempDir('chronovisor-cli-errors');
   copyFileSync(DEMO_SCENARIO, join(root, 'tenants.yaml'));
+  // The demo's x86 tenant runs a guest kernel the scenario names by relative path.
+  cpSync(join(dirname(DEMO_SCENARIO), 'guests'), join(root, 'guests'), { recursive: true });
   for (const args of [
     ['run', 'tenants.yaml', '--out', 'good.db'],
     ['run', 'tenants.yaml', '--out', 'good.db', '--profile', 'vanilla'],
@@ -46,6 +48,7 @@ function caseDir(): string {
   const dir = mkdtempSync(join(root, 'case-'));
   copyFileSync(goodDb, join(dir, 'good.db'));
   copyFileSync(join(root, 'tenants.yaml'), join(dir, 'tenants.yaml'));
+  cpSync(join(root, 'guests'), join(dir, 'guests'), { recursive: true });
   return dir;
 }
 

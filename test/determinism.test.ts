@@ -6,7 +6,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PROFILES, type Profile } from '../src/events/schema.ts';
 import { RecordingStore } from '../src/events/store.ts';
@@ -38,19 +38,19 @@ function headHash(config: MachineConfig, profile: Profile): string {
 
 for (const profile of PROFILES) {
   test(`two-tenants recorded twice in the ${profile} profile has one head hash`, () => {
-    const first = headHash(parseScenario(text, SCENARIO), profile);
-    const second = headHash(parseScenario(text, SCENARIO), profile);
+    const first = headHash(parseScenario(text, SCENARIO, (name) => readFileSync(join(dirname(SCENARIO), name), 'utf8')), profile);
+    const second = headHash(parseScenario(text, SCENARIO, (name) => readFileSync(join(dirname(SCENARIO), name), 'utf8')), profile);
     assert.equal(second, first);
   });
 
   test(`two-tenants with different seeds has different head hashes (${profile})`, () => {
-    const config = parseScenario(text, SCENARIO);
+    const config = parseScenario(text, SCENARIO, (name) => readFileSync(join(dirname(SCENARIO), name), 'utf8'));
     const heads = new Set(['2011', '2012', 'another seed', '0'].map((seed) => headHash({ ...config, seed }, profile)));
     assert.equal(heads.size, 4);
   });
 }
 
 test('the two profiles record different histories', () => {
-  const config = parseScenario(text, SCENARIO);
+  const config = parseScenario(text, SCENARIO, (name) => readFileSync(join(dirname(SCENARIO), name), 'utf8'));
   assert.notEqual(headHash(config, 'secure'), headHash(config, 'vanilla'));
 });

@@ -52,6 +52,10 @@ function record(store: RecordingStore, scenario: Scenario, name: string, profile
 function printResult(db: string, result: DriveResult, profile: Profile): void {
   const s = result.summary;
   out(`run ${result.run} (${profile}): ${s.events} events, ${s.ticks} ticks, ${result.status}, ${violationCount(s)} violations`);
+  const count = (kind: string): number => s.byKind[kind] ?? 0;
+  if (count('cpu.step') > 0) {
+    out(`  x86 guests: ${count('cpu.step')} instructions, ${count('vm.exit')} VM exits, ${count('exception')} exceptions, ${count('tlb.fill')} TLB fills`);
+  }
   for (const [invariant, v] of Object.entries(s.violations)) {
     out(`  violation ${invariant}: ${v.count}x, first at seq ${v.firstSeq}: ${v.detail}`);
   }

@@ -5,6 +5,8 @@ import { createHash } from 'node:crypto';
 import { EVENT_FIELDS, GUEST_OP_NAMES, type DomainId, type Event, type EventKind } from '../events/schema.ts';
 import type { MachineState } from '../core/state.ts';
 import { exitReasonName } from '../core/vmx/exit-reasons.ts';
+import { disassembleAt } from '../core/inspect.ts';
+import { readRegister } from '../core/cpu/cpu-state.ts';
 
 export type DomainNames = ReadonlyMap<DomainId, string>;
 
@@ -106,13 +108,46 @@ export function stateView(state: MachineState, seq: number) {
       pages: d.p2m.size,
       maxPages: d.maxPages,
       frames: ranges([...d.p2m.values()]),
-      vcpus: d.vcpus.map((v, i) => ({ vcpu: i, pc: v.pc, ops: d.programs[i]?.length ?? 0, loops: v.loops })),
+      vcpus: d.vcpus.map((v, i) => (v.x86 ? {
+        vcpu: i,
+        kind: 'x86' as const,
+        mode: v.x86.halted ? 'halted' : v.x86.inGuest ? 'in guest' : 'in hypervisor',
+        instruction: d.status === 'running' ? disassembleAt(state, d.id, i, v.x86.cpu.eip) : null,
+        registers: Object.fromEntries(REGISTER_NAMES.map((name, r) => [name, readRegister(v.x86!.cpu, r)])) as Record<string, number>,
+        lastExit: v.x86.exit.reason < 0 ? null : { ...v.x86.exit, reasonName: exitReasonName(v.x86.exit.reason) },
+        tlbEntries: v.x86.tlb.size,
+        shadowEntries: v.x86.shadow.size,
+        lapic: v.x86.lapic,
+      } : { vcpu: i, kind: 'scripted' as const, pc: v.pc, ops: d.programs[i]?.length ?? 0, loops: v.loops })),
+      paging: d.kind === 'x86' ? d.paging : null,
       key: state.keyTable.has(d.id) ? keyId(state.keyTable.get(d.id)!) : null,
     })),
     pcpus: state.sched.pcpus.map((p, i) => ({ pcpu: i, dom: p.dom, vcpu: p.vcpu, quantumLeft: p.quantumLeft, smmLive: state.sched.smmLive[i] })),
     pagePermissionTable: [...owners.entries()].map(([owner, mfns]) => ({ owner, frames: ranges(mfns) })),
     canaries: state.canaries.map((c) => ({ dom: c.dom, gpa: c.gpa, secret: Buffer.from(c.secret).toString('latin1') })),
   };
+}
+
+const hex = (value: number): string => `0x${(value >>> 0).toString(16).padStart(8, '0')}`;
+
+type VcpuView = ReturnType<typeof stateView>['domains'][number]['vcpus'][number];
+type X86View = Extract<VcpuView, { kind: 'x86' }>;
+
+function vcpuLines(v: VcpuView): string[] {
+  if (v.kind !== 'x86') return [];
+  return x86Lines(v as X86View);
+}
+
+function x86Lines(v: X86View): string[] {
+  const r = v.registers;
+  const gprs = ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi'].map((n) => `${n}=${hex(r[n])}`).join(' ');
+  const exit = v.lastExit ? `last exit ${v.lastExit.reasonName} qual ${hex(v.lastExit.qualification)}` : 'no exit yet';
+  return [
+    `      v${v.vcpu} ${v.mode}  eip=${hex(r.eip)}  ${v.instruction ?? ''}`,
+    `         ${gprs}`,
+    `         eflags=${hex(r.eflags)} cr0=${hex(r.cr0)} cr2=${hex(r.cr2)} cr3=${hex(r.cr3)} cr4=${hex(r.cr4)}`,
+    `         ${exit}; TLB ${v.tlbEntries} entries, shadow ${v.shadowEntries}; timer ${v.lapic.deadline < 0 ? 'off' : `at tick ${v.lapic.deadline}`}${v.lapic.pending ? ' (pending)' : ''}`,
+  ];
 }
 
 export function stateText(state: MachineState, seq: number): string {
@@ -123,8 +158,11 @@ export function stateText(state: MachineState, seq: number): string {
     `seq ${v.seq}  tick ${v.tick}  profile ${v.profile}  flaws ${v.flaws.join(',') || 'none'}  ${v.halted ? 'halted' : v.booted ? 'running' : 'not booted'}  violations ${v.violations}`,
     `frames: ${v.frames.total} total, ${v.frames.owned} owned, ${v.frames.free} free, ${v.frames.holdingData} holding data`,
     'domains:',
-    ...v.domains.map((d) => `  ${d.id} ${d.name.padEnd(8)} ${d.status.padEnd(7)} ${String(d.pages).padStart(4)}/${d.maxPages} pages  key ${d.key ?? '-'}  ` +
-      d.vcpus.map((c) => `v${c.vcpu} pc ${c.pc}/${c.ops}`).join('  ')),
+    ...v.domains.flatMap((d) => [
+      `  ${d.id} ${d.name.padEnd(8)} ${d.status.padEnd(7)} ${String(d.pages).padStart(4)}/${d.maxPages} pages  key ${d.key ?? '-'}  ` +
+        (d.paging ? `x86 under ${d.paging}` : d.vcpus.map((c) => ('pc' in c ? `v${c.vcpu} pc ${c.pc}/${c.ops}` : '')).join('  ')),
+      ...d.vcpus.flatMap(vcpuLines),
+    ]),
     'pcpus:',
     ...v.pcpus.map((p) => `  p${p.pcpu} runs ${p.dom < 0 ? 'idle' : `${name(p.dom)}.v${p.vcpu}`}  quantum left ${p.quantumLeft}  SMM live key ${name(p.smmLive)}`),
     'page permission table (owner: frames):',

@@ -34,9 +34,15 @@ const CR0_DEFINED = Cr0.PE | Cr0.MP | Cr0.EM | Cr0.TS | Cr0.ET | Cr0.NE | Cr0.WP
  */
 const CR4_WRITABLE = Object.values(Cr4).reduce((bits, bit) => bits | bit, 0) & ~Cr4.PCIDE;
 
-/** The new CR0, or undefined for #GP(0): PG without PE, or NW without CD (SDM MOV CRn, Protected Mode Exceptions). */
+/**
+ * The new CR0, or undefined for #GP(0): PG without PE, or NW without CD (SDM MOV CRn,
+ * Protected Mode Exceptions). Clearing PE is #GP(0) too: the model has no real mode, and a
+ * VMX processor without "unrestricted guest" fixes CR0.PE to 1 in VMX operation and faults
+ * any attempt to clear it (SDM Vol. 3, 24.8). A hypervisor that wants to see such writes puts
+ * PE in the CR0 guest/host mask, and the exit comes first.
+ */
 export function checkCr0(value: number): number | undefined {
-  if ((value & Cr0.PG) !== 0 && (value & Cr0.PE) === 0) return undefined;
+  if ((value & Cr0.PE) === 0) return undefined;
   if ((value & Cr0.NW) !== 0 && (value & Cr0.CD) === 0) return undefined;
   // Writes to reserved CR0[31:0] bits are ignored (as KVM does), and ET is hardwired to 1.
   return ((value & CR0_DEFINED) | Cr0.ET) >>> 0;

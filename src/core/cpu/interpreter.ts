@@ -12,7 +12,7 @@ import type { Instruction, Mnemonic } from '../x86/index.ts';
 import { assert } from '../../events/errors.ts';
 import type { CpuBus } from './bus.ts';
 import type { ExitControls } from './controls.ts';
-import { cloneCpu, copyCpuInto } from './cpu-state.ts';
+import { cloneCpu, copyCpuInto, Eflags } from './cpu-state.ts';
 import type { CpuState } from './cpu-state.ts';
 import { arithmetic, convertToDouble, dec, div, idiv, imul, inc, mul, neg, not, shift } from './execute-arithmetic.ts';
 import { call, iretd, jcc, jmp, loop, ret, softwareInterrupt } from './execute-control.ts';
@@ -84,8 +84,12 @@ export function step(cpu: CpuState, bus: CpuBus, controls: ExitControls, tsc: nu
   scratch.eip = nextEip;
   const context: ExecutionContext = { cpu: scratch, bus, controls, tsc, instruction: fetched, instructionEip: cpu.eip, nextEip };
   const outcome = execute(context);
-  if (outcome.kind === 'retired') copyCpuInto(cpu, scratch);
-  return outcome;
+  if (outcome.kind !== 'retired') return outcome;
+  // TF as it was BEFORE the instruction decides the trap, so the POPFD that sets TF does not
+  // trap itself and the one that clears it still does (SDM Vol. 3, 18.3.1.4).
+  const singleStep = (cpu.eflags & Eflags.TF) !== 0;
+  copyCpuInto(cpu, scratch);
+  return singleStep ? { ...outcome, singleStep: true } : outcome;
 }
 
 function execute(context: ExecutionContext): StepOutcome {

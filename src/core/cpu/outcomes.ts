@@ -55,6 +55,12 @@ export interface RetiredOutcome {
   readonly tlbFlush?: 'non-global' | 'all';
   /** STI that set IF: external interrupts stay blocked until after the next instruction (SDM Vol. 3, 6.8.3). */
   readonly interruptShadow?: true;
+  /**
+   * TF was set when the instruction began: a single-step #DB trap is pending. The caller
+   * delivers it (vector 1, no error code, not software) before the next instruction; EIP
+   * already points there, which is what a trap pushes. DR6 is not modelled.
+   */
+  readonly singleStep?: true;
 }
 
 export interface ExceptionOutcome {

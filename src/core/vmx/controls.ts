@@ -14,6 +14,7 @@ const CR0_PG = 1 << 31;
 const CR4_PSE = 1 << 4;
 const CR4_PAE = 1 << 5;
 const CR4_PGE = 1 << 7;
+const CR4_VMXE = 1 << 13;
 
 export function xenHvmControls(paging: PagingMode): ExitControls {
   const shadow = paging === 'shadow';
@@ -21,7 +22,8 @@ export function xenHvmControls(paging: PagingMode): ExitControls {
     cpuid: true, hlt: true, io: true, rdmsr: true, wrmsr: true, rdtsc: false,
     cr3Load: shadow, cr3Store: shadow, invlpg: shadow, pause: false, vmcall: true,
     cr0Mask: shadow ? (CR0_PE | CR0_WP | CR0_PG) >>> 0 : 0,
-    cr4Mask: shadow ? CR4_PSE | CR4_PAE | CR4_PGE : 0,
+    // VMXE is always owned by the hypervisor: a guest may not turn VMX on.
+    cr4Mask: (shadow ? CR4_PSE | CR4_PAE | CR4_PGE : 0) | CR4_VMXE,
   };
 }
 

@@ -11,6 +11,7 @@ import { PAGE_SIZE } from '../scenario.ts';
 import { readFramePlain, writeFrame } from '../memory.ts';
 import type { Domain, ExitInfo, X86Vcpu } from '../state.ts';
 import { ExitReason, Vector } from './exit-reasons.ts';
+import { Cr4, checkCr0, checkCr4 } from '../cpu/control-registers.ts';
 import type { Fault } from '../cpu/bus.ts';
 
 export interface Injection {
@@ -217,9 +218,16 @@ function crAccess(ctx: ExitContext): ExitAction {
     return resume(cpu);
   }
   const value = cpu.gpr[gpr];
-  if (cr === 3) cpu.cr3 = value;
-  else if (cr === 0) cpu.cr0 = value;
-  else if (cr === 4) cpu.cr4 = value;
+  if (cr === 3) {
+    cpu.cr3 = value;
+  } else {
+    // The checks the processor makes on MOV to CR0/CR4, made here for the bits that exit;
+    // VMXE is refused outright: this Xen offers no nested virtualisation.
+    const checked = cr === 0 ? checkCr0(value) : (value & Cr4.VMXE) !== 0 ? undefined : checkCr4(value);
+    if (checked === undefined) return resume(structuredClone(ctx.x86.cpu), gp());
+    if (cr === 0) cpu.cr0 = checked;
+    else cpu.cr4 = checked;
+  }
   // A new address space (or paging mode): the shadow and the TLB are stale as a whole.
   flushShadow(ctx, -1);
   return resume(cpu);
