@@ -8,6 +8,7 @@ import { AssertionFailed, InputError } from '../events/errors.ts';
 import { SIM_VERSION } from './context.ts';
 import { logCommand, runsCommand, stateCommand } from './inspect.ts';
 import { demoCommand, runCommand } from './record.ts';
+import { benchCommand } from './bench.ts';
 import { diffCommand, forkCommand, verifyCommand } from './check.ts';
 
 export const EXIT_OK = 0;
@@ -71,6 +72,11 @@ function program(): Command {
     .description('where two runs diverge, and how their final states differ')
     .option('--json', 'as JSON')
     .action((db, a, b, options) => finish(diffCommand(db, a, b, options)));
+
+  cli.command('bench').argument('<what>', 'paging: shadow paging versus EPT on the bundled workloads')
+    .description('model benchmarks (figures of the model, not of this machine)')
+    .option('--json', 'one JSON object per workload and method')
+    .action((what, options) => finish(benchCommand(what, options)));
 
   cli.command('demo').description('record the bundled two-tenants scenario in both profiles and summarise')
     .option('--out <db>', 'recording to write (default: recordings/two-tenants.db)')

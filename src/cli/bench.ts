@@ -1,0 +1,42 @@
+/** `chronovisor bench paging`: shadow paging versus EPT on the bundled workloads. */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { EXIT_CYCLES, WALK_REF_CYCLES, runPagingWorkload, type PagingResult } from '../replay/paging-bench.ts';
+import { InputError } from '../events/errors.ts';
+import { out } from './context.ts';
+
+const WORKLOADS = [
+  { name: 'compute', file: 'bench-compute.asm', what: 'ALU loop, paging off' },
+  { name: 'context-switch', file: 'bench-ctxswitch.asm', what: 'CR3 load every ~50 instructions' },
+  { name: 'page-fault', file: 'bench-pagefault.asm', what: 'demand paging, INVLPG' },
+];
+
+function source(file: string): string {
+  return readFileSync(fileURLToPath(new URL(`../../recordings/guests/${file}`, import.meta.url)), 'utf8');
+}
+
+export function benchCommand(what: string, options: { json?: boolean }): number {
+  if (what !== 'paging') throw new InputError('argument', `bench ${what}: no such benchmark; benchmarks: paging`);
+  const results: PagingResult[] = [];
+  for (const w of WORKLOADS) {
+    for (const paging of ['shadow', 'ept'] as const) {
+      results.push(runPagingWorkload({ name: w.name, source: source(w.file) }, paging));
+    }
+  }
+  if (options.json) {
+    for (const r of results) out(JSON.stringify(r));
+    return 0;
+  }
+  out(`shadow paging versus EPT (modelled: 1 cycle/instruction, ${EXIT_CYCLES} cycles/VM exit, ${WALK_REF_CYCLES} cycles/paging-structure reference)\n`);
+  out(`${'workload'.padEnd(15)} ${'paging'.padEnd(7)} ${'instructions'.padStart(12)} ${'VM exits'.padStart(9)} ${'page walks'.padStart(10)} ${'walk refs'.padStart(10)} ${'cycles'.padStart(12)} ${'CPI'.padStart(6)}  top exit reasons`);
+  for (const r of results) {
+    const top = Object.entries(r.exitsByReason).sort((a, b) => b[1] - a[1]).slice(0, 3).map(([n, c]) => `${n} ${c}`).join(', ');
+    out(`${r.workload.padEnd(15)} ${r.paging.padEnd(7)} ${String(r.instructions).padStart(12)} ${String(r.exits).padStart(9)} ${String(r.pageWalks).padStart(10)} ${String(r.walkRefs).padStart(10)} ${String(r.cycles).padStart(12)} ${(r.cycles / r.instructions).toFixed(2).padStart(6)}  ${top}`);
+  }
+  out('');
+  for (const w of WORKLOADS) {
+    const [shadow, ept] = results.filter((r) => r.workload === w.name);
+    out(`${w.name.padEnd(15)} (${w.what}): EPT ${ept.cycles < shadow.cycles ? 'saves' : 'costs'} ${Math.abs(100 - (100 * ept.cycles) / shadow.cycles).toFixed(1)}% of shadow's cycles; ${shadow.exits - ept.exits} fewer exits, ${ept.walkRefs - shadow.walkRefs} more walk references`);
+  }
+  return 0;
+}
