@@ -2,10 +2,12 @@
  * `npm run bench [-- SUITE...]`: prints the figures the issues ask for. Benchmarks are not
  * tests: they measure this machine and never fail the build.
  */
+import { benchCpu } from './cpu.ts';
 import { benchStore, type Figure } from './store.ts';
 
 const suites: Record<string, () => Figure[]> = {
   store: () => benchStore(Number(process.env.CHRONOVISOR_BENCH_EVENTS ?? 10_000_000)),
+  cpu: () => benchCpu(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

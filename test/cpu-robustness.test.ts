@@ -30,6 +30,7 @@ const cpuArbitrary: fc.Arbitrary<CpuState> = fc.record({
   cr4: fc.constantFrom(0, 0x10, 0x90),
   idtrBase: uint32,
   idtrLimit: fc.integer({ min: 0, max: 0xffff }),
+  interruptibility: fc.constant(0),
 });
 
 const controlsArbitrary: fc.Arbitrary<ExitControls> = fc.record({
@@ -143,7 +144,7 @@ test('cpuDelta and applyCpuDelta round-trip between any two states', () => {
 
 test('resetCpu: protected mode, paging off, EFLAGS 2, IDTR at its reset value', () => {
   assert.deepEqual(resetCpu(0x100000, 0x90000), {
-    gpr: [0, 0, 0, 0, 0x90000, 0, 0, 0], eip: 0x100000, eflags: 2, cr0: 0x11, cr2: 0, cr3: 0, cr4: 0, idtrBase: 0, idtrLimit: 0xffff,
+    gpr: [0, 0, 0, 0, 0x90000, 0, 0, 0], eip: 0x100000, eflags: 2, cr0: 0x11, cr2: 0, cr3: 0, cr4: 0, idtrBase: 0, idtrLimit: 0xffff, interruptibility: 0,
   });
   assert.deepEqual(cpuDelta(resetCpu(0, 0), { ...resetCpu(0, 0), eip: 5, cr3: 0x1000 }), [8, 5, 12, 0x1000]);
 });

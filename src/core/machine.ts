@@ -7,11 +7,11 @@
  * find is appended to the step as `violation` events.
  */
 import { assert } from '../events/errors.ts';
-import { makeEvent, type Event, type EventFields, type EventKind } from '../events/schema.ts';
+import { NO_DOMAIN, makeEvent, type Event, type EventFields, type EventKind } from '../events/schema.ts';
 import { evolve } from './evolve.ts';
 import { runDom0Action, runGuestOperation } from './guest.ts';
 import { INVARIANT_CHECKERS, type InvariantChecker } from './invariants/index.ts';
-import { runnableVcpus, scheduleStep, type VcpuRef } from './scheduler.ts';
+import { isRunnable, runnableVcpus, scheduleStep, type VcpuRef } from './scheduler.ts';
 import type { MachineState } from './state.ts';
 import { runX86Step, wakeTick } from './vmx/vcpu-run.ts';
 import { createDomain } from './xen.ts';
@@ -93,6 +93,11 @@ export class Machine {
     if (!s.booted) return this.boot();
     const action = s.config.dom0Actions[s.dom0Next];
     if (action !== undefined && action.at <= s.tick) return runDom0Action(this, s.dom0Next);
+    const current = s.sched.pcpus[s.sched.turn];
+    // The common case first: the vCPU on this pCPU goes on, with no need to look at the others.
+    if (current.dom !== NO_DOMAIN && current.quantumLeft > 0 && isRunnable(s, current.dom, current.vcpu)) {
+      return this.runVcpu(s.sched.turn, current);
+    }
     const runnable = runnableVcpus(s);
     if (runnable.length > 0) return scheduleStep(this, runnable, (pcpu, ref) => this.runVcpu(pcpu, ref));
     const wake = this.nextWake();

@@ -13,7 +13,7 @@ export type DomainNames = ReadonlyMap<DomainId, string>;
 const DOMAIN_FIELDS = new Set(['dom', 'fromDom', 'toDom', 'target', 'owner', 'prevOwner', 'smmLive', 'keyDom']);
 const HEX_FIELDS = new Set(['gpa', 'eip', 'next', 'cr2', 'gla', 'qualification', 'page', 'evicted', 'port']);
 /** Register names of the cpu delta indices (src/core/cpu/cpu-state.ts). */
-export const REGISTER_NAMES = ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi', 'eip', 'eflags', 'cr0', 'cr2', 'cr3', 'cr4', 'idtr.base', 'idtr.limit'];
+export const REGISTER_NAMES = ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi', 'eip', 'eflags', 'cr0', 'cr2', 'cr3', 'cr4', 'idtr.base', 'idtr.limit', 'interruptibility'];
 const VECTOR_NAMES: Record<number, string> = { 0: '#DE', 6: '#UD', 8: '#DF', 13: '#GP', 14: '#PF' };
 
 /** A register delta as "eax=0x5 eflags=0x46". */

@@ -20,6 +20,11 @@ export interface CpuBus {
   read(linear: number, bytes: AccessSize): number | Fault;
   /** The machine buffers writes until the instruction retires and serves later reads from the buffer. */
   write(linear: number, bytes: AccessSize, value: number): Fault | undefined;
+  /**
+   * True when fetch returns views of buffers that never change (memory replaced, not
+   * mutated, on write): the interpreter may then cache decoded instructions by buffer.
+   */
+  readonly immutableFetch?: boolean;
 }
 
 export function isFault(value: unknown): value is Fault {

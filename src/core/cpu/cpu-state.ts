@@ -16,6 +16,11 @@ export interface CpuState {
   cr4: number;
   idtrBase: number;
   idtrLimit: number;
+  /**
+   * The VMCS guest interruptibility state: bit 0, "blocking by STI". An STI that sets IF
+   * holds interrupts off until the next instruction has run (SDM Vol. 3, 25.4.2).
+   */
+  interruptibility: number;
 }
 
 export const GPR_COUNT = 8;
@@ -30,9 +35,11 @@ export const CpuRegisterIndex = {
   CR4: 13,
   IDTR_BASE: 14,
   IDTR_LIMIT: 15,
+  INTERRUPTIBILITY: 16,
 } as const;
 
-export const CPU_REGISTER_COUNT = 16;
+export const CPU_REGISTER_COUNT = 17;
+export const BLOCKING_BY_STI = 1;
 
 /** EFLAGS bits (SDM Vol. 1, Figure 3-8). */
 export const Eflags = {
@@ -94,16 +101,30 @@ export function resetCpu(entry: number, stack: number): CpuState {
     cr4: 0,
     idtrBase: 0,
     idtrLimit: 0xffff,
+    interruptibility: 0,
   };
 }
 
+/** Field by field, not by spread: one object shape for every CpuState, and it runs per instruction. */
 export function cloneCpu(cpu: CpuState): CpuState {
-  return { ...cpu, gpr: cpu.gpr.slice() };
+  return {
+    gpr: cpu.gpr.slice(), eip: cpu.eip, eflags: cpu.eflags, cr0: cpu.cr0, cr2: cpu.cr2, cr3: cpu.cr3, cr4: cpu.cr4,
+    idtrBase: cpu.idtrBase, idtrLimit: cpu.idtrLimit, interruptibility: cpu.interruptibility,
+  };
 }
 
 /** Overwrites `target` with `source` field by field, keeping the caller's object identity. */
 export function copyCpuInto(target: CpuState, source: CpuState): void {
-  for (let index = 0; index < CPU_REGISTER_COUNT; index += 1) writeRegister(target, index, readRegister(source, index));
+  for (let index = 0; index < GPR_COUNT; index += 1) target.gpr[index] = source.gpr[index];
+  target.eip = source.eip;
+  target.eflags = source.eflags;
+  target.cr0 = source.cr0;
+  target.cr2 = source.cr2;
+  target.cr3 = source.cr3;
+  target.cr4 = source.cr4;
+  target.idtrBase = source.idtrBase;
+  target.idtrLimit = source.idtrLimit;
+  target.interruptibility = source.interruptibility;
 }
 
 export function readRegister(cpu: CpuState, index: number): number {
@@ -117,6 +138,7 @@ export function readRegister(cpu: CpuState, index: number): number {
     case CpuRegisterIndex.CR4: return cpu.cr4;
     case CpuRegisterIndex.IDTR_BASE: return cpu.idtrBase;
     case CpuRegisterIndex.IDTR_LIMIT: return cpu.idtrLimit;
+    case CpuRegisterIndex.INTERRUPTIBILITY: return cpu.interruptibility;
   }
   assert(false, `cpu: no register with delta index ${index}`);
 }
@@ -135,17 +157,30 @@ function writeRegister(cpu: CpuState, index: number, value: number): void {
     case CpuRegisterIndex.CR4: cpu.cr4 = value; return;
     case CpuRegisterIndex.IDTR_BASE: cpu.idtrBase = value; return;
     case CpuRegisterIndex.IDTR_LIMIT: cpu.idtrLimit = value; return;
+    case CpuRegisterIndex.INTERRUPTIBILITY: cpu.interruptibility = value; return;
   }
   assert(false, `cpu: no register with delta index ${index}`);
 }
 
 /** What changed from `before` to `after`, as flat [index, value, ...] pairs in index order. */
-export function cpuDelta(before: CpuState, after: CpuState): number[] {
+/**
+ * What changed, as [index, value, ...] in index order (field by field: this runs per
+ * instruction). `withEip` false leaves EIP out, for events that carry it on their own.
+ */
+export function cpuDelta(before: CpuState, after: CpuState, withEip = true): number[] {
   const delta: number[] = [];
-  for (let index = 0; index < CPU_REGISTER_COUNT; index += 1) {
-    const value = readRegister(after, index);
-    if (value !== readRegister(before, index)) delta.push(index, value);
-  }
+  const a = after.gpr;
+  const b = before.gpr;
+  for (let index = 0; index < GPR_COUNT; index += 1) if (a[index] !== b[index]) delta.push(index, a[index]);
+  if (withEip && after.eip !== before.eip) delta.push(CpuRegisterIndex.EIP, after.eip);
+  if (after.eflags !== before.eflags) delta.push(CpuRegisterIndex.EFLAGS, after.eflags);
+  if (after.cr0 !== before.cr0) delta.push(CpuRegisterIndex.CR0, after.cr0);
+  if (after.cr2 !== before.cr2) delta.push(CpuRegisterIndex.CR2, after.cr2);
+  if (after.cr3 !== before.cr3) delta.push(CpuRegisterIndex.CR3, after.cr3);
+  if (after.cr4 !== before.cr4) delta.push(CpuRegisterIndex.CR4, after.cr4);
+  if (after.idtrBase !== before.idtrBase) delta.push(CpuRegisterIndex.IDTR_BASE, after.idtrBase);
+  if (after.idtrLimit !== before.idtrLimit) delta.push(CpuRegisterIndex.IDTR_LIMIT, after.idtrLimit);
+  if (after.interruptibility !== before.interruptibility) delta.push(CpuRegisterIndex.INTERRUPTIBILITY, after.interruptibility);
   return delta;
 }
 

@@ -47,7 +47,28 @@ const HANDLERS: Readonly<Record<Mnemonic, Handler>> = {
  * stopped at a page that faults, so fetching the next byte yields the fault to report (#PF or
  * an EPT violation on the second page of a page-crossing instruction).
  */
+/**
+ * Decoded instructions by the memory they were fetched from, for buses whose fetched bytes
+ * are views of immutable buffers (CpuBus.immutableFetch): equal buffer and offset mean equal
+ * bytes, so the decode can be reused. A pure cache: replay is unaffected.
+ */
+const decodeCache = new WeakMap<ArrayBufferLike, Map<number, Instruction>>();
+
 export function fetchInstruction(bus: CpuBus, eip: number): Instruction | ExceptionOutcome | ExitOutcome {
+  if (bus.immutableFetch) {
+    const first = bus.fetch(eip, MAX_INSTRUCTION_LENGTH);
+    if (first instanceof Uint8Array && first.length === MAX_INSTRUCTION_LENGTH) {
+      let byOffset = decodeCache.get(first.buffer);
+      const cached = byOffset?.get(first.byteOffset);
+      if (cached !== undefined) return cached;
+      const decoded = decode(first, 0);
+      if (decoded.kind === 'instruction') {
+        if (byOffset === undefined) decodeCache.set(first.buffer, (byOffset = new Map()));
+        byOffset.set(first.byteOffset, decoded);
+        return decoded;
+      }
+    }
+  }
   let bytes: Uint8Array = new Uint8Array(0);
   for (let attempt = 0; attempt < MAX_INSTRUCTION_LENGTH; attempt += 1) {
     const more = bus.fetch((eip + bytes.length) >>> 0, MAX_INSTRUCTION_LENGTH - bytes.length);
@@ -77,9 +98,19 @@ function concatenate(first: Uint8Array, second: Uint8Array): Uint8Array {
  * deliverEvent or resumes. `tsc` is what RDTSC reads when it does not exit.
  */
 export function step(cpu: CpuState, bus: CpuBus, controls: ExitControls, tsc: number): StepOutcome {
+  const scratch = cloneCpu(cpu);
+  const outcome = stepInto(cpu, scratch, bus, controls, tsc);
+  if (outcome.kind === 'retired') copyCpuInto(cpu, scratch);
+  return outcome;
+}
+
+/**
+ * step() without the copies, for callers that keep the old state anyway: `scratch` must
+ * equal `cpu` on entry; on 'retired' it holds the new state, and `cpu` is never changed.
+ */
+export function stepInto(cpu: Readonly<CpuState>, scratch: CpuState, bus: CpuBus, controls: ExitControls, tsc: number): StepOutcome {
   const fetched = fetchInstruction(bus, cpu.eip);
   if (fetched.kind !== 'instruction') return fetched;
-  const scratch = cloneCpu(cpu);
   const nextEip = (cpu.eip + fetched.length) >>> 0;
   scratch.eip = nextEip;
   const context: ExecutionContext = { cpu: scratch, bus, controls, tsc, instruction: fetched, instructionEip: cpu.eip, nextEip };
@@ -88,7 +119,6 @@ export function step(cpu: CpuState, bus: CpuBus, controls: ExitControls, tsc: nu
   // TF as it was BEFORE the instruction decides the trap, so the POPFD that sets TF does not
   // trap itself and the one that clears it still does (SDM Vol. 3, 18.3.1.4).
   const singleStep = (cpu.eflags & Eflags.TF) !== 0;
-  copyCpuInto(cpu, scratch);
   return singleStep ? { ...outcome, singleStep: true } : outcome;
 }
 

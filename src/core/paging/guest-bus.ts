@@ -38,11 +38,14 @@ interface PhysicalWrite {
 const isFault = (value: unknown): value is Fault => typeof value === 'object' && value !== null && 'kind' in value;
 
 export class GuestBus implements CpuBus {
-  readonly fills: TlbFill[] = [];
-  private readonly walkWrites: PhysicalWrite[] = [];
+  /** Pages are replaced on write and plaintext is cached per page: fetched bytes never change. */
+  readonly immutableFetch = true;
+  // Allocated when first needed: most instructions fill nothing and store nothing.
+  private fills: TlbFill[] | null = null;
+  private walkWrites: PhysicalWrite[] | null = null;
   /** Instruction stores by linear byte address, in program order. */
-  private readonly stores = new Map<number, { mfn: number; value: number }>();
-  private readonly filled = new Map<number, TlbEntry>();
+  private stores: Map<number, { mfn: number; value: number }> | null = null;
+  private filled: Map<number, TlbEntry> | null = null;
   private readonly x86: X86Vcpu;
   /** The last shadow-table miss: the #PF that the exception bitmap turned into a VM exit. */
   shadowFault: { linear: number; errorCode: number } | null = null;
@@ -56,14 +59,14 @@ export class GuestBus implements CpuBus {
   /** The host frame for a linear page, or the fault the access takes. */
   translate(linear: number, access: EptAccess): number | Fault {
     const page = linear >>> 12;
-    const cached = this.filled.get(page) ?? this.x86.tlb.get(page);
+    const cached = this.filled?.get(page) ?? this.x86.tlb.get(page);
     if (cached !== undefined && (access !== 'write' || (cached.flags & (PTE_WRITABLE | PTE_DIRTY)) === (PTE_WRITABLE | PTE_DIRTY))) {
       return cached.mfn;
     }
     const fill = this.domain.paging === 'ept' ? this.walkEpt(linear, access) : this.walkShadow(linear, access);
     if (isFault(fill)) return fill;
-    this.filled.set(page, { mfn: fill.mfn, flags: fill.flags });
-    this.fills.push(fill);
+    (this.filled ??= new Map()).set(page, { mfn: fill.mfn, flags: fill.flags });
+    (this.fills ??= []).push(fill);
     return fill.mfn;
   }
 
@@ -132,7 +135,7 @@ export class GuestBus implements CpuBus {
 
   physicalRead32(mfn: number, gpa: number): number {
     const offset = gpa & (PAGE_SIZE - 1);
-    const pending = this.walkWrites.findLast((w) => w.mfn === mfn && w.offset === offset);
+    const pending = this.walkWrites?.findLast((w) => w.mfn === mfn && w.offset === offset);
     if (pending) return Buffer.from(pending.bytes).readUInt32LE(0);
     const plain = readFramePlain(this.m, this.pcpu, mfn);
     return (plain[offset] | (plain[offset + 1] << 8) | (plain[offset + 2] << 16) | (plain[offset + 3] << 24)) >>> 0;
@@ -141,7 +144,7 @@ export class GuestBus implements CpuBus {
   physicalWrite32(gpa: number, mfn: number, value: number): void {
     const bytes = new Uint8Array(4);
     new DataView(bytes.buffer).setUint32(0, value >>> 0, true);
-    this.walkWrites.push({ gpa, mfn, offset: gpa & (PAGE_SIZE - 1), bytes });
+    (this.walkWrites ??= []).push({ gpa, mfn, offset: gpa & (PAGE_SIZE - 1), bytes });
   }
 
   // ---- the CpuBus the interpreter sees ---------------------------------------------------
@@ -164,7 +167,7 @@ export class GuestBus implements CpuBus {
 
   read(linear: number, bytes: 1 | 2 | 4): number | Fault {
     const offset = linear & (PAGE_SIZE - 1);
-    if (this.stores.size === 0 && offset + bytes <= PAGE_SIZE) {
+    if (this.stores === null && offset + bytes <= PAGE_SIZE) {
       const mfn = this.translate(linear, 'read');
       if (isFault(mfn)) return mfn;
       const plain = readFramePlain(this.m, this.pcpu, mfn);
@@ -189,14 +192,15 @@ export class GuestBus implements CpuBus {
       if (isFault(mfn)) return mfn;
       frames.push(mfn);
     }
+    const stores = (this.stores ??= new Map());
     for (let i = 0; i < bytes; i++) {
-      this.stores.set((linear + i) >>> 0, { mfn: frames[i], value: Math.floor(value / 2 ** (8 * i)) & 0xff });
+      stores.set((linear + i) >>> 0, { mfn: frames[i], value: Math.floor(value / 2 ** (8 * i)) & 0xff });
     }
     return undefined;
   }
 
   private loadByte(linear: number, access: EptAccess): number | Fault {
-    const stored = this.stores.get(linear);
+    const stored = this.stores?.get(linear);
     if (stored !== undefined) return stored.value;
     const mfn = this.translate(linear, access);
     if (isFault(mfn)) return mfn;
@@ -207,28 +211,28 @@ export class GuestBus implements CpuBus {
 
   /** Forgets the stores of an instruction that faulted (its page-walk effects stay). */
   discardStores(): void {
-    this.stores.clear();
+    this.stores = null;
   }
 
   /** Emits what the step did to the TLB and memory; stores only if the instruction retired. */
   commit(retired: boolean): void {
     const { m, domain, vcpu } = this;
-    for (const fill of this.fills) {
+    for (const fill of this.fills ?? []) {
       const tlb = this.x86.tlb;
       const evicted = tlb.size >= TLB_ENTRIES && !tlb.has(fill.page) ? tlb.keys().next().value! : -1;
       m.emit('tlb.fill', { dom: domain.id, vcpu, page: fill.page, mfn: fill.mfn, flags: fill.flags, evicted, refs: fill.refs });
     }
-    for (const w of this.walkWrites) writeFrame(m, domain.id, this.pcpu, w.gpa, w.mfn, w.offset, w.bytes);
-    if (retired) for (const run of this.storeRuns()) writeFrame(m, domain.id, this.pcpu, run.gpa, run.mfn, run.offset, run.bytes);
+    for (const w of this.walkWrites ?? []) writeFrame(m, domain.id, this.pcpu, w.gpa, w.mfn, w.offset, w.bytes);
+    if (retired && this.stores !== null) for (const run of this.storeRuns(this.stores)) writeFrame(m, domain.id, this.pcpu, run.gpa, run.mfn, run.offset, run.bytes);
   }
 
   /** Buffered stores grouped into contiguous runs within one frame. */
-  private storeRuns(): PhysicalWrite[] {
+  private storeRuns(stores: Map<number, { mfn: number; value: number }>): PhysicalWrite[] {
     const runs: PhysicalWrite[] = [];
-    const addresses = [...this.stores.keys()].sort((a, b) => a - b);
+    const addresses = [...stores.keys()].sort((a, b) => a - b);
     let current: { start: number; mfn: number; bytes: number[] } | undefined;
     for (const address of addresses) {
-      const s = this.stores.get(address)!;
+      const s = stores.get(address)!;
       if (current && s.mfn === current.mfn && address === current.start + current.bytes.length) {
         current.bytes.push(s.value);
         continue;

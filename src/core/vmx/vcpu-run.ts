@@ -4,9 +4,9 @@
  * hypervisor's handler. Every step starts with its opener (vm.entry, cpu.step, exception or
  * vm.exit); what the instruction did to the TLB and memory follows it.
  */
-import { cloneCpu, cpuDelta, type CpuState } from '../cpu/cpu-state.ts';
+import { BLOCKING_BY_STI, cloneCpu, cpuDelta, type CpuState } from '../cpu/cpu-state.ts';
 import { deliverEvent } from '../cpu/exceptions.ts';
-import { step } from '../cpu/interpreter.ts';
+import { stepInto, type ExitControls } from '../cpu/interpreter.ts';
 import type { Machine } from '../machine.ts';
 import { GuestBus } from '../paging/guest-bus.ts';
 import type { Domain, ExitInfo, X86Vcpu } from '../state.ts';
@@ -16,7 +16,8 @@ import { ExitReason, Vector } from './exit-reasons.ts';
 import { handleExit, type Injection } from './handlers.ts';
 
 const EFLAGS_IF = 1 << 9;
-const EIP_INDEX = 8;
+const CONTROLS: Record<'ept' | 'shadow', ExitControls> = { ept: xenHvmControls('ept'), shadow: xenHvmControls('shadow') };
+const controlsFor = (paging: 'ept' | 'shadow'): ExitControls => CONTROLS[paging];
 
 export interface X86Context {
   m: Machine;
@@ -26,7 +27,8 @@ export interface X86Context {
   x86: X86Vcpu;
 }
 
-export const interruptsEnabled = (x86: X86Vcpu): boolean => (x86.cpu.eflags & EFLAGS_IF) !== 0;
+/** IF is set and no STI shadow blocks interrupts. */
+export const interruptsEnabled = (x86: X86Vcpu): boolean => (x86.cpu.eflags & EFLAGS_IF) !== 0 && x86.cpu.interruptibility === 0;
 
 /** The timer's deadline has come and its interrupt is not yet pending. */
 export function timerDue(x86: X86Vcpu, tick: number): boolean {
@@ -82,9 +84,11 @@ function executeInstruction(ctx: X86Context): void {
   const before = x86.cpu;
   const cpu = cloneCpu(before);
   const bus = new GuestBus(m, domain, vcpu, pcpu);
-  const outcome = step(cpu, bus, xenHvmControls(domain.paging), m.state.tick);
+  const outcome = stepInto(before, cpu, bus, controlsFor(domain.paging), m.state.tick);
   if (outcome.kind === 'retired') {
-    m.emit('cpu.step', { dom: domain.id, vcpu, pcpu, eip: before.eip, next: cpu.eip, delta: stripEip(cpuDelta(before, cpu)) });
+    // The STI shadow lasts exactly one instruction. (Single-step traps, TF, are not modelled.)
+    cpu.interruptibility = outcome.interruptShadow ? BLOCKING_BY_STI : 0;
+    m.emit('cpu.step', { dom: domain.id, vcpu, pcpu, eip: before.eip, next: cpu.eip, delta: cpuDelta(before, cpu, false) });
     bus.commit(true);
     if (outcome.tlbFlush) m.emit('tlb.flush', { dom: domain.id, vcpu, scope: 'all', page: -1 });
     if (outcome.invlpg !== undefined) m.emit('tlb.flush', { dom: domain.id, vcpu, scope: 'page', page: outcome.invlpg >>> 12 });
@@ -106,13 +110,6 @@ function faultExit(bus: GuestBus, fault: { reason: number; qualification: number
     return { ...info, gpa: -1, vector: Vector.PF, errorCode: bus.shadowFault.errorCode };
   }
   return info;
-}
-
-/** cpu.step carries EIP in `next`; the delta holds only the other registers. */
-function stripEip(delta: number[]): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < delta.length; i += 2) if (delta[i] !== EIP_INDEX) out.push(delta[i], delta[i + 1]);
-  return out;
 }
 
 /** An exception the guest handles itself: delivered through its IDT. */

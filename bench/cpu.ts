@@ -1,0 +1,63 @@
+/**
+ * CPU benchmark (issue 3): guest instructions per second on a compute workload (the bundled
+ * bench-compute guest: a branch-free CRC-32, EPT, secure profile), with full recording and
+ * with recording off, and bytes per cpu.step on disk.
+ */
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RecordingStore } from '../src/events/store.ts';
+import { Machine } from '../src/core/machine.ts';
+import { parseScenario, type MachineConfig } from '../src/core/scenario.ts';
+import { initialState } from '../src/core/state.ts';
+import { nextStep, recordScenario } from '../src/replay/recorder.ts';
+import type { Figure } from './store.ts';
+
+const seconds = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+/** Several copies of the workload one after another, for a run long enough to measure. */
+function scenario(copies: number): { text: string; config: MachineConfig } {
+  const source = readFileSync(new URL('../recordings/guests/bench-compute.asm', import.meta.url), 'utf8');
+  const domains = Array.from({ length: copies }, (_, i) =>
+    `  - { name: crc${i}, memoryKiB: 1024, paging: ept, start: ${i * 250_000}, guest: { x86: { source: bench-compute.asm } } }`);
+  const text = ['seed: cpu-bench', 'machine: { memoryMiB: 64, pcpus: 1, profile: secure, timeslice: 100000 }', 'dom0: { memoryKiB: 64 }', 'domains:', ...domains].join('\n');
+  return { text, config: parseScenario(text, 'cpu-bench.yaml', () => source) };
+}
+
+export function benchCpu(copies = 10): Figure[] {
+  const { text, config } = scenario(copies);
+  // Recording off: the machine alone.
+  let machine = new Machine(initialState(config));
+  let instructions = 0;
+  let t = process.hrtime.bigint();
+  while (!machine.state.halted) if (nextStep(machine)[0].kind === 'cpu.step') instructions++;
+  const bareSeconds = seconds(t);
+
+  const dir = mkdtempSync(join(tmpdir(), 'chronovisor-cpu-bench-'));
+  try {
+    const path = join(dir, 'cpu.db');
+    const store = RecordingStore.create(path, 'bench');
+    t = process.hrtime.bigint();
+    const result = recordScenario(store, config, {
+      name: 'cpu', scenarioText: text, scenarioPath: 'cpu-bench.yaml', config: '{}', simVersion: 'bench', writerPid: process.pid,
+    });
+    const recordedSeconds = seconds(t);
+    store.close();
+    const steps = result.summary.byKind['cpu.step'] ?? 0;
+    const bytes = statSync(path).size;
+    const recordedRate = steps / recordedSeconds;
+    const bareRate = instructions / bareSeconds;
+    machine = undefined as unknown as Machine;
+    return [
+      { name: 'guest instructions (10 x bench-compute)', value: fmt(steps) },
+      { name: 'instructions/s, recording off', value: fmt(bareRate) },
+      { name: 'instructions/s, full recording', value: fmt(recordedRate), goal: '>= 2,000,000', ok: recordedRate >= 2_000_000 },
+      { name: 'recording overhead (off / on time)', value: `${(recordedSeconds / bareSeconds).toFixed(2)}x`, goal: '<= 1.5x', ok: recordedSeconds / bareSeconds <= 1.5 },
+      { name: 'events per instruction', value: (result.summary.events / steps).toFixed(2) },
+      { name: 'bytes per cpu.step on disk (whole file)', value: (bytes / steps).toFixed(2), goal: '<= 12', ok: bytes / steps <= 12 },
+    ];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
