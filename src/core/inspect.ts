@@ -8,12 +8,13 @@ import { ownerPlaintext } from './smm.ts';
 import type { MachineState } from './state.ts';
 import { CR0_PG, guestWalk, type WalkPort } from './paging/guest-walk.ts';
 import { decode, formatInstruction } from './x86/index.ts';
+import { ExitReason } from './cpu/outcomes.ts';
 
 function gpaPort(state: MachineState, dom: number): WalkPort {
   return {
     read32(gpa) {
       const mfn = state.domains.get(dom)?.p2m.get(Math.floor(gpa / PAGE_SIZE));
-      if (mfn === undefined) return { kind: 'exit', reason: 48, qualification: 0, gla: null, gpa };
+      if (mfn === undefined) return { kind: 'exit', reason: ExitReason.EPT_VIOLATION, qualification: 0, gla: null, gpa };
       return Buffer.from(ownerPlaintext(state, mfn, gpa % PAGE_SIZE, 4)).readUInt32LE(0);
     },
     write32: () => undefined,

@@ -27,7 +27,9 @@ export const Vector = {
 
 export const ExitReason = {
   EXCEPTION_NMI: 0,
+  EXTERNAL_INTERRUPT: 1,
   TRIPLE_FAULT: 2,
+  INTERRUPT_WINDOW: 7,
   CPUID: 10,
   HLT: 12,
   INVLPG: 14,

@@ -11,15 +11,14 @@ import { PAGE_SIZE } from '../scenario.ts';
 import type { Machine } from '../machine.ts';
 import { readFramePlain, writeFrame } from '../memory.ts';
 import type { CpuBus, Fault } from '../cpu/bus.ts';
+import { ExitReason } from '../cpu/outcomes.ts';
 import type { Domain, TlbEntry, X86Vcpu } from '../state.ts';
 import { EPT_WALK_REFS, eptTranslate, type EptAccess } from './ept.ts';
 import { CR0_PG, PTE_DIRTY, PTE_WRITABLE, guestWalk, type WalkPort } from './guest-walk.ts';
 
 /** TLB entries a vCPU holds before the oldest is evicted. */
 export const TLB_ENTRIES = 64;
-export const EXIT_EXCEPTION_NMI = 0;
-export const EXIT_EPT_VIOLATION = 48;
-export const EXIT_EPT_MISCONFIG = 49;
+const { EXCEPTION_NMI: EXIT_EXCEPTION_NMI, EPT_VIOLATION: EXIT_EPT_VIOLATION, EPT_MISCONFIG: EXIT_EPT_MISCONFIG } = ExitReason;
 
 export interface TlbFill {
   page: number;

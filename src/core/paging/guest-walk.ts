@@ -5,6 +5,7 @@
  * or the p2m under shadow paging) and every access goes through SMM.
  */
 import type { Fault } from '../cpu/bus.ts';
+import { Vector } from '../cpu/outcomes.ts';
 
 export const PTE_PRESENT = 1 << 0;
 export const PTE_WRITABLE = 1 << 1;
@@ -19,7 +20,6 @@ export const CR4_PSE = 1 << 4;
 /** #PF error code bits (SDM 4.7). */
 export const PF_PRESENT = 1 << 0;
 export const PF_WRITE = 1 << 1;
-const PF_VECTOR = 14;
 
 export interface WalkPort {
   read32(gpa: number): number | Fault;
@@ -37,7 +37,7 @@ export interface WalkResult {
 const isFault = (value: unknown): value is Fault => typeof value === 'object' && value !== null;
 
 function pageFault(linear: number, present: boolean, write: boolean): Fault {
-  return { kind: 'exception', vector: PF_VECTOR, errorCode: (present ? PF_PRESENT : 0) | (write ? PF_WRITE : 0), cr2: linear >>> 0 };
+  return { kind: 'exception', vector: Vector.PF, errorCode: (present ? PF_PRESENT : 0) | (write ? PF_WRITE : 0), cr2: linear >>> 0 };
 }
 
 /** Sets accessed (and dirty) bits the way the processor does, only when they change. */
