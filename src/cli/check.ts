@@ -2,7 +2,8 @@
 import type { RunRow } from '../events/store.ts';
 import { diffRuns } from '../replay/diff.ts';
 import { forkRun } from '../replay/fork.ts';
-import { eventJson, eventText } from '../replay/format.ts';
+import { domainNames, eventJson, eventText } from '../replay/format.ts';
+import { Timeline } from '../replay/timeline.ts';
 import { violationCount } from '../replay/summary.ts';
 import { SIM_VERSION, note, openForReading, openForWriting, out, parseCount, parseSeq, parseSets, quote, resolveRun } from './context.ts';
 import { verifyRunParallel } from './parallel-verify.ts';
@@ -99,9 +100,10 @@ export function diffCommand(db: string, runA: string, runB: string, options: { j
     }
     out(`first divergence at seq ${diff.divergedAt}${diff.divergedAt > 0 ? ` (the first ${diff.divergedAt} events are the same)` : ''}`);
     const width = 64;
+    const names = new Map([...domainNames(new Timeline(store, a).stateAt(a.eventCount)), ...domainNames(new Timeline(store, b).stateAt(b.eventCount))]);
     const side = (events: typeof diff.aEvents, seq: number): string => {
       const found = events.find(([s]) => s === seq);
-      return found ? eventText(found[1]).slice(0, width) : '(end of run)';
+      return found ? eventText(found[1], names).slice(0, width) : '(end of run)';
     };
     const seqs = [...new Set([...diff.aEvents, ...diff.bEvents].map(([s]) => s))].sort((x, y) => x - y);
     for (const seq of seqs) {
