@@ -48,14 +48,14 @@ export function wakeTick(x86: X86Vcpu): number | undefined {
 export function runX86Step(ctx: X86Context): void {
   const { x86, m } = ctx;
   if (!x86.inGuest) return enterGuest(ctx);
-  if (timerDue(x86, m.state.tick)) return takeExit(ctx, exitInfo(ExitReason.EXTERNAL_INTERRUPT), undefined, () => fireTimer(ctx));
+  if (timerDue(x86, m.state.tick)) return takeExit(ctx, exitInfo(ExitReason.EXTERNAL_INTERRUPT), { afterExit: () => fireTimer(ctx) });
   if (x86.lapic.pending && interruptsEnabled(x86)) return takeExit(ctx, exitInfo(ExitReason.INTERRUPT_WINDOW));
   executeInstruction(ctx);
 }
 
 /** The scheduler's time slice is over: the host timer exits the guest. */
 export function preempt(ctx: X86Context): void {
-  takeExit(ctx, exitInfo(ExitReason.EXTERNAL_INTERRUPT), undefined, undefined, true);
+  takeExit(ctx, exitInfo(ExitReason.EXTERNAL_INTERRUPT), { preempted: true });
 }
 
 function exitInfo(reason: number, fields: Partial<ExitInfo> = {}): ExitInfo {
@@ -94,11 +94,11 @@ function executeInstruction(ctx: X86Context): void {
     if (outcome.invlpg !== undefined) m.emit('tlb.flush', { dom: domain.id, vcpu, scope: 'page', page: outcome.invlpg >>> 12 });
     return;
   }
-  if (outcome.kind === 'exit') return takeExit(ctx, faultExit(bus, outcome, outcome.length), bus);
+  if (outcome.kind === 'exit') return takeExit(ctx, faultExit(bus, outcome, outcome.length), { bus });
   if (interceptsException(domain.paging, outcome.vector)) {
     return takeExit(ctx, exitInfo(ExitReason.EXCEPTION_NMI, {
       qualification: outcome.cr2 ?? 0, vector: outcome.vector, errorCode: outcome.errorCode ?? -1,
-    }), bus);
+    }), { bus });
   }
   deliverToGuest(ctx, bus, outcome.vector, outcome.errorCode, outcome.cr2, outcome.software === true, outcome.length ?? 0);
 }
@@ -120,8 +120,8 @@ function deliverToGuest(ctx: X86Context, bus: GuestBus, vector: number, errorCod
   const result = deliverEvent(cpu, bus, vector, errorCode, software, { cr2, instructionLength: software ? length : undefined });
   // Delivery met a fault the hypervisor owns: exit. The instruction has not retired, so once
   // the exit is handled it runs again and raises the same exception.
-  if (typeof result === 'object' && result.kind === 'exit') return takeExit(ctx, faultExit(bus, result), bus, undefined, false, true);
-  if (typeof result === 'object' || result === 'triple-fault') return takeExit(ctx, exitInfo(ExitReason.TRIPLE_FAULT), bus);
+  if (typeof result === 'object' && result.kind === 'exit') return takeExit(ctx, faultExit(bus, result), { bus, duringDelivery: true });
+  if (typeof result === 'object' || result === 'triple-fault') return takeExit(ctx, exitInfo(ExitReason.TRIPLE_FAULT), { bus });
   m.emit('exception', {
     dom: domain.id, vcpu, pcpu, vector: result === 'double-fault' ? Vector.DF : vector,
     errorCode: errorCode ?? -1, cr2: cr2 ?? -1, delta: cpuDelta(x86.cpu, cpu),
@@ -133,7 +133,18 @@ function deliverToGuest(ctx: X86Context, bus: GuestBus, vector: number, errorCod
  * VM exit: record it, commit what the attempt did to the TLB, run the handler, and leave
  * the guest state and the injection for the next VM entry.
  */
-function takeExit(ctx: X86Context, exit: ExitInfo, bus?: GuestBus, afterExit?: () => void, preempted = false, duringDelivery = false): void {
+interface ExitOptions {
+  /** The bus of the attempt that exited: its TLB fills and A/D bits are committed. */
+  bus?: GuestBus;
+  /** Events that belong to the exit itself (the timer firing). */
+  afterExit?: () => void;
+  /** The scheduler's preemption: no handler, the vCPU just leaves the guest. */
+  preempted?: boolean;
+  /** The exit interrupted the delivery of an event. */
+  duringDelivery?: boolean;
+}
+
+function takeExit(ctx: X86Context, exit: ExitInfo, { bus, afterExit, preempted = false, duringDelivery = false }: ExitOptions = {}): void {
   const { m, domain, vcpu, pcpu } = ctx;
   m.emit('vm.exit', { dom: domain.id, vcpu, pcpu, ...exit });
   bus?.commit(false);
@@ -179,8 +190,8 @@ function enterGuest(ctx: X86Context): void {
     const cr2 = injection.vector === Vector.PF ? injection.cr2 : undefined;
     const result = deliverEvent(cpu, bus, injection.vector, injection.errorCode < 0 ? null : injection.errorCode, false, { cr2 });
     // The injection stays pending (only vm.entry clears it): after the exit it is tried again.
-    if (typeof result === 'object' && result.kind === 'exit') return takeExit(ctx, faultExit(bus, result), bus, undefined, false, true);
-    if (typeof result === 'object' || result === 'triple-fault') return takeExit(ctx, exitInfo(ExitReason.TRIPLE_FAULT), bus);
+    if (typeof result === 'object' && result.kind === 'exit') return takeExit(ctx, faultExit(bus, result), { bus, duringDelivery: true });
+    if (typeof result === 'object' || result === 'triple-fault') return takeExit(ctx, exitInfo(ExitReason.TRIPLE_FAULT), { bus });
     delivered = result === 'double-fault' ? Vector.DF : injection.vector;
   }
   m.emit('vm.entry', { dom: domain.id, vcpu, delta: cpuDelta(x86.cpu, cpu), inject: delivered, errorCode: injection?.errorCode ?? -1 });
