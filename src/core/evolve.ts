@@ -70,7 +70,7 @@ export function evolve(state: MachineState, event: Event): void {
 
 function domainOf(state: MachineState, dom: number): Domain {
   const domain = state.domains.get(dom);
-  assert(domain !== undefined, `event names domain ${dom}, which does not exist`);
+  assert(domain !== undefined, () => `event names domain ${dom}, which does not exist`);
   return domain;
 }
 
@@ -184,7 +184,7 @@ function newX86Vcpu(spec: DomainSpec, dom: number, vcpu: number): X86Vcpu {
 
 function x86Of(state: MachineState, dom: number, vcpu: number): X86Vcpu {
   const x86 = domainOf(state, dom).vcpus[vcpu]?.x86;
-  assert(x86 !== undefined && x86 !== null, `event names x86 vCPU ${dom}.${vcpu}, which does not exist`);
+  assert(x86 !== undefined && x86 !== null, () => `event names x86 vCPU ${dom}.${vcpu}, which does not exist`);
   return x86;
 }
 
@@ -285,6 +285,6 @@ function applyInput(state: MachineState, key: string, value: string): void {
     domain.programs = [compileOpsValue(value), ...domain.programs.slice(1)];
     domain.vcpus[0] = { pc: 0, loops: [], x86: null };
   } else {
-    assert(false, `input with unknown key ${key} reached evolve`);
+    assert(false, () => `input with unknown key ${key} reached evolve`);
   }
 }

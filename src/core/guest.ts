@@ -42,7 +42,7 @@ export function resolveControl(program: readonly GuestOp[], pc: number, loops: r
       return { pc: at, loops: counters };
     }
   }
-  assert(false, `loop control did not reach an operation from pc ${pc}`);
+  assert(false, () => `loop control did not reach an operation from pc ${pc}`);
 }
 
 const opCode = (name: (typeof GUEST_OP_NAMES)[number]): number => GUEST_OP_NAMES.indexOf(name);
@@ -53,7 +53,7 @@ export function runGuestOperation(m: Machine, pcpu: number, ref: VcpuRef): void 
   const context = domain.vcpus[ref.vcpu];
   const program = domain.programs[ref.vcpu];
   const resolved = resolveControl(program, context.pc, context.loops);
-  assert(resolved !== undefined, `vCPU ${ref.dom}.${ref.vcpu} ran with nothing to run`);
+  assert(resolved !== undefined, () => `vCPU ${ref.dom}.${ref.vcpu} ran with nothing to run`);
   const op = program[resolved.pc];
   assert(op.op !== 'repeat' && op.op !== 'end', 'loop control reached execution');
   m.emit('guest.op', {

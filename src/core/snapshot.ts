@@ -146,7 +146,7 @@ export class BlobCache {
 export function hydrate(bytes: Uint8Array, blobs: BlobCache): MachineState {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the layout is dehydrate's, above
   const p = packr.unpack(bytes) as Record<string, any>;
-  assert(p.v === SNAPSHOT_VERSION, `checkpoint version ${p.v}, expected ${SNAPSHOT_VERSION}`);
+  assert(p.v === SNAPSHOT_VERSION, () => `checkpoint version ${p.v}, expected ${SNAPSHOT_VERSION}`);
   const unpack = (b: Uint8Array): any => packr.unpack(b);
   const pageBytes = (b: Uint8Array): Uint8Array => new Uint8Array(b);
   return {

@@ -73,7 +73,7 @@ function unmapFrames(m: Machine, dom: DomainId, gfns: readonly Gfn[]): Mfn[] {
   const ept = usesEpt(m.state, dom);
   return gfns.map((gfn) => {
     const mfn = m.state.domains.get(dom)?.p2m.get(gfn);
-    assert(mfn !== undefined, `unmap of gfn ${gfn} of domain ${dom}, which is not mapped`);
+    assert(mfn !== undefined, () => `unmap of gfn ${gfn} of domain ${dom}, which is not mapped`);
     m.emit('p2m.update', { dom, gfn, mfn: NO_FRAME, prevMfn: mfn });
     if (ept) m.emit('ept.update', { dom, gfn, mfn: NO_FRAME, bits: 0 });
     return mfn;
@@ -146,7 +146,7 @@ function loadImage(m: Machine, dom: DomainId, image: GuestImage): void {
     const offset = gpa % PAGE_SIZE;
     const length = Math.min(PAGE_SIZE - offset, image.bytes.length - at);
     const mfn = p2m.get(Math.floor(gpa / PAGE_SIZE));
-    assert(mfn !== undefined, `image byte at gpa ${gpa} outside the domain (the scenario check missed it)`);
+    assert(mfn !== undefined, () => `image byte at gpa ${gpa} outside the domain (the scenario check missed it)`);
     writeFrameWithKey(m, dom, dom, gpa, mfn, offset, image.bytes.subarray(at, at + length));
     at += length;
   }
@@ -155,7 +155,7 @@ function loadImage(m: Machine, dom: DomainId, image: GuestImage): void {
 /** Tears a domain down: every frame scrubbed (stock Xen scrubs dying domains too) and freed. */
 export function destroyDomain(m: Machine, dom: DomainId, reason: string): void {
   const domain = m.state.domains.get(dom);
-  assert(domain !== undefined && domain.status === 'running', `destroy of domain ${dom}, which is not running`);
+  assert(domain !== undefined && domain.status === 'running', () => `destroy of domain ${dom}, which is not running`);
   m.emit('domain.destroy', { dom, reason });
   const mfns = unmapFrames(m, dom, [...domain.p2m.keys()].sort((a, b) => a - b));
   flushTranslations(m, dom);

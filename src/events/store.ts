@@ -135,7 +135,7 @@ export class RecordingStore {
 
   /** Creates a new recording file. The caller has checked that nothing is at `path`. */
   static create(path: string, simVersion: string): RecordingStore {
-    assert(!existsSync(path), `create over an existing file ${path}`);
+    assert(!existsSync(path), () => `create over an existing file ${path}`);
     const db = new Database(path);
     configureWriter(db);
     db.exec(DDL);
@@ -238,7 +238,7 @@ export class RecordingStore {
   ownerOf(run: RunRow, seq: Seq): RunRow {
     let owner = run;
     while (seq < owner.baseSeq) {
-      assert(owner.parentRun !== null, `run ${owner.id} has base ${owner.baseSeq} but no parent`);
+      assert(owner.parentRun !== null, () => `run ${owner.id} has base ${owner.baseSeq} but no parent`);
       owner = this.run(owner.parentRun);
     }
     return owner;
@@ -307,7 +307,7 @@ export class RunWriter {
    * @param head the chain hash before `baseSeq`
    */
   constructor(private readonly store: RecordingStore, readonly run: number, baseSeq: Seq, head: Buffer, prefix: Event[] = []) {
-    assert(baseSeq % CHUNK_EVENTS === 0, `run base ${baseSeq} is not chunk-aligned`);
+    assert(baseSeq % CHUNK_EVENTS === 0, () => `run base ${baseSeq} is not chunk-aligned`);
     this.bufferFirstSeq = baseSeq;
     this.head = head;
     this.buffer = [...prefix];
@@ -344,7 +344,7 @@ export class RunWriter {
    * commits event seq-1, so no checkpoint ever refers to events that are not on disk.
    */
   checkpoint(seq: Seq, state: Uint8Array, pages: [Uint8Array, Uint8Array][]): void {
-    assert(seq <= this.nextSeq, `checkpoint at ${seq} is ahead of the events (${this.nextSeq})`);
+    assert(seq <= this.nextSeq, () => `checkpoint at ${seq} is ahead of the events (${this.nextSeq})`);
     this.pendingCheckpoints.push({ seq, state, pages });
     if (seq <= this.committedSeq) this.commit([]);
   }

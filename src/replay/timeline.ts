@@ -79,7 +79,7 @@ export class Timeline {
     if (chunk === undefined) {
       const owner = this.ownerOf(seq);
       const row = this.store.chunkRowAt(owner.id, seq);
-      assert(row !== undefined && row.firstSeq === first, `run ${owner.id} has no chunk at seq ${first}`);
+      assert(row !== undefined && row.firstSeq === first, () => `run ${owner.id} has no chunk at seq ${first}`);
       chunk = this.store.decodeChunk(row);
       this.chunks.set(first, chunk);
     }
@@ -87,7 +87,7 @@ export class Timeline {
   }
 
   event(seq: Seq): Event {
-    assert(seq >= 0 && seq < this.length, `seq ${seq} outside run ${this.run.id} (0..${this.length - 1})`);
+    assert(seq >= 0 && seq < this.length, () => `seq ${seq} outside run ${this.run.id} (0..${this.length - 1})`);
     const chunk = this.chunk(seq);
     return chunk.events[seq - chunk.firstSeq];
   }
@@ -116,7 +116,7 @@ export class Timeline {
       }
       if (run.forkSeq !== null) limit = Math.min(limit, run.forkSeq);
     }
-    assert(false, `run ${this.run.id} has no checkpoint at or before ${seq}`);
+    assert(false, () => `run ${this.run.id} has no checkpoint at or before ${seq}`);
   }
 
   /** Seqs of the checkpoints this run can start from. */
@@ -141,7 +141,7 @@ export class Timeline {
    * fold of at most CHECKPOINT_EVERY events, less when a nearby state is cached.
    */
   stateAt(seq: Seq): MachineState {
-    assert(seq >= 0 && seq <= this.length, `seq ${seq} outside run ${this.run.id} (0..${this.length})`);
+    assert(seq >= 0 && seq <= this.length, () => `seq ${seq} outside run ${this.run.id} (0..${this.length})`);
     const cached = this.states.get(seq);
     if (cached !== undefined) return cached;
     const checkpointSeq = this.checkpointAtOrBefore(seq).seq;

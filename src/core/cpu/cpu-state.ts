@@ -140,7 +140,7 @@ export function readRegister(cpu: CpuState, index: number): number {
     case CpuRegisterIndex.IDTR_LIMIT: return cpu.idtrLimit;
     case CpuRegisterIndex.INTERRUPTIBILITY: return cpu.interruptibility;
   }
-  assert(false, `cpu: no register with delta index ${index}`);
+  assert(false, () => `cpu: no register with delta index ${index}`);
 }
 
 function writeRegister(cpu: CpuState, index: number, value: number): void {
@@ -159,7 +159,7 @@ function writeRegister(cpu: CpuState, index: number, value: number): void {
     case CpuRegisterIndex.IDTR_LIMIT: cpu.idtrLimit = value; return;
     case CpuRegisterIndex.INTERRUPTIBILITY: cpu.interruptibility = value; return;
   }
-  assert(false, `cpu: no register with delta index ${index}`);
+  assert(false, () => `cpu: no register with delta index ${index}`);
 }
 
 /** What changed from `before` to `after`, as flat [index, value, ...] pairs in index order. */
@@ -185,12 +185,12 @@ export function cpuDelta(before: CpuState, after: CpuState, withEip = true): num
 }
 
 export function applyCpuDelta(cpu: CpuState, delta: readonly number[]): void {
-  assert(delta.length % 2 === 0, `cpu delta has odd length ${delta.length}`);
+  assert(delta.length % 2 === 0, () => `cpu delta has odd length ${delta.length}`);
   for (let at = 0; at < delta.length; at += 2) {
     const index = delta[at];
     const value = delta[at + 1];
-    assert(Number.isInteger(index) && index >= 0 && index < CPU_REGISTER_COUNT, `cpu delta: bad register index ${index}`);
-    assert(Number.isInteger(value) && value >= 0 && value <= 0xffffffff, `cpu delta: register ${index} value ${value} is not a uint32`);
+    assert(Number.isInteger(index) && index >= 0 && index < CPU_REGISTER_COUNT, () => `cpu delta: bad register index ${index}`);
+    assert(Number.isInteger(value) && value >= 0 && value <= 0xffffffff, () => `cpu delta: register ${index} value ${value} is not a uint32`);
     writeRegister(cpu, index, value);
   }
 }

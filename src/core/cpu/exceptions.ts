@@ -121,10 +121,10 @@ function softwareReturnEip(cpu: CpuState, bus: CpuBus, instructionLength: number
 }
 
 function assertEvent(vector: number, errorCode: number | null, detail: EventDetail): void {
-  assert(Number.isInteger(vector) && vector >= 0 && vector <= 255, `deliverEvent: vector ${vector} is not 0..255`);
-  assert(errorCode === null || (Number.isInteger(errorCode) && errorCode >= 0 && errorCode <= 0xffffffff), `deliverEvent: bad error code ${errorCode}`);
+  assert(Number.isInteger(vector) && vector >= 0 && vector <= 255, () => `deliverEvent: vector ${vector} is not 0..255`);
+  assert(errorCode === null || (Number.isInteger(errorCode) && errorCode >= 0 && errorCode <= 0xffffffff), () => `deliverEvent: bad error code ${errorCode}`);
   const length = detail.instructionLength;
-  assert(length === undefined || (Number.isInteger(length) && length >= 1 && length <= 15), `deliverEvent: bad instruction length ${length}`);
+  assert(length === undefined || (Number.isInteger(length) && length >= 1 && length <= 15), () => `deliverEvent: bad instruction length ${length}`);
 }
 
 /**

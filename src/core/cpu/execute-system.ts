@@ -154,7 +154,7 @@ const TWO_TO_32 = 0x100000000;
 /** CR4.TSD cannot fault at CPL 0, so RDTSC either exits or reads the caller's clock. */
 export function rdtsc(context: ExecutionContext): StepOutcome {
   if (context.controls.rdtsc) return instructionExit(ExitReason.RDTSC, 0, context.instruction);
-  assert(Number.isSafeInteger(context.tsc) && context.tsc >= 0, `cpu: tsc ${context.tsc} is not a non-negative integer`);
+  assert(Number.isSafeInteger(context.tsc) && context.tsc >= 0, () => `cpu: tsc ${context.tsc} is not a non-negative integer`);
   context.cpu.gpr[EAX] = context.tsc >>> 0;
   context.cpu.gpr[EDX] = Math.floor(context.tsc / TWO_TO_32) >>> 0;
   return RETIRED;

@@ -73,7 +73,7 @@ export function fetchInstruction(bus: CpuBus, eip: number): Instruction | Except
   for (let attempt = 0; attempt < MAX_INSTRUCTION_LENGTH; attempt += 1) {
     const more = bus.fetch((eip + bytes.length) >>> 0, MAX_INSTRUCTION_LENGTH - bytes.length);
     if (!(more instanceof Uint8Array)) return faultOutcome(more, undefined);
-    assert(more.length > 0 && more.length <= MAX_INSTRUCTION_LENGTH - bytes.length, `cpu: bus fetched ${more.length} bytes`);
+    assert(more.length > 0 && more.length <= MAX_INSTRUCTION_LENGTH - bytes.length, () => `cpu: bus fetched ${more.length} bytes`);
     bytes = concatenate(bytes, more);
     const decoded = decode(bytes, 0);
     if (decoded.kind === 'instruction') return decoded;

@@ -108,10 +108,10 @@ export type Location = RegisterOperand | ImmediateOperand | LinearLocation;
  */
 export function locate(context: ExecutionContext, operand: Operand): Location {
   if (operand.kind === 'mem') {
-    assert(operand.size === 8 || operand.size === 16 || operand.size === 32, `cpu: ${context.instruction.mnemonic} has a ${operand.size}-bit data operand`);
+    assert(operand.size === 8 || operand.size === 16 || operand.size === 32, () => `cpu: ${context.instruction.mnemonic} has a ${operand.size}-bit data operand`);
     return { kind: 'linear', linear: effectiveAddress(context.cpu, operand), bytes: (operand.size / 8) as AccessSize };
   }
-  assert(operand.kind !== 'rel', `cpu: ${context.instruction.mnemonic} uses a relative operand as data`);
+  assert(operand.kind !== 'rel', () => `cpu: ${context.instruction.mnemonic} uses a relative operand as data`);
   return operand;
 }
 
@@ -141,7 +141,7 @@ export function store(context: ExecutionContext, location: Location, value: numb
 /** Resolves and reads operand `index` of the current instruction. */
 export function operandAt(context: ExecutionContext, index: number): Location {
   const operand = context.instruction.operands[index];
-  assert(operand !== undefined, `cpu: ${context.instruction.mnemonic} has no operand ${index}`);
+  assert(operand !== undefined, () => `cpu: ${context.instruction.mnemonic} has no operand ${index}`);
   return locate(context, operand);
 }
 
