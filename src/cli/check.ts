@@ -5,7 +5,7 @@ import { forkRun } from '../replay/fork.ts';
 import { domainNames, eventJson, eventText } from '../replay/format.ts';
 import { Timeline } from '../replay/timeline.ts';
 import { violationCount } from '../replay/summary.ts';
-import { SIM_VERSION, note, openForReading, openForWriting, out, parseCount, parseSeq, parseSets, quote, resolveRun } from './context.ts';
+import { SIM_VERSION, note, openForReading, openForWriting, out, parseCount, parseSeq, parseSets, quote, resolveRun, CLI } from './context.ts';
 import { verifyRunParallel } from './parallel-verify.ts';
 import { startProgress } from './progress.ts';
 
@@ -38,7 +38,7 @@ export async function verifyCommand(db: string, options: { run?: string; json?: 
       out(`      ${m.check}: ${m.message}`);
       if (m.expected) out(`      recorded: ${eventText(m.expected)}`);
       if (m.actual) out(`      replayed: ${eventText(m.actual)}`);
-      out(`      seed=${run.seed} run=${run.id} seq=${m.seq}; look: chronovisor log ${quote(db)} --run ${run.id} --from ${Math.max(0, m.seq - 5)} --to ${m.seq + 5}`);
+      out(`      seed=${run.seed} run=${run.id} seq=${m.seq}; look: ${CLI} log ${quote(db)} --run ${run.id} --from ${Math.max(0, m.seq - 5)} --to ${m.seq + 5}`);
     }
     return failed > 0 ? 1 : 0;
   } finally {
@@ -71,7 +71,7 @@ export function forkCommand(db: string, options: ForkOptions): number {
     out(`run ${result.run}: forked from run ${parent.id} at seq ${result.forkSeq} with ${modifications.map(([k, v]) => `${k}=${v}`).join(', ') || 'no change'}`);
     out(`  ${s.events} events (${s.events - result.forkSeq} new), ${s.ticks} ticks, ${result.status}, ${violationCount(s)} violations`);
     for (const [invariant, v] of Object.entries(s.violations)) out(`  violation ${invariant}: ${v.count}x, first at seq ${v.firstSeq}`);
-    out(`  compare: chronovisor diff ${quote(db)} ${parent.id} ${result.run}`);
+    out(`  compare: ${CLI} diff ${quote(db)} ${parent.id} ${result.run}`);
     return 0;
   } finally {
     store.close();

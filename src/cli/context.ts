@@ -90,6 +90,9 @@ export function parseSets(sets: string[]): [string, string][] {
   });
 }
 
+/** How the commands we suggest are run from the project folder, right after `npm ci`. */
+export const CLI = 'npx chronovisor';
+
 export const out = (line: string): void => { process.stdout.write(`${line}\n`); };
 export const note = (line: string): void => { process.stderr.write(`${line}\n`); };
 

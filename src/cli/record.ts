@@ -8,7 +8,7 @@ import type { RecordingStore } from '../events/store.ts';
 import type { MachineConfig } from '../core/scenario.ts';
 import { recordScenario, type DriveResult } from '../replay/recorder.ts';
 import { violationCount } from '../replay/summary.ts';
-import { SIM_VERSION, defaultRecordingPath, note, openForReading, openForWriting, out, parseCount, quote, readScenario } from './context.ts';
+import { SIM_VERSION, defaultRecordingPath, note, openForReading, openForWriting, out, parseCount, quote, readScenario, CLI } from './context.ts';
 import { startProgress } from './progress.ts';
 
 export interface RunOptions {
@@ -61,8 +61,8 @@ function printResult(db: string, result: DriveResult, profile: Profile): void {
   }
   out(`  head ${result.headHash.toString('hex').slice(0, 16)}`);
   if (result.firstViolationSeq !== undefined) {
-    out(`  look: chronovisor log ${quote(db)} --run ${result.run} --kind violation`);
-    out(`        chronovisor state ${quote(db)} --run ${result.run} --at ${result.firstViolationSeq}`);
+    out(`  look: ${CLI} log ${quote(db)} --run ${result.run} --kind violation`);
+    out(`        ${CLI} state ${quote(db)} --run ${result.run} --at ${result.firstViolationSeq}`);
   }
 }
 
@@ -120,14 +120,14 @@ export function demoCommand(options: { out?: string }): number {
   out('');
   out(violationCount(vanilla.summary) > 0 && violationCount(secure.summary) === 0
     ? 'vanilla Xen leaks (dom0 reads plaintext, carol finds bob\'s secret); SMM holds: no violation in the secure run.'
-    : 'unexpected: the demo should leak in vanilla and hold in secure; run chronovisor verify on it.');
+    : 'unexpected: the demo should leak in vanilla and hold in secure; run `npx chronovisor verify` on it.');
   out('\nnext:');
-  out(`  chronovisor runs ${quote(db)}`);
-  out(`  chronovisor diff ${quote(db)} ${secure.run} ${vanilla.run}`);
+  out(`  ${CLI} runs ${quote(db)}`);
+  out(`  ${CLI} diff ${quote(db)} ${secure.run} ${vanilla.run}`);
   if (vanilla.firstViolationSeq !== undefined) {
-    out(`  chronovisor state ${quote(db)} --run ${vanilla.run} --at ${vanilla.firstViolationSeq}`);
+    out(`  ${CLI} state ${quote(db)} --run ${vanilla.run} --at ${vanilla.firstViolationSeq}`);
   }
-  out(`  chronovisor fork ${quote(db)} --run ${vanilla.run} --at 0 --set profile=secure --name what-if-smm`);
-  out(`  chronovisor verify ${quote(db)}`);
+  out(`  ${CLI} fork ${quote(db)} --run ${vanilla.run} --at 0 --set profile=secure --name what-if-smm`);
+  out(`  ${CLI} verify ${quote(db)}`);
   return 0;
 }
