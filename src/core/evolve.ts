@@ -16,6 +16,9 @@ const YIELD_OP = GUEST_OP_NAMES.indexOf('yield');
 
 export function evolve(state: MachineState, event: Event): void {
   switch (event.kind) {
+    // The hottest kinds first: a retired instruction and its stores.
+    case 'cpu.step': return applyCpuStep(state, event);
+    case 'mem.write': return applyWrite(state, event);
     case 'machine.boot': state.booted = true; return;
     case 'machine.halt': state.halted = true; return;
     case 'guest.op': return applyGuestOp(state, event);
@@ -27,7 +30,6 @@ export function evolve(state: MachineState, event: Event): void {
       state.halted = false;
       if (event.index >= 0) state.inputNext = event.index + 1;
       return applyInput(state, event.key, event.value);
-    case 'mem.write': return applyWrite(state, event);
     case 'p2m.update': return applyP2m(state, event);
     case 'smm.ppt.update': return applyPpt(state, event);
     case 'smm.scrub': state.memory.delete(event.mfn); return;
@@ -38,7 +40,6 @@ export function evolve(state: MachineState, event: Event): void {
     case 'hypercall': return applyHypercall(state, event);
     case 'guest.canary': return applyCanary(state, event);
     case 'violation': state.violations += 1; return;
-    case 'cpu.step': return applyCpuStep(state, event);
     case 'exception': return applyException(state, event);
     case 'vm.exit': return applyExit(state, event);
     case 'vm.entry': return applyEntry(state, event);

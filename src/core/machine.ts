@@ -24,7 +24,8 @@ for (const checker of INVARIANT_CHECKERS) {
 
 export class Machine {
   private events: Event[] = [];
-  private breaches: Event[] = [];
+  /** Violations found in the current step; almost always none, so allocated on demand. */
+  private breaches: Event[] | null = null;
 
   /** @param state the working state; the machine mutates it in place. */
   constructor(readonly state: MachineState) {}
@@ -36,7 +37,7 @@ export class Machine {
   private apply(event: Event): void {
     for (const checker of CHECKERS_BY_KIND.get(event.kind) ?? []) {
       const breach = checker.check(this.state, event);
-      if (breach !== undefined) this.breaches.push(makeEvent('violation', { invariant: checker.name, ...breach }));
+      if (breach !== undefined) (this.breaches ??= []).push(makeEvent('violation', { invariant: checker.name, ...breach }));
     }
     evolve(this.state, event);
     this.events.push(event);
@@ -46,9 +47,9 @@ export class Machine {
   step(): Event[] {
     assert(!this.state.halted, 'step after machine.halt');
     this.events = [];
-    this.breaches = [];
+    this.breaches = null;
     this.decide();
-    for (const violation of this.breaches) {
+    for (const violation of this.breaches ?? []) {
       evolve(this.state, violation);
       this.events.push(violation);
     }
@@ -61,7 +62,7 @@ export class Machine {
    */
   input(index: number, key: string, value: string): Event[] {
     this.events = [];
-    this.breaches = [];
+    this.breaches = null;
     this.emit('input', { index, key, value });
     return this.events;
   }
