@@ -9,6 +9,7 @@ import { assert } from '../events/errors.ts';
 import { GUEST_OP_NAMES, NO_DOMAIN, NO_FRAME, type Event, type EventOf } from '../events/schema.ts';
 import { applyCpuDelta, resetCpu } from './cpu/cpu-state.ts';
 import { eptSet } from './paging/ept.ts';
+import { resetLapic } from './vmx/lapic.ts';
 import { PAGE_SIZE, compileOpsValue, type DomainSpec } from './scenario.ts';
 import type { Domain, MachineState, Vcpu, X86Vcpu } from './state.ts';
 
@@ -55,8 +56,8 @@ export function evolve(state: MachineState, event: Event): void {
     case 'ept.update': eptSet(domainOf(state, event.dom).ept, event.gfn, event.mfn < 0 ? undefined : { mfn: event.mfn, bits: event.bits }); return;
     case 'shadow.sync': return applyShadowSync(state, event);
     case 'lapic.timer': {
-      const { vector, periodTicks, deadline, pending } = event;
-      x86Of(state, event.dom, event.vcpu).lapic = { vector, periodTicks, deadline, pending };
+      const { lvt, initialCount, deadline, pending } = event;
+      x86Of(state, event.dom, event.vcpu).lapic = { lvt, initialCount, deadline, pending };
       return;
     }
     case 'io':
@@ -179,7 +180,7 @@ function newX86Vcpu(spec: DomainSpec, dom: number, vcpu: number): X86Vcpu {
     injection: null,
     tlb: new Map(),
     shadow: new Map(),
-    lapic: { vector: 0, periodTicks: 0, deadline: -1, pending: false },
+    lapic: resetLapic(),
   };
 }
 

@@ -66,8 +66,11 @@ export interface X86Vcpu {
   tlb: Map<number, TlbEntry>;
   /** Shadow paging's shadow page table (the virtual TLB): linear page -> host frame. */
   shadow: Map<number, TlbEntry>;
-  /** The local APIC timer, in ticks (retired instructions): deadline -1 when stopped. */
-  lapic: { vector: number; periodTicks: number; deadline: number; pending: boolean };
+  /**
+   * The local APIC timer: the LVT timer register, the initial count (in ticks, retired
+   * instructions), the tick the count runs out (-1: stopped) and whether its interrupt is pending.
+   */
+  lapic: { lvt: number; initialCount: number; deadline: number; pending: boolean };
 }
 
 /** An EPT leaf entry: the host frame and the low bits (R/W/X, memory type). */

@@ -106,8 +106,8 @@ interface Shape {
   'shadow.sync': { dom: DomainId; vcpu: number; op: string; page: number; mfn: Mfn; flags: number };
   /** Port I/O emulated by the hypervisor. */
   io: { dom: DomainId; vcpu: number; port: number; size: number; out: boolean; value: number };
-  /** The vCPU's local APIC timer (x2APIC MSRs): vector, the tick it fires at (-1: stopped), and whether an interrupt is pending. */
-  'lapic.timer': { dom: DomainId; vcpu: number; vector: number; periodTicks: number; deadline: number; pending: boolean };
+  /** The vCPU's local APIC timer: LVT timer register, initial count, the tick it runs out (-1: stopped), interrupt pending. */
+  'lapic.timer': { dom: DomainId; vcpu: number; lvt: number; initialCount: number; deadline: number; pending: boolean };
   /** The hypervisor writes the VMCS: guest-state changes (delta) and the event to inject at the next entry (-1: none). */
   'vmcs.write': { dom: DomainId; vcpu: number; delta: number[]; inject: number; errorCode: number; cr2: number };
 }
@@ -155,7 +155,7 @@ export const EVENT_FIELDS: { readonly [K in EventKind]: readonly (keyof Shape[K]
   'ept.update': ['dom', 'gfn', 'mfn', 'bits'],
   'shadow.sync': ['dom', 'vcpu', 'op', 'page', 'mfn', 'flags'],
   io: ['dom', 'vcpu', 'port', 'size', 'out', 'value'],
-  'lapic.timer': ['dom', 'vcpu', 'vector', 'periodTicks', 'deadline', 'pending'],
+  'lapic.timer': ['dom', 'vcpu', 'lvt', 'initialCount', 'deadline', 'pending'],
   'vmcs.write': ['dom', 'vcpu', 'delta', 'inject', 'errorCode', 'cr2'],
 };
 

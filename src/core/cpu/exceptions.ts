@@ -25,6 +25,12 @@ export interface EventDetail {
    * VM-entry instruction length); when absent the instruction at EIP is decoded again.
    */
   instructionLength?: number;
+  /**
+   * Filled in by deliverEvent on success: the event the guest's handler actually received,
+   * which differs from the one raised when delivery itself faulted (a broken gate gives
+   * #GP or #NP, a contributory fault gives #DF).
+   */
+  delivered?: { vector: number; errorCode: number | null };
 }
 
 /** The code segment selector pushed for every event: the flat ring-0 code segment. */
@@ -148,6 +154,7 @@ export function deliverEvent(cpu: CpuState, bus: CpuBus, vector: number, errorCo
     const fault = typeof returnEip === 'number' ? deliverOnce(scratch, bus, event, returnEip) : returnEip;
     if (fault === undefined) {
       copyCpuInto(cpu, scratch);
+      detail.delivered = { vector: event.vector, errorCode: event.errorCode };
       return result;
     }
     if (fault.kind === 'exit') return fault;

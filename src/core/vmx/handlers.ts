@@ -3,14 +3,15 @@
  * exit information and the guest state, returned as an action for the vCPU driver to apply.
  */
 import { EINVAL, decreaseCount, decreaseReservation, populateCheck, populatePhysmap } from '../xen.ts';
-import { cpuDelta, type CpuState } from '../cpu/cpu-state.ts';
+import { cloneCpu, cpuDelta, type CpuState } from '../cpu/cpu-state.ts';
 import type { Machine } from '../machine.ts';
-import { GuestBus } from '../paging/guest-bus.ts';
+import { readGuestLinear } from '../inspect.ts';
 import { guestWalk, CR0_PG, PTE_DIRTY, PTE_WRITABLE, type WalkPort } from '../paging/guest-walk.ts';
 import { PAGE_SIZE } from '../scenario.ts';
 import { readFramePlain, writeFrame } from '../memory.ts';
 import type { Domain, ExitInfo, X86Vcpu } from '../state.ts';
 import { ExitReason, Vector } from './exit-reasons.ts';
+import { writeInitialCount, writeLvt, type Lapic } from './lapic.ts';
 import { Cr4, checkCr0, checkCr4 } from '../cpu/control-registers.ts';
 import type { Fault } from '../cpu/bus.ts';
 
@@ -47,10 +48,14 @@ const SCHEDOP_YIELD = 0, SCHEDOP_SHUTDOWN = 2;
 
 const gp = (): Injection => ({ vector: Vector.GP, errorCode: 0, cr2: 0 });
 
-/** A copy of the guest state with EIP moved past the exiting instruction. */
+/**
+ * A copy of the guest state with EIP moved past the exiting instruction. The instruction
+ * ran, so an STI shadow it was under is over (as Xen's update_guest_eip clears it).
+ */
 function advanced(ctx: ExitContext): CpuState {
-  const cpu = structuredClone(ctx.x86.cpu);
+  const cpu = cloneCpu(ctx.x86.cpu);
   cpu.eip = (cpu.eip + ctx.exit.length) >>> 0;
+  cpu.interruptibility = 0;
   return cpu;
 }
 
@@ -58,7 +63,7 @@ export function handleExit(ctx: ExitContext): ExitAction {
   switch (ctx.exit.reason) {
     case ExitReason.EXTERNAL_INTERRUPT:
     case ExitReason.INTERRUPT_WINDOW:
-      return { kind: 'resume', cpu: structuredClone(ctx.x86.cpu), inject: null };
+      return { kind: 'resume', cpu: cloneCpu(ctx.x86.cpu), inject: null };
     case ExitReason.CPUID: return resume(cpuid(advanced(ctx)));
     case ExitReason.HLT: return { kind: 'halt', cpu: advanced(ctx) };
     case ExitReason.VMCALL: return hypercall(ctx);
@@ -70,7 +75,7 @@ export function handleExit(ctx: ExitContext): ExitAction {
     case ExitReason.EXCEPTION_NMI: return shadowPageFault(ctx);
     case ExitReason.EPT_VIOLATION:
       // Xen's policy for guest RAM it never populated: the guest gets a fault, never a frame.
-      return { kind: 'resume', cpu: structuredClone(ctx.x86.cpu), inject: gp() };
+      return { kind: 'resume', cpu: cloneCpu(ctx.x86.cpu), inject: gp() };
     case ExitReason.EPT_MISCONFIG: return { kind: 'crash', reason: 'EPT misconfiguration' };
     case ExitReason.TRIPLE_FAULT: return { kind: 'crash', reason: 'triple fault' };
     default: return { kind: 'crash', reason: `unhandled VM exit ${ctx.exit.reason}` };
@@ -133,21 +138,14 @@ function hypercall(ctx: ExitContext): ExitAction {
   return resume(cpu);
 }
 
-/** Copies a guest string through its own address space, as copy_from_guest does. */
+/**
+ * Copies a guest string through its own address space, as copy_from_guest does: the
+ * guest's page tables and the p2m (not the shadow or the TLB, which may not have it yet).
+ */
 function readGuestText(ctx: ExitContext, linear: number, length: number): string | undefined {
   if (length > CONSOLE_WRITE_MAX) return undefined;
-  const bus = new GuestBus(ctx.m, ctx.domain, ctx.vcpu, ctx.pcpu);
-  const bytes: number[] = [];
-  for (let i = 0; i < length; i++) {
-    const byte = bus.read((linear + i) >>> 0, 1);
-    if (typeof byte !== 'number') {
-      bus.commit(false);
-      return undefined;
-    }
-    bytes.push(byte);
-  }
-  bus.commit(false);
-  return Buffer.from(bytes).toString('latin1');
+  const bytes = readGuestLinear(ctx.m.state, ctx.domain.id, ctx.vcpu, linear, length);
+  return bytes === undefined || bytes.length < length ? undefined : Buffer.from(bytes).toString('latin1');
 }
 
 function portIo(ctx: ExitContext): ExitAction {
@@ -159,7 +157,7 @@ function portIo(ctx: ExitContext): ExitAction {
   const mask = size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
   // No device answers yet (PCI comes with the I/O issue): reads float high and writes
   // vanish; the io event is the record (a byte to DEBUG_CONSOLE_PORT is console output).
-  const value = isIn ? mask : cpu.gpr[EAX] & mask;
+  const value = isIn ? mask : (cpu.gpr[EAX] & mask) >>> 0;
   if (isIn) cpu.gpr[EAX] = ((cpu.gpr[EAX] & ~mask) | value) >>> 0;
   ctx.m.emit('io', { dom: ctx.domain.id, vcpu: ctx.vcpu, port, size, out: !isIn, value });
   return resume(cpu);
@@ -168,7 +166,6 @@ function portIo(ctx: ExitContext): ExitAction {
 const MSR_TSC = 0x10, MSR_APIC_BASE = 0x1b;
 const MSR_X2APIC_EOI = 0x80b, MSR_X2APIC_LVT_TIMER = 0x832, MSR_X2APIC_TIMER_INITIAL = 0x838;
 const MSR_X2APIC_TIMER_CURRENT = 0x839, MSR_X2APIC_TIMER_DIVIDE = 0x83e;
-const LVT_MASKED = 1 << 16;
 
 function msr(ctx: ExitContext): ExitAction {
   const cpu = advanced(ctx);
@@ -180,28 +177,25 @@ function msr(ctx: ExitContext): ExitAction {
     if (index === MSR_TSC) value = tick;
     else if (index === MSR_APIC_BASE) value = 0xfee00000 | (1 << 11) | (1 << 10) | (1 << 8);
     else if (index === MSR_X2APIC_TIMER_CURRENT) value = lapic.deadline < 0 ? 0 : Math.max(0, lapic.deadline - tick);
-    else if (index === MSR_X2APIC_LVT_TIMER) value = lapic.vector | (lapic.periodTicks > 0 ? 1 << 17 : 0);
-    if (value === undefined) return resume(structuredClone(ctx.x86.cpu), gp());
+    else if (index === MSR_X2APIC_LVT_TIMER) value = lapic.lvt;
+    else if (index === MSR_X2APIC_TIMER_INITIAL) value = lapic.initialCount;
+    if (value === undefined) return resume(cloneCpu(ctx.x86.cpu), gp());
     cpu.gpr[EAX] = value % 2 ** 32 >>> 0;
     cpu.gpr[EDX] = Math.floor(value / 2 ** 32) >>> 0;
     return resume(cpu);
   }
   const value = cpu.gpr[EAX];
-  const timer = (fields: Partial<X86Vcpu['lapic']>): void => {
-    const next = { ...lapic, ...fields };
-    ctx.m.emit('lapic.timer', { dom: ctx.domain.id, vcpu: ctx.vcpu, vector: next.vector, periodTicks: next.periodTicks, deadline: next.deadline, pending: next.pending });
+  const timer = (next: Lapic): void => {
+    ctx.m.emit('lapic.timer', { dom: ctx.domain.id, vcpu: ctx.vcpu, lvt: next.lvt, initialCount: next.initialCount, deadline: next.deadline, pending: next.pending });
   };
   if (index === MSR_X2APIC_LVT_TIMER) {
-    const periodic = ((value >>> 17) & 3) === 1;
-    const masked = (value & LVT_MASKED) !== 0;
-    timer({ vector: value & 0xff, periodTicks: periodic ? Math.max(lapic.periodTicks, 1) : 0, deadline: masked ? -1 : lapic.deadline });
+    timer(writeLvt(lapic, value, tick));
   } else if (index === MSR_X2APIC_TIMER_INITIAL) {
-    const periodic = lapic.periodTicks > 0;
-    timer({ periodTicks: periodic ? value : 0, deadline: value === 0 ? -1 : tick + value });
+    timer(writeInitialCount(lapic, value, tick));
   } else if (index === MSR_X2APIC_EOI || index === MSR_X2APIC_TIMER_DIVIDE || index === MSR_TSC) {
     // EOI needs no bookkeeping (one interrupt source); divide and TSC writes are accepted and ignored.
   } else {
-    return resume(structuredClone(ctx.x86.cpu), gp());
+    return resume(cloneCpu(ctx.x86.cpu), gp());
   }
   return resume(cpu);
 }
@@ -224,7 +218,7 @@ function crAccess(ctx: ExitContext): ExitAction {
     // The checks the processor makes on MOV to CR0/CR4, made here for the bits that exit;
     // VMXE is refused outright: this Xen offers no nested virtualisation.
     const checked = cr === 0 ? checkCr0(value) : (value & Cr4.VMXE) !== 0 ? undefined : checkCr4(value);
-    if (checked === undefined) return resume(structuredClone(ctx.x86.cpu), gp());
+    if (checked === undefined) return resume(cloneCpu(ctx.x86.cpu), gp());
     if (cr === 0) cpu.cr0 = checked;
     else cpu.cr4 = checked;
   }
@@ -260,19 +254,19 @@ function shadowPageFault(ctx: ExitContext): ExitAction {
     const walk = guestWalk(p2mPort(ctx), cpu, linear, isWrite);
     if ('kind' in walk) {
       const fault = walk as Fault;
-      if (fault.kind === 'exception') return resume(structuredClone(cpu), { vector: fault.vector, errorCode: fault.errorCode ?? 0, cr2: fault.cr2 ?? linear });
-      return resume(structuredClone(cpu), gp());
+      if (fault.kind === 'exception') return resume(cloneCpu(cpu), { vector: fault.vector, errorCode: fault.errorCode ?? 0, cr2: fault.cr2 ?? linear });
+      return resume(cloneCpu(cpu), gp());
     }
     gpa = walk.gpa;
     flags = walk.flags;
   }
   const mfn = domain.p2m.get(Math.floor(gpa / PAGE_SIZE));
-  if (mfn === undefined) return resume(structuredClone(cpu), gp());
+  if (mfn === undefined) return resume(cloneCpu(cpu), gp());
   // Writable in the shadow only once the guest's dirty bit is set, so the first write traps.
   const shadowFlags = isWrite || (flags & PTE_DIRTY) !== 0 ? flags : flags & ~PTE_WRITABLE;
   m.emit('shadow.sync', { dom: domain.id, vcpu: ctx.vcpu, op: 'fill', page: linear >>> 12, mfn, flags: shadowFlags });
   m.emit('tlb.flush', { dom: domain.id, vcpu: ctx.vcpu, scope: 'page', page: linear >>> 12 });
-  return resume(structuredClone(cpu));
+  return resume(cloneCpu(cpu));
 }
 
 /** Guest-physical memory as the hypervisor reaches it: through the p2m, decrypted by SMM. */

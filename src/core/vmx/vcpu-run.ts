@@ -5,7 +5,7 @@
  * vm.exit); what the instruction did to the TLB and memory follows it.
  */
 import { BLOCKING_BY_STI, cloneCpu, cpuDelta, type CpuState } from '../cpu/cpu-state.ts';
-import { deliverEvent } from '../cpu/exceptions.ts';
+import { causesDoubleFault, deliverEvent, type EventDetail } from '../cpu/exceptions.ts';
 import { stepInto, type ExitControls } from '../cpu/interpreter.ts';
 import type { Machine } from '../machine.ts';
 import { GuestBus } from '../paging/guest-bus.ts';
@@ -13,7 +13,8 @@ import type { Domain, ExitInfo, X86Vcpu } from '../state.ts';
 import { destroyDomain } from '../xen.ts';
 import { xenHvmControls, interceptsException } from './controls.ts';
 import { ExitReason, Vector } from './exit-reasons.ts';
-import { handleExit, type Injection } from './handlers.ts';
+import { handleExit, type ExitAction, type Injection } from './handlers.ts';
+import { lapicMasked, lapicVector, nextDeadline, timerDue } from './lapic.ts';
 
 const EFLAGS_IF = 1 << 9;
 const CONTROLS: Record<'ept' | 'shadow', ExitControls> = { ept: xenHvmControls('ept'), shadow: xenHvmControls('shadow') };
@@ -30,25 +31,21 @@ export interface X86Context {
 /** IF is set and no STI shadow blocks interrupts. */
 export const interruptsEnabled = (x86: X86Vcpu): boolean => (x86.cpu.eflags & EFLAGS_IF) !== 0 && x86.cpu.interruptibility === 0;
 
-/** The timer's deadline has come and its interrupt is not yet pending. */
-export function timerDue(x86: X86Vcpu, tick: number): boolean {
-  return x86.lapic.deadline >= 0 && x86.lapic.deadline <= tick && !x86.lapic.pending;
-}
-
 /** A halted vCPU wakes for a pending (or due) interrupt it can take. */
 export function canWake(x86: X86Vcpu, tick: number): boolean {
-  return interruptsEnabled(x86) && (x86.lapic.pending || timerDue(x86, tick));
+  return interruptsEnabled(x86) && (x86.lapic.pending || timerDue(x86.lapic, tick));
 }
 
 /** The tick a halted vCPU waits for, if any. */
 export function wakeTick(x86: X86Vcpu): number | undefined {
-  return x86.halted && interruptsEnabled(x86) && !x86.lapic.pending && x86.lapic.deadline >= 0 ? x86.lapic.deadline : undefined;
+  const lapic = x86.lapic;
+  return x86.halted && interruptsEnabled(x86) && !lapic.pending && !lapicMasked(lapic) && lapic.deadline >= 0 ? lapic.deadline : undefined;
 }
 
 export function runX86Step(ctx: X86Context): void {
   const { x86, m } = ctx;
   if (!x86.inGuest) return enterGuest(ctx);
-  if (timerDue(x86, m.state.tick)) return takeExit(ctx, exitInfo(ExitReason.EXTERNAL_INTERRUPT), { afterExit: () => fireTimer(ctx) });
+  if (timerDue(x86.lapic, m.state.tick)) return takeExit(ctx, exitInfo(ExitReason.EXTERNAL_INTERRUPT), { afterExit: () => fireTimer(ctx) });
   if (x86.lapic.pending && interruptsEnabled(x86)) return takeExit(ctx, exitInfo(ExitReason.INTERRUPT_WINDOW));
   executeInstruction(ctx);
 }
@@ -62,16 +59,9 @@ function exitInfo(reason: number, fields: Partial<ExitInfo> = {}): ExitInfo {
   return { reason, qualification: 0, gla: -1, gpa: -1, length: 0, vector: -1, errorCode: -1, ...fields };
 }
 
-/** The deadline after `tick` for a timer that fired: the next period, or -1 (one-shot). */
-function nextDeadline(lapic: X86Vcpu['lapic'], tick: number): number {
-  if (lapic.periodTicks <= 0) return -1;
-  const missed = Math.floor((tick - lapic.deadline) / lapic.periodTicks) + 1;
-  return lapic.deadline + missed * lapic.periodTicks;
-}
-
 function emitTimer(ctx: X86Context, deadline: number, pending: boolean): void {
-  const lapic = ctx.x86.lapic;
-  ctx.m.emit('lapic.timer', { dom: ctx.domain.id, vcpu: ctx.vcpu, vector: lapic.vector, periodTicks: lapic.periodTicks, deadline, pending });
+  const { lvt, initialCount } = ctx.x86.lapic;
+  ctx.m.emit('lapic.timer', { dom: ctx.domain.id, vcpu: ctx.vcpu, lvt, initialCount, deadline, pending });
 }
 
 /** The timer fires while the guest runs: its interrupt becomes pending. */
@@ -117,14 +107,17 @@ function deliverToGuest(ctx: X86Context, bus: GuestBus, vector: number, errorCod
   const { m, domain, vcpu, pcpu, x86 } = ctx;
   bus.discardStores();
   const cpu = cloneCpu(x86.cpu);
-  const result = deliverEvent(cpu, bus, vector, errorCode, software, { cr2, instructionLength: software ? length : undefined });
+  const detail: EventDetail = { cr2, instructionLength: software ? length : undefined };
+  const result = deliverEvent(cpu, bus, vector, errorCode, software, detail);
   // Delivery met a fault the hypervisor owns: exit. The instruction has not retired, so once
   // the exit is handled it runs again and raises the same exception.
-  if (typeof result === 'object' && result.kind === 'exit') return takeExit(ctx, faultExit(bus, result), { bus, duringDelivery: true });
+  if (typeof result === 'object' && result.kind === 'exit') return takeExit(ctx, faultExit(bus, result), { bus, delivering: { vector, software } });
   if (typeof result === 'object' || result === 'triple-fault') return takeExit(ctx, exitInfo(ExitReason.TRIPLE_FAULT), { bus });
+  // The event as the handler received it: a broken gate or a fault on the way changes it.
+  const delivered = detail.delivered!;
   m.emit('exception', {
-    dom: domain.id, vcpu, pcpu, vector: result === 'double-fault' ? Vector.DF : vector,
-    errorCode: errorCode ?? -1, cr2: cr2 ?? -1, delta: cpuDelta(x86.cpu, cpu),
+    dom: domain.id, vcpu, pcpu, vector: delivered.vector, errorCode: delivered.errorCode ?? -1,
+    cr2: delivered.vector === Vector.PF || delivered.vector === Vector.DF ? cpu.cr2 : -1, delta: cpuDelta(x86.cpu, cpu),
   });
   bus.commit(true);
 }
@@ -140,11 +133,11 @@ interface ExitOptions {
   afterExit?: () => void;
   /** The scheduler's preemption: no handler, the vCPU just leaves the guest. */
   preempted?: boolean;
-  /** The exit interrupted the delivery of an event. */
-  duringDelivery?: boolean;
+  /** The exit interrupted the delivery of this event (the IDT-vectoring information). */
+  delivering?: { vector: number; software: boolean };
 }
 
-function takeExit(ctx: X86Context, exit: ExitInfo, { bus, afterExit, preempted = false, duringDelivery = false }: ExitOptions = {}): void {
+function takeExit(ctx: X86Context, exit: ExitInfo, { bus, afterExit, preempted = false, delivering }: ExitOptions = {}): void {
   const { m, domain, vcpu, pcpu } = ctx;
   m.emit('vm.exit', { dom: domain.id, vcpu, pcpu, ...exit });
   bus?.commit(false);
@@ -152,9 +145,7 @@ function takeExit(ctx: X86Context, exit: ExitInfo, { bus, afterExit, preempted =
   if (preempted) return;
   const x86 = m.state.domains.get(domain.id)!.vcpus[vcpu].x86!;
   let action = handleExit({ m, domain: m.state.domains.get(domain.id)!, vcpu, pcpu, x86, exit });
-  // While an event was being delivered only a shadow fill can be fixed up and retried;
-  // anything the guest would have to be told about now is fatal, as in Xen.
-  if (duringDelivery && (action.kind !== 'resume' || action.inject !== null)) action = { kind: 'crash', reason: 'fault while delivering an event' };
+  if (delivering && action.kind === 'resume' && action.inject !== null) action = combineWithDelivery(action, delivering);
   switch (action.kind) {
     case 'resume': return writeVmcs(ctx, x86.cpu, action.cpu, action.inject);
     case 'halt': m.emit('vcpu.halt', { dom: domain.id, vcpu, delta: cpuDelta(x86.cpu, action.cpu) }); return;
@@ -162,6 +153,21 @@ function takeExit(ctx: X86Context, exit: ExitInfo, { bus, afterExit, preempted =
     case 'crash': destroyDomain(m, domain.id, `crashed: ${action.reason}`); return;
     case 'deschedule': return;
   }
+}
+
+/**
+ * The handler of an exit taken while an event was being delivered wants to give the guest a
+ * fault of its own (shadow paging reflecting the guest's #PF): the SDM's rules for a fault
+ * during delivery decide what the guest gets - that fault, a double fault, or (while a
+ * double fault was being delivered) a triple fault.
+ */
+function combineWithDelivery(action: Extract<ExitAction, { kind: 'resume' }>, delivering: { vector: number; software: boolean }): ExitAction {
+  const second = action.inject!;
+  if (delivering.vector === Vector.DF && !delivering.software) return { kind: 'crash', reason: 'triple fault' };
+  if (causesDoubleFault(delivering.vector, delivering.software, second.vector)) {
+    return { ...action, inject: { vector: Vector.DF, errorCode: 0, cr2: second.cr2 } };
+  }
+  return action;
 }
 
 function writeVmcs(ctx: X86Context, before: CpuState, after: CpuState, inject: Injection | null): void {
@@ -179,22 +185,23 @@ function writeVmcs(ctx: X86Context, before: CpuState, after: CpuState, inject: I
 function enterGuest(ctx: X86Context): void {
   const { m, domain, vcpu, pcpu, x86 } = ctx;
   const tick = m.state.tick;
-  const fired = timerDue(x86, tick);
+  const fired = timerDue(x86.lapic, tick);
   const timerPending = x86.lapic.pending || fired;
   const takeTimer = x86.injection === null && timerPending && interruptsEnabled(x86);
-  const injection = x86.injection ?? (takeTimer ? { vector: x86.lapic.vector, errorCode: -1, cr2: 0 } : null);
+  const injection = x86.injection ?? (takeTimer ? { vector: lapicVector(x86.lapic), errorCode: -1, cr2: 0 } : null);
   const cpu = cloneCpu(x86.cpu);
   const bus = new GuestBus(m, domain, vcpu, pcpu);
-  let delivered = -1;
+  let delivered: EventDetail['delivered'];
   if (injection !== null) {
     const cr2 = injection.vector === Vector.PF ? injection.cr2 : undefined;
-    const result = deliverEvent(cpu, bus, injection.vector, injection.errorCode < 0 ? null : injection.errorCode, false, { cr2 });
+    const detail: EventDetail = { cr2 };
+    const result = deliverEvent(cpu, bus, injection.vector, injection.errorCode < 0 ? null : injection.errorCode, false, detail);
     // The injection stays pending (only vm.entry clears it): after the exit it is tried again.
-    if (typeof result === 'object' && result.kind === 'exit') return takeExit(ctx, faultExit(bus, result), { bus, duringDelivery: true });
+    if (typeof result === 'object' && result.kind === 'exit') return takeExit(ctx, faultExit(bus, result), { bus, delivering: { vector: injection.vector, software: false } });
     if (typeof result === 'object' || result === 'triple-fault') return takeExit(ctx, exitInfo(ExitReason.TRIPLE_FAULT), { bus });
-    delivered = result === 'double-fault' ? Vector.DF : injection.vector;
+    delivered = detail.delivered!;
   }
-  m.emit('vm.entry', { dom: domain.id, vcpu, delta: cpuDelta(x86.cpu, cpu), inject: delivered, errorCode: injection?.errorCode ?? -1 });
+  m.emit('vm.entry', { dom: domain.id, vcpu, delta: cpuDelta(x86.cpu, cpu), inject: delivered?.vector ?? -1, errorCode: delivered?.errorCode ?? -1 });
   bus.commit(true);
   if (fired || takeTimer) emitTimer(ctx, fired ? nextDeadline(x86.lapic, tick) : x86.lapic.deadline, timerPending && !takeTimer);
 }
