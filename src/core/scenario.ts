@@ -12,7 +12,6 @@ import { FLAWS, type FlawName } from './flaws.ts';
 import { AssemblyError, assemble } from './x86/index.ts';
 
 export const PAGE_SIZE = 4096;
-export const PAGE_SHIFT = 12;
 /** Frames below this belong to Xen itself and are never given to a domain (1 MiB). */
 export const XEN_RESERVED_FRAMES = 256;
 const GFN_LIMIT = 1 << 20;

@@ -8,7 +8,7 @@
  */
 import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto';
 import { RIGHT_READ, RIGHT_WRITE, type DomainId, type Mfn } from '../events/schema.ts';
-import { PAGE_SHIFT, PAGE_SIZE } from './scenario.ts';
+import { PAGE_SIZE } from './scenario.ts';
 import type { MachineState } from './state.ts';
 
 export const LINE_SIZE = 64;
@@ -84,4 +84,3 @@ export function pageOffset(gpa: number): number {
   return gpa & (PAGE_SIZE - 1);
 }
 
-export { PAGE_SHIFT };

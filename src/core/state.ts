@@ -188,11 +188,6 @@ export function initialState(config: MachineConfig): MachineState {
   };
 }
 
-export function domainByName(state: MachineState, name: string): Domain | undefined {
-  for (const domain of state.domains.values()) if (domain.name === name) return domain;
-  return undefined;
-}
-
 export function freeFrameCount(state: MachineState): number {
   return state.freeStack.length + (state.config.frames - state.nextFresh);
 }

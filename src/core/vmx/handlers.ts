@@ -292,4 +292,3 @@ function p2mPort(ctx: ExitContext): WalkPort {
   };
 }
 
-export { cpuDelta };
