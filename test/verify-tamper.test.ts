@@ -189,10 +189,11 @@ describe('damaged checkpoints', { concurrency: 2 }, () => {
       const { dir, path } = copy();
       const seq = checkpointSeqs[1];
       damage(path, (db) => {
+        // Checkpoints are stored deflated: damage the state itself, then store it as the store does.
         const row = db.prepare('SELECT state FROM checkpoints WHERE run = ? AND seq = ?').get(runRow.id, seq) as { state: Buffer };
-        const state = Buffer.from(row.state);
+        const state = inflateRawSync(row.state);
         state[c.offset(state)] ^= c.xor;
-        db.prepare('UPDATE checkpoints SET state = ? WHERE run = ? AND seq = ?').run(state, runRow.id, seq);
+        db.prepare('UPDATE checkpoints SET state = ? WHERE run = ? AND seq = ?').run(deflateRawSync(state), runRow.id, seq);
       });
       const r = await verify(dir);
       assertFails(r, ...c.expect(seq));

@@ -270,8 +270,15 @@ export class RecordingStore {
 
   // ---- checkpoints and pages ----------------------------------------------------------
 
+  /** A checkpoint's state bytes (stored deflated). */
   checkpointAtOrBefore(run: number, seq: Seq): { seq: Seq; state: Buffer } | undefined {
-    return this.statements.checkpointAtOrBefore.get(run, seq) as { seq: Seq; state: Buffer } | undefined;
+    const row = this.statements.checkpointAtOrBefore.get(run, seq) as { seq: Seq; state: Buffer } | undefined;
+    if (row === undefined) return undefined;
+    try {
+      return { seq: row.seq, state: inflateRawSync(row.state) };
+    } catch (error) {
+      throw new InputError('not-a-recording', `${this.path}: the checkpoint at seq ${row.seq} of run ${run} is damaged (${(error as Error).message}); run 'chronovisor verify' to see the damage`);
+    }
   }
 
   checkpointSeqs(run: number): Seq[] {
@@ -374,7 +381,7 @@ export class RunWriter {
       this.pendingCheckpoints = this.pendingCheckpoints.filter((c) => c.seq > this.bufferFirstSeq);
       for (const c of due) {
         for (const [hash, bytes] of c.pages) this.insertPage.run(hash, bytes);
-        this.insertCheckpoint.run(this.run, c.seq, c.state);
+        this.insertCheckpoint.run(this.run, c.seq, deflateRawSync(c.state, { level: 1 }));
       }
     })();
   }

@@ -19,6 +19,11 @@ enableMapSet();
 
 const CHUNK_CACHE_SIZE = 64;
 const STATE_CACHE_SIZE = 64;
+/**
+ * Folding inside immer costs several times a plain fold: from a cached snapshot only short
+ * distances (stepping, paging) are cheaper than a private fold from the checkpoint.
+ */
+const DRAFT_FOLD_MAX = 512;
 
 /** A small least-recently-used map. */
 class Lru<K, V> {
@@ -172,7 +177,7 @@ export class Timeline {
   private nearestCached(seq: Seq, checkpointSeq: Seq): Seq | undefined {
     let best: Seq | undefined;
     for (const s of this.states.keys()) if (s <= seq && s >= checkpointSeq && (best === undefined || s > best)) best = s;
-    return best;
+    return best !== undefined && seq - best <= DRAFT_FOLD_MAX ? best : undefined;
   }
 
   /** The step boundary at or before `seq`: where the decider can resume (forks start here). */
