@@ -5,9 +5,10 @@
 import { benchCpu } from './cpu.ts';
 import { benchStore, type Figure } from './store.ts';
 
-const suites: Record<string, () => Figure[]> = {
+const suites: Record<string, () => Figure[] | Promise<Figure[]>> = {
   store: () => benchStore(Number(process.env.CHRONOVISOR_BENCH_EVENTS ?? 10_000_000)),
   cpu: () => benchCpu(),
+  tui: (await import('./tui.ts')).benchTui,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
@@ -19,7 +20,7 @@ for (const name of wanted.length ? wanted : Object.keys(suites)) {
   }
   process.stderr.write(`running ${name} benchmark...\n`);
   const started = process.hrtime.bigint();
-  const figures = suite();
+  const figures = await suite();
   const width = Math.max(...figures.map((f) => f.name.length));
   console.log(`\n${name} (${(Number(process.hrtime.bigint() - started) / 1e9).toFixed(0)} s, node ${process.version}, ${process.platform})`);
   for (const f of figures) {

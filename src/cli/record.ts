@@ -129,5 +129,7 @@ export function demoCommand(options: { out?: string }): number {
   }
   out(`  ${CLI} fork ${quote(db)} --run ${vanilla.run} --at 0 --set profile=secure --name what-if-smm`);
   out(`  ${CLI} verify ${quote(db)}`);
+  // With a terminal to show it in, the demo goes on in the TUI, on the run that leaks.
+  if (process.stdout.isTTY && process.stdin.isTTY) void import('./tui.ts').then((tui) => tui.openTuiAfterDemo(db, vanilla.run));
   return 0;
 }
