@@ -78,10 +78,13 @@ function program(): Command {
     .option('--json', 'one JSON object per workload and method')
     .action((what, options) => finish(benchCommand(what, options)));
 
-  cli.command('tui').argument('<db>', 'recording').description('browse, rewind, fork and diff a recording in the terminal').option('--run <run>', 'run id or name (default: the newest)').action(async (db, options) => finish(await (await import('./tui.ts')).tuiCommand(db, options)));
+  // Loaded on demand: Ink and React are not needed by the other commands.
+  cli.command('tui').argument('<db>', 'recording').description('browse, rewind, fork and diff a recording in the terminal')
+    .option('--run <run>', 'run id or name (default: the newest)')
+    .action(async (db, options) => finish(await (await import('./tui.ts')).tuiCommand(db, options)));
   cli.command('demo').description('record the bundled two-tenants scenario in both profiles and summarise')
     .option('--out <db>', 'recording to write (default: recordings/two-tenants.db)')
-    .action((options) => finish(demoCommand(options)));
+    .action(async (options) => finish(await demoCommand(options)));
 
   return cli;
 }

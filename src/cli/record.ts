@@ -92,7 +92,7 @@ const DEMO_SCENARIO = fileURLToPath(new URL('../../recordings/two-tenants.yaml',
  * (written aside, then moved into place, so a failure leaves the old one intact) and says
  * what happened and where to look.
  */
-export function demoCommand(options: { out?: string }): number {
+export async function demoCommand(options: { out?: string }): Promise<number> {
   const scenarioPath = relative(process.cwd(), DEMO_SCENARIO) || DEMO_SCENARIO;
   const db = options.out ?? defaultRecordingPath(scenarioPath);
   const scenario = { path: scenarioPath, ...readScenario(scenarioPath) };
@@ -130,6 +130,6 @@ export function demoCommand(options: { out?: string }): number {
   out(`  ${CLI} fork ${quote(db)} --run ${vanilla.run} --at 0 --set profile=secure --name what-if-smm`);
   out(`  ${CLI} verify ${quote(db)}`);
   // With a terminal to show it in, the demo goes on in the TUI, on the run that leaks.
-  if (process.stdout.isTTY && process.stdin.isTTY) void import('./tui.ts').then((tui) => tui.openTuiAfterDemo(db, vanilla.run));
+  if (process.stdout.isTTY && process.stdin.isTTY) return (await import('./tui.ts')).tuiCommand(db, { run: String(vanilla.run) });
   return 0;
 }

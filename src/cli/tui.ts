@@ -123,14 +123,3 @@ export async function tuiCommand(db: string, options: TuiOptions): Promise<numbe
  * Opens the TUI after `demo` has printed its summary, when there is a terminal to open it
  * in. The command has returned by then, so the outcome is reported here.
  */
-export function openTuiAfterDemo(db: string, run: number): void {
-  if (!process.stdout.isTTY || !process.stdin.isTTY) return;
-  tuiCommand(db, { run: String(run) }).then(
-    (code) => { process.exitCode = code; },
-    (error: unknown) => {
-      const known = error instanceof InputError;
-      process.stderr.write(`chronovisor: ${known ? error.message : `internal error: ${(error as Error)?.stack ?? String(error)}`}\n`);
-      process.exitCode = known ? 2 : EXIT_INTERNAL;
-    },
-  );
-}
