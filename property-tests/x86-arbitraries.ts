@@ -268,9 +268,6 @@ function addresses(o: ProgramOptions): fc.Arbitrary<number> {
   );
 }
 
-/** Labels the generated code may jump to, resolved when the program is laid out. */
-type Line = string | { jumpTo: 'chunk' | 'done' };
-
 function aluLines(): fc.Arbitrary<string[]> {
   const binop = fc.constantFrom('add', 'sub', 'and', 'or', 'xor', 'adc', 'sbb', 'cmp', 'test');
   return fc.oneof(

@@ -63,7 +63,6 @@ type TableOp =
   | { op: 'flush' };
 
 const devArb = fc.integer({ min: 0, max: DEVICES.length - 1 });
-const rightsArb = fc.record({ read: fc.boolean(), write: fc.boolean() });
 const iovaArb = fc.oneof(
   fc.integer({ min: 0, max: SMALL_PAGES - 1 }).chain((page) => fc.integer({ min: 0, max: 4092 }).map((o) => page * 0x1000 + (o & ~3))),
   fc.integer({ min: 0, max: LARGE_PAGES - 1 }).chain((slot) => fc.integer({ min: 0, max: 511 }).map((p) => LARGE_BASE + slot * 0x20_0000 + p * 0x1000)),

@@ -3,7 +3,7 @@
  * exit information and the guest state, returned as an action for the vCPU driver to apply.
  */
 import { EINVAL, decreaseCount, decreaseReservation, populateCheck, populatePhysmap } from '../xen.ts';
-import { cloneCpu, cpuDelta, type CpuState } from '../cpu/cpu-state.ts';
+import { cloneCpu, type CpuState } from '../cpu/cpu-state.ts';
 import type { Machine } from '../machine.ts';
 import { readGuestLinear } from '../inspect.ts';
 import { guestWalk, CR0_PG, PTE_DIRTY, PTE_WRITABLE, type WalkPort } from '../paging/guest-walk.ts';
