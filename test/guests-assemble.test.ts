@@ -22,6 +22,20 @@ const GUESTS = fileURLToPath(new URL('../recordings/guests/', import.meta.url));
 const EXPECTED = ['attacker.asm', 'bench-compute.asm', 'bench-ctxswitch.asm', 'bench-pagefault.asm', 'kernel.asm'];
 /** Every program in the folder is checked, including ones added after these five. */
 const FOUND = readdirSync(GUESTS).filter((name) => name.endsWith('.asm')).sort();
+/**
+ * Guests that take constants from their scenario (`x86.defines`) do not assemble without
+ * them; they are checked with the sets of recordings/network.yaml (nasm gets -DNAME=value).
+ */
+const DEFINES: Readonly<Record<string, readonly Readonly<Record<string, number>>[]>> = {
+  'netkernel.asm': [
+    { ROLE: 1, MY_IP: 0x0a000001, PEER_IP: 0x0a000002, PEER_MAC: 0x020000000002, COUNT: 16, TIMEOUT: 120 },
+    { ROLE: 2, MY_IP: 0x0a000002, PEER_IP: 0x0a000001, PEER_MAC: 0x020000000001, COUNT: 16, TIMEOUT: 140 },
+  ],
+  'io-attacker.asm': [
+    { MY_IP: 0x0a000042, VICTIM_IP: 0x0a000001, VICTIM_MAC: 0x020000000001, REFLECTOR_IP: 0x0a000002, REFLECTOR_MAC: 0x020000000002, HOP_VLAN: 20 },
+  ],
+};
+const NO_DEFINES: readonly Readonly<Record<string, number>>[] = [{}];
 const ORIGIN = 0x1000;
 const IMAGE_LIMIT = 64 * 1024;
 const DOMAIN_BYTES = 1024 * 1024;
@@ -29,9 +43,10 @@ const DOMAIN_BYTES = 1024 * 1024;
 const workDirectory = mkdtempSync(join(tmpdir(), 'guests-nasm-'));
 after(() => rmSync(workDirectory, { recursive: true, force: true }));
 
-function nasm(path: string, name: string): Uint8Array {
+function nasm(path: string, name: string, defines: Readonly<Record<string, number>> = {}): Uint8Array {
   const output = join(workDirectory, `${name}.bin`);
-  const run = spawnSync(NASM, ['-f', 'bin', '-o', output, path], { encoding: 'utf8' });
+  const predefined = Object.entries(defines).map(([key, value]) => `-D${key}=${value}`);
+  const run = spawnSync(NASM, ['-f', 'bin', '-o', output, ...predefined, path], { encoding: 'utf8' });
   if (run.error) {
     throw new Error(`nasm is required for the guest cross-check but could not be run (${run.error.message}); install it with "apt-get install nasm"`);
   }
@@ -56,9 +71,9 @@ function assertSameBytes(name: string, source: string, ours: AssemblyResult, exp
   );
 }
 
-function assembleGuest(name: string): { source: string; result: AssemblyResult } {
+function assembleGuest(name: string, defines: Readonly<Record<string, number>> = DEFINES[name]?.[0] ?? {}): { source: string; result: AssemblyResult } {
   const source = readFileSync(join(GUESTS, name), 'utf8');
-  return { source, result: assemble(source, name) };
+  return { source, result: assemble(source, name, defines) };
 }
 
 function symbol(result: AssemblyResult, name: string): number {
@@ -79,13 +94,16 @@ describe('guest programs: our assembler and nasm agree byte for byte', () => {
   });
 
   for (const name of FOUND) {
-    test(`${name}: identical to nasm -f bin, org 0x1000, under 64 KiB`, () => {
-      const { source, result } = assembleGuest(name);
-      assert.equal(result.origin, ORIGIN, 'loaded at org 0x1000');
-      assert.ok(result.bytes.length > 0, 'not empty');
-      assert.ok(result.bytes.length < IMAGE_LIMIT, `${result.bytes.length} bytes must stay under 64 KiB`);
-      assert.ok(ORIGIN + result.bytes.length <= DOMAIN_BYTES, 'fits a 1 MiB domain');
-      assertSameBytes(name, source, result, nasm(join(GUESTS, name), name));
+    (DEFINES[name] ?? NO_DEFINES).forEach((defines, variant) => {
+      const label = Object.keys(defines).length === 0 ? '' : ` (defines #${variant + 1})`;
+      test(`${name}${label}: identical to nasm -f bin, org 0x1000, under 64 KiB`, () => {
+        const { source, result } = assembleGuest(name, defines);
+        assert.equal(result.origin, ORIGIN, 'loaded at org 0x1000');
+        assert.ok(result.bytes.length > 0, 'not empty');
+        assert.ok(result.bytes.length < IMAGE_LIMIT, `${result.bytes.length} bytes must stay under 64 KiB`);
+        assert.ok(ORIGIN + result.bytes.length <= DOMAIN_BYTES, 'fits a 1 MiB domain');
+        assertSameBytes(name, source, result, nasm(join(GUESTS, name), name, defines));
+      });
     });
   }
 });
@@ -116,6 +134,14 @@ describe('guest programs: layout promises', () => {
     for (const name of ['bench-compute.asm', 'bench-ctxswitch.asm', 'bench-pagefault.asm']) {
       const { result } = assembleGuest(name);
       assert.ok(ORIGIN + result.bytes.length <= 0x8000, name);
+    }
+  });
+
+  test('netkernel and io-attacker: images end below their data page at 0x8000; they need their defines', () => {
+    for (const name of ['netkernel.asm', 'io-attacker.asm']) {
+      const { result } = assembleGuest(name);
+      assert.ok(ORIGIN + result.bytes.length <= 0x8000, name);
+      assert.throws(() => assembleGuest(name, {}), /not defined/, `${name} without defines`);
     }
   });
 

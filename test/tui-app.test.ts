@@ -4,6 +4,7 @@
  * driven with the keys a terminal sends, compared with golden frames in test/fixtures/tui/.
  * After a change that is meant to alter them: UPDATE_GOLDEN=1 npm test, then review the diff.
  */
+import { FLAWS } from '../src/core/flaws.ts';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -108,7 +109,8 @@ test('the fork form checks a modification before it can be submitted', async () 
   const h = await app({ run: 2 }, copy('form'));
   await h.press(':');
   await h.type('1034');
-  await h.press(KEYS.enter, 'f', KEYS.right, KEYS.right, KEYS.down);
+  // Past the profile, every planted flaw and the quantum, to alice's operations.
+  await h.press(KEYS.enter, 'f', ...Array<string>(FLAWS.length + 2).fill(KEYS.right), KEYS.down);
   await h.type('[yield, {read: {gpa: 0x2000');
   assertGolden('fork-form-invalid', h.frame());
   await h.press(KEYS.enter);

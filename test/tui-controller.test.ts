@@ -65,6 +65,16 @@ function drive(options: { run?: number; theme?: Theme; services?: TuiServices; p
 
 const jump = (d: Driven, seq: number): AppView => d.keys(':', ...String(seq), 'enter');
 
+/** The seq of the first event of a kind in the vanilla run (within its first chunk). */
+function firstSeqOf(kind: string): number {
+  const store = RecordingStore.open(recording, { readonly: true });
+  stores.push(store);
+  const chunk = store.decodeChunk(store.chunkRowAt(store.run(2).id, 0)!);
+  const index = chunk.events.findIndex((e) => e.kind === kind);
+  assert.ok(index >= 0, `no ${kind} in the first chunk`);
+  return chunk.firstSeq + index;
+}
+
 /** What a frame shows of the position, without the status line (it says how we got there). */
 function shown(view: AppView): unknown {
   return { header: view.header, bar: view.bar, body: view.body.kind === 'browse' ? { rows: view.body.rows, detail: view.body.detail, pane: view.body.pane.id } : view.body.kind };
@@ -178,7 +188,7 @@ function spans(view: AppView, theme: Theme): Line[] {
 test('NO_COLOR: no colour anywhere; with colour, owners and markers are coloured', () => {
   for (const [theme, expectColor] of [[PLAIN, false], [COLORED, true]] as const) {
     const d = drive({ theme });
-    jump(d, 1030);
+    jump(d, firstSeqOf('dom0.foreign_read') - 1);
     const colours = ['2', '3', '4'].flatMap((pane) => spans(d.keys(pane), theme)).flat().filter((s) => s.color !== undefined);
     assert.equal(colours.length > 0, expectColor, theme.color ? 'colours expected' : `colours: ${JSON.stringify(colours.slice(0, 3))}`);
   }
@@ -186,7 +196,7 @@ test('NO_COLOR: no colour anywhere; with colour, owners and markers are coloured
 
 test('the memory pane follows the event until a frame is picked; "." follows again', () => {
   const d = drive();
-  jump(d, 1031);
+  jump(d, firstSeqOf('dom0.foreign_read'));
   const memory = (v: AppView) => (v.body.kind === 'browse' && v.body.pane.id === 'memory' ? v.body.pane.target : undefined);
   const followed = memory(d.keys('3'));
   assert.deepEqual({ dom: followed?.dom, gfn: followed?.gfn }, { dom: 1, gfn: 1 }, 'dom0 read alice\'s gfn 1');

@@ -19,8 +19,13 @@ import { cut, fit, wrap } from '../src/tui/text.ts';
 import { fitLine, lineText } from '../src/tui/lines.ts';
 import { barMarks } from '../src/tui/view.ts';
 import { lapicText } from '../src/tui/machine-view.ts';
-import { deviceLines, IOMMU } from '../src/tui/io-view.ts';
-import type { MachineState } from '../src/core/state.ts';
+import { allocateRows, cutSection, ioAllLines, ioLines, packed } from '../src/tui/io-view.ts';
+import { initialNav } from '../src/tui/navigation.ts';
+import { ioKey } from '../src/tui/pane-keys.ts';
+import { initialState, type MachineState } from '../src/core/state.ts';
+import { parseScenario } from '../src/core/scenario.ts';
+import { evolve } from '../src/core/evolve.ts';
+import { VTD_GSTS_IRES, VTD_GSTS_QIES, VTD_GSTS_TES } from '../src/core/iommu/index.ts';
 
 const press = (name: string, text = '') => ({ name, text });
 
@@ -190,9 +195,89 @@ test('machine pane: the APIC timer as the model keeps it, whatever its fields', 
   assert.equal(lapicText({ lvt: 0x10020, initialCount: 0, deadline: -1, pending: false }), 'off');
 });
 
-test('I/O panes: none yet says so; a model in the state is listed table by table', () => {
-  const none = deviceLines({} as MachineState, IOMMU);
-  assert.match(lineText(none[0]), /IOMMU \(VT-d\): none in this machine yet/);
-  const some = deviceLines({ iommu: { contextEntries: new Map([[1, {}]]), iotlb: [], faultRecords: [{}, {}] } } as unknown as MachineState, IOMMU);
-  assert.deepEqual(some.map(lineText), ['IOMMU (VT-d):', '  contextEntries: 1 entries', '  iotlb: 0 entries', '  faultRecords: 2 entries']);
+/** A machine with alice and bob, each with a VF, their IOMMU domains, IRTEs, caches, a fault. */
+function ioMachine(): MachineState {
+  const config = parseScenario('seed: 1\nmachine: { memoryMiB: 4, pcpus: 1 }\ndom0: { memoryKiB: 256 }\ndomains:\n  - { name: alice, memoryKiB: 64, guest: { ops: [yield] } }\n  - { name: bob, memoryKiB: 64, guest: { ops: [yield] } }\n', 'io.yaml');
+  const state = initialState(config);
+  evolve(state, makeEvent('domain.create', { dom: 1, name: 'alice', memoryKiB: 64, vcpus: 1 }));
+  evolve(state, makeEvent('domain.create', { dom: 2, name: 'bob', memoryKiB: 64, vcpus: 1 }));
+  const io = state.io;
+  io.vtd.regs.gsts = VTD_GSTS_TES | VTD_GSTS_QIES | VTD_GSTS_IRES;
+  Object.assign(io.xenVtd, { enabled: true, irt: 0x4e000 });
+  const sids = [0x0280, 0x0282]; // 02:10.0 and 02:10.2
+  sids.forEach((sid, i) => {
+    io.xenVtd.domains.set(i + 1, { did: i + 1, slptptr: 0x50000 + i * 0x1000, frames: [] });
+    io.xenVtd.devices.set(sid, i + 1);
+    io.xenVtd.irtes.set(i, { sid, dom: i + 1, vcpu: 0, vector: 0x30 + i });
+    io.vtd.contextCache.set(sid, { sid, did: i + 1, tt: 0, aw: 2, slptptr: 0x50000 + i * 0x1000, fpd: false });
+    io.vtd.iotlb.set(`k${i}`, { sid, did: i + 1, gfn: 0x10 + i, level: 1, hpa: 0x150000 + i * 0x1000, read: true, write: i === 0 });
+    evolve(state, makeEvent('nic.vf', { vf: i + 1, bdf: sid, dom: i + 1, mac: `02:00:00:00:00:0${i + 1}`, vlan: 10 * (i + 1), spoofcheck: i === 0 }));
+    evolve(state, makeEvent('nic.reg', { vf: i + 1, reg: 'VFTDT', value: 3 + i }));
+  });
+  io.vtd.frcd[1] = { f: true, fr: 0x5, sid: 0x0282, fi: 0x99, t: false };
+  io.siom.tx.set(1, 2);
+  io.netbackUp = false;
+  return state;
+}
+
+test('I/O panes: the IOMMU, interrupt remapping and NIC/SIOM as state.io has them', () => {
+  const text = ioLines(ioMachine(), 80, 40, PLAIN).map(lineText);
+  assert.equal(text[0], 'IOMMU (VT-d): GSTS TE on  IRE on  QIES on  faults 1  ctx 2  IOTLB 2');
+  assert.equal(text[1], '  devices 02:10.0 -> did 1 alice  02:10.2 -> did 2 bob');
+  assert.equal(text[2], '  fault FRCD1 02:10.2 0x5 WRITE_NOT_PERMITTED fi 0x99 write');
+  assert.equal(text[3], '  ctx     02:10.0 did 1 slpt 0x50000  02:10.2 did 2 slpt 0x51000');
+  assert.equal(text[4], '  IOTLB   02:10.0 did 1 0x10->0x150000 RW  02:10.2 did 2 0x11->0x151000 R-');
+  assert.equal(text[5], '');
+  assert.equal(text[6], 'Interrupt remapping: on  IRT 0x4e000  IRTEs 2  IEC 0 cached');
+  assert.equal(text[7], '  IRTE 0: 02:10.0 -> alice.0 vec 0x30  1: 02:10.2 -> bob.0 vec 0x31');
+  assert.match(text[9], /^NIC 02:00\.0 8086:10fb {2}VFs 0\/\d+ enabled, 2 configured {2}netback down$/);
+  assert.equal(text[10], '  vf bdf     dom      mac               vlan spoof  TDH  TDT  RDH  RDT EICR');
+  assert.equal(text[11], '  1  02:10.0 alice    02:00:00:00:00:01   10 on       0    3    0    0 0x0');
+  assert.equal(text[12], '  2  02:10.2 bob      02:00:00:00:00:02   20 off      0    4    0    0 0x0');
+  assert.equal(text[13], '  SIOM buffers  tx: alice 2  rx: empty');
+  assert.equal(text.length, 14);
+});
+
+test('I/O panes: an empty machine says what is off; 80x24 shares 10 rows and cuts with a count', () => {
+  const empty = ioLines(initialState(ioMachine().config), 80, 10, PLAIN).map(lineText);
+  assert.match(empty[0], /^IOMMU \(VT-d\): GSTS TE off {2}IRE off {2}QIES off/);
+  assert.equal(empty[1], '  devices  none assigned (DMA remapping off)');
+  const rows = layoutFor({ columns: 80, rows: 24 }).paneRows;
+  const state = ioMachine();
+  for (let i = 2; i < 12; i++) state.io.vtd.iotlb.set(`k${i}`, { sid: 0x280, did: 1, gfn: 0x100 + i, level: 1, hpa: 0x200000 + i * 0x1000, read: true, write: true });
+  const cramped = ioLines(state, 80, rows, PLAIN);
+  assert.equal(cramped.length, rows);
+  assert.ok(cramped.every((l) => lineText(l).length <= 80), 'no line is wider than the screen');
+  assert.ok(cramped.some((l) => /^ {2}\.\.\. \d+ more lines/.test(lineText(l))), 'a cut section says so');
+  assert.ok(cramped.some((l) => lineText(l).startsWith('Interrupt remapping:')) && cramped.some((l) => lineText(l).startsWith('NIC ')), 'every section keeps its title');
+});
+
+test('I/O panes: j/k scroll from the overview to the sections in full, and back', () => {
+  const state = ioMachine();
+  for (let i = 2; i < 12; i++) state.io.vtd.iotlb.set(`k${i}`, { sid: 0x280, did: 1, gfn: 0x100 + i, level: 1, hpa: 0x200000 + i * 0x1000, read: true, write: true });
+  const layout = layoutFor({ columns: 80, rows: 24 });
+  const c = { state, event: undefined, names: new Map(), layout };
+  const all = ioAllLines(state, 80, PLAIN).map(lineText);
+  let nav = initialNav();
+  nav = ioKey(nav, 'scroll-down', c);
+  assert.deepEqual(ioLines(state, 80, layout.paneRows, PLAIN, nav.io.row).map(lineText), all.slice(0, layout.paneRows));
+  for (let i = 0; i < 100; i++) nav = ioKey(nav, 'scroll-down', c);
+  assert.deepEqual(ioLines(state, 80, layout.paneRows, PLAIN, nav.io.row).map(lineText), all.slice(-layout.paneRows), 'stops at the last line');
+  for (let i = 0; i < 100; i++) nav = ioKey(nav, 'scroll-up', c);
+  assert.equal(nav.io.row, 0);
+});
+
+test('I/O panes: rows are shared fairly; packing wraps items under a label', () => {
+  assert.deepEqual(allocateRows([3, 2, 4], 20), [3, 2, 4]);
+  assert.deepEqual(allocateRows([8, 2, 6], 10), [4, 2, 4]);
+  assert.deepEqual(allocateRows([20, 20, 20], 10), [4, 3, 3]);
+  assert.deepEqual(allocateRows([5, 5], 1), [1, 0]);
+  fc.assert(fc.property(fc.array(fc.nat(30), { maxLength: 5 }), fc.nat(60), (needs, rows) => {
+    const given = allocateRows(needs, rows);
+    const total = given.reduce((a, b) => a + b, 0);
+    assert.ok(given.every((g, i) => g >= 0 && g <= needs[i]));
+    assert.equal(total, Math.min(rows, needs.reduce((a, b) => a + b, 0)));
+  }));
+  assert.deepEqual(cutSection([[{ text: 'a' }], [{ text: 'b' }], [{ text: 'c' }]], 2, PLAIN).map(lineText), ['a', '  ... 2 more lines (j/k in the io pane scrolls)']);
+  assert.deepEqual(packed('  x ', ['aaaa', 'bbbb', 'cccc'], 14).map(lineText), ['  x aaaa  bbbb', '    cccc']);
 });

@@ -10,6 +10,8 @@ import { logCommand, runsCommand, stateCommand } from './inspect.ts';
 import { demoCommand, runCommand } from './record.ts';
 import { benchCommand } from './bench.ts';
 import { diffCommand, forkCommand, verifyCommand } from './check.ts';
+import { exportPcapCommand } from './export.ts';
+import { fuzzCommand } from './fuzz.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 2;
@@ -77,6 +79,29 @@ function program(): Command {
     .description('model benchmarks (figures of the model, not of this machine)')
     .option('--json', 'one JSON object per workload and method')
     .action((what, options) => finish(benchCommand(what, options)));
+
+  cli.command('export').description('write a run\'s data for other tools')
+    .command('pcap').argument('<db>', 'recording')
+    .description('the frames that crossed the wire or the switch, as a libpcap file (timestamps: the machine\'s tick as microseconds)')
+    .option('--run <run>', 'run id or name (default: the newest)')
+    .requiredOption('--out <file>', 'the pcap file to write')
+    .option('--at <points>', 'comma list of points (vfN.tx, vfN.rx, switch, wire.in, wire.out, siom.tx, siom.rx, netback.tx, netback.rx) or all', 'switch,wire.in,wire.out')
+    .option('--dropped', 'include frames that were dropped there')
+    .option('--force', 'replace an existing --out file')
+    .action((db, options) => finish(exportPcapCommand(db, options)));
+
+  cli.command('fuzz').description('adversarial campaigns: counterexamples are shrunk and recorded as runs (exit 1 when one is found)')
+    .addOption(new Option('--profile <profile>', 'the profile to attack').choices(['secure', 'vanilla']).default('secure'))
+    .option('--flaw <flaw>', 'plant a flaw in the secure profile (repeatable)', collect, [])
+    .option('--time <duration>', 'how long (default 60s; like 30s, 2m)')
+    .option('--runs <n>', 'how many cases instead of a time')
+    .option('--seed <n>', 'the campaign seed (default: random, printed)')
+    .option('--path <path>', 'replay one counterexample: its fast-check path (with its --seed)')
+    .option('--workers <n>', 'worker threads (default: one per core)')
+    .option('--out <db>', 'recording for counterexamples (default: fuzz.db)')
+    .option('--json', 'a JSON report')
+    .option('--scoreboard', 'a bounded campaign per planted flaw (and the clean secure profile): found, runs and seconds to find, length')
+    .action(async (options) => finish(await fuzzCommand(options)));
 
   // Loaded on demand: Ink and React are not needed by the other commands.
   cli.command('tui').argument('<db>', 'recording').description('browse, rewind, fork and diff a recording in the terminal')

@@ -10,6 +10,7 @@ import { GUEST_OP_NAMES, NO_DOMAIN, NO_FRAME, type Event, type EventOf } from '.
 import { applyCpuDelta, resetCpu } from './cpu/cpu-state.ts';
 import { eptSet } from './paging/ept.ts';
 import { resetLapic } from './vmx/lapic.ts';
+import { PCI_CONFIG_ADDRESS_PORT, evolveIo } from './io/io-evolve.ts';
 import { PAGE_SIZE, compileOpsValue, type DomainSpec } from './scenario.ts';
 import type { Domain, MachineState, Vcpu, X86Vcpu } from './state.ts';
 
@@ -25,7 +26,10 @@ export function evolve(state: MachineState, event: Event): void {
     case 'guest.op': return applyGuestOp(state, event);
     case 'sched.switch': return applySwitch(state, event);
     case 'sched.idle': return applyIdle(state, event);
-    case 'dom0.op': state.dom0Next = event.index + 1; return;
+    case 'dom0.op':
+      // An action from an input (index -1) leaves the scenario's own list where it was.
+      if (event.index >= 0) state.dom0Next = event.index + 1;
+      return;
     case 'input':
       // Something from outside reaches a machine that had halted: it decides again.
       state.halted = false;
@@ -60,7 +64,24 @@ export function evolve(state: MachineState, event: Event): void {
       x86Of(state, event.dom, event.vcpu).lapic = { lvt, initialCount, deadline, pending };
       return;
     }
-    case 'io':
+    case 'io': {
+      // A guest's write of CONFIG_ADDRESS latches the configuration cycle its next data access makes.
+      if (event.out && event.port === PCI_CONFIG_ADDRESS_PORT && event.size === 4) state.io.cf8.set(event.dom, event.value);
+      return;
+    }
+    case 'pci.cfg':
+    case 'pci.mmio':
+    case 'vtd.op':
+    case 'dma.request':
+    case 'msi':
+    case 'nic.vf':
+    case 'nic.reg':
+    case 'net.frame':
+    case 'siom.buffer':
+    case 'netback.copy':
+    case 'netback.state':
+    case 'wire.rx':
+      return evolveIo(state, event);
     case 'mem.read':
     case 'mem.encrypt':
     case 'mem.decrypt':
@@ -181,6 +202,7 @@ function newX86Vcpu(spec: DomainSpec, dom: number, vcpu: number): X86Vcpu {
     tlb: new Map(),
     shadow: new Map(),
     lapic: resetLapic(),
+    irr: [],
   };
 }
 
@@ -227,6 +249,8 @@ function applyEntry(state: MachineState, e: EventOf<'vm.entry'>): void {
   x86.inGuest = true;
   x86.halted = false;
   x86.injection = null;
+  // An external interrupt taken leaves the request register (one bit per vector, as in the APIC's IRR).
+  if (e.inject >= 0 && x86.irr.includes(e.inject)) x86.irr = x86.irr.filter((v) => v !== e.inject);
 }
 
 function applyVmcsWrite(state: MachineState, e: EventOf<'vmcs.write'>): void {
@@ -280,6 +304,8 @@ function applyInput(state: MachineState, key: string, value: string): void {
   } else if (parts[0] === 'flaw') {
     state.flaws = state.flaws.filter((f) => f !== parts[1]);
     if (value === 'on') state.flaws.push(parts[1]);
+  } else if (parts[0] === 'dom0' || parts[0] === 'device' || parts[0] === 'wire') {
+    // The action itself follows the input as its own events.
   } else if (parts[0] === 'domain' && parts[2] === 'ops') {
     // A domain that is not running (not created yet, or dead) has no program to replace.
     const domain = [...state.domains.values()].find((d) => d.name === parts[1] && d.status === 'running');

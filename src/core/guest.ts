@@ -5,13 +5,15 @@
  */
 import { assert } from '../events/errors.ts';
 import { GUEST_OP_NAMES, type DomainId } from '../events/schema.ts';
+import { nicPostReceive, nicRegisterWrite, nicSetup, nicTransmit } from './io/scripted-nic.ts';
 import type { Machine } from './machine.ts';
 import { foreignRead, guestRead, guestWrite } from './memory.ts';
 import { nextBytes, type PrngState } from './prng.ts';
-import { PAGE_SIZE, type GuestOp } from './scenario.ts';
+import { PAGE_SIZE, type Dom0Action, type GuestOp } from './scenario.ts';
 import type { VcpuRef } from './scheduler.ts';
 import {
-  EINVAL, createCheck, createDomain, decreaseCount, decreaseReservation, destroyDomain, populateCheck, populatePhysmap,
+  EEXIST, EINVAL, ENOSPC, addToPhysmap, addToPhysmapCheck, attachNic, createCheck, createDomain, decreaseCount, decreaseReservation, destroyDomain, detachNic,
+  populateCheck, populatePhysmap,
 } from './xen.ts';
 
 /**
@@ -71,10 +73,24 @@ function execute(m: Machine, pcpu: number, ref: VcpuRef, op: GuestOp): void {
     case 'hypercall': hypercall(m, ref, op); return;
     case 'exit': destroyDomain(m, ref.dom, 'shutdown'); return;
     case 'yield': return;
+    case 'nic_setup':
+    case 'nic_tx':
+    case 'nic_rx':
+    case 'mmio':
+      return nicOperation(m, { m, dom: ref.dom, vcpu: ref.vcpu, pcpu }, op);
     case 'repeat':
     case 'end':
       assert(false, 'loop control reached execution');
   }
+}
+
+/** A NIC operation: only a domain with a VF has a device to drive (else it is a no-op). */
+function nicOperation(m: Machine, c: Parameters<typeof nicSetup>[0], op: Extract<GuestOp, { op: 'nic_setup' | 'nic_tx' | 'nic_rx' | 'mmio' }>): void {
+  if (!m.state.io.vfs.some((v) => v.dom === c.dom)) return;
+  if (op.op === 'nic_setup') nicSetup(c);
+  else if (op.op === 'nic_tx') nicTransmit(c, op.frame, op.buffer);
+  else if (op.op === 'nic_rx') nicPostReceive(c, op.buffer);
+  else nicRegisterWrite(c, op.bar, op.offset, op.value);
 }
 
 /** A secret the guest keeps in memory; the canary-confined invariant watches for it. */
@@ -119,12 +135,23 @@ function hypercall(m: Machine, ref: VcpuRef, op: Extract<GuestOp, { op: 'hyperca
     case 'sched_yield':
       m.emit('hypercall', { ...base, result: 0 });
       return;
+    case 'add_to_physmap': {
+      const [domid, gfn, gpfn] = op.args;
+      const result = addToPhysmapCheck(m.state, ref.dom, domid, gfn, gpfn);
+      m.emit('hypercall', { ...base, result });
+      if (result === 0) addToPhysmap(m, ref.dom, domid, gfn, gpfn);
+      return;
+    }
   }
 }
 
 /** A dom0 action from the scenario: the management domain at work. */
 export function runDom0Action(m: Machine, index: number): void {
-  const action = m.state.config.dom0Actions[index];
+  performDom0Action(m, m.state.config.dom0Actions[index], index);
+}
+
+/** Performs a dom0 action; `index` is its place in the scenario, or -1 for one from an input. */
+export function performDom0Action(m: Machine, action: Dom0Action, index: number): void {
   const target = [...m.state.domains.values()].find((d) => d.name === action.domain && d.status === 'running');
   switch (action.op) {
     case 'create_domain': {
@@ -141,6 +168,27 @@ export function runDom0Action(m: Machine, index: number): void {
     case 'foreign_read':
       m.emit('dom0.op', { index, op: action.op, target: target?.id ?? -1, result: target ? 0 : EINVAL });
       if (target) foreignRead(m, target.id, action.gfn, action.offset, action.len);
+      return;
+    case 'assign_vf': {
+      // The PF driver needs the domain's port settings (MAC, VLAN) from the scenario.
+      const spec = m.state.config.domains.find((d) => d.name === action.domain);
+      const has = target !== undefined && m.state.io.vfs.some((v) => v.dom === target.id);
+      const free = m.state.io.vfs.filter((v) => v.dom >= 0).length < m.state.config.network.vfs;
+      const result = target === undefined || !spec?.nic ? EINVAL : has ? EEXIST : !free ? ENOSPC : 0;
+      m.emit('dom0.op', { index, op: action.op, target: target?.id ?? -1, result });
+      if (result === 0) attachNic(m, target!.id);
+      return;
+    }
+    case 'deassign_vf': {
+      const has = target !== undefined && m.state.io.vfs.some((v) => v.dom === target.id);
+      m.emit('dom0.op', { index, op: action.op, target: target?.id ?? -1, result: has ? 0 : EINVAL });
+      if (has) detachNic(m, target!.id);
+      return;
+    }
+    case 'crash_backend':
+      // dom0's fault: in vanilla every guest's I/O stops; SIOM's path does not pass through dom0.
+      m.emit('dom0.op', { index, op: action.op, target: -1, result: 0 });
+      m.emit('netback.state', { up: false, reason: 'dom0 network backend crashed' });
       return;
   }
 }

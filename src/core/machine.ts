@@ -9,12 +9,16 @@
 import { assert } from '../events/errors.ts';
 import { NO_DOMAIN, makeEvent, type Event, type EventFields, type EventKind } from '../events/schema.ts';
 import { evolve } from './evolve.ts';
-import { runDom0Action, runGuestOperation } from './guest.ts';
+import { performDom0Action, runDom0Action, runGuestOperation } from './guest.ts';
+import { parseDeviceDma, parseDeviceMsi, parseDom0Input } from './scenario.ts';
 import { INVARIANT_CHECKERS, type InvariantChecker } from './invariants/index.ts';
 import { isRunnable, runnableVcpus, scheduleStep, type VcpuRef } from './scheduler.ts';
 import type { MachineState } from './state.ts';
 import { runX86Step, wakeTick } from './vmx/vcpu-run.ts';
 import { createDomain } from './xen.ts';
+import { NIC_PF_BDF } from './io/io-state.ts';
+import { nicBoot, wireDeliver, wireReceive } from './io/nic.ts';
+import { dmaRead, dmaWrite, interruptRequest, vtdBoot } from './io/vtd-driver.ts';
 
 /** The checkers that look at each kind of event. */
 const CHECKERS_BY_KIND = new Map<string, InvariantChecker[]>();
@@ -49,6 +53,11 @@ export class Machine {
     this.events = [];
     this.breaches = null;
     this.decide();
+    return this.finishStep();
+  }
+
+  /** Appends the step's violations (found before each event was applied) and returns its events. */
+  private finishStep(): Event[] {
     for (const violation of this.breaches ?? []) {
       evolve(this.state, violation);
       this.events.push(violation);
@@ -64,7 +73,16 @@ export class Machine {
     this.events = [];
     this.breaches = null;
     this.emit('input', { index, key, value });
-    return this.events;
+    const [family, name] = key.split('.');
+    const domainNames = this.state.config.domains.map((d) => d.name);
+    if (family === 'dom0') performDom0Action(this, parseDom0Input(name, value, domainNames), -1);
+    else if (key === 'device.dma') deviceDma(this, parseDeviceDma(value)!);
+    else if (key === 'wire.frame') wireDeliver(this, Uint8Array.from(Buffer.from(value, 'hex')));
+    else if (key === 'device.msi') {
+      const msi = parseDeviceMsi(value)!;
+      interruptRequest(this, msi.sid, msi.address, msi.data);
+    }
+    return this.finishStep();
   }
 
   /** True when the machine has nothing left to do but halt. */
@@ -79,6 +97,8 @@ export class Machine {
     const ticks: number[] = [];
     const action = s.config.dom0Actions[s.dom0Next];
     if (action !== undefined) ticks.push(action.at);
+    const frame = s.config.network.wire[s.io.wireNext];
+    if (frame !== undefined) ticks.push(frame.at);
     for (const domain of s.domains.values()) {
       if (domain.status !== 'running') continue;
       for (const vcpu of domain.vcpus) {
@@ -94,6 +114,8 @@ export class Machine {
     if (!s.booted) return this.boot();
     const action = s.config.dom0Actions[s.dom0Next];
     if (action !== undefined && action.at <= s.tick) return runDom0Action(this, s.dom0Next);
+    const frame = s.config.network.wire[s.io.wireNext];
+    if (frame !== undefined && frame.at <= s.tick) return wireReceive(this, s.io.wireNext);
     const current = s.sched.pcpus[s.sched.turn];
     // The common case first: the vCPU on this pCPU goes on, with no need to look at the others.
     if (current.dom !== NO_DOMAIN && current.quantumLeft > 0 && isRunnable(s, current.dom, current.vcpu)) {
@@ -118,8 +140,19 @@ export class Machine {
     const c = this.state.config;
     this.emit('machine.boot', { profile: this.state.profile, frames: c.frames, pcpus: c.pcpus, seed: c.seed });
     createDomain(this, 'dom0', c.dom0MemoryKiB, 0);
+    // Xen turns VT-d on before dom0's PF driver enables the VFs (secure; vanilla has no VT-d).
+    if (this.state.profile === 'secure') vtdBoot(this);
+    nicBoot(this);
     for (const spec of c.domains) {
       if (spec.start === 0) createDomain(this, spec.name, spec.memoryKiB, spec.vcpus);
     }
   }
+}
+
+/** A device doing DMA on its own (a hostile or broken VF): only an enabled VF has a source id. */
+function deviceDma(m: Machine, dma: NonNullable<ReturnType<typeof parseDeviceDma>>): void {
+  const fn = m.state.io.pci.functions.get(NIC_PF_BDF)?.sriov?.vfs[dma.vf - 1];
+  if (fn === undefined) return;
+  if (dma.write) dmaWrite(m, fn.bdf, dma.iova, dma.data);
+  else dmaRead(m, fn.bdf, dma.iova, dma.len);
 }

@@ -10,6 +10,7 @@ import { InputError } from '../events/errors.ts';
 import { HYPERCALL_NAMES, PROFILES, type Profile } from '../events/schema.ts';
 import { FLAWS, type FlawName } from './flaws.ts';
 import { AssemblyError, assemble } from './x86/index.ts';
+import { buildFrame, isIpv4, isMac } from './io/ethernet.ts';
 
 export const PAGE_SIZE = 4096;
 /** Frames below this belong to Xen itself and are never given to a domain (1 MiB). */
@@ -27,12 +28,17 @@ export type GuestOp =
   | { op: 'hypercall'; call: (typeof HYPERCALL_NAMES)[number]; args: number[]; text: string }
   | { op: 'yield' }
   | { op: 'exit' }
+  /** The scripted NIC driver (io/scripted-nic.ts): set the VF up, send a frame, give an rx buffer, write a register. */
+  | { op: 'nic_setup' }
+  | { op: 'nic_tx'; frame: Uint8Array; buffer: number | null }
+  | { op: 'nic_rx'; buffer: number }
+  | { op: 'mmio'; bar: number; offset: number; value: number }
   | { op: 'repeat'; slot: number; times: number; end: number }
   | { op: 'end'; slot: number; start: number };
 
 export interface Dom0Action {
   at: number;
-  op: 'foreign_read' | 'create_domain' | 'destroy_domain';
+  op: (typeof DOM0_OPS)[number];
   domain: string;
   gfn: number;
   offset: number;
@@ -60,6 +66,41 @@ export interface DomainSpec {
   /** The x86 image, or null for a scripted guest. */
   image: GuestImage | null;
   paging: 'ept' | 'shadow';
+  /** The domain's network port: a VF of the NIC (secure) or dom0's backend (vanilla); null: none. */
+  nic: NicSpec | null;
+}
+
+export interface NicSpec {
+  mac: string;
+  /** Port VLAN (0: untagged). */
+  vlan: number;
+  ip: string;
+  spoofcheck: boolean;
+}
+
+/** One security-group rule (stateless, like an ACL): what may enter or leave a domain. */
+export interface SecurityRule {
+  domain: string;
+  direction: 'ingress' | 'egress';
+  protocol: 'udp' | 'tcp' | 'any';
+  /** The remote end, as address/prefix ("10.0.0.0/24"; "0.0.0.0/0" for any). */
+  remote: string;
+  /** Destination port (ingress) or destination port on the remote end (egress); 0: any. */
+  port: number;
+  action: 'allow' | 'deny';
+}
+
+export interface WireFrame {
+  at: number;
+  frame: Uint8Array;
+}
+
+export interface NetworkConfig {
+  /** VFs the PF driver enables at boot. */
+  vfs: number;
+  securityGroups: SecurityRule[];
+  /** Frames arriving from the external wire, in tick order. */
+  wire: WireFrame[];
 }
 
 /** Reads a file a scenario names (a guest's assembly source), relative to the scenario. */
@@ -85,6 +126,7 @@ export interface MachineConfig {
   dom0Actions: Dom0Action[];
   domains: DomainSpec[];
   inputs: InputSpec[];
+  network: NetworkConfig;
 }
 
 const tick = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
@@ -92,6 +134,18 @@ const address = z.union([
   z.number().int().min(0).max(0xffff_ffff),
   z.string().regex(/^0x[0-9a-fA-F]{1,8}$/, 'expected a number or a hex string like 0x1000').transform((s) => Number.parseInt(s, 16)),
 ]);
+const mac = z.string().transform((m) => m.toLowerCase()).refine(isMac, 'expected a MAC address like 02:00:00:00:00:01');
+const ipv4 = z.string().refine(isIpv4, 'expected an IPv4 address like 10.0.0.1');
+const vlanId = z.number().int().min(0).max(4094);
+const hexBytes = z.string().regex(/^([0-9a-fA-F]{2})+$/, 'expected pairs of hex digits');
+const frameSpec = z.object({
+  dst: mac,
+  src: mac,
+  vlan: vlanId.default(0),
+  udp: z.object({ src: ipv4, dst: ipv4, srcPort: z.number().int().min(0).max(65535), dstPort: z.number().int().min(0).max(65535) }).strict().optional(),
+  text: z.string().max(1400).optional(),
+  hex: hexBytes.optional(),
+}).strict().refine((f) => (f.text === undefined) !== (f.hex === undefined), 'give exactly one of text or hex as the payload');
 const kib = z.number().int().min(4).max(4 * 1024 * 1024).refine((v) => v % 4 === 0, 'expected a multiple of 4 KiB (whole pages)');
 
 const scenarioSchema = z.object({
@@ -108,7 +162,7 @@ const scenarioSchema = z.object({
     memoryKiB: kib.default(1024),
     actions: z.array(z.object({
       at: tick,
-      op: z.enum(['foreign_read', 'destroy_domain']),
+      op: z.enum(['foreign_read', 'destroy_domain', 'assign_vf', 'deassign_vf', 'crash_backend']),
       domain: z.string(),
       gfn: z.number().int().min(0).max(GFN_LIMIT - 1).default(0),
       offset: z.number().int().min(0).max(PAGE_SIZE - 1).default(0),
@@ -122,6 +176,7 @@ const scenarioSchema = z.object({
     vcpus: z.number().int().min(1).max(8).default(1),
     start: tick.default(0),
     paging: z.enum(['ept', 'shadow']).default('ept'),
+    nic: z.object({ mac, vlan: vlanId.default(0), ip: ipv4, spoofcheck: z.boolean().default(true) }).strict().optional(),
     guest: z.union([
       z.object({ ops: z.array(z.unknown()) }).strict(),
       z.object({ vcpus: z.array(z.object({ ops: z.array(z.unknown()) }).strict()).min(1) }).strict(),
@@ -129,9 +184,14 @@ const scenarioSchema = z.object({
         x86: z.object({
           source: z.string().min(1).optional(),
           asm: z.string().min(1).optional(),
+          /** A binary image instead of a source: hex bytes loaded at `load` (default 0x1000). */
+          hex: z.string().regex(/^([0-9a-fA-F]{2})+$/, 'expected pairs of hex digits').optional(),
+          load: address.optional(),
           entry: address.optional(),
           stack: address.optional(),
-        }).strict().refine((x) => (x.source === undefined) !== (x.asm === undefined), 'give exactly one of source (a file) or asm (inline)'),
+          /** Constants the source sees, as if it began with `NAME equ VALUE` lines. */
+          defines: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an identifier'), z.number().int()).default({}),
+        }).strict().refine((x) => [x.source, x.asm, x.hex].filter((v) => v !== undefined).length === 1, 'give exactly one of source (a file), asm (inline) or hex (a binary image)'),
       }).strict(),
     ]),
   }).strict()).min(1),
@@ -139,6 +199,18 @@ const scenarioSchema = z.object({
     at: tick,
     set: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
   }).strict()).default([]),
+  network: z.object({
+    vfs: z.number().int().min(1).max(63).default(4),
+    securityGroups: z.array(z.object({
+      domain: z.string(),
+      direction: z.enum(['ingress', 'egress']),
+      protocol: z.enum(['udp', 'tcp', 'any']).default('any'),
+      remote: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, 'expected address/prefix like 10.0.0.0/24').default('0.0.0.0/0'),
+      port: z.number().int().min(0).max(65535).default(0),
+      action: z.enum(['allow', 'deny']).default('allow'),
+    }).strict()).default([]),
+    wire: z.array(z.object({ at: tick, frame: frameSpec }).strict()).default([]),
+  }).strict().default({ vfs: 4, securityGroups: [], wire: [] }),
 }).strict();
 
 const opSchemas = {
@@ -158,10 +230,18 @@ const opSchemas = {
     z.object({ op: z.literal('decrease_reservation'), gfns: z.array(z.number().int()).min(1).max(4096) }).strict(),
     z.object({ op: z.literal('console_write'), text: z.string().max(1024) }).strict(),
     z.object({ op: z.literal('sched_yield') }).strict(),
+    /** XENMEM_add_to_physmap with XENMAPSPACE_gmfn_foreign: map another domain's gfn at our gpfn (dom0 only). */
+    z.object({ op: z.literal('add_to_physmap'), domid: z.number().int(), gfn: z.number().int(), gpfn: z.number().int() }).strict(),
   ]),
   repeat: z.object({ times: z.number().int().min(0).max(REPEAT_TIMES_MAX), ops: z.array(z.unknown()).min(1) }).strict(),
+  /** A frame for the VF to send: the driver fills a tx descriptor; `buffer` points it elsewhere than the frame. */
+  nic_tx: z.object({
+    dst: mac, src: mac.optional(), vlan: vlanId.optional(), hex: hexBytes.optional(), text: z.string().max(1400).optional(), buffer: address.optional(),
+  }).strict(),
+  nic_rx: z.object({ buffer: address }).strict(),
+  mmio: z.object({ bar: z.union([z.literal(0), z.literal(3)]), offset: z.number().int().min(0).max(0x3ffc), value: z.number().int().min(0).max(0xffff_ffff) }).strict(),
 };
-const BARE_OPS = ['scan', 'yield', 'exit'] as const;
+const BARE_OPS = ['scan', 'yield', 'exit', 'nic_setup'] as const;
 
 type Path = (string | number)[];
 
@@ -195,7 +275,7 @@ export function compileOps(ops: readonly unknown[], file: string, path: Path): G
   const compileOne = (item: unknown, at: Path): void => {
     if (typeof item === 'string') {
       if (!(BARE_OPS as readonly string[]).includes(item)) fail(file, at, `unknown operation '${item}'; expected ${opNames()}`);
-      code.push({ op: item as 'scan' | 'yield' | 'exit' });
+      code.push({ op: item as (typeof BARE_OPS)[number] });
       return;
     }
     if (item === null || typeof item !== 'object' || Array.isArray(item) || Object.keys(item).length !== 1) {
@@ -223,6 +303,24 @@ export function compileOps(ops: readonly unknown[], file: string, path: Path): G
       case 'hypercall': {
         const h = check(opSchemas.hypercall, body, file, [...at, name]);
         code.push(compileHypercall(h));
+        return;
+      }
+      case 'nic_tx': {
+        const t = check(opSchemas.nic_tx, body, file, [...at, name]);
+        // The source MAC defaults to the sender's own: the driver fills it in when it runs.
+        const payload = t.text !== undefined ? new TextEncoder().encode(t.text) : Buffer.from(t.hex ?? '', 'hex');
+        const frame = buildFrame({ dst: t.dst, src: t.src ?? '00:00:00:00:00:00', vlan: t.vlan, payload: new Uint8Array(payload) });
+        code.push({ op: 'nic_tx', frame, buffer: t.buffer ?? null });
+        return;
+      }
+      case 'nic_rx': {
+        const r = check(opSchemas.nic_rx, body, file, [...at, name]);
+        code.push({ op: 'nic_rx', buffer: r.buffer });
+        return;
+      }
+      case 'mmio': {
+        const w = check(opSchemas.mmio, body, file, [...at, name]);
+        code.push({ op: 'mmio', bar: w.bar, offset: w.offset & ~3, value: w.value });
         return;
       }
       case 'repeat': {
@@ -254,6 +352,7 @@ function compileHypercall(h: z.output<typeof opSchemas.hypercall>): GuestOp {
     case 'decrease_reservation': return { op: 'hypercall', call: h.op, args: h.gfns, text: '' };
     case 'console_write': return { op: 'hypercall', call: h.op, args: [], text: h.text };
     case 'sched_yield': return { op: 'hypercall', call: h.op, args: [], text: '' };
+    case 'add_to_physmap': return { op: 'hypercall', call: h.op, args: [h.domid, h.gfn, h.gpfn], text: '' };
   }
 }
 
@@ -275,6 +374,11 @@ export function parseScenario(text: string, file: string, readInclude: ReadInclu
     const where = e.mark ? `${e.mark.line + 1}:${e.mark.column + 1}` : '';
     throw new InputError('scenario', `${file}:${where} malformed YAML: ${e.reason ?? e.message}`);
   }
+  return scenarioFromObject(document, file, readInclude);
+}
+
+/** Validates and compiles a scenario already read into plain data (what a generator builds). */
+export function scenarioFromObject(document: unknown, file: string, readInclude: ReadInclude = noIncludes): MachineConfig {
   if (document === null || typeof document !== 'object' || Array.isArray(document)) {
     fail(file, [], 'expected a mapping with seed, machine, domains (see README, "Scenario format")');
   }
@@ -282,15 +386,21 @@ export function parseScenario(text: string, file: string, readInclude: ReadInclu
   return compileScenario(s, file, readInclude);
 }
 
-type X86Guest = { source?: string; asm?: string; entry?: number; stack?: number };
+type X86Guest = { source?: string; asm?: string; hex?: string; load?: number; entry?: number; stack?: number; defines: Record<string, number> };
 
-/** Assembles an x86 guest; errors point at the source's file:line:column. */
+/** Assembles an x86 guest (or takes its binary image); errors point at the source's file:line:column. */
 function buildImage(x86: X86Guest, memoryKiB: number, file: string, path: Path, readInclude: ReadInclude): GuestImage {
+  if (x86.hex !== undefined) {
+    const load = x86.load ?? 0x1000;
+    const bytes = Uint8Array.from(Buffer.from(x86.hex, 'hex'));
+    if (load + bytes.length > memoryKiB * 1024) fail(file, [...path, 'x86', 'hex'], `the image (${bytes.length} bytes at 0x${load.toString(16)}) does not fit in the domain's ${memoryKiB} KiB`);
+    return { load, bytes, entry: x86.entry ?? load, stack: x86.stack ?? memoryKiB * 1024 };
+  }
   const sourceName = x86.source ?? `${file} (${formatPath([...path, 'asm'])})`;
   const source = x86.source !== undefined ? readInclude(x86.source) : x86.asm!;
   let result;
   try {
-    result = assemble(source, sourceName);
+    result = assemble(source, sourceName, x86.defines);
   } catch (error) {
     if (error instanceof AssemblyError) throw new InputError('scenario', `${error.message} (guest of ${formatPath(path)} in ${file})`);
     throw error;
@@ -314,7 +424,8 @@ function compileScenario(s: z.output<typeof scenarioSchema>, file: string, readI
     names.add(d.name);
     const maxMemoryKiB = d.maxMemoryKiB ?? d.memoryKiB * 2;
     if (maxMemoryKiB < d.memoryKiB) fail(file, ['domains', i, 'maxMemoryKiB'], `must be at least memoryKiB (${d.memoryKiB})`);
-    const base = { name: d.name, memoryKiB: d.memoryKiB, maxMemoryKiB, vcpus: d.vcpus, start: d.start, paging: d.paging };
+    const nic = d.nic ?? null;
+    const base = { name: d.name, memoryKiB: d.memoryKiB, maxMemoryKiB, vcpus: d.vcpus, start: d.start, paging: d.paging, nic };
     if ('x86' in d.guest) {
       if (d.vcpus !== 1) fail(file, ['domains', i, 'vcpus'], 'an x86 guest has one vCPU (application processors are not modelled)');
       return { ...base, programs: [], image: buildImage(d.guest.x86, d.memoryKiB, file, ['domains', i, 'guest'], readInclude) };
@@ -346,12 +457,38 @@ function compileScenario(s: z.output<typeof scenarioSchema>, file: string, readI
   return {
     seed: s.seed, profile: s.machine.profile, frames, pcpus: s.machine.pcpus, quantum: s.machine.quantum, timeslice: s.machine.timeslice,
     flaws: s.flaws as FlawName[], dom0MemoryKiB: s.dom0.memoryKiB, dom0Actions, domains, inputs,
+    network: compileNetwork(s.network, domains, file),
   };
+}
+
+function compileNetwork(n: z.output<typeof scenarioSchema>['network'], domains: DomainSpec[], file: string): NetworkConfig {
+  const withNic = domains.filter((d) => d.nic !== null);
+  if (withNic.length > n.vfs) fail(file, ['network', 'vfs'], `${withNic.length} domains have a nic but the NIC has ${n.vfs} VFs; raise network.vfs`);
+  const macs = new Set<string>();
+  domains.forEach((d, i) => {
+    if (d.nic === null) return;
+    if (macs.has(d.nic.mac)) fail(file, ['domains', i, 'nic', 'mac'], `MAC ${d.nic.mac} is already another domain's`);
+    macs.add(d.nic.mac);
+  });
+  n.securityGroups.forEach((rule, i) => {
+    if (!domains.some((d) => d.name === rule.domain)) fail(file, ['network', 'securityGroups', i, 'domain'], `no domain named '${rule.domain}'`);
+    const [address, prefix] = rule.remote.split('/');
+    if (!isIpv4(address) || Number(prefix) > 32) fail(file, ['network', 'securityGroups', i, 'remote'], `'${rule.remote}' is not address/prefix with a prefix of 0..32`);
+  });
+  const wire = n.wire.map((w) => ({
+    at: w.at,
+    frame: buildFrame({
+      dst: w.frame.dst, src: w.frame.src, vlan: w.frame.vlan, udp: w.frame.udp,
+      payload: w.frame.text !== undefined ? new TextEncoder().encode(w.frame.text) : Buffer.from(w.frame.hex!, 'hex'),
+    }),
+  })).sort((a, b) => a.at - b.at);
+  return { vfs: n.vfs, securityGroups: n.securityGroups.map((r) => ({ ...r })), wire };
 }
 
 /**
  * What is wrong with a modification `key=value` (a fork's --set or a scenario input), or
- * undefined when it is acceptable. Keys: profile, quantum, flaw.NAME, domain.NAME.ops.
+ * undefined when it is acceptable. Keys: profile, quantum, flaw.NAME, domain.NAME.ops, dom0.OP,
+ * and the adversary's wire.frame, device.dma and device.msi.
  */
 export function inputProblem(key: string, value: string, domainNames: readonly string[]): string | undefined {
   const parts = key.split('.');
@@ -372,7 +509,53 @@ export function inputProblem(key: string, value: string, domainNames: readonly s
       return error instanceof InputError ? error.message : `domain.${parts[1]}.ops is not valid YAML: ${(error as Error).message}`;
     }
   }
-  return `unknown key '${key}'; keys: profile, quantum, flaw.NAME, domain.NAME.ops`;
+  if (parts[0] === 'dom0' && parts.length === 2) {
+    try {
+      parseDom0Input(parts[1], value, domainNames);
+      return undefined;
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+  if (key === 'wire.frame') return /^([0-9a-f]{2}){14,1518}$/i.test(value) ? undefined : `wire.frame must be a frame of 14 to 1518 bytes in hex, not '${value.slice(0, 40)}'`;
+  if (key === 'device.dma') return parseDeviceDma(value) === undefined ? `device.dma takes VF:r:IOVA:LEN or VF:w:IOVA:HEX (like 1:w:0x2000:deadbeef), not '${value}'` : undefined;
+  if (key === 'device.msi') return parseDeviceMsi(value) === undefined ? `device.msi takes SID:ADDRESS:DATA (like 0x280:0xfee00010:0), not '${value}'` : undefined;
+  return `unknown key '${key}'; keys: profile, quantum, flaw.NAME, domain.NAME.ops, dom0.OP, wire.frame, device.dma, device.msi`;
+}
+
+/** An adversarial device's DMA, as an input: VF number, direction, IOVA, and the bytes or a length. */
+export function parseDeviceDma(value: string): { vf: number; write: boolean; iova: number; data: Uint8Array; len: number } | undefined {
+  const m = /^(\d{1,2}):([rw]):(0x[0-9a-f]{1,12}|\d{1,15}):([0-9a-f]*)$/i.exec(value);
+  if (!m) return undefined;
+  const write = m[2] === 'w';
+  if (write && !/^([0-9a-f]{2}){1,4096}$/i.test(m[4])) return undefined;
+  if (!write && !/^\d{1,4}$/.test(m[4])) return undefined;
+  const len = write ? m[4].length / 2 : Number(m[4]);
+  if (len < 1 || len > PAGE_SIZE) return undefined;
+  return { vf: Number(m[1]), write, iova: Number(m[3]), data: write ? Uint8Array.from(Buffer.from(m[4], 'hex')) : new Uint8Array(0), len };
+}
+
+/** An interrupt request by any source id, as an input: SID:ADDRESS:DATA. */
+export function parseDeviceMsi(value: string): { sid: number; address: number; data: number } | undefined {
+  const parts = value.split(':').map((p) => (/^(0x[0-9a-f]{1,8}|\d{1,10})$/i.test(p) ? Number(p) : Number.NaN));
+  if (parts.length !== 3 || parts.some(Number.isNaN) || parts[0] > 0xffff || parts[1] > 0xffff_ffff || parts[2] > 0xffff_ffff) return undefined;
+  return { sid: parts[0], address: parts[1], data: parts[2] };
+}
+
+const DOM0_OPS = ['foreign_read', 'create_domain', 'destroy_domain', 'assign_vf', 'deassign_vf', 'crash_backend'] as const;
+
+/**
+ * A dom0 action given as an input: `dom0.OP=DOMAIN`, or for foreign_read
+ * `dom0.foreign_read=DOMAIN:GFN:OFFSET:LEN` (crash_backend takes any value, like `-`).
+ */
+export function parseDom0Input(op: string, value: string, domainNames: readonly string[]): Dom0Action {
+  if (!(DOM0_OPS as readonly string[]).includes(op)) throw new Error(`unknown dom0 action '${op}'; actions: ${DOM0_OPS.join(', ')}`);
+  const [domain = '', ...numbers] = value.split(':');
+  if (op !== 'crash_backend' && !domainNames.includes(domain)) throw new Error(`dom0.${op}: no domain named '${domain}'; domains: ${domainNames.join(', ')}`);
+  const [gfn = 0, offset = 0, len = 64] = numbers.map(Number);
+  const fits = [gfn, offset, len].every(Number.isInteger) && gfn >= 0 && gfn < GFN_LIMIT && offset >= 0 && offset < PAGE_SIZE && len >= 1 && len <= PAGE_SIZE;
+  if (op === 'foreign_read' && (numbers.length !== 3 || !fits)) throw new Error(`dom0.foreign_read takes DOMAIN:GFN:OFFSET:LEN with an offset below ${PAGE_SIZE} and a length of 1..${PAGE_SIZE}, not '${value}'`);
+  return { at: 0, op: op as Dom0Action['op'], domain, gfn, offset, len };
 }
 
 /** Compiles the value of an already-validated `domain.NAME.ops` modification. */

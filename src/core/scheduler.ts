@@ -4,6 +4,7 @@
  * Every switch is Xen's context_switch, which tells SMM whose key is live (hook 2).
  */
 import { NO_DOMAIN, type DomainId } from '../events/schema.ts';
+import { hasFlaw } from './flaws.ts';
 import { resolveControl } from './guest.ts';
 import type { Machine } from './machine.ts';
 import type { MachineState } from './state.ts';
@@ -77,8 +78,11 @@ export function scheduleStep(m: Machine, runnable: VcpuRef[], runOperation: (pcp
 function contextSwitch(m: Machine, pcpu: number, to: VcpuRef): void {
   const from = m.state.sched.pcpus[pcpu];
   const x86 = m.state.domains.get(to.dom)?.vcpus[to.vcpu]?.x86;
+  // The planted flaw no-key-switch leaves the outgoing guest's key live (a pCPU that held none gets one).
+  const live = m.state.sched.smmLive[pcpu];
+  const smmLive = hasFlaw(m.state, 'no-key-switch') && live !== NO_DOMAIN && to.dom !== NO_DOMAIN ? live : to.dom;
   m.emit('sched.switch', {
     pcpu, fromDom: from.dom, fromVcpu: from.vcpu, toDom: to.dom, toVcpu: to.vcpu,
-    smmLive: to.dom, quantum: x86 ? m.state.config.timeslice : m.state.quantum,
+    smmLive, quantum: x86 ? m.state.config.timeslice : m.state.quantum,
   });
 }

@@ -6,7 +6,7 @@
  * encrypted in 64-byte lines (a cache line, as Intel TME-MK does) with the line's host
  * physical address as the tweak, so equal plaintext at two addresses never looks alike.
  */
-import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, type Cipher, type Decipher } from 'node:crypto';
 import { RIGHT_READ, RIGHT_WRITE, type DomainId, type Mfn } from '../events/schema.ts';
 import { PAGE_SIZE } from './scenario.ts';
 import type { MachineState } from './state.ts';
@@ -20,24 +20,77 @@ export function deriveDomainKey(seed: string, dom: DomainId): Uint8Array {
   return new Uint8Array(hkdfSync('sha256', Buffer.from(seed, 'utf8'), KDF_SALT, Buffer.from(`dom=${dom}`), KEY_BYTES));
 }
 
-function tweak(hpa: number): Buffer {
-  const iv = Buffer.alloc(16);
-  iv.writeUIntLE(hpa, 0, 6);
-  return iv;
+/**
+ * AES-256-XTS (IEEE 1619) built on AES-ECB, so that one cipher per key serves every line:
+ * Node's 'aes-256-xts' takes the tweak as its IV and so needs a new cipher per line, which
+ * cost more than the encryption. The result is byte for byte that of 'aes-256-xts' (a test
+ * holds the two side by side). Key = K1 (data) || K2 (tweak); lines are whole blocks, so no
+ * ciphertext stealing.
+ */
+interface XtsCiphers {
+  encrypt: Cipher;
+  decrypt: Decipher;
+  tweak: Cipher;
+}
+
+const ciphers = new WeakMap<Uint8Array, XtsCiphers>();
+
+function ecb(make: typeof createCipheriv | typeof createDecipheriv, key: Uint8Array): Cipher & Decipher {
+  const c = make('aes-256-ecb', key, null) as Cipher & Decipher;
+  c.setAutoPadding(false);
+  return c;
+}
+
+function xtsCiphers(key: Uint8Array): XtsCiphers {
+  let c = ciphers.get(key);
+  if (c === undefined) {
+    const k1 = key.subarray(0, 32);
+    c = { encrypt: ecb(createCipheriv, k1), decrypt: ecb(createDecipheriv, k1), tweak: ecb(createCipheriv, key.subarray(32, 64)) };
+    ciphers.set(key, c);
+  }
+  return c;
+}
+
+const BLOCK = 16;
+const BLOCKS_PER_LINE = LINE_SIZE / BLOCK;
+
+/** Every block's tweak: E_K2(line address) for a line's first block, then times alpha in GF(2^128). */
+function tweaks(c: XtsCiphers, hpa: number, length: number): Buffer {
+  const lines = length / LINE_SIZE;
+  const ivs = Buffer.alloc(lines * BLOCK);
+  for (let i = 0; i < lines; i++) ivs.writeUIntLE(hpa + i * LINE_SIZE, i * BLOCK, 6);
+  const first = c.tweak.update(ivs);
+  const all = Buffer.alloc(length);
+  for (let i = 0; i < lines; i++) {
+    let at = i * LINE_SIZE;
+    first.copy(all, at, i * BLOCK, (i + 1) * BLOCK);
+    for (let j = 1; j < BLOCKS_PER_LINE; j++, at += BLOCK) {
+      // Multiply by alpha: shift the 128-bit little-endian value left by one, fold 0x87 back in.
+      let carry = 0;
+      for (let b = 0; b < BLOCK; b++) {
+        const v = all[at + b];
+        all[at + BLOCK + b] = ((v << 1) | carry) & 0xff;
+        carry = v >>> 7;
+      }
+      if (carry) all[at + BLOCK] ^= 0x87;
+    }
+  }
+  return all;
+}
+
+function xorInto(target: Buffer, mask: Buffer): void {
+  for (let i = 0; i < target.length; i++) target[i] ^= mask[i];
 }
 
 /** Encrypts or decrypts whole lines starting at host physical address `hpa`. */
 function xts(encrypt: boolean, key: Uint8Array, hpa: number, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(data.length);
-  for (let at = 0; at < data.length; at += LINE_SIZE) {
-    const make = encrypt ? createCipheriv : createDecipheriv;
-    const cipher = make('aes-256-xts', key, tweak(hpa + at));
-    cipher.setAutoPadding(false);
-    const line = cipher.update(data.subarray(at, at + LINE_SIZE));
-    out.set(line, at);
-    cipher.final();
-  }
-  return out;
+  const c = xtsCiphers(key);
+  const t = tweaks(c, hpa, data.length);
+  const masked = Buffer.from(data);
+  xorInto(masked, t);
+  const out = (encrypt ? c.encrypt : c.decrypt).update(masked);
+  xorInto(out, t);
+  return new Uint8Array(out.buffer, out.byteOffset, out.length);
 }
 
 export function encryptLines(key: Uint8Array, mfn: Mfn, offset: number, plain: Uint8Array): Uint8Array {

@@ -12,6 +12,7 @@ import { assert } from '../events/errors.ts';
 import type { PrngState } from './prng.ts';
 import type { GuestOp, MachineConfig } from './scenario.ts';
 import { eptSet } from './paging/ept.ts';
+import type { IoState } from './io/io-state.ts';
 import type { Domain, EptTable, MachineState, Page, Vcpu, X86Vcpu } from './state.ts';
 
 export const SNAPSHOT_VERSION = 1;
@@ -87,6 +88,7 @@ export function dehydrate(state: MachineState, known: Set<string> | undefined = 
     inputNext: state.inputNext,
     canaries: state.canaries.map((c) => [c.dom, c.gpa, c.secret]),
     violations: state.violations,
+    io: plainValue(state.io, blobs),
   };
   return { bytes: packr.pack(plain), blobs: blobs.blobs };
 }
@@ -106,15 +108,44 @@ function plainX86(x: X86Vcpu) {
     cpu: x.cpu, vpid: x.vpid, exit: x.exit, inGuest: x.inGuest, halted: x.halted, injection: x.injection,
     tlb: [...x.tlb.entries()].map(([page, e]) => [page, e.mfn, e.flags]),
     shadow: sortedEntries(x.shadow).map(([page, e]) => [page, e.mfn, e.flags]),
-    lapic: x.lapic,
+    lapic: x.lapic, irr: x.irr,
   };
+}
+
+/** Byte arrays this large are stored as blobs (PCI configuration spaces: 4 KiB each, mostly unchanged). */
+const BLOB_MIN_BYTES = 256;
+
+/**
+ * The I/O state as plain data: Maps become tagged entry lists in insertion order (the
+ * IOTLB's and the context cache's order is their eviction order), large byte arrays blobs.
+ */
+function plainValue(value: unknown, blobs: BlobWriter): unknown {
+  if (value instanceof Map) return { $map: [...value].map(([k, v]) => [k, plainValue(v, blobs)]) };
+  if (value instanceof Uint8Array) return value.length >= BLOB_MIN_BYTES ? { $blob: blobs.ref(value, () => value) } : value;
+  if (Array.isArray(value)) return value.map((v) => plainValue(v, blobs));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plainValue(v, blobs)]));
+  }
+  return value;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the layout is plainValue's
+function hydrateValue(value: any, blobs: BlobCache): unknown {
+  if (value instanceof Uint8Array) return new Uint8Array(value);
+  if (Array.isArray(value)) return value.map((v) => hydrateValue(v, blobs));
+  if (value !== null && typeof value === 'object') {
+    if ('$map' in value) return new Map(value.$map.map(([k, v]: [unknown, unknown]) => [k, hydrateValue(v, blobs)]));
+    if ('$blob' in value) return blobs.get(value.$blob, (b) => new Uint8Array(b));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, hydrateValue(v, blobs)]));
+  }
+  return value;
 }
 
 function hydrateX86(p: any): X86Vcpu {
   const entries = (list: number[][]) => new Map(list.map(([page, mfn, flags]) => [page, { mfn, flags }]));
   return {
     cpu: { ...p.cpu, gpr: [...p.cpu.gpr] }, vpid: p.vpid, exit: p.exit, inGuest: p.inGuest, halted: p.halted, injection: p.injection,
-    tlb: entries(p.tlb), shadow: entries(p.shadow), lapic: p.lapic,
+    tlb: entries(p.tlb), shadow: entries(p.shadow), lapic: p.lapic, irr: [...p.irr],
   };
 }
 
@@ -177,6 +208,7 @@ export function hydrate(bytes: Uint8Array, blobs: BlobCache): MachineState {
     inputNext: p.inputNext,
     canaries: p.canaries.map(([dom, gpa, secret]: [number, number, Uint8Array]) => ({ dom, gpa, secret: new Uint8Array(secret) })),
     violations: p.violations,
+    io: hydrateValue(p.io, blobs) as IoState,
   };
 }
 

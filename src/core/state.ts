@@ -8,6 +8,7 @@
 import type { DomainId, Gfn, Mfn, Profile, Tick } from '../events/schema.ts';
 import { NO_DOMAIN } from '../events/schema.ts';
 import type { CpuState } from './cpu/cpu-state.ts';
+import { initialIoState, type IoState } from './io/io-state.ts';
 import { seedPrng, type PrngState } from './prng.ts';
 import { XEN_RESERVED_FRAMES, type GuestOp, type MachineConfig } from './scenario.ts';
 
@@ -71,6 +72,8 @@ export interface X86Vcpu {
    * instructions), the tick the count runs out (-1: stopped) and whether its interrupt is pending.
    */
   lapic: { lvt: number; initialCount: number; deadline: number; pending: boolean };
+  /** External interrupts (remapped MSIs) requested and not yet injected: vectors, ascending. */
+  irr: number[];
 }
 
 /** An EPT leaf entry: the host frame and the low bits (R/W/X, memory type). */
@@ -155,6 +158,8 @@ export interface MachineState {
   inputNext: number;
   canaries: Canary[];
   violations: number;
+  /** Devices, VT-d and the network. */
+  io: IoState;
 }
 
 export function initialState(config: MachineConfig): MachineState {
@@ -185,6 +190,7 @@ export function initialState(config: MachineConfig): MachineState {
     inputNext: 0,
     canaries: [],
     violations: 0,
+    io: initialIoState(config),
   };
 }
 

@@ -9,9 +9,13 @@
  */
 import { assert } from '../events/errors.ts';
 import { NO_DOMAIN, NO_FRAME, RIGHT_READ, RIGHT_WRITE, type DomainId, type Gfn, type Mfn } from '../events/schema.ts';
+import { hasFlaw } from './flaws.ts';
 import type { Machine } from './machine.ts';
 import { writeFrameWithKey } from './memory.ts';
-import { EPT_RAM_BITS } from './paging/ept.ts';
+import { EPT_RAM_BITS, EPT_WRITE } from './paging/ept.ts';
+import { NIC_GUEST_BAR0, NIC_GUEST_BAR3, NIC_VF_BAR_BYTES } from './io/nic-regs.ts';
+import { nicAttach, nicDetach } from './io/nic.ts';
+import { vtdDestroyDomain, vtdMapPage, vtdUnmapPage } from './io/vtd-driver.ts';
 import { PAGE_SIZE, type GuestImage } from './scenario.ts';
 import { deriveDomainKey } from './smm.ts';
 import { freeFrameCount, type MachineState } from './state.ts';
@@ -20,6 +24,8 @@ export const EINVAL = -22;
 export const ENOMEM = -12;
 export const EEXIST = -17;
 export const ESRCH = -3;
+export const ENOSPC = -28;
+export const EPERM = -1;
 /** Most extents one populate_physmap call may ask for. */
 const EXTENTS_MAX = 1024;
 const GFN_LIMIT = 1 << 20;
@@ -60,6 +66,8 @@ export function populatePhysmap(m: Machine, dom: DomainId, gfn: Gfn, count: numb
     m.emit('p2m.update', { dom, gfn: g, mfn, prevMfn: NO_FRAME });
     // For an HVM guest under EPT the p2m is the EPT: the same mapping, with permissions.
     if (ept) m.emit('ept.update', { dom, gfn: g, mfn, bits: EPT_RAM_BITS });
+    // A device assigned to the domain reaches the same frame at the same address (VT-d).
+    if (m.state.io.xenVtd.domains.has(dom)) vtdMapPage(m, dom, g, mfn);
   }
 }
 
@@ -76,6 +84,8 @@ function unmapFrames(m: Machine, dom: DomainId, gfns: readonly Gfn[]): Mfn[] {
     assert(mfn !== undefined, () => `unmap of gfn ${gfn} of domain ${dom}, which is not mapped`);
     m.emit('p2m.update', { dom, gfn, mfn: NO_FRAME, prevMfn: mfn });
     if (ept) m.emit('ept.update', { dom, gfn, mfn: NO_FRAME, bits: 0 });
+    // The device's mapping goes too, IOTLB invalidated, before the frame can be freed.
+    if (m.state.io.xenVtd.domains.has(dom)) vtdUnmapPage(m, dom, gfn);
     return mfn;
   });
 }
@@ -94,6 +104,31 @@ function freeFrames(m: Machine, dom: DomainId, mfns: readonly Mfn[], scrub: bool
     if (scrub && m.state.memory.has(mfn)) m.emit('smm.scrub', { mfn, prevOwner: dom });
     m.emit('smm.ppt.update', { mfn, owner: NO_DOMAIN, rights: 0, prevOwner: dom });
   }
+}
+
+/**
+ * Why XENMEM_add_to_physmap (XENMAPSPACE_gmfn_foreign) must fail, as an errno, or 0: only
+ * the privileged domain may map another domain's frames, and Xen takes a reference on the
+ * page as that domain's (get_page), so a frame is never mapped for a domain that does not
+ * own it. The planted flaw skip-ownership-check lets any caller through.
+ */
+export function addToPhysmapCheck(state: MachineState, dom: DomainId, domid: DomainId, gfn: Gfn, gpfn: Gfn): number {
+  const caller = state.domains.get(dom);
+  const foreign = state.domains.get(domid);
+  if (caller === undefined || caller.status !== 'running') return ESRCH;
+  if (dom !== 0 && !hasFlaw(state, 'skip-ownership-check')) return EPERM;
+  if (foreign === undefined || foreign.status !== 'running' || domid === dom) return ESRCH;
+  if (!Number.isInteger(gfn) || !foreign.p2m.has(gfn)) return EINVAL;
+  if (!Number.isInteger(gpfn) || gpfn < 0 || gpfn >= GFN_LIMIT) return EINVAL;
+  if (caller.p2m.has(gpfn)) return EEXIST;
+  return 0;
+}
+
+/** Maps the foreign frame at the caller's gpfn; the caller ran addToPhysmapCheck. */
+export function addToPhysmap(m: Machine, dom: DomainId, domid: DomainId, gfn: Gfn, gpfn: Gfn): void {
+  const mfn = m.state.domains.get(domid)!.p2m.get(gfn)!;
+  m.emit('p2m.update', { dom, gfn: gpfn, mfn, prevMfn: NO_FRAME });
+  if (usesEpt(m.state, dom)) m.emit('ept.update', { dom, gfn: gpfn, mfn, bits: EPT_RAM_BITS });
 }
 
 /** How many of `gfns` decrease_reservation releases: it stops at the first unmapped one. */
@@ -117,8 +152,8 @@ export function decreaseCount(state: MachineState, dom: DomainId, gfns: readonly
  */
 export function decreaseReservation(m: Machine, dom: DomainId, gfns: readonly Gfn[]): void {
   const mfns = unmapFrames(m, dom, gfns);
-  flushTranslations(m, dom);
-  freeFrames(m, dom, mfns, m.state.profile === 'secure');
+  if (!hasFlaw(m.state, 'remap-without-revalidation')) flushTranslations(m, dom);
+  freeFrames(m, dom, mfns, m.state.profile === 'secure' && !hasFlaw(m.state, 'no-scrub'));
 }
 
 /** Why a domain of `memoryKiB` cannot be built now, as an errno, or 0. */
@@ -133,9 +168,33 @@ export function createDomain(m: Machine, name: string, memoryKiB: number, vcpus:
   if (m.state.profile === 'secure' && dom !== 0) ensureKey(m, dom);
   const pages = memoryKiB / 4;
   for (let gfn = 0; gfn < pages; gfn += EXTENTS_MAX) populatePhysmap(m, dom, gfn, Math.min(EXTENTS_MAX, pages - gfn));
-  const image = m.state.config.domains.find((d) => d.name === name)?.image;
-  if (image) loadImage(m, dom, image);
+  const spec = m.state.config.domains.find((d) => d.name === name);
+  if (spec?.image) loadImage(m, dom, spec.image);
+  if (spec?.nic) attachNic(m, dom);
   return dom;
+}
+
+/** The guest-physical pages of a VF's BAR window (registers, then the MSI-X table). */
+const MMIO_WINDOW_GFNS = [NIC_GUEST_BAR0, NIC_GUEST_BAR3].flatMap((base) =>
+  Array.from({ length: NIC_VF_BAR_BYTES / PAGE_SIZE }, (_, i) => base / PAGE_SIZE + i));
+
+/**
+ * Gives the domain a VF (or, in vanilla, dom0's backend behind the same registers). Under
+ * EPT the BAR window is mapped with misconfigured entries (write without read), so every
+ * access exits and is emulated; the entries translate to no frame of anyone's.
+ */
+export function attachNic(m: Machine, dom: DomainId): void {
+  nicAttach(m, dom);
+  if (!usesEpt(m.state, dom) || !m.state.io.vfs.some((v) => v.dom === dom)) return;
+  for (const gfn of MMIO_WINDOW_GFNS) m.emit('ept.update', { dom, gfn, mfn: 0, bits: EPT_WRITE });
+}
+
+/** Takes the domain's VF away: the device is torn down in VT-d's order, then the window unmapped. */
+export function detachNic(m: Machine, dom: DomainId): void {
+  if (!m.state.io.vfs.some((v) => v.dom === dom)) return;
+  nicDetach(m, dom);
+  if (!usesEpt(m.state, dom)) return;
+  for (const gfn of MMIO_WINDOW_GFNS) m.emit('ept.update', { dom, gfn, mfn: NO_FRAME, bits: 0 });
 }
 
 /** The domain builder copies an x86 guest's image into its memory, under the guest's key. */
@@ -157,6 +216,9 @@ export function destroyDomain(m: Machine, dom: DomainId, reason: string): void {
   const domain = m.state.domains.get(dom);
   assert(domain !== undefined && domain.status === 'running', () => `destroy of domain ${dom}, which is not running`);
   m.emit('domain.destroy', { dom, reason });
+  // Devices first: no DMA may reach a frame once it is freed (clear context, invalidate, free).
+  detachNic(m, dom);
+  if (m.state.io.xenVtd.domains.has(dom)) vtdDestroyDomain(m, dom);
   const mfns = unmapFrames(m, dom, [...domain.p2m.keys()].sort((a, b) => a - b));
   flushTranslations(m, dom);
   freeFrames(m, dom, mfns, true);

@@ -34,13 +34,13 @@ export const NO_FRAME = -1;
 
 /** Scripted guest operations, stored in `guest.op` as a small number. */
 export const GUEST_OP_NAMES = [
-  'write', 'read', 'canary', 'scan', 'hypercall', 'yield', 'exit',
+  'write', 'read', 'canary', 'scan', 'hypercall', 'yield', 'exit', 'nic_setup', 'nic_tx', 'nic_rx', 'mmio',
 ] as const;
 export type GuestOpName = (typeof GUEST_OP_NAMES)[number];
 
 /** Hypercalls a guest may make (Xen names). */
 export const HYPERCALL_NAMES = [
-  'populate_physmap', 'decrease_reservation', 'console_write', 'sched_yield',
+  'populate_physmap', 'decrease_reservation', 'console_write', 'sched_yield', 'add_to_physmap',
 ] as const;
 export type HypercallName = (typeof HYPERCALL_NAMES)[number];
 
@@ -50,6 +50,11 @@ export const INVARIANTS = [
   'scrub-between-owners',
   'canary-confined',
   'dom0-no-plaintext',
+  'dma-confined',
+  'no-stale-translation',
+  'irq-confined',
+  'net-isolation',
+  'frame-key-owner',
 ] as const;
 export type InvariantName = (typeof INVARIANTS)[number];
 
@@ -110,6 +115,51 @@ interface Shape {
   'lapic.timer': { dom: DomainId; vcpu: number; lvt: number; initialCount: number; deadline: number; pending: boolean };
   /** The hypervisor writes the VMCS: guest-state changes (delta) and the event to inject at the next entry (-1: none). */
   'vmcs.write': { dom: DomainId; vcpu: number; delta: number[]; inject: number; errorCode: number; cr2: number };
+
+  /**
+   * I/O (devices, VT-d, the network). `dom` is who acted: a guest through its virtual PCI
+   * bus, or 0 for dom0 and Xen. A `bdf` is a PCI routing id (bus << 8 | device << 3 | fn).
+   */
+  /** A configuration cycle: read (value as returned) or write, and whether a function claimed it. */
+  'pci.cfg': { dom: DomainId; bdf: number; offset: number; size: number; write: boolean; value: number; present: boolean };
+  /** A BAR access (MMIO emulated on an EPT misconfiguration, or the device model's own). */
+  'pci.mmio': { dom: DomainId; bdf: number; bar: number; offset: number; size: number; write: boolean; value: number };
+  /**
+   * Xen programs the IOMMU: 64-bit table words written in its own frames (`words` as
+   * [hpa, low 32, high 32] triples), table frames taken and given back, and the unit's
+   * effects of the registers written or queued (`effects`: VtdEffect[] as JSON, "" for none).
+   */
+  'vtd.op': { op: string; sid: number; did: number; alloc: number[]; free: number[]; words: number[]; effects: string };
+  /**
+   * A DMA request of a device (source id `sid`) at `iova`: the host address it reached
+   * (-1: none), the VT-d fault reason (0: translated), the domain the device is assigned to,
+   * what the unit cached or recorded (`effects`), and the bytes as the device saw them.
+   * A write's memory effect follows as mem.write events.
+   */
+  'dma.request': { sid: number; dom: DomainId; iova: number; len: number; write: boolean; hpa: number; fault: number; effects: string; data: Uint8Array };
+  /**
+   * An interrupt request (an MSI, or any DMA write to 0xFEEx_xxxx): remapped through the
+   * IRTE `index` (-1: compatibility format) to a vector for a vCPU, or blocked with an
+   * interrupt-remapping fault reason (0x20-0x26; 0: delivered).
+   */
+  msi: { sid: number; address: number; data: number; index: number; fault: number; dom: DomainId; vcpu: number; vector: number; effects: string };
+  /** The PF driver configures a VF: assigned to `dom` (-1: free), forced MAC, port VLAN, spoof check. */
+  'nic.vf': { vf: number; bdf: number; dom: DomainId; mac: string; vlan: number; spoofcheck: boolean };
+  /** The device updates one of its own registers (a ring head, the interrupt cause). */
+  'nic.reg': { vf: number; reg: string; value: number };
+  /**
+   * A frame at a point of the network: `at` is where (vfN.tx, vfN.rx, switch, wire.in,
+   * wire.out, siom.tx, siom.rx, netback.tx, netback.rx), `verdict` is "ok" or why it was dropped.
+   */
+  'net.frame': { at: string; dom: DomainId; vlan: number; verdict: string; frame: Uint8Array };
+  /** SIOM, the paper's I/O bus: a frame enters or leaves a domain's tx/rx buffer, tagged with its domain. */
+  'siom.buffer': { dom: DomainId; dir: string; op: string; tag: DomainId; len: number };
+  /** dom0's netback copies a guest's packet through a grant: dom0 holds these bytes. */
+  'netback.copy': { dom: DomainId; dir: string; gfn: Gfn; offset: number; data: Uint8Array };
+  /** dom0's network backend goes up or down (a dom0 fault stops every guest's I/O). */
+  'netback.state': { up: boolean; reason: string };
+  /** A frame arrives from the external wire (scenario input `index`; a step of its own). */
+  'wire.rx': { index: number; frame: Uint8Array };
 }
 
 export type EventKind = keyof Shape;
@@ -157,6 +207,18 @@ export const EVENT_FIELDS: { readonly [K in EventKind]: readonly (keyof Shape[K]
   io: ['dom', 'vcpu', 'port', 'size', 'out', 'value'],
   'lapic.timer': ['dom', 'vcpu', 'lvt', 'initialCount', 'deadline', 'pending'],
   'vmcs.write': ['dom', 'vcpu', 'delta', 'inject', 'errorCode', 'cr2'],
+  'pci.cfg': ['dom', 'bdf', 'offset', 'size', 'write', 'value', 'present'],
+  'pci.mmio': ['dom', 'bdf', 'bar', 'offset', 'size', 'write', 'value'],
+  'vtd.op': ['op', 'sid', 'did', 'alloc', 'free', 'words', 'effects'],
+  'dma.request': ['sid', 'dom', 'iova', 'len', 'write', 'hpa', 'fault', 'effects', 'data'],
+  msi: ['sid', 'address', 'data', 'index', 'fault', 'dom', 'vcpu', 'vector', 'effects'],
+  'nic.vf': ['vf', 'bdf', 'dom', 'mac', 'vlan', 'spoofcheck'],
+  'nic.reg': ['vf', 'reg', 'value'],
+  'net.frame': ['at', 'dom', 'vlan', 'verdict', 'frame'],
+  'siom.buffer': ['dom', 'dir', 'op', 'tag', 'len'],
+  'netback.copy': ['dom', 'dir', 'gfn', 'offset', 'data'],
+  'netback.state': ['up', 'reason'],
+  'wire.rx': ['index', 'frame'],
 };
 
 export const EVENT_KINDS = Object.keys(EVENT_FIELDS) as EventKind[];
@@ -168,7 +230,7 @@ export const EVENT_KINDS = Object.keys(EVENT_FIELDS) as EventKind[];
  */
 export const STEP_OPENERS: ReadonlySet<EventKind> = new Set<EventKind>([
   'machine.boot', 'guest.op', 'sched.switch', 'sched.idle', 'dom0.op', 'input', 'machine.halt',
-  'cpu.step', 'exception', 'vm.exit', 'vm.entry',
+  'cpu.step', 'exception', 'vm.exit', 'vm.entry', 'wire.rx',
 ]);
 
 type Builder = (fields: object) => Event;
@@ -193,6 +255,7 @@ export function eventDomains(event: Event): DomainId[] {
     case 'smm.scrub': return event.prevOwner === NO_DOMAIN ? [] : [event.prevOwner];
     case 'dom0.op': return event.target === NO_DOMAIN ? [0] : [0, event.target];
     case 'dom0.foreign_read': return [0, event.target];
+    case 'netback.copy': return [0, event.dom];
     default: return 'dom' in event && event.dom !== NO_DOMAIN ? [event.dom] : [];
   }
 }

@@ -10,8 +10,21 @@ import { readRegister } from '../core/cpu/cpu-state.ts';
 
 export type DomainNames = ReadonlyMap<DomainId, string>;
 
-const DOMAIN_FIELDS = new Set(['dom', 'fromDom', 'toDom', 'target', 'owner', 'prevOwner', 'smmLive', 'keyDom']);
-const HEX_FIELDS = new Set(['gpa', 'eip', 'next', 'cr2', 'gla', 'qualification', 'page', 'evicted', 'port']);
+const DOMAIN_FIELDS = new Set(['dom', 'fromDom', 'toDom', 'target', 'owner', 'prevOwner', 'smmLive', 'keyDom', 'tag']);
+const HEX_FIELDS = new Set(['gpa', 'eip', 'next', 'cr2', 'gla', 'qualification', 'page', 'evicted', 'port', 'iova', 'hpa', 'address', 'fault']);
+const SID_FIELDS = new Set(['sid', 'bdf']);
+
+/** A PCI routing id as bb:dd.f. */
+export function bdfText(bdf: number): string {
+  const hex = (n: number, width: number): string => n.toString(16).padStart(width, '0');
+  return `${hex(bdf >> 8, 2)}:${hex((bdf >> 3) & 0x1f, 2)}.${bdf & 7}`;
+}
+
+/** VT-d effects as their kinds ("iotlb.fill,frcd"), not their JSON. */
+function effectsText(json: string): string {
+  if (json === '') return '-';
+  return (JSON.parse(json) as { kind: string }[]).map((e) => e.kind).join(',');
+}
 /** Register names of the cpu delta indices (src/core/cpu/cpu-state.ts). */
 export const REGISTER_NAMES = ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi', 'eip', 'eflags', 'cr0', 'cr2', 'cr3', 'cr4', 'idtr.base', 'idtr.limit', 'interruptibility'];
 const VECTOR_NAMES: Record<number, string> = { 0: '#DE', 6: '#UD', 8: '#DF', 13: '#GP', 14: '#PF' };
@@ -39,6 +52,8 @@ export function bytesText(bytes: Uint8Array): string {
 
 function fieldText(kind: EventKind, name: string, value: unknown, names: DomainNames): string {
   if (value instanceof Uint8Array) return bytesText(value);
+  if (name === 'effects' && typeof value === 'string') return effectsText(value);
+  if (typeof value === 'number' && SID_FIELDS.has(name)) return value < 0 ? '-' : bdfText(value);
   if (kind === 'guest.op' && name === 'op') return GUEST_OP_NAMES[value as number] ?? String(value);
   if (name === 'delta' && Array.isArray(value)) return `[${deltaText(value as number[])}]`;
   if (name === 'reason' && kind === 'vm.exit') return `${exitReasonName(value as number)}(${value})`;
@@ -125,6 +140,25 @@ export function stateView(state: MachineState, seq: number) {
     pcpus: state.sched.pcpus.map((p, i) => ({ pcpu: i, dom: p.dom, vcpu: p.vcpu, quantumLeft: p.quantumLeft, smmLive: state.sched.smmLive[i] })),
     pagePermissionTable: [...owners.entries()].map(([owner, mfns]) => ({ owner, frames: ranges(mfns) })),
     canaries: state.canaries.map((c) => ({ dom: c.dom, gpa: c.gpa, secret: Buffer.from(c.secret).toString('latin1') })),
+    io: ioView(state),
+  };
+}
+
+/** The I/O state in brief: VT-d, the VFs, SIOM's buffers, dom0's backend. */
+function ioView(state: MachineState) {
+  const { vtd, xenVtd, vfs, siom, netbackUp } = state.io;
+  return {
+    vtd: {
+      enabled: xenVtd.enabled,
+      devices: [...xenVtd.devices].map(([sid, dom]) => ({ device: bdfText(sid), dom })),
+      contextCacheEntries: vtd.contextCache.size,
+      iotlbEntries: vtd.iotlb.size,
+      remappedInterrupts: xenVtd.irtes.size,
+      faultsPending: vtd.frcd.filter((r) => r.f).length,
+    },
+    vfs: vfs.map((v) => ({ vf: v.vf, device: bdfText(v.bdf), dom: v.dom, mac: v.mac, vlan: v.vlan, spoofcheck: v.spoofcheck })),
+    siom: { tx: Object.fromEntries(siom.tx), rx: Object.fromEntries(siom.rx) },
+    netbackUp,
   };
 }
 
@@ -169,6 +203,10 @@ export function stateText(state: MachineState, seq: number): string {
     ...v.pagePermissionTable.map((e) => `  ${name(e.owner)}: ${e.frames}`),
     'canaries:',
     ...(v.canaries.length ? v.canaries.map((c) => `  ${name(c.dom)} gpa 0x${c.gpa.toString(16)}: ${JSON.stringify(c.secret)}`) : ['  none']),
+    `VT-d: ${v.io.vtd.enabled ? 'on' : 'off'}; ${v.io.vtd.contextCacheEntries} context-cache and ${v.io.vtd.iotlbEntries} IOTLB entries, ${v.io.vtd.remappedInterrupts} remapped interrupts, ${v.io.vtd.faultsPending} faults recorded`,
+    'NIC VFs:',
+    ...(v.io.vfs.length ? v.io.vfs.map((f) => `  vf${f.vf} ${f.device} ${name(f.dom)} mac ${f.mac} vlan ${f.vlan} spoofcheck ${f.spoofcheck ? 'on' : 'off'}`) : ['  none']),
+    `I/O path: ${v.profile === 'secure' ? 'SIOM' : `dom0 netback (${v.io.netbackUp ? 'up' : 'down'})`}`,
   ];
   return lines.join('\n');
 }

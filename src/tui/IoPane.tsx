@@ -1,24 +1,19 @@
-/** The I/O tab: IOMMU, interrupt remapping and NIC/SIOM stacked, sharing the pane's height. */
-import { Box } from 'ink';
+/** The I/O tab: IOMMU, interrupt remapping and NIC/SIOM stacked, sharing the pane's rows (io-view.ts). */
 import type { MachineState } from '../core/state.ts';
-import { IommuPane } from './IommuPane.tsx';
-import { InterruptRemappingPane } from './InterruptRemappingPane.tsx';
-import { NicPane } from './NicPane.tsx';
+import { ioLines } from './io-view.ts';
+import { Lines } from './Lines.tsx';
+import type { Theme } from './theme.ts';
 
 export interface IoPaneProps {
+  /** The machine state at the position. */
   state: MachineState;
+  /** Lines scrolled; 0 is the overview. */
+  row: number;
   height: number;
   width: number;
+  theme: Theme;
 }
 
-export function IoPane({ state, height, width }: IoPaneProps) {
-  const third = Math.max(1, Math.floor(height / 3));
-  const last = Math.max(1, height - 2 * third);
-  return (
-    <Box flexDirection="column" height={height}>
-      <IommuPane state={state} height={third} width={width} />
-      <InterruptRemappingPane state={state} height={third} width={width} />
-      <NicPane state={state} height={last} width={width} />
-    </Box>
-  );
+export function IoPane({ state, row, height, width, theme }: IoPaneProps) {
+  return <Lines lines={ioLines(state, width, height, theme, row)} rows={height} width={width} />;
 }

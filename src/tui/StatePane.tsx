@@ -19,6 +19,6 @@ export function StatePane({ pane, height, width, theme }: StatePaneProps) {
     case 'machine': return <MachinePane state={pane.state} names={pane.names} dom={pane.dom} height={height} width={width} theme={theme} />;
     case 'memory': return <MemoryPane state={pane.state} names={pane.names} target={pane.target} mark={pane.mark} height={height} width={width} theme={theme} />;
     case 'smm': return <SmmPane state={pane.state} names={pane.names} row={pane.row} marked={pane.marked} height={height} width={width} theme={theme} />;
-    case 'io': return <IoPane state={pane.state} height={height} width={width} />;
+    case 'io': return <IoPane state={pane.state} row={pane.row} height={height} width={width} theme={theme} />;
   }
 }

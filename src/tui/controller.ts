@@ -23,7 +23,7 @@ import {
 } from './keymap.ts';
 import { layoutFor, type Layout, type Size } from './layout.ts';
 import { focusBy, focusPane, initialNav, moveBy, moveTo, type NavState } from './navigation.ts';
-import { machineKey, memoryKey, smmKey, type PaneContext } from './pane-keys.ts';
+import { ioKey, machineKey, memoryKey, smmKey, type PaneContext } from './pane-keys.ts';
 import type { Scheduler } from './scheduler.ts';
 import { SearchJob, kindMatcher, parseQuery, type Matcher } from './search.ts';
 import { defaultField, editField, textField, type TextField } from './text-field.ts';
@@ -242,6 +242,7 @@ export class TuiController {
     if (this.nav.focus === 'machine') this.nav = machineKey(this.nav, action, context);
     if (this.nav.focus === 'memory') this.nav = memoryKey(this.nav, action, context);
     if (this.nav.focus === 'smm') this.nav = smmKey(this.nav, action, context);
+    if (this.nav.focus === 'io') this.nav = ioKey(this.nav, action, context);
   }
 
   // ---- searches and marker jumps -----------------------------------------------------

@@ -154,7 +154,10 @@ export const PANE_KEYS: Record<PaneId, readonly Binding<PaneAction>[]> = {
     { keys: ['down', 'j'], action: 'scroll-down', help: 'scroll the frame map down' },
     { keys: ['.'], action: 'follow', help: 'follow the selected event' },
   ],
-  io: [],
+  io: [
+    { keys: ['up', 'k'], action: 'scroll-up', help: 'scroll the I/O tables up (top: overview)' },
+    { keys: ['down', 'j'], action: 'scroll-down', help: 'scroll the I/O tables in full' },
+  ],
 };
 
 export const DIFF_KEYS: readonly Binding<DiffAction>[] = [

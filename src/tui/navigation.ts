@@ -20,6 +20,8 @@ export interface NavState {
   memory: { dom: DomainId | undefined; gfn: number; row: number; follow: boolean };
   /** row -1: the default (the first frame Xen gives to domains). */
   smm: { row: number; follow: boolean };
+  /** Lines scrolled in the I/O pane; 0 is the overview, where every section gets a share. */
+  io: { row: number };
   /** At the end of a live run: stay at the end as it grows. */
   followEnd: boolean;
 }
@@ -32,6 +34,7 @@ export function initialNav(): NavState {
     machine: { dom: undefined, follow: true },
     memory: { dom: undefined, gfn: 0, row: 0, follow: true },
     smm: { row: -1, follow: true },
+    io: { row: 0 },
     followEnd: false,
   };
 }

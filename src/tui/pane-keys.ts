@@ -12,7 +12,9 @@ import type { Layout } from './layout.ts';
 import { selectedDomain } from './machine-view.ts';
 import { clampRow, rowsPerFrame } from './memory-view.ts';
 import type { NavState } from './navigation.ts';
+import { ioAllLines } from './io-view.ts';
 import { clampMapRow } from './smm-view.ts';
+import { PLAIN } from './theme.ts';
 import { memoryTarget, paneView } from './view.ts';
 
 export interface PaneContext {
@@ -60,4 +62,14 @@ export function smmKey(nav: NavState, action: PaneAction, c: PaneContext): NavSt
   const row = clampMapRow(c.state, shown.id === 'smm' ? shown.row : 0, c.layout.width, mapRows);
   const next = clampMapRow(c.state, row + (action === 'scroll-down' ? 1 : -1), c.layout.width, mapRows);
   return { ...nav, smm: { row: next, follow: false } };
+}
+
+/** Scrolls the I/O pane a line: 0 is the overview, N > 0 the sections in full from line N-1. */
+export function ioKey(nav: NavState, action: PaneAction, c: PaneContext): NavState {
+  if (action !== 'scroll-up' && action !== 'scroll-down') return nav;
+  const rows = c.layout.paneRows;
+  const all = ioAllLines(c.state, c.layout.width, PLAIN).length;
+  const max = all <= rows ? 0 : all - rows + 1;
+  const row = Math.max(0, Math.min(max, Math.min(nav.io.row, max) + (action === 'scroll-down' ? 1 : -1)));
+  return { ...nav, io: { row } };
 }

@@ -40,7 +40,7 @@ export type PaneView =
   | { id: 'machine'; state: MachineState; names: DomainNames; dom: DomainId | undefined }
   | { id: 'memory'; state: MachineState; names: DomainNames; target: MemoryTarget | undefined; mark: ByteRange | undefined }
   | { id: 'smm'; state: MachineState; names: DomainNames; row: number; marked: Mfn | undefined }
-  | { id: 'io'; state: MachineState };
+  | { id: 'io'; state: MachineState; row: number };
 
 export interface HelpSection {
   title: string;
@@ -194,7 +194,7 @@ export function paneView(id: StatePaneId, nav: NavState, state: MachineState, ev
       const marked = event ? eventHostFrame(event) : undefined;
       return { id, state, names, row: smmRow(nav, marked, layout.width, layout.paneRows - 4), marked };
     }
-    case 'io': return { id, state };
+    case 'io': return { id, state, row: nav.io.row };
   }
 }
 

@@ -1,3 +1,4 @@
+import { isMisconfigured } from '../paging/ept.ts';
 import { NO_DOMAIN, NO_FRAME, type Event } from '../../events/schema.ts';
 import { domainLabel } from '../state.ts';
 import type { InvariantChecker } from './types.ts';
@@ -35,7 +36,8 @@ export const singleOwner: InvariantChecker = {
 
 /** A translation an event installs (EPT entry, TLB entry, shadow entry), if any. */
 function mappedFrame(event: Event): { dom: number; mfn: number } | undefined {
-  if (event.kind === 'ept.update' && event.mfn !== NO_FRAME) return { dom: event.dom, mfn: event.mfn };
+  // A misconfigured entry (Xen's MMIO trap) translates nothing.
+  if (event.kind === 'ept.update' && event.mfn !== NO_FRAME && !isMisconfigured(event.bits)) return { dom: event.dom, mfn: event.mfn };
   if (event.kind === 'tlb.fill') return { dom: event.dom, mfn: event.mfn };
   if (event.kind === 'shadow.sync' && event.op === 'fill') return { dom: event.dom, mfn: event.mfn };
   return undefined;

@@ -2,7 +2,7 @@
  * The hypervisor's VM-exit handlers: what Xen does when the guest traps, decided from the
  * exit information and the guest state, returned as an action for the vCPU driver to apply.
  */
-import { EINVAL, decreaseCount, decreaseReservation, populateCheck, populatePhysmap } from '../xen.ts';
+import { EINVAL, addToPhysmap, addToPhysmapCheck, decreaseCount, decreaseReservation, populateCheck, populatePhysmap } from '../xen.ts';
 import { cloneCpu, type CpuState } from '../cpu/cpu-state.ts';
 import type { Machine } from '../machine.ts';
 import { readGuestLinear } from '../inspect.ts';
@@ -14,6 +14,8 @@ import { ExitReason, Vector } from './exit-reasons.ts';
 import { writeInitialCount, writeLvt, type Lapic } from './lapic.ts';
 import { Cr4, checkCr0, checkCr4 } from '../cpu/control-registers.ts';
 import type { Fault } from '../cpu/bus.ts';
+import { isPciConfigPort, pciConfigDataAccess } from '../io/vpci.ts';
+import { emulateMmio, inMmioWindow } from './mmio.ts';
 
 export interface Injection {
   vector: number;
@@ -37,16 +39,16 @@ export interface ExitContext {
   exit: ExitInfo;
 }
 
-const EAX = 0, ECX = 1, EDX = 2, EBX = 3;
+const EAX = 0, ECX = 1, EDX = 2, EBX = 3, ESI = 6;
 const ENOSYS = -38;
 const EFAULT = -14;
 const CONSOLE_WRITE_MAX = 1024;
 export const DEBUG_CONSOLE_PORT = 0xe9;
 const HYPERCALL_MEMORY_OP = 12, HYPERCALL_CONSOLE_IO = 18, HYPERCALL_SCHED_OP = 29;
-const XENMEM_DECREASE_RESERVATION = 1, XENMEM_POPULATE_PHYSMAP = 6;
+const XENMEM_DECREASE_RESERVATION = 1, XENMEM_POPULATE_PHYSMAP = 6, XENMEM_ADD_TO_PHYSMAP = 7;
 const SCHEDOP_YIELD = 0, SCHEDOP_SHUTDOWN = 2;
 
-const gp = (): Injection => ({ vector: Vector.GP, errorCode: 0, cr2: 0 });
+export const gp = (): Injection => ({ vector: Vector.GP, errorCode: 0, cr2: 0 });
 
 /**
  * A copy of the guest state with EIP moved past the exiting instruction. The instruction
@@ -76,13 +78,15 @@ export function handleExit(ctx: ExitContext): ExitAction {
     case ExitReason.EPT_VIOLATION:
       // Xen's policy for guest RAM it never populated: the guest gets a fault, never a frame.
       return { kind: 'resume', cpu: cloneCpu(ctx.x86.cpu), inject: gp() };
-    case ExitReason.EPT_MISCONFIG: return { kind: 'crash', reason: 'EPT misconfiguration' };
+    // Xen marks emulated MMIO with misconfigured EPT entries (as KVM does): the exit is the trap.
+    case ExitReason.EPT_MISCONFIG:
+      return inMmioWindow(ctx, ctx.exit.gpa) ? emulateMmio(ctx, p2mPort(ctx)) : { kind: 'crash', reason: 'EPT misconfiguration' };
     case ExitReason.TRIPLE_FAULT: return { kind: 'crash', reason: 'triple fault' };
     default: return { kind: 'crash', reason: `unhandled VM exit ${ctx.exit.reason}` };
   }
 }
 
-const resume = (cpu: CpuState, inject: Injection | null = null): ExitAction => ({ kind: 'resume', cpu, inject });
+export const resume = (cpu: CpuState, inject: Injection | null = null): ExitAction => ({ kind: 'resume', cpu, inject });
 
 /** CPUID as Xen presents it: an Intel CPU with the hypervisor bit and Xen's leaves. */
 function cpuid(cpu: CpuState): CpuState {
@@ -131,6 +135,12 @@ function hypercall(ctx: ExitContext): ExitAction {
     result = done;
     emit('decrease_reservation', [arg2 | 0, arg3 | 0], result);
     if (done > 0) decreaseReservation(ctx.m, ctx.domain.id, gfns.slice(0, done));
+  } else if (nr === HYPERCALL_MEMORY_OP && arg1 === XENMEM_ADD_TO_PHYSMAP) {
+    // XENMAPSPACE_gmfn_foreign: ECX = the foreign domain, EDX = its gfn, ESI = where to map it.
+    const [domid, gfn, gpfn] = [arg2 | 0, arg3 | 0, cpu.gpr[ESI] | 0];
+    result = addToPhysmapCheck(ctx.m.state, ctx.domain.id, domid, gfn, gpfn);
+    emit('add_to_physmap', [domid, gfn, gpfn], result);
+    if (result === 0) addToPhysmap(ctx.m, ctx.domain.id, domid, gfn, gpfn);
   } else {
     emit(`hypercall_${nr}`, [arg1 | 0, arg2 | 0, arg3 | 0], ENOSYS);
   }
@@ -155,9 +165,10 @@ function portIo(ctx: ExitContext): ExitAction {
   const port = q >>> 16;
   const cpu = advanced(ctx);
   const mask = size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
-  // No device answers yet (PCI comes with the I/O issue): reads float high and writes
-  // vanish; the io event is the record (a byte to DEBUG_CONSOLE_PORT is console output).
-  const value = isIn ? mask : (cpu.gpr[EAX] & mask) >>> 0;
+  // The guest's virtual PCI bus answers configuration mechanism #1; elsewhere no device
+  // answers: reads float high and writes vanish (a byte to DEBUG_CONSOLE_PORT is console output).
+  let value = isIn ? mask : (cpu.gpr[EAX] & mask) >>> 0;
+  if (isPciConfigPort(port, size)) value = (pciConfigDataAccess(ctx.m, ctx.domain.id, port, size, !isIn, value) & mask) >>> 0;
   if (isIn) cpu.gpr[EAX] = ((cpu.gpr[EAX] & ~mask) | value) >>> 0;
   ctx.m.emit('io', { dom: ctx.domain.id, vcpu: ctx.vcpu, port, size, out: !isIn, value });
   return resume(cpu);
@@ -260,6 +271,8 @@ function shadowPageFault(ctx: ExitContext): ExitAction {
     gpa = walk.gpa;
     flags = walk.flags;
   }
+  // Under shadow paging emulated MMIO has no frame: the fault on it is the trap.
+  if (inMmioWindow(ctx, gpa)) return emulateMmio(ctx, p2mPort(ctx));
   const mfn = domain.p2m.get(Math.floor(gpa / PAGE_SIZE));
   if (mfn === undefined) return resume(cloneCpu(cpu), gp());
   // Writable in the shadow only once the guest's dirty bit is set, so the first write traps.

@@ -33,7 +33,7 @@ export const interruptsEnabled = (x86: X86Vcpu): boolean => (x86.cpu.eflags & EF
 
 /** A halted vCPU wakes for a pending (or due) interrupt it can take. */
 export function canWake(x86: X86Vcpu, tick: number): boolean {
-  return interruptsEnabled(x86) && (x86.lapic.pending || timerDue(x86.lapic, tick));
+  return interruptsEnabled(x86) && (x86.lapic.pending || x86.irr.length > 0 || timerDue(x86.lapic, tick));
 }
 
 /** The tick a halted vCPU waits for, if any. */
@@ -46,7 +46,7 @@ export function runX86Step(ctx: X86Context): void {
   const { x86, m } = ctx;
   if (!x86.inGuest) return enterGuest(ctx);
   if (timerDue(x86.lapic, m.state.tick)) return takeExit(ctx, exitInfo(ExitReason.EXTERNAL_INTERRUPT), { afterExit: () => fireTimer(ctx) });
-  if (x86.lapic.pending && interruptsEnabled(x86)) return takeExit(ctx, exitInfo(ExitReason.INTERRUPT_WINDOW));
+  if ((x86.lapic.pending || x86.irr.length > 0) && interruptsEnabled(x86)) return takeExit(ctx, exitInfo(ExitReason.INTERRUPT_WINDOW));
   executeInstruction(ctx);
 }
 
@@ -187,8 +187,12 @@ function enterGuest(ctx: X86Context): void {
   const tick = m.state.tick;
   const fired = timerDue(x86.lapic, tick);
   const timerPending = x86.lapic.pending || fired;
-  const takeTimer = x86.injection === null && timerPending && interruptsEnabled(x86);
-  const injection = x86.injection ?? (takeTimer ? { vector: lapicVector(x86.lapic), errorCode: -1, cr2: 0 } : null);
+  // The highest vector requested goes first, as the APIC prioritises; a remapped MSI and the timer compete so.
+  const external = x86.irr.length > 0 ? x86.irr[x86.irr.length - 1] : -1;
+  const canTake = x86.injection === null && interruptsEnabled(x86);
+  const takeTimer = canTake && timerPending && lapicVector(x86.lapic) >= external;
+  const takeExternal = canTake && !takeTimer && external >= 0;
+  const injection = x86.injection ?? (takeTimer ? { vector: lapicVector(x86.lapic), errorCode: -1, cr2: 0 } : takeExternal ? { vector: external, errorCode: -1, cr2: 0 } : null);
   const cpu = cloneCpu(x86.cpu);
   const bus = new GuestBus(m, domain, vcpu, pcpu);
   let delivered: EventDetail['delivered'];

@@ -240,8 +240,10 @@ function finalSymbols(symbols: SymbolTable, origin: bigint): Map<string, number>
  * Assembles NASM-syntax source to the bytes "nasm -f bin" would produce. `fileName` is used
  * only in error positions. Throws AssemblyError for mistakes in the source.
  */
-export function assemble(source: string, fileName = 'input.asm'): AssemblyResult {
-  const statements = parseSource(source, fileName);
+export function assemble(source: string, fileName = 'input.asm', defines: Readonly<Record<string, number>> = {}): AssemblyResult {
+  // Defines are parsed apart, so the source's own line numbers stay right in messages.
+  const predefined = Object.entries(defines).map(([name, value]) => `${name} equ ${value}`).join('\n');
+  const statements = [...(predefined === '' ? [] : parseSource(predefined, `${fileName} (defines)`)), ...parseSource(source, fileName)];
   const origin = findOrigin(statements);
   let previous: SymbolTable | null = null;
   for (let pass = 1; pass <= MAX_PASSES; pass += 1) {

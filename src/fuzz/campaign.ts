@@ -1,0 +1,112 @@
+/**
+ * A fuzzing campaign: fast-check generates cases (a machine shape and a sequence of
+ * adversarial actions as fc.commands), runs each against the machine with the model, and
+ * shrinks the first failing case. Deterministic for a seed; the time limit is the only
+ * thing that depends on the clock.
+ */
+import fc from 'fast-check';
+import type { Profile } from '../events/schema.ts';
+import type { FlawName } from '../core/flaws.ts';
+import { actionArbitrary, type Action } from './actions.ts';
+import { caseShapeArbitrary, caseYaml, type CaseShape } from './case.ts';
+import { Coverage, FuzzMachine } from './fuzz-machine.ts';
+import { ActionCommand, Finding, initialModel, type Model } from './model.ts';
+
+export interface CampaignOptions {
+  profile: Profile;
+  flaws: readonly FlawName[];
+  seed: number;
+  /** Stop after this many cases (and/or after timeMs). */
+  runs?: number;
+  timeMs?: number;
+  /** Replay exactly one case: fast-check's path of a counterexample (with its seed). */
+  path?: string;
+  maxCommands?: number;
+  /** Events one case may take before it is cut short. */
+  maxEvents?: number;
+  /** Called every `progressEvery` cases. */
+  onProgress?: (progress: CampaignProgress) => void;
+  progressEvery?: number;
+  /** Now, in milliseconds (the CLI's clock; campaigns in tests pass none). */
+  clock?: () => number;
+}
+
+export interface CampaignProgress {
+  runs: number;
+  coverage: Coverage;
+}
+
+export interface Counterexample {
+  seed: number;
+  path: string;
+  shape: CaseShape;
+  /** The actions that ran, shrunk. */
+  actions: Action[];
+  finding: string;
+  /** Cases run until the first failure (before shrinking) and the time it took. */
+  runsToFind: number;
+  msToFind: number | undefined;
+  yaml: string;
+}
+
+export interface CampaignResult {
+  runs: number;
+  coverage: Coverage;
+  counterexample: Counterexample | undefined;
+}
+
+export const DEFAULT_MAX_COMMANDS = 12;
+export const DEFAULT_MAX_EVENTS = 40_000;
+
+/** Runs one case; `finding` says what broke (an invariant, or the model disagreeing). */
+export function executeCase(shape: CaseShape, commands: Iterable<fc.Command<Model, FuzzMachine>>, options: CampaignOptions, coverage: Coverage): { real: FuzzMachine; finding: string | undefined } {
+  const real = new FuzzMachine(shape, options.profile, options.flaws, options.maxEvents ?? DEFAULT_MAX_EVENTS, coverage);
+  try {
+    if (real.violations.length > 0) throw new Finding(`${real.violations[0].invariant}: ${real.violations[0].detail}`);
+    fc.modelRun(() => ({ model: initialModel(), real }), commands);
+    return { real, finding: undefined };
+  } catch (error) {
+    if (error instanceof Finding) return { real, finding: error.message };
+    throw error;
+  }
+}
+
+const commandsArbitrary = (maxCommands: number) => fc.commands([actionArbitrary.map((a) => new ActionCommand(a))], { maxCommands });
+
+export function runCampaign(options: CampaignOptions): CampaignResult {
+  const coverage = new Coverage();
+  const clock = options.clock;
+  const started = clock?.();
+  let runs = 0;
+  let firstFailure: { runs: number; ms: number | undefined } | undefined;
+  const every = options.progressEvery ?? 50;
+  const property = fc.property(caseShapeArbitrary, commandsArbitrary(options.maxCommands ?? DEFAULT_MAX_COMMANDS), (shape, commands) => {
+    runs++;
+    if (options.onProgress && runs % every === 0) options.onProgress({ runs, coverage });
+    const { finding } = executeCase(shape, commands, options, coverage);
+    if (finding === undefined) return;
+    firstFailure ??= { runs, ms: started === undefined ? undefined : clock!() - started };
+    throw new Finding(finding);
+  });
+  const details = fc.check(property, {
+    seed: options.seed,
+    path: options.path,
+    numRuns: options.path !== undefined ? 1 : options.runs ?? Number.MAX_SAFE_INTEGER,
+    interruptAfterTimeLimit: options.timeMs,
+    markInterruptAsFailure: false,
+  });
+  if (!details.failed || details.counterexample === null) return { runs, coverage, counterexample: undefined };
+  const [shape, commands] = details.counterexample;
+  // Run the shrunk case once more to learn which actions ran (the model skips impossible ones).
+  const { real, finding } = executeCase(shape, commands, options, new Coverage());
+  const actions = real.applied;
+  return {
+    runs,
+    coverage,
+    counterexample: {
+      seed: details.seed, path: details.counterexamplePath ?? '', shape, actions, finding: finding ?? String(details.errorInstance),
+      runsToFind: firstFailure?.runs ?? runs, msToFind: firstFailure?.ms,
+      yaml: caseYaml(shape, options.profile, options.flaws, actions),
+    },
+  };
+}

@@ -1,0 +1,43 @@
+/**
+ * Generated x86 attackers: straight-line programs built from instruction templates that
+ * exit to the hypervisor or touch what it guards (memory and its caches, hypercalls with
+ * hostile arguments, PCI configuration ports, the VF's MMIO window, control registers), with
+ * raw bytes mixed in. Encoded directly (no assembler), so a case costs microseconds to build.
+ * The guest runs with paging off: linear addresses are guest-physical.
+ */
+import fc from 'fast-check';
+import { TENANT_PAGES } from './actions.ts';
+
+const u32 = (n: number): number[] => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff];
+const MOV_EAX = 0xb8, MOV_ECX = 0xb9, MOV_EDX = 0xba, MOV_EBX = 0xbb, MOV_ESI = 0xbe;
+const VMCALL = [0x0f, 0x01, 0xc1];
+const HYPERCALL_MEMORY_OP = 12, HYPERCALL_SCHED_OP = 29;
+
+/** memory_op(cmd, ecx, edx[, esi]) */
+const memoryOp = (cmd: number, ecx: number, edx: number, esi = 0): number[] =>
+  [MOV_EAX, ...u32(HYPERCALL_MEMORY_OP), MOV_EBX, ...u32(cmd), MOV_ECX, ...u32(ecx), MOV_EDX, ...u32(edx), MOV_ESI, ...u32(esi), ...VMCALL];
+
+/** What the program ends with: sched_op(SCHEDOP_shutdown). */
+export const SHUTDOWN = [MOV_EAX, ...u32(HYPERCALL_SCHED_OP), MOV_EBX, ...u32(2), ...VMCALL];
+
+const page = fc.nat(TENANT_PAGES + 1);
+const address = fc.oneof(
+  { weight: 5, arbitrary: fc.integer({ min: 0x2000, max: TENANT_PAGES * 4096 - 4 }) },
+  { weight: 1, arbitrary: fc.constantFrom(0xf0000000, 0xf0001018, 0xf0002018, 0xf0004008, TENANT_PAGES * 4096, 0xfee00000) },
+);
+
+const snippet: fc.Arbitrary<number[]> = fc.oneof(
+  { weight: 4, arbitrary: address.map((a) => [0xa1, ...u32(a)]) }, // mov eax, [a]
+  { weight: 4, arbitrary: fc.tuple(address, fc.nat()).map(([a, v]) => [MOV_EAX, ...u32(v), 0xa3, ...u32(a)]) }, // mov [a], eax
+  { weight: 3, arbitrary: fc.tuple(page, fc.integer({ min: 1, max: 2 })).map(([g, n]) => memoryOp(1, g, n)) }, // decrease_reservation(gfn, n)
+  { weight: 2, arbitrary: fc.tuple(page, fc.integer({ min: 1, max: 2 })).map(([g, n]) => memoryOp(6, g, n)) }, // populate_physmap
+  { weight: 2, arbitrary: fc.tuple(fc.nat(4), page, page).map(([d, g, p]) => memoryOp(7, d, g, p)) }, // add_to_physmap
+  { weight: 1, arbitrary: address.map((a) => [0x0f, 0x01, 0x3d, ...u32(a)]) }, // invlpg [a]
+  { weight: 1, arbitrary: fc.constant<number[]>([0x0f, 0xa2]) }, // cpuid
+  { weight: 1, arbitrary: fc.constantFrom(0xcf8, 0xcfc, 0xe9, 0x80).map((p) => [MOV_EDX, ...u32(p), MOV_EAX, ...u32(0x80002000), 0xef, 0xed]) }, // out dx, eax; in eax, dx
+  { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 6 }).map((b) => [...b]) },
+);
+
+/** A program: snippets, then shutdown. */
+export const x86Program: fc.Arbitrary<Uint8Array> = fc.array(snippet, { minLength: 1, maxLength: 12 })
+  .map((parts) => Uint8Array.from([...parts.flat(), ...SHUTDOWN]));
