@@ -3,11 +3,13 @@
  * tests: they measure this machine and never fail the build.
  */
 import { benchCpu } from './cpu.ts';
+import { benchIo } from './io.ts';
 import { benchStore, type Figure } from './store.ts';
 
 const suites: Record<string, () => Figure[] | Promise<Figure[]>> = {
   store: () => benchStore(Number(process.env.CHRONOVISOR_BENCH_EVENTS ?? 10_000_000)),
   cpu: () => benchCpu(),
+  io: () => benchIo(),
   tui: (await import('./tui.ts')).benchTui,
 };
 

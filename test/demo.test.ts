@@ -22,7 +22,7 @@ function cli(...args: string[]): { status: number | null; stdout: string; stderr
 const jsonLines = (text: string): Record<string, unknown>[] =>
   text.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as Record<string, unknown>);
 
-test('demo: vanilla violates canary-confined, dom0-no-plaintext and scrub-between-owners; secure violates nothing', () => {
+test('demo: vanilla leaks memory (canary-confined, dom0-no-plaintext, scrub-between-owners) and packets (dom0-no-plaintext, net-isolation); secure violates nothing', () => {
   const db = join(dir, 'demo.db');
   const demo = cli('demo', '--out', db);
   assert.equal(demo.status, 0, `demo failed:\n${demo.stdout}\n${demo.stderr}`);
@@ -30,8 +30,8 @@ test('demo: vanilla violates canary-confined, dom0-no-plaintext and scrub-betwee
   const runs = cli('runs', db, '--json');
   assert.equal(runs.status, 0, runs.stderr);
   const rows = jsonLines(runs.stdout);
-  const byProfile = new Map(rows.map((r) => [(r.config as { profile?: string }).profile, r]));
-  assert.deepEqual([...byProfile.keys()].sort(), ['secure', 'vanilla'], `runs: ${runs.stdout}`);
+  const byName = new Map(rows.map((r) => [String(r.name), r]));
+  assert.deepEqual([...byName.keys()].sort(), ['network-secure', 'network-vanilla', 'two-tenants-secure', 'two-tenants-vanilla'], `runs: ${runs.stdout}`);
   for (const row of rows) assert.equal(row.status, 'complete');
 
   const violated = (run: unknown): Set<string> => {
@@ -41,10 +41,13 @@ test('demo: vanilla violates canary-confined, dom0-no-plaintext and scrub-betwee
     for (const e of events) assert.equal(e.kind, 'violation');
     return new Set(events.map((e) => String(e.invariant)));
   };
-  const vanilla = byProfile.get('vanilla')!;
-  const secure = byProfile.get('secure')!;
+  const vanilla = byName.get('two-tenants-vanilla')!;
+  const secure = byName.get('two-tenants-secure')!;
   assert.deepEqual([...violated(vanilla.id)].sort(), ['canary-confined', 'dom0-no-plaintext', 'scrub-between-owners']);
   assert.deepEqual([...violated(secure.id)], []);
   assert.equal(secure.violations, 0);
   assert.ok(Number(vanilla.violations) >= 3);
+  // The I/O demo: dom0's netback sees every packet in plaintext and lets mallory pass as alice.
+  assert.deepEqual([...violated(byName.get('network-vanilla')!.id)].sort(), ['dom0-no-plaintext', 'net-isolation']);
+  assert.deepEqual([...violated(byName.get('network-secure')!.id)], []);
 });

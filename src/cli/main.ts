@@ -107,8 +107,8 @@ function program(): Command {
   cli.command('tui').argument('<db>', 'recording').description('browse, rewind, fork and diff a recording in the terminal')
     .option('--run <run>', 'run id or name (default: the newest)')
     .action(async (db, options) => finish(await (await import('./tui.ts')).tuiCommand(db, options)));
-  cli.command('demo').description('record the bundled two-tenants scenario in both profiles and summarise')
-    .option('--out <db>', 'recording to write (default: recordings/two-tenants.db)')
+  cli.command('demo').description('record the bundled scenarios (two-tenants, network) in both profiles and summarise')
+    .option('--out <db>', 'recording to write (default: recordings/demo.db)')
     .action(async (options) => finish(await demoCommand(options)));
 
   return cli;

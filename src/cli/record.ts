@@ -1,6 +1,6 @@
 /** `run` and `demo`: recording scenarios. */
 import { existsSync, renameSync, rmSync } from 'node:fs';
-import { relative } from 'node:path';
+import { basename, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../events/errors.ts';
 import { PROFILES, type Profile } from '../events/schema.ts';
@@ -85,25 +85,31 @@ export function runCommand(scenarioPath: string, options: RunOptions): number {
   }
 }
 
-const DEMO_SCENARIO = fileURLToPath(new URL('../../recordings/two-tenants.yaml', import.meta.url));
+const DEMO_SCENARIOS = ['two-tenants', 'network'].map((name) => fileURLToPath(new URL(`../../recordings/${name}.yaml`, import.meta.url)));
+const DEMO_DB = fileURLToPath(new URL('../../recordings/demo.db', import.meta.url));
+
+type DemoRun = { scenario: string; profile: Profile; result: DriveResult };
 
 /**
- * `chronovisor demo`: records the bundled scenario in both profiles into a fresh recording
- * (written aside, then moved into place, so a failure leaves the old one intact) and says
- * what happened and where to look.
+ * `chronovisor demo`: records the bundled scenarios (memory: two-tenants; I/O: network) in
+ * both profiles into a fresh recording (written aside, then moved into place, so a failure
+ * leaves the old one intact) and says what happened and where to look.
  */
 export async function demoCommand(options: { out?: string }): Promise<number> {
-  const scenarioPath = relative(process.cwd(), DEMO_SCENARIO) || DEMO_SCENARIO;
-  const db = options.out ?? defaultRecordingPath(scenarioPath);
-  const scenario = { path: scenarioPath, ...readScenario(scenarioPath) };
+  const db = options.out ?? (relative(process.cwd(), DEMO_DB) || DEMO_DB);
   // Only a chronovisor recording may be replaced: anything else at --out is refused, untouched.
   if (existsSync(db)) openForReading(db).close();
   const scratch = `${db}.partial-${process.pid}`;
   const store = openForWriting(scratch);
-  const results: [Profile, DriveResult][] = [];
+  const runs: DemoRun[] = [];
   try {
-    for (const profile of ['secure', 'vanilla'] as const) {
-      results.push([profile, record(store, scenario, `two-tenants-${profile}`, profile, {})]);
+    for (const path of DEMO_SCENARIOS) {
+      const scenarioPath = relative(process.cwd(), path) || path;
+      const scenario = { path: scenarioPath, ...readScenario(scenarioPath) };
+      const name = basename(scenarioPath, '.yaml');
+      for (const profile of ['secure', 'vanilla'] as const) {
+        runs.push({ scenario: name, profile, result: record(store, scenario, `${name}-${profile}`, profile, {}) });
+      }
     }
   } catch (error) {
     store.close();
@@ -113,20 +119,25 @@ export async function demoCommand(options: { out?: string }): Promise<number> {
   store.close();
   for (const suffix of ['', '-wal', '-shm']) if (existsSync(db + suffix)) rmSync(db + suffix);
   renameSync(scratch, db);
-  out(`chronovisor demo: ${scenarioPath} recorded in both profiles into ${db}`);
-  out('alice plants a secret, bob gives pages back, carol is created and scans her memory, dom0 reads alice\'s frame.\n');
-  for (const [profile, result] of results) printResult(db, result, profile);
-  const [secure, vanilla] = results.map(([, r]) => r);
+  out(`chronovisor demo: two scenarios recorded in both profiles into ${db}\n`);
+  const run = (scenario: string, profile: Profile): DriveResult => runs.find((r) => r.scenario === scenario && r.profile === profile)!.result;
+  out('two-tenants: alice plants a secret, bob gives pages back, carol is created and scans her memory, dom0 reads alice\'s frame.');
+  for (const profile of ['secure', 'vanilla'] as const) printResult(db, run('two-tenants', profile), profile);
+  out('\nnetwork: alice pings bob through their VFs, mallory attacks with DMA descriptors, forged MSIs, spoofed MACs and VLAN tags.');
+  for (const profile of ['secure', 'vanilla'] as const) printResult(db, run('network', profile), profile);
+  const holds = (scenario: string): boolean => violationCount(run(scenario, 'vanilla').summary) > 0 && violationCount(run(scenario, 'secure').summary) === 0;
   out('');
-  out(violationCount(vanilla.summary) > 0 && violationCount(secure.summary) === 0
-    ? 'vanilla Xen leaks (dom0 reads plaintext, carol finds bob\'s secret); SMM holds: no violation in the secure run.'
+  out(holds('two-tenants') && holds('network')
+    ? 'vanilla Xen leaks (dom0 reads plaintext memory and packets, carol finds bob\'s secret, mallory spoofs alice); SMM and SIOM hold: no violation in the secure runs.'
     : 'unexpected: the demo should leak in vanilla and hold in secure; run `npx chronovisor verify` on it.');
+  const vanilla = run('two-tenants', 'vanilla');
+  const network = run('network', 'secure');
   out('\nnext:');
   out(`  ${CLI} runs ${quote(db)}`);
-  out(`  ${CLI} diff ${quote(db)} ${secure.run} ${vanilla.run}`);
-  if (vanilla.firstViolationSeq !== undefined) {
-    out(`  ${CLI} state ${quote(db)} --run ${vanilla.run} --at ${vanilla.firstViolationSeq}`);
-  }
+  out(`  ${CLI} diff ${quote(db)} ${run('two-tenants', 'secure').run} ${vanilla.run}`);
+  if (vanilla.firstViolationSeq !== undefined) out(`  ${CLI} state ${quote(db)} --run ${vanilla.run} --at ${vanilla.firstViolationSeq}`);
+  out(`  ${CLI} log ${quote(db)} --run ${network.run} --kind msi --kind dma.request --limit 20`);
+  out(`  ${CLI} export pcap ${quote(db)} --run ${network.run} --out network.pcap`);
   out(`  ${CLI} fork ${quote(db)} --run ${vanilla.run} --at 0 --set profile=secure --name what-if-smm`);
   out(`  ${CLI} verify ${quote(db)}`);
   // With a terminal to show it in, the demo goes on in the TUI, on the run that leaks.

@@ -306,6 +306,12 @@ function applyInput(state: MachineState, key: string, value: string): void {
     if (value === 'on') state.flaws.push(parts[1]);
   } else if (parts[0] === 'dom0' || parts[0] === 'device' || parts[0] === 'wire') {
     // The action itself follows the input as its own events.
+  } else if (parts[0] === 'domain' && parts[2] === 'x86') {
+    // A new image: the vCPU starts over at its entry, with nothing cached (the image follows as mem.write).
+    const domain = [...state.domains.values()].find((d) => d.name === parts[1] && d.status === 'running');
+    const spec = state.config.domains.find((d) => d.name === parts[1]);
+    if (domain === undefined || domain.kind !== 'x86' || spec === undefined) return;
+    domain.vcpus[0] = { pc: 0, loops: [], x86: newX86Vcpu(spec, domain.id, 0) };
   } else if (parts[0] === 'domain' && parts[2] === 'ops') {
     // A domain that is not running (not created yet, or dead) has no program to replace.
     const domain = [...state.domains.values()].find((d) => d.name === parts[1] && d.status === 'running');

@@ -12,10 +12,10 @@ import { evolve } from './evolve.ts';
 import { performDom0Action, runDom0Action, runGuestOperation } from './guest.ts';
 import { parseDeviceDma, parseDeviceMsi, parseDom0Input } from './scenario.ts';
 import { INVARIANT_CHECKERS, type InvariantChecker } from './invariants/index.ts';
-import { isRunnable, runnableVcpus, scheduleStep, type VcpuRef } from './scheduler.ts';
+import { anyRunnable, isRunnable, runnableVcpus, scheduleStep, type VcpuRef } from './scheduler.ts';
 import type { MachineState } from './state.ts';
 import { runX86Step, wakeTick } from './vmx/vcpu-run.ts';
-import { createDomain } from './xen.ts';
+import { createDomain, reloadImage } from './xen.ts';
 import { NIC_PF_BDF } from './io/io-state.ts';
 import { nicBoot, wireDeliver, wireReceive } from './io/nic.ts';
 import { dmaRead, dmaWrite, interruptRequest, vtdBoot } from './io/vtd-driver.ts';
@@ -78,6 +78,7 @@ export class Machine {
     if (family === 'dom0') performDom0Action(this, parseDom0Input(name, value, domainNames), -1);
     else if (key === 'device.dma') deviceDma(this, parseDeviceDma(value)!);
     else if (key === 'wire.frame') wireDeliver(this, Uint8Array.from(Buffer.from(value, 'hex')));
+    else if (family === 'domain' && key.endsWith('.x86')) reloadImage(this, name, Uint8Array.from(Buffer.from(value, 'hex')));
     else if (key === 'device.msi') {
       const msi = parseDeviceMsi(value)!;
       interruptRequest(this, msi.sid, msi.address, msi.data);
@@ -88,7 +89,7 @@ export class Machine {
   /** True when the machine has nothing left to do but halt. */
   get finished(): boolean {
     const s = this.state;
-    return s.booted && !s.halted && runnableVcpus(s).length === 0 && this.nextWake() === undefined;
+    return s.booted && !s.halted && !anyRunnable(s) && this.nextWake() === undefined;
   }
 
   /** The next tick something is due: a dom0 action, or a halted vCPU's timer. */

@@ -450,7 +450,7 @@ function compileScenario(s: z.output<typeof scenarioSchema>, file: string, readI
   }
   dom0Actions.sort((a, b) => a.at - b.at);
   const inputs = s.inputs.flatMap((input, i) => Object.entries(input.set).map(([key, value]): InputSpec => {
-    const problem = inputProblem(key, String(value), domains.map((d) => d.name));
+    const problem = inputProblem(key, String(value), domains);
     if (problem) fail(file, ['inputs', i, 'set', key], problem);
     return { at: input.at, key, value: String(value) };
   }));
@@ -487,11 +487,13 @@ function compileNetwork(n: z.output<typeof scenarioSchema>['network'], domains: 
 
 /**
  * What is wrong with a modification `key=value` (a fork's --set or a scenario input), or
- * undefined when it is acceptable. Keys: profile, quantum, flaw.NAME, domain.NAME.ops, dom0.OP,
+ * undefined when it is acceptable. Keys: profile, quantum, flaw.NAME, domain.NAME.ops,
+ * domain.NAME.x86 (a new image for an x86 domain, which restarts at its entry), dom0.OP,
  * and the adversary's wire.frame, device.dma and device.msi.
  */
-export function inputProblem(key: string, value: string, domainNames: readonly string[]): string | undefined {
+export function inputProblem(key: string, value: string, domains: readonly DomainSpec[]): string | undefined {
   const parts = key.split('.');
+  const domainNames = domains.map((d) => d.name);
   if (key === 'profile') return PROFILES.includes(value as Profile) ? undefined : `profile must be ${PROFILES.join(' or ')}, not '${value}'`;
   if (key === 'quantum') return /^[1-9]\d{0,6}$/.test(value) ? undefined : `quantum must be a whole number from 1 to 1000000, not '${value}'`;
   if (parts[0] === 'flaw' && parts.length === 2) {
@@ -509,6 +511,13 @@ export function inputProblem(key: string, value: string, domainNames: readonly s
       return error instanceof InputError ? error.message : `domain.${parts[1]}.ops is not valid YAML: ${(error as Error).message}`;
     }
   }
+  if (parts[0] === 'domain' && parts.length === 3 && parts[2] === 'x86') {
+    const spec = domains.find((d) => d.name === parts[1]);
+    if (spec?.image == null) return `domain.${parts[1]}.x86: no x86 domain named '${parts[1]}'; x86 domains: ${domains.filter((d) => d.image).map((d) => d.name).join(', ') || 'none'}`;
+    if (!/^([0-9a-f]{2})+$/i.test(value)) return `domain.${parts[1]}.x86 must be the new image in hex, not '${value.slice(0, 40)}'`;
+    if (spec.image.load + value.length / 2 > spec.memoryKiB * 1024) return `domain.${parts[1]}.x86: ${value.length / 2} bytes at 0x${spec.image.load.toString(16)} do not fit in ${spec.memoryKiB} KiB`;
+    return undefined;
+  }
   if (parts[0] === 'dom0' && parts.length === 2) {
     try {
       parseDom0Input(parts[1], value, domainNames);
@@ -520,7 +529,7 @@ export function inputProblem(key: string, value: string, domainNames: readonly s
   if (key === 'wire.frame') return /^([0-9a-f]{2}){14,1518}$/i.test(value) ? undefined : `wire.frame must be a frame of 14 to 1518 bytes in hex, not '${value.slice(0, 40)}'`;
   if (key === 'device.dma') return parseDeviceDma(value) === undefined ? `device.dma takes VF:r:IOVA:LEN or VF:w:IOVA:HEX (like 1:w:0x2000:deadbeef), not '${value}'` : undefined;
   if (key === 'device.msi') return parseDeviceMsi(value) === undefined ? `device.msi takes SID:ADDRESS:DATA (like 0x280:0xfee00010:0), not '${value}'` : undefined;
-  return `unknown key '${key}'; keys: profile, quantum, flaw.NAME, domain.NAME.ops, dom0.OP, wire.frame, device.dma, device.msi`;
+  return `unknown key '${key}'; keys: profile, quantum, flaw.NAME, domain.NAME.ops, domain.NAME.x86, dom0.OP, wire.frame, device.dma, device.msi`;
 }
 
 /** An adversarial device's DMA, as an input: VF number, direction, IOVA, and the bytes or a length. */

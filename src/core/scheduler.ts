@@ -27,6 +27,15 @@ export function isRunnable(state: MachineState, dom: DomainId, vcpu: number): bo
   return program !== undefined && context !== undefined && resolveControl(program, context.pc, context.loops) !== undefined;
 }
 
+/** Whether any vCPU can run: the pCPUs' own first, the usual answer, without building a list. */
+export function anyRunnable(state: MachineState): boolean {
+  for (const p of state.sched.pcpus) if (p.dom !== NO_DOMAIN && isRunnable(state, p.dom, p.vcpu)) return true;
+  for (const domain of state.domains.values()) {
+    for (let vcpu = 0; vcpu < domain.vcpus.length; vcpu++) if (isRunnable(state, domain.id, vcpu)) return true;
+  }
+  return false;
+}
+
 /** Runnable vCPUs in round-robin order. */
 export function runnableVcpus(state: MachineState): VcpuRef[] {
   const refs: VcpuRef[] = [];

@@ -6,11 +6,14 @@
 import fc from 'fast-check';
 import yaml from 'js-yaml';
 import { BROADCAST_MAC } from '../core/io/ethernet.ts';
-import { TX_BUFFER } from '../core/io/scripted-nic.ts';
+import { TX_BUFFERS } from '../core/io/scripted-nic.ts';
+import { x86Program } from './x86-program.ts';
 
 /** The fuzz machine's cast (see case.ts): scripted tenants with a VF each, and an x86 attacker. */
 export const TENANTS = ['alice', 'bob', 'mallory'] as const;
 export type Tenant = (typeof TENANTS)[number];
+/** The x86 attacker: its code arrives as actions (a new image, run from the start). */
+export const ATTACKER = 'erin';
 export const TENANT_MACS: Record<Tenant, string> = { alice: '02:00:00:00:00:0a', bob: '02:00:00:00:00:0b', mallory: '02:00:00:00:00:0c' };
 export const TENANT_IPS: Record<Tenant, string> = { alice: '10.0.0.1', bob: '10.0.0.2', mallory: '10.0.1.3' };
 /** Pages each tenant has (its gfns are 0 .. TENANT_PAGES-1). */
@@ -23,7 +26,8 @@ export type Action =
   | { kind: 'dom0'; op: string; domain: string; args?: [number, number, number] }
   | { kind: 'wire'; frame: string }
   | { kind: 'dma'; vf: number; write: boolean; iova: number; data: string; len: number }
-  | { kind: 'msi'; sid: number; address: number; data: number };
+  | { kind: 'msi'; sid: number; address: number; data: number }
+  | { kind: 'x86'; image: string };
 
 /** The input an action becomes. */
 export function actionInput(action: Action): { key: string; value: string } {
@@ -33,6 +37,7 @@ export function actionInput(action: Action): { key: string; value: string } {
     case 'wire': return { key: 'wire.frame', value: action.frame };
     case 'dma': return { key: 'device.dma', value: `${action.vf}:${action.write ? 'w' : 'r'}:0x${action.iova.toString(16)}:${action.write ? action.data : action.len}` };
     case 'msi': return { key: 'device.msi', value: `0x${action.sid.toString(16)}:0x${action.address.toString(16)}:0x${action.data.toString(16)}` };
+    case 'x86': return { key: `domain.${ATTACKER}.x86`, value: action.image };
   }
 }
 
@@ -66,7 +71,10 @@ const guestOp: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ gpa, len: fc.integer({ min: 1, max: 64 }) }).map((r) => ({ read: r })) },
   { weight: 2, arbitrary: fc.record({ gpa: fc.nat(TENANT_PAGES * 4096 - 64) }).map((c) => ({ canary: c })) },
   // What a tenant would write to pass as another: a neighbour's MAC over the source of its queued frame.
-  { weight: 1, arbitrary: fc.constantFrom(...TENANTS).map((t) => ({ write: { gpa: TX_BUFFER + 6, hex: TENANT_MACS[t].replaceAll(':', '') } })) },
+  {
+    weight: 4,
+    arbitrary: fc.tuple(fc.constantFrom(...TENANTS), fc.constantFrom(...TX_BUFFERS)).map(([t, buffer]) => ({ write: { gpa: buffer + 6, hex: TENANT_MACS[t].replaceAll(':', '') } })),
+  },
   { weight: 1, arbitrary: fc.constant('scan') },
   { weight: 3, arbitrary: fc.record({ gfn, count: fc.integer({ min: 1, max: 3 }) }).map((h) => ({ hypercall: { op: 'populate_physmap', ...h } })) },
   { weight: 3, arbitrary: fc.array(gfn, { minLength: 1, maxLength: 3 }).map((gfns) => ({ hypercall: { op: 'decrease_reservation', gfns } })) },
@@ -87,9 +95,10 @@ const guestOp: fc.Arbitrary<unknown> = fc.oneof(
 
 const tenant = fc.constantFrom(...TENANTS);
 
-export const actionArbitrary: fc.Arbitrary<Action> = fc.oneof(
-  { weight: 8, arbitrary: fc.record({ domain: tenant, ops: fc.array(guestOp, { minLength: 1, maxLength: 5 }) }).map((a): Action => ({ kind: 'guest', ...a })) },
-  {
+/** The families of actions, each with its weight in a campaign that uses them all. */
+const ACTION_FAMILIES: Record<Action['kind'], { weight: number; arbitrary: fc.Arbitrary<Action> }> = {
+  guest: { weight: 8, arbitrary: fc.record({ domain: tenant, ops: fc.array(guestOp, { minLength: 1, maxLength: 5 }) }).map((a): Action => ({ kind: 'guest', ...a })) },
+  dom0: {
     weight: 3,
     arbitrary: fc.oneof(
       fc.record({ op: fc.constantFrom('destroy_domain', 'assign_vf', 'deassign_vf', 'create_domain'), domain: tenant }).map((a): Action => ({ kind: 'dom0', ...a })),
@@ -97,14 +106,22 @@ export const actionArbitrary: fc.Arbitrary<Action> = fc.oneof(
       fc.constant<Action>({ kind: 'dom0', op: 'crash_backend', domain: '-' }),
     ),
   },
-  { weight: 2, arbitrary: fc.record({ dst: mac, src: mac, vlan, hex: hexBytes(16) }).map(({ dst, src, vlan: v, hex }): Action => ({ kind: 'wire', frame: frameHex(dst, src, v, hex) })) },
-  {
+  wire: { weight: 2, arbitrary: fc.record({ dst: mac, src: mac, vlan, hex: hexBytes(16) }).map(({ dst, src, vlan: v, hex }): Action => ({ kind: 'wire', frame: frameHex(dst, src, v, hex) })) },
+  dma: {
     weight: 4,
     arbitrary: fc.record({ vf: fc.integer({ min: 1, max: 4 }), write: fc.boolean(), iova: gpa, data: hexBytes(16), len: fc.integer({ min: 1, max: 64 }) })
       .map((a): Action => ({ kind: 'dma', ...a })),
   },
-  { weight: 2, arbitrary: fc.record({ sid: fc.constantFrom(...VF_SIDS, 0x0200, 0x0010), address: msiAddress, data: fc.oneof(fc.constant(0), fc.nat(0xff)) }).map((a): Action => ({ kind: 'msi', ...a })) },
-);
+  msi: { weight: 2, arbitrary: fc.record({ sid: fc.constantFrom(...VF_SIDS, 0x0200, 0x0010), address: msiAddress, data: fc.oneof(fc.constant(0), fc.nat(0xff)) }).map((a): Action => ({ kind: 'msi', ...a })) },
+  x86: { weight: 3, arbitrary: x86Program.map((image): Action => ({ kind: 'x86', image: Buffer.from(image).toString('hex') })) },
+};
+
+export const ACTION_KINDS = Object.keys(ACTION_FAMILIES) as Action['kind'][];
+
+/** Actions of the given families (all of them by default), weighted as in ACTION_FAMILIES. */
+export function actionArbitrary(kinds: readonly Action['kind'][] = ACTION_KINDS): fc.Arbitrary<Action> {
+  return fc.oneof(...kinds.map((kind) => ACTION_FAMILIES[kind]));
+}
 
 /** An Ethernet frame as hex: destination, source, an 802.1Q tag when vlan > 0, type 0x88b5, payload. */
 export function frameHex(dst: string, src: string, vlan: number, payloadHex: string): string {

@@ -22,6 +22,8 @@ export interface CampaignOptions {
   /** Replay exactly one case: fast-check's path of a counterexample (with its seed). */
   path?: string;
   maxCommands?: number;
+  /** Only these families of actions (default: all). */
+  focus?: readonly Action['kind'][];
   /** Events one case may take before it is cut short. */
   maxEvents?: number;
   /** Called every `progressEvery` cases. */
@@ -71,7 +73,8 @@ export function executeCase(shape: CaseShape, commands: Iterable<fc.Command<Mode
   }
 }
 
-const commandsArbitrary = (maxCommands: number) => fc.commands([actionArbitrary.map((a) => new ActionCommand(a))], { maxCommands });
+const commandsArbitrary = (maxCommands: number, focus: readonly Action['kind'][] | undefined) =>
+  fc.commands([actionArbitrary(focus).map((a) => new ActionCommand(a))], { maxCommands });
 
 export function runCampaign(options: CampaignOptions): CampaignResult {
   const coverage = new Coverage();
@@ -80,7 +83,7 @@ export function runCampaign(options: CampaignOptions): CampaignResult {
   let runs = 0;
   let firstFailure: { runs: number; ms: number | undefined } | undefined;
   const every = options.progressEvery ?? 50;
-  const property = fc.property(caseShapeArbitrary, commandsArbitrary(options.maxCommands ?? DEFAULT_MAX_COMMANDS), (shape, commands) => {
+  const property = fc.property(caseShapeArbitrary, commandsArbitrary(options.maxCommands ?? DEFAULT_MAX_COMMANDS, options.focus), (shape, commands) => {
     runs++;
     if (options.onProgress && runs % every === 0) options.onProgress({ runs, coverage });
     const { finding } = executeCase(shape, commands, options, coverage);

@@ -7,7 +7,7 @@ import type { Event, EventOf, Profile } from '../events/schema.ts';
 import type { FlawName } from '../core/flaws.ts';
 import { Machine } from '../core/machine.ts';
 import type { MachineConfig } from '../core/scenario.ts';
-import { initialState, type MachineState } from '../core/state.ts';
+import { cloneState, initialState, type MachineState } from '../core/state.ts';
 import { nextStep } from '../replay/recorder.ts';
 import { actionInput, type Action } from './actions.ts';
 import { WHEN_QUIET, caseConfig, type CaseShape } from './case.ts';
@@ -37,6 +37,27 @@ export class Coverage {
   }
 }
 
+/** A machine booted and settled for a case's shape, with what getting there produced. */
+interface Prepared {
+  state: MachineState;
+  events: number;
+  violations: EventOf<'violation'>[];
+  coverage: Coverage;
+}
+
+/**
+ * Prepared machines by shape: booting (domains, VT-d tables, the NIC) costs more than most
+ * cases, and many cases share a shape (shrinking reruns one shape hundreds of times). A case
+ * starts from a clone, which is the state a fresh machine would reach: the machine is
+ * deterministic and the clone shares only what is never changed in place.
+ */
+const prepared = new Map<string, Prepared>();
+const PREPARED_MAX = 256;
+
+function preparedKey(shape: CaseShape, profile: Profile, flaws: readonly FlawName[], maxEvents: number): string {
+  return `${profile}|${flaws.join(',')}|${shape.seed}|${shape.pcpus}|${shape.quantum}|${shape.paging}|${maxEvents}`;
+}
+
 export class FuzzMachine {
   readonly machine: Machine;
   readonly config: MachineConfig;
@@ -45,10 +66,39 @@ export class FuzzMachine {
   events = 0;
 
   constructor(readonly shape: CaseShape, readonly profile: Profile, readonly flaws: readonly FlawName[], readonly maxEvents: number, readonly coverage: Coverage) {
-    this.config = caseConfig(shape, profile, flaws, []);
-    this.machine = new Machine(initialState(this.config));
-    this.settle();
+    const base = FuzzMachine.prepare(shape, profile, flaws, maxEvents);
+    // The case's own scenario: the shape's, with an input list of its own to push actions on.
+    this.config = { ...base.state.config, inputs: [] };
+    this.machine = new Machine({ ...cloneState(base.state), config: this.config });
+    this.events = base.events;
+    this.violations.push(...base.violations);
+    coverage.merge(base.coverage);
   }
+
+  private static prepare(shape: CaseShape, profile: Profile, flaws: readonly FlawName[], maxEvents: number): Prepared {
+    const key = preparedKey(shape, profile, flaws, maxEvents);
+    let base = prepared.get(key);
+    if (base === undefined) {
+      const coverage = new Coverage();
+      const first = new FuzzMachine.Fresh(caseConfig(shape, profile, flaws, []), maxEvents, coverage);
+      base = { state: cloneState(first.machine.state), events: first.events, violations: first.violations, coverage };
+      if (prepared.size >= PREPARED_MAX) prepared.delete(prepared.keys().next().value!);
+      prepared.set(key, base);
+    }
+    return base;
+  }
+
+  /** A machine run from boot until it is quiet (what a prepared state is made from). */
+  private static Fresh = class {
+    readonly machine: Machine;
+    readonly violations: EventOf<'violation'>[] = [];
+    events = 0;
+
+    constructor(config: MachineConfig, maxEvents: number, coverage: Coverage) {
+      this.machine = new Machine(initialState(config));
+      this.events = runUntilQuiet(this.machine, config, maxEvents, 0, coverage, this.violations);
+    }
+  };
 
   get state(): MachineState {
     return this.machine.state;
@@ -66,19 +116,21 @@ export class FuzzMachine {
     // The config's input list is read as the machine goes, so a pushed input is pending now.
     this.config.inputs.push({ at: WHEN_QUIET, key, value });
     this.applied.push(action);
-    this.settle();
+    this.events = runUntilQuiet(this.machine, this.config, this.maxEvents, this.events, this.coverage, this.violations);
     return this.violations.slice(before);
   }
+}
 
-  private settle(): void {
-    const m = this.machine;
-    while (!m.state.halted && !this.exhausted) {
-      if (m.finished && m.state.inputNext >= this.config.inputs.length) return;
-      for (const event of nextStep(m)) {
-        this.events++;
-        this.coverage.add(event);
-        if (event.kind === 'violation') this.violations.push(event);
-      }
+/** Steps until every input is taken and the machine is quiet (or halted, or out of budget); returns the event count. */
+function runUntilQuiet(m: Machine, config: MachineConfig, maxEvents: number, events: number, coverage: Coverage, violations: EventOf<'violation'>[]): number {
+  let count = events;
+  while (!m.state.halted && count < maxEvents) {
+    if (m.finished && m.state.inputNext >= config.inputs.length) break;
+    for (const event of nextStep(m)) {
+      count++;
+      coverage.add(event);
+      if (event.kind === 'violation') violations.push(event);
     }
   }
+  return count;
 }

@@ -6,17 +6,17 @@
 import fc from 'fast-check';
 import { NO_DOMAIN } from '../events/schema.ts';
 import type { MachineState } from '../core/state.ts';
-import { TENANTS, actionText, type Action, type Tenant } from './actions.ts';
+import { ATTACKER, TENANTS, actionText, type Action, type Tenant } from './actions.ts';
 import type { FuzzMachine } from './fuzz-machine.ts';
 
 export interface Model {
-  alive: Set<Tenant>;
+  alive: Set<Tenant | typeof ATTACKER>;
   /** Ids of every incarnation of a tenant that has died. */
   dead: Set<number>;
 }
 
 export function initialModel(): Model {
-  return { alive: new Set(TENANTS), dead: new Set() };
+  return { alive: new Set([...TENANTS, ATTACKER]), dead: new Set() };
 }
 
 /** A finding: an invariant the machine recorded, or a disagreement with the model. */
@@ -39,7 +39,7 @@ export function leftovers(state: MachineState, dom: number): string | undefined 
 /** Marks the model's tenants that the machine shows dead, and checks every dead incarnation. */
 function reconcile(model: Model, state: MachineState): void {
   for (const d of state.domains.values()) {
-    const tenant = (TENANTS as readonly string[]).includes(d.name) ? (d.name as Tenant) : undefined;
+    const tenant = [...TENANTS, ATTACKER].includes(d.name) ? (d.name as Tenant | typeof ATTACKER) : undefined;
     if (d.status === 'dead' && d.id !== NO_DOMAIN) {
       model.dead.add(d.id);
       if (tenant && ![...state.domains.values()].some((o) => o.name === d.name && o.status === 'running')) model.alive.delete(tenant);
@@ -60,6 +60,7 @@ export class ActionCommand implements fc.Command<Model, FuzzMachine> {
   check(model: Readonly<Model>): boolean {
     const a = this.action;
     if (a.kind === 'guest') return model.alive.has(a.domain);
+    if (a.kind === 'x86') return model.alive.has(ATTACKER);
     if (a.kind === 'dom0' && a.op === 'create_domain') return !model.alive.has(a.domain as Tenant);
     return true;
   }

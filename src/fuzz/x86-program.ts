@@ -6,7 +6,8 @@
  * The guest runs with paging off: linear addresses are guest-physical.
  */
 import fc from 'fast-check';
-import { TENANT_PAGES } from './actions.ts';
+/** Pages of the attacker's memory (as a tenant's, actions.ts). */
+const TENANT_PAGES = 8;
 
 const u32 = (n: number): number[] => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff];
 const MOV_EAX = 0xb8, MOV_ECX = 0xb9, MOV_EDX = 0xba, MOV_EBX = 0xbb, MOV_ESI = 0xbe;
@@ -17,8 +18,10 @@ const HYPERCALL_MEMORY_OP = 12, HYPERCALL_SCHED_OP = 29;
 const memoryOp = (cmd: number, ecx: number, edx: number, esi = 0): number[] =>
   [MOV_EAX, ...u32(HYPERCALL_MEMORY_OP), MOV_EBX, ...u32(cmd), MOV_ECX, ...u32(ecx), MOV_EDX, ...u32(edx), MOV_ESI, ...u32(esi), ...VMCALL];
 
-/** What the program ends with: sched_op(SCHEDOP_shutdown). */
-export const SHUTDOWN = [MOV_EAX, ...u32(HYPERCALL_SCHED_OP), MOV_EBX, ...u32(2), ...VMCALL];
+/** What the program ends with: cli; hlt, so the attacker waits for its next program. */
+export const PARK = [0xfa, 0xf4];
+/** sched_op(SCHEDOP_shutdown): the attacker ends itself. */
+const SHUTDOWN = [MOV_EAX, ...u32(HYPERCALL_SCHED_OP), MOV_EBX, ...u32(2), ...VMCALL];
 
 const page = fc.nat(TENANT_PAGES + 1);
 const address = fc.oneof(
@@ -36,8 +39,19 @@ const snippet: fc.Arbitrary<number[]> = fc.oneof(
   { weight: 1, arbitrary: fc.constant<number[]>([0x0f, 0xa2]) }, // cpuid
   { weight: 1, arbitrary: fc.constantFrom(0xcf8, 0xcfc, 0xe9, 0x80).map((p) => [MOV_EDX, ...u32(p), MOV_EAX, ...u32(0x80002000), 0xef, 0xed]) }, // out dx, eax; in eax, dx
   { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 6 }).map((b) => [...b]) },
+  { weight: 1, arbitrary: fc.constant(SHUTDOWN) },
 );
 
-/** A program: snippets, then shutdown. */
-export const x86Program: fc.Arbitrary<Uint8Array> = fc.array(snippet, { minLength: 1, maxLength: 12 })
-  .map((parts) => Uint8Array.from([...parts.flat(), ...SHUTDOWN]));
+const MOV_EDI = 0xbf, DEC_EDI = 0x4f;
+/** jnz rel32 back to `distance` bytes before the end of this instruction. */
+const jnzBack = (distance: number): number[] => [0x0f, 0x85, ...u32(-distance >>> 0)];
+
+/**
+ * A program: snippets run `rounds` times (EDI counts; no template touches it), then parked.
+ * Rounds make a case exit-dense for little generation cost.
+ */
+export const x86Program: fc.Arbitrary<Uint8Array> = fc.tuple(fc.array(snippet, { minLength: 1, maxLength: 12 }), fc.constantFrom(1, 8, 64, 256))
+  .map(([parts, rounds]) => {
+    const body = parts.flat();
+    return Uint8Array.from([MOV_EDI, ...u32(rounds), ...body, DEC_EDI, ...jnzBack(body.length + 1 + 6), ...PARK]);
+  });

@@ -26,7 +26,7 @@ export interface ForkRequest {
 /** What is wrong with a modification at this point of the run, if anything. */
 export function modificationProblem(state: MachineState, key: string, value: string): string | undefined {
   const running = [...state.domains.values()].filter((d) => d.status === 'running' && d.id !== 0).map((d) => d.name);
-  const problem = inputProblem(key, value, state.config.domains.map((d) => d.name));
+  const problem = inputProblem(key, value, state.config.domains);
   if (problem) return problem;
   const name = key.split('.')[1];
   if (key.startsWith('domain.') && !running.includes(name)) {

@@ -5,8 +5,8 @@
  * device cannot tell a scripted tenant from a real one, and the fuzzer gets a cheap way to
  * put hostile descriptors in front of it.
  *
- * Layout in guest-physical memory: tx ring 0x4000, rx ring 0x4800 (RING_ENTRIES each), the
- * tx buffer 0x5000, rx buffers 0x6000 + 0x800 * (i % 4).
+ * Layout in guest-physical memory: tx ring 0x4000, rx ring 0x4800 (RING_ENTRIES each), tx
+ * buffers 0x5000 and 0x5800 (by descriptor, alternately), rx buffers 0x6000 + 0x800 * (i % 4).
  */
 import type { DomainId } from '../../events/schema.ts';
 import type { Machine } from '../machine.ts';
@@ -21,7 +21,7 @@ import { PCI_CONFIG_ADDRESS, PCI_CONFIG_DATA, pciConfigDataAccess } from './vpci
 
 export const TX_RING = 0x4000;
 export const RX_RING = 0x4800;
-export const TX_BUFFER = 0x5000;
+export const TX_BUFFERS = [0x5000, 0x5800];
 const RX_BUFFERS = [0x6000, 0x6800, 0x7000, 0x7800];
 export const RING_ENTRIES = 8;
 /** The vector the scripted driver asks for (MSI-X entry 0). */
@@ -76,19 +76,19 @@ export function nicSetup(c: Ctx): void {
 }
 
 /**
- * Sends a frame: writes it to the tx buffer (an all-zero source MAC becomes the VF's own)
- * and queues one descriptor; with `buffer` the descriptor points there instead, at whatever
- * that address holds.
+ * Sends a frame: writes it to the descriptor's tx buffer (an all-zero source MAC becomes the
+ * VF's own) and queues the descriptor; with `buffer` the descriptor points there instead, at
+ * whatever that address holds.
  */
 export function nicTransmit(c: Ctx, frame: Uint8Array, buffer: number | null): void {
-  let address = buffer ?? TX_BUFFER;
+  const tail = nicMmioRead(c.m, c.dom, 0, VFTDT, 4) % RING_ENTRIES;
+  const address = buffer ?? TX_BUFFERS[tail % TX_BUFFERS.length];
   if (buffer === null) {
     const own = c.m.state.io.vfs.find((v) => v.dom === c.dom);
     const bytes = frame.slice();
     if (own && bytes.subarray(6, 12).every((b) => b === 0)) bytes.set(macBytes(own.mac), 6);
-    if (!guestWrite(c.m, c.dom, c.pcpu, TX_BUFFER, bytes)) address = TX_BUFFER;
+    guestWrite(c.m, c.dom, c.pcpu, address, bytes);
   }
-  const tail = nicMmioRead(c.m, c.dom, 0, VFTDT, 4) % RING_ENTRIES;
   guestWrite(c.m, c.dom, c.pcpu, TX_RING + tail * DESC_BYTES, descriptor(address, frame.length, TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS));
   bar0(c, VFTDT, (tail + 1) % RING_ENTRIES);
 }
