@@ -1,9 +1,10 @@
 /**
  * Generated x86 attackers: straight-line programs built from instruction templates that
  * exit to the hypervisor or touch what it guards (memory and its caches, hypercalls with
- * hostile arguments, PCI configuration ports, the VF's MMIO window, control registers), with
- * raw bytes mixed in. Encoded directly (no assembler), so a case costs microseconds to build.
- * The guest runs with paging off: linear addresses are guest-physical.
+ * hostile arguments, PCI configuration ports, the VF's MMIO window, its own page tables and
+ * control registers), with raw bytes mixed in. Encoded directly (no assembler), so a case
+ * costs microseconds to build. The guest starts with paging off (linear = guest-physical)
+ * until a snippet builds a page directory and turns paging on.
  */
 import fc from 'fast-check';
 /** Pages of the attacker's memory (as a tenant's, actions.ts). */
@@ -29,7 +30,32 @@ const address = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom(0xf0000000, 0xf0001018, 0xf0002018, 0xf0004008, TENANT_PAGES * 4096, 0xfee00000) },
 );
 
+/** The attacker's page directory (its own memory; paging is off until a snippet turns it on). */
+const PAGE_DIRECTORY = 0x7000;
+const CR4_PSE = 0x10, CR0_PG = 0x8000_0000;
+
+/** Paging on: PDE 0 maps the first 4 MiB (PSE), CR3 -> the directory, CR4.PSE, CR0.PG. */
+const PAGING_ON = [
+  0xc7, 0x05, ...u32(PAGE_DIRECTORY), ...u32(0x83), // mov dword [PD], 0x83 (present, writable, 4 MiB)
+  MOV_EAX, ...u32(PAGE_DIRECTORY), 0x0f, 0x22, 0xd8, // mov cr3, eax
+  0x0f, 0x20, 0xe0, 0x0d, ...u32(CR4_PSE), 0x0f, 0x22, 0xe0, // cr4 |= PSE
+  0x0f, 0x20, 0xc0, 0x0d, ...u32(CR0_PG), 0x0f, 0x22, 0xc0, // cr0 |= PG
+];
+
+/**
+ * Page-table manipulation: a PDE of the attacker's choosing (any frame number, any flags: a
+ * 4 MiB page over memory it does not have, a table pointer into its own data), then INVLPG
+ * of an address it covers, so the next access walks it.
+ */
+const pde = fc.record({ index: fc.nat(1023), frame: fc.oneof(fc.nat(0x3ff), fc.constantFrom(0x3c0, 0x3fb)), flags: fc.constantFrom(0x83, 0x87, 0x03, 0x01, 0x80) })
+  .map(({ index, frame, flags }) => [
+    0xc7, 0x05, ...u32(PAGE_DIRECTORY + index * 4), ...u32(((frame << 22) | flags) >>> 0),
+    0x0f, 0x01, 0x3d, ...u32((index << 22) >>> 0), // invlpg [index << 22]
+  ]);
+
 const snippet: fc.Arbitrary<number[]> = fc.oneof(
+  { weight: 1, arbitrary: fc.constant(PAGING_ON) },
+  { weight: 2, arbitrary: pde },
   { weight: 4, arbitrary: address.map((a) => [0xa1, ...u32(a)]) }, // mov eax, [a]
   { weight: 4, arbitrary: fc.tuple(address, fc.nat()).map(([a, v]) => [MOV_EAX, ...u32(v), 0xa3, ...u32(a)]) }, // mov [a], eax
   { weight: 3, arbitrary: fc.tuple(page, fc.integer({ min: 1, max: 2 })).map(([g, n]) => memoryOp(1, g, n)) }, // decrease_reservation(gfn, n)

@@ -1,6 +1,6 @@
 /** A fuzz worker: runs campaigns the parent hands it and reports progress and results. */
 import { parentPort, workerData } from 'node:worker_threads';
-import { runCampaign, type CampaignOptions } from '../../fuzz/campaign.ts';
+import { runCampaign, type CampaignOptions, type Counterexample } from '../../fuzz/campaign.ts';
 import type { Coverage } from '../../fuzz/fuzz-machine.ts';
 
 export interface FuzzJob {
@@ -11,12 +11,36 @@ export interface FuzzJob {
 
 export const plainCoverage = (c: Coverage) => ({ exitReasons: [...c.exitReasons], faultReasons: [...c.faultReasons], kinds: [...c.kinds], exits: c.exits });
 
-const { jobs } = workerData as { jobs: FuzzJob[] };
-for (const job of jobs) {
+/** What a worker tells the parent: progress, a job's result (with its campaign's time), or a --path fast-check cannot replay. */
+export interface WorkerMessage {
+  type: 'progress' | 'result' | 'bad-path';
+  label: string;
+  runs: number;
+  coverage: ReturnType<typeof plainCoverage>;
+  counterexample?: Counterexample;
+  ms?: number;
+}
+
+const post = (message: WorkerMessage): void => parentPort!.postMessage(message);
+const EMPTY = { exitReasons: [], faultReasons: [], kinds: [], exits: 0 };
+
+function runJob(job: FuzzJob): void {
+  const started = performance.now();
   const result = runCampaign({
     ...job.options,
     clock: () => performance.now(),
-    onProgress: ({ runs, coverage }) => parentPort!.postMessage({ type: 'progress', label: job.label, runs, coverage: plainCoverage(coverage) }),
+    onProgress: ({ runs, coverage }) => post({ type: 'progress', label: job.label, runs, coverage: plainCoverage(coverage) }),
   });
-  parentPort!.postMessage({ type: 'result', label: job.label, runs: result.runs, coverage: plainCoverage(result.coverage), counterexample: result.counterexample });
+  post({ type: 'result', label: job.label, runs: result.runs, coverage: plainCoverage(result.coverage), counterexample: result.counterexample, ms: performance.now() - started });
+}
+
+const { jobs } = workerData as { jobs: FuzzJob[] };
+for (const job of jobs) {
+  try {
+    runJob(job);
+  } catch (error) {
+    // fast-check's words for a path that leads nowhere in this seed's cases: bad input, not a bug.
+    if (job.options.path === undefined || !/^Unable to replay/.test((error as Error)?.message ?? '')) throw error;
+    post({ type: 'bad-path', label: job.label, runs: 0, coverage: EMPTY });
+  }
 }
