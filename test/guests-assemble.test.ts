@@ -46,7 +46,8 @@ after(() => rmSync(workDirectory, { recursive: true, force: true }));
 function nasm(path: string, name: string, defines: Readonly<Record<string, number>> = {}): Uint8Array {
   const output = join(workDirectory, `${name}.bin`);
   const predefined = Object.entries(defines).map(([key, value]) => `-D${key}=${value}`);
-  const run = spawnSync(NASM, ['-f', 'bin', '-o', output, ...predefined, path], { encoding: 'utf8' });
+  // Includes are relative to the guests' folder, for nasm as for the scenario (-i GUESTS).
+  const run = spawnSync(NASM, ['-f', 'bin', '-i', GUESTS, '-o', output, ...predefined, path], { encoding: 'utf8' });
   if (run.error) {
     throw new Error(`nasm is required for the guest cross-check but could not be run (${run.error.message}); install it with "apt-get install nasm"`);
   }
@@ -73,7 +74,8 @@ function assertSameBytes(name: string, source: string, ours: AssemblyResult, exp
 
 function assembleGuest(name: string, defines: Readonly<Record<string, number>> = DEFINES[name]?.[0] ?? {}): { source: string; result: AssemblyResult } {
   const source = readFileSync(join(GUESTS, name), 'utf8');
-  return { source, result: assemble(source, name, defines) };
+  const include = (path: string): { file: string; text: string } => ({ file: path, text: readFileSync(join(GUESTS, path), 'utf8') });
+  return { source, result: assemble(source, name, defines, include) };
 }
 
 function symbol(result: AssemblyResult, name: string): number {

@@ -91,16 +91,17 @@ function program(): Command {
     .action((db, options) => finish(exportPcapCommand(db, options)));
 
   cli.command('fuzz').description('adversarial campaigns: counterexamples are shrunk and recorded as runs (exit 1 when one is found)')
-    .addOption(new Option('--profile <profile>', 'the profile to attack').choices(['secure', 'vanilla']).default('secure'))
+    .addOption(new Option('--profile <profile>', 'the profile to attack (default: secure)').choices(['secure', 'vanilla']))
     .option('--flaw <flaw>', 'plant a flaw in the secure profile (repeatable)', collect, [])
-    .option('--time <duration>', 'how long (default 60s; like 30s, 2m)')
-    .option('--runs <n>', 'how many cases instead of a time')
-    .option('--seed <n>', 'the campaign seed (default: random, printed)')
-    .option('--path <path>', 'replay one counterexample: its fast-check path (with its --seed)')
+    .option('--focus <kinds>', 'only these action families, a comma list of guest, dom0, wire, dma, msi, x86 (default: all)')
+    .option('--time <duration>', 'how long, like 30s or 2m; stops at the first counterexample (default 60s)')
+    .option('--runs <n>', 'how many cases instead of a time (shared among the workers)')
+    .option('--seed <n>', 'the campaign seed, 0 to 2147483647; worker w fuzzes seed+w (default: random, printed)')
+    .option('--path <path>', 'replay one counterexample: its fast-check path (with its --seed, and --focus if it had one)')
     .option('--workers <n>', 'worker threads (default: one per core)')
-    .option('--out <db>', 'recording for counterexamples (default: fuzz.db)')
-    .option('--json', 'a JSON report')
-    .option('--scoreboard', 'a bounded campaign per planted flaw (and the clean secure profile): found, runs and seconds to find, length')
+    .option('--out <db>', 'recording for counterexamples (default: fuzz.db; not created when nothing is found)')
+    .option('--json', 'one JSON report on stdout')
+    .option('--scoreboard', 'a bounded campaign per planted flaw (and the clean secure profile): found, runs and seconds to find, length; exit 0 only when every flaw is found and the clean one finds nothing')
     .action(async (options) => finish(await fuzzCommand(options)));
 
   // Loaded on demand: Ink and React are not needed by the other commands.

@@ -398,9 +398,12 @@ function buildImage(x86: X86Guest, memoryKiB: number, file: string, path: Path, 
   }
   const sourceName = x86.source ?? `${file} (${formatPath([...path, 'asm'])})`;
   const source = x86.source !== undefined ? readInclude(x86.source) : x86.asm!;
+  // %include paths are relative to the guest source's folder (nasm -i that folder), or to the scenario's for inline code.
+  const base = x86.source !== undefined && x86.source.includes('/') ? x86.source.slice(0, x86.source.lastIndexOf('/') + 1) : '';
+  const include = (name: string): { file: string; text: string } => ({ file: base + name, text: readInclude(base + name) });
   let result;
   try {
-    result = assemble(source, sourceName, x86.defines);
+    result = assemble(source, sourceName, x86.defines, include);
   } catch (error) {
     if (error instanceof AssemblyError) throw new InputError('scenario', `${error.message} (guest of ${formatPath(path)} in ${file})`);
     throw error;

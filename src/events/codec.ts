@@ -52,12 +52,132 @@ function compileFromRecord(kind: EventKind): FromRecord {
   return new Function('r', body) as FromRecord;
 }
 
+/**
+ * The fast path of the encoder: msgpack for the values events are mostly made of (integers,
+ * booleans, short integer arrays), byte for byte what msgpackr writes for them (see its
+ * pack.js: integers below 0x40 as positive fixints, 0x40-0x7f being record ids, 0xcc/0xcd/0xce
+ * above, negative fixint/0xd0/0xd1/0xd2 below zero; arrays as 0x9n/0xdc/0xdd). Anything else
+ * (strings, byte arrays, non-integers) returns -1 and the event goes through msgpackr itself.
+ * The record header (the structure id) is learnt from msgpackr's own encoding of the first
+ * event of each kind, and used only if msgpackr's bytes and ours agree on that event.
+ */
+const FAIL = -1;
+/** Arrays longer than this go through msgpackr (keeps the space an event needs bounded). */
+const FAST_ARRAY_MAX = 64;
+/** Room the fast path may need for one event: header, kind code, fields of arrays of uint32s. */
+const FAST_EVENT_MAX = 4096;
+
+function writeNumber(t: Uint8Array, p: number, v: number): number {
+  if (v >>> 0 === v) {
+    if (v < 0x40) { t[p] = v; return p + 1; }
+    if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; return p + 2; }
+    if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; return p + 3; }
+    t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff;
+    return p + 5;
+  }
+  if (v >> 0 === v) {
+    if (v >= -0x20) { t[p] = 0x100 + v; return p + 1; }
+    if (v >= -0x80) { t[p] = 0xd0; t[p + 1] = v + 0x100; return p + 2; }
+    if (v >= -0x8000) { t[p] = 0xd1; t[p + 1] = (v >> 8) & 0xff; t[p + 2] = v & 0xff; return p + 3; }
+    t[p] = 0xd2; t[p + 1] = (v >>> 24); t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff;
+    return p + 5;
+  }
+  return FAIL;
+}
+
+function writeValue(t: Uint8Array, p: number, v: unknown): number {
+  if (typeof v === 'number') return writeNumber(t, p, v);
+  if (typeof v === 'boolean') { t[p] = v ? 0xc3 : 0xc2; return p + 1; }
+  if (Array.isArray(v) && v.constructor === Array) {
+    const n = v.length;
+    if (n > FAST_ARRAY_MAX) return FAIL;
+    if (n < 0x10) t[p++] = 0x90 | n;
+    else { t[p] = 0xdc; t[p + 1] = n >> 8; t[p + 2] = n & 0xff; p += 3; }
+    for (let i = 0; i < n; i++) {
+      const x = v[i];
+      if (typeof x !== 'number') return FAIL;
+      p = writeNumber(t, p, x);
+      if (p < 0) return FAIL;
+    }
+    return p;
+  }
+  return FAIL;
+}
+
+/** Writes the record's values (its kind code first) at `p`; the new position, or -1. */
+type FastValues = (event: Event, t: Uint8Array, p: number) => number;
+
+function compileFastValues(code: number, kind: EventKind): FastValues {
+  const fields = EVENT_FIELDS[kind] as readonly string[];
+  const body = [`if (p < 0) return -1;`, `t[p++] = ${code};`]
+    .concat(fields.map((f) => `p = w(t, p, e.${f}); if (p < 0) return -1;`), ['return p;']).join('\n');
+  return new Function('w', `return function fast_${kind.replace(/\W/g, '_')}(e, t, p) {\n${body}\n};`)(writeValue) as FastValues;
+}
+
+/** Per kind: its fast encoder, and the record header once learnt (null: not yet; false: never). */
+interface FastKind {
+  values: FastValues;
+  header: Uint8Array | null | false;
+}
+
+/**
+ * Builds one chunk's bytes (a msgpack array of records) event by event, so that a writer
+ * keeps bytes rather than events. The bytes equal `packr.pack(records)` of the same events.
+ */
+export class ChunkBuilder {
+  private target: Buffer = Buffer.allocUnsafe(1 << 18);
+  /** The first 5 bytes are room for the array header, written when the chunk is taken. */
+  private position = 5;
+  count = 0;
+
+  constructor(private readonly codec: EventCodec) {}
+
+  add(event: Event): void {
+    if (this.target.length - this.position < FAST_EVENT_MAX) this.grow(FAST_EVENT_MAX);
+    const end = this.codec.encodeInto(event, this.target, this.position);
+    if (end >= 0) {
+      this.position = end;
+    } else {
+      const bytes = this.codec.encodeEvent(event);
+      if (this.target.length - this.position < bytes.length) this.grow(bytes.length);
+      this.target.set(bytes, this.position);
+      this.position += bytes.length;
+    }
+    this.count++;
+  }
+
+  /**
+   * The chunk's bytes, and the builder starts a new chunk. The bytes are a view of the
+   * builder's buffer, valid until the next add.
+   */
+  take(): Buffer {
+    const n = this.count;
+    let start: number;
+    const t = this.target;
+    if (n < 0x10) { start = 4; t[4] = 0x90 | n; }
+    else if (n < 0x10000) { start = 2; t[2] = 0xdc; t[3] = n >> 8; t[4] = n & 0xff; }
+    else { start = 0; t[0] = 0xdd; t.writeUInt32BE(n, 1); }
+    const bytes = t.subarray(start, this.position);
+    this.position = 5;
+    this.count = 0;
+    return bytes;
+  }
+
+  private grow(need: number): void {
+    const bigger = Buffer.allocUnsafe(Math.max(this.target.length * 2, this.position + need));
+    this.target.copy(bigger, 0, 0, this.position);
+    this.target = bigger;
+  }
+}
+
 export class CodecError extends Error {}
 
 export class EventCodec {
   private readonly packr: Packr;
   private readonly toRecord = new Map<string, ToRecord>();
   private readonly fromRecord: FromRecord[] = [];
+  private readonly fast = new Map<string, FastKind>();
+  private readonly scratch = new Uint8Array(FAST_EVENT_MAX);
   /** Structures as persisted, so the owner can tell whether new ones appeared. */
   readonly structures: string[][];
 
@@ -86,15 +206,47 @@ export class EventCodec {
       }
       const kind = name as EventKind;
       this.toRecord.set(kind, compileToRecord(code, kind));
+      if (code < 0x40) this.fast.set(kind, { values: compileFastValues(code, kind), header: null });
       this.fromRecord[code] = compileFromRecord(kind);
     });
   }
 
   /** Encodes a chunk of events as one msgpack array. */
   encodeChunk(events: readonly Event[]): Buffer {
-    const records = new Array<Record<string, unknown>>(events.length);
-    for (let i = 0; i < events.length; i++) records[i] = this.record(events[i]);
-    return this.packr.pack(records);
+    const builder = new ChunkBuilder(this);
+    for (const event of events) builder.add(event);
+    return Buffer.from(builder.take());
+  }
+
+  /**
+   * Writes one event's record at `position` of `target` (which has FAST_EVENT_MAX bytes of
+   * room) without msgpackr: the new position, or -1 when the event needs msgpackr (then
+   * nothing meaningful was written).
+   */
+  encodeInto(event: Event, target: Uint8Array, position: number): number {
+    const fast = this.fast.get(event.kind);
+    if (fast === undefined || fast.header === false) return FAIL;
+    const header = fast.header ?? this.learnHeader(event, fast);
+    if (header === null) return FAIL;
+    if (header.length === 1) target[position] = header[0];
+    else { target[position] = header[0]; target[position + 1] = header[1]; }
+    return fast.values(event, target, position + header.length);
+  }
+
+  /**
+   * The record header of a kind, from msgpackr's encoding of `event`: what precedes the
+   * values, provided the values are what the fast path writes. null when this event cannot
+   * tell (its values need msgpackr); the kind is given up on if msgpackr's bytes disagree.
+   */
+  private learnHeader(event: Event, fast: FastKind): Uint8Array | null {
+    const scratch = new Uint8Array(FAST_EVENT_MAX);
+    const length = fast.values(event, scratch, 0);
+    if (length < 0) return null;
+    const reference = this.packr.pack(this.record(event));
+    const headerLength = reference.length - length;
+    const agrees = (headerLength === 1 || headerLength === 2) && reference[0] >= 0x40 && reference[0] < 0x80 && Buffer.compare(reference.subarray(headerLength), scratch.subarray(0, length)) === 0;
+    fast.header = agrees ? Uint8Array.from(reference.subarray(0, headerLength)) : false;
+    return fast.header || null;
   }
 
   decodeChunk(bytes: Uint8Array): Event[] {
@@ -105,6 +257,8 @@ export class EventCodec {
 
   /** One event's bytes: what verify compares, byte for byte. */
   encodeEvent(event: Event): Buffer {
+    const end = this.encodeInto(event, this.scratch, 0);
+    if (end >= 0) return Buffer.from(this.scratch.subarray(0, end));
     return this.packr.pack(this.record(event));
   }
 

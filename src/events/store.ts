@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
-import { CodecError, EventCodec, schemaCodecTables, type CodecTables } from './codec.ts';
+import { ChunkBuilder, CodecError, EventCodec, schemaCodecTables, type CodecTables } from './codec.ts';
 import { InputError, assert } from './errors.ts';
 import { SCHEMA_VERSION, type Event, type Seq } from './schema.ts';
 
@@ -300,7 +300,8 @@ export class RecordingStore {
 
 /** Appends one run's events, chunk by chunk, each chunk in its own transaction. */
 export class RunWriter {
-  private buffer: Event[] = [];
+  /** The events not yet committed, already encoded (events are not kept: only their bytes). */
+  private readonly chunk: ChunkBuilder;
   private bufferFirstSeq: Seq;
   private head: Buffer;
   private pendingCheckpoints: { seq: Seq; state: Uint8Array; pages: [Uint8Array, Uint8Array][] }[] = [];
@@ -317,7 +318,8 @@ export class RunWriter {
     assert(baseSeq % CHUNK_EVENTS === 0, () => `run base ${baseSeq} is not chunk-aligned`);
     this.bufferFirstSeq = baseSeq;
     this.head = head;
-    this.buffer = [...prefix];
+    this.chunk = new ChunkBuilder(store.codec);
+    for (const event of prefix) this.chunk.add(event);
     const db = store.db;
     this.insertChunk = db.prepare('INSERT INTO chunks (run, first_seq, count, hash, bytes) VALUES (?, ?, ?, ?, ?)');
     this.updateHead = db.prepare('UPDATE runs SET head_hash = ?, event_count = ? WHERE id = ?');
@@ -327,7 +329,7 @@ export class RunWriter {
 
   /** The seq the next appended event gets. */
   get nextSeq(): Seq {
-    return this.bufferFirstSeq + this.buffer.length;
+    return this.bufferFirstSeq + this.chunk.count;
   }
 
   /** Events committed to disk so far (a reader sees exactly these). */
@@ -340,9 +342,10 @@ export class RunWriter {
   }
 
   append(events: readonly Event[]): void {
-    for (const event of events) {
-      this.buffer.push(event);
-      if (this.buffer.length === CHUNK_EVENTS) this.flush();
+    const chunk = this.chunk;
+    for (let i = 0; i < events.length; i++) {
+      chunk.add(events[i]);
+      if (chunk.count === CHUNK_EVENTS) this.flush();
     }
   }
 
@@ -353,28 +356,28 @@ export class RunWriter {
   checkpoint(seq: Seq, state: Uint8Array, pages: [Uint8Array, Uint8Array][]): void {
     assert(seq <= this.nextSeq, () => `checkpoint at ${seq} is ahead of the events (${this.nextSeq})`);
     this.pendingCheckpoints.push({ seq, state, pages });
-    if (seq <= this.committedSeq) this.commit([]);
+    if (seq <= this.committedSeq) this.commit(false);
   }
 
   /** Writes whatever is buffered, even a short chunk; only at the end of a run. */
   flush(): void {
-    if (this.buffer.length === 0) {
-      if (this.pendingCheckpoints.length > 0) this.commit([]);
+    if (this.chunk.count === 0) {
+      if (this.pendingCheckpoints.length > 0) this.commit(false);
       return;
     }
-    const events = this.buffer;
-    this.buffer = [];
-    this.commit(events);
+    this.commit(true);
   }
 
-  private commit(events: Event[]): void {
-    const raw = events.length > 0 ? this.store.codec.encodeChunk(events) : undefined;
+  /** Commits the pending checkpoints that are due, and the buffered events with them if `events`. */
+  private commit(events: boolean): void {
+    const count = events ? this.chunk.count : 0;
+    const raw = events ? this.chunk.take() : undefined;
     this.store.db.transaction(() => {
       if (raw !== undefined) {
-        const hash = chunkHash(this.head, this.bufferFirstSeq, events.length, raw);
-        this.insertChunk.run(this.run, this.bufferFirstSeq, events.length, hash, deflateRawSync(raw, { level: 1 }));
+        const hash = chunkHash(this.head, this.bufferFirstSeq, count, raw);
+        this.insertChunk.run(this.run, this.bufferFirstSeq, count, hash, deflateRawSync(raw, { level: 1 }));
         this.head = hash;
-        this.bufferFirstSeq += events.length;
+        this.bufferFirstSeq += count;
         this.updateHead.run(this.head, this.bufferFirstSeq, this.run);
       }
       const due = this.pendingCheckpoints.filter((c) => c.seq <= this.bufferFirstSeq);

@@ -12,7 +12,9 @@ import { encodeInstruction, resolveAddress } from './asm/encoder.ts';
 import type { EncodingContext, ResolvedOperand } from './asm/encoder.ts';
 import { UNKNOWN, evaluate, isScalar, isUnknown, newHint, relocatable, scalar, scalarValue } from './asm/expression.ts';
 import type { EvaluationEnvironment, Expression, Value } from './asm/expression.ts';
-import { parseSource } from './asm/parser.ts';
+import { parseSource, type IncludeReader } from './asm/parser.ts';
+
+export type { IncludeReader } from './asm/parser.ts';
 import type { DataItem, ParsedOperand, Statement, TimesPrefix } from './asm/parser.ts';
 
 export { AssemblyError } from './asm/errors.ts';
@@ -240,10 +242,10 @@ function finalSymbols(symbols: SymbolTable, origin: bigint): Map<string, number>
  * Assembles NASM-syntax source to the bytes "nasm -f bin" would produce. `fileName` is used
  * only in error positions. Throws AssemblyError for mistakes in the source.
  */
-export function assemble(source: string, fileName = 'input.asm', defines: Readonly<Record<string, number>> = {}): AssemblyResult {
+export function assemble(source: string, fileName = 'input.asm', defines: Readonly<Record<string, number>> = {}, readInclude?: IncludeReader): AssemblyResult {
   // Defines are parsed apart, so the source's own line numbers stay right in messages.
   const predefined = Object.entries(defines).map(([name, value]) => `${name} equ ${value}`).join('\n');
-  const statements = [...(predefined === '' ? [] : parseSource(predefined, `${fileName} (defines)`)), ...parseSource(source, fileName)];
+  const statements = [...(predefined === '' ? [] : parseSource(predefined, `${fileName} (defines)`)), ...parseSource(source, fileName, readInclude)];
   const origin = findOrigin(statements);
   let previous: SymbolTable | null = null;
   for (let pass = 1; pass <= MAX_PASSES; pass += 1) {

@@ -6,7 +6,7 @@ import type { Mnemonic, RepeatPrefix } from '../instruction.ts';
 import { MNEMONICS } from '../instruction.ts';
 import { parseRegister } from '../registers.ts';
 import type { Register } from '../registers.ts';
-import type { SourceLocation } from './errors.ts';
+import { AssemblyError, type SourceLocation } from './errors.ts';
 import { parseExpression } from './expression.ts';
 import type { Expression, NameQualifier } from './expression.ts';
 import { tokenizeLine } from './lexer.ts';
@@ -103,22 +103,48 @@ function isLocalName(name: string): boolean {
   return name.startsWith('.') && !name.startsWith('..');
 }
 
+/**
+ * Reads an included file: `path` as the source wrote it. Returns the text and the name to
+ * report locations with.
+ */
+export type IncludeReader = (path: string) => { file: string; text: string };
+
+/** `%include "path"` (or 'path'), alone on its line but for a comment. */
+const INCLUDE = /^\s*%include\s+(["'])([^"']+)\1\s*(;.*)?$/i;
+/** Deeper than this, an include is taken for a cycle. */
+const INCLUDE_DEPTH_MAX = 16;
+
 class SourceParser {
   private scope = '';
   private bitsSeen = false;
   private readonly statements: Statement[] = [];
 
-  constructor(private readonly file: string) {}
+  constructor(private readonly readInclude: IncludeReader | undefined) {}
 
   readonly qualify: NameQualifier = (name) => (isLocalName(name) ? `${this.scope}${name}` : name);
 
-  parse(source: string): Statement[] {
+  /** Parses a file's text; an included file's lines go in where its %include stood, as in NASM. */
+  parse(source: string, file: string, depth = 0): Statement[] {
     source.split('\n').forEach((text, index) => {
       const line = index + 1;
-      const tokens = tokenizeLine({ file: this.file, line, text });
-      if (tokens.length > 0) this.parseLine(new TokenStream(tokens, this.file, line, text.length + 1));
+      const include = INCLUDE.exec(text);
+      if (include) return this.include(include[2], { file, line, column: text.indexOf('%') + 1 }, depth);
+      const tokens = tokenizeLine({ file, line, text });
+      if (tokens.length > 0) this.parseLine(new TokenStream(tokens, file, line, text.length + 1));
     });
     return this.statements;
+  }
+
+  private include(path: string, at: SourceLocation, depth: number): void {
+    if (this.readInclude === undefined) throw new AssemblyError(at, `%include "${path}": this source was given without its folder, so it cannot include files`);
+    if (depth >= INCLUDE_DEPTH_MAX) throw new AssemblyError(at, `%include "${path}": includes nested ${INCLUDE_DEPTH_MAX} deep (a file that includes itself?)`);
+    let included: { file: string; text: string };
+    try {
+      included = this.readInclude(path);
+    } catch (error) {
+      throw new AssemblyError(at, `%include "${path}": ${(error as Error).message}`);
+    }
+    this.parse(included.text, included.file, depth + 1);
   }
 
   private parseLine(stream: TokenStream): void {
@@ -301,6 +327,6 @@ function parseModifiers(stream: TokenStream): Modifiers {
   }
 }
 
-export function parseSource(source: string, file: string): Statement[] {
-  return new SourceParser(file).parse(source);
+export function parseSource(source: string, file: string, readInclude?: IncludeReader): Statement[] {
+  return new SourceParser(readInclude).parse(source, file);
 }
