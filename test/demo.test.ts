@@ -50,4 +50,14 @@ test('demo: vanilla leaks memory (canary-confined, dom0-no-plaintext, scrub-betw
   // The I/O demo: dom0's netback sees every packet in plaintext and lets mallory pass as alice.
   assert.deepEqual([...violated(byName.get('network-vanilla')!.id)].sort(), ['dom0-no-plaintext', 'net-isolation']);
   assert.deepEqual([...violated(byName.get('network-secure')!.id)], []);
+  // dom0's backend crashes half way: vanilla's I/O dies with it, SIOM's does not.
+  const replies = (run: unknown): number => {
+    const log = cli('log', db, '--run', String(run), '--kind', 'hypercall', '--domain', 'alice', '--json');
+    assert.equal(log.status, 0, log.stderr);
+    const summary = jsonLines(log.stdout).map((e) => String(e.text)).find((text) => / of 16 replies/.test(text));
+    assert.ok(summary !== undefined, 'the pinger reports its replies');
+    return Number(/(\d+) of 16 replies/.exec(summary)![1]);
+  };
+  assert.equal(replies(byName.get('network-secure')!.id), 16);
+  assert.ok(replies(byName.get('network-vanilla')!.id) < 16, 'vanilla loses replies once dom0 crashed');
 });

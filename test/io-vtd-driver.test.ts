@@ -15,7 +15,7 @@ import { writeFrameWithKey } from '../src/core/memory.ts';
 import { PAGE_SIZE, parseScenario, type MachineConfig } from '../src/core/scenario.ts';
 import { stateDigest } from '../src/core/snapshot.ts';
 import { initialState } from '../src/core/state.ts';
-import { writeXenWord } from '../src/core/io/io-evolve.ts';
+import { writeXenWords } from '../src/core/io/io-evolve.ts';
 import {
   dmaRead, dmaWrite, interruptRequest, msiProgram, vtdAssignDevice, vtdBoot, vtdDeassignDevice,
   vtdDestroyDomain, vtdMapPage, vtdMemory, vtdServiceFaults, vtdUnmapPage,
@@ -190,7 +190,7 @@ test('unmap clears the leaf and invalidates the IOTLB before the frame can go', 
   const slptptr = probe.m.state.io.xenVtd.domains.get(ALICE)!.slptptr;
   const leaf = [...probe.m.state.io.vtd.iotlb.values()].find((e) => e.gfn === 2)!;
   const pt = walkToLeafTable(probe.m, slptptr, 0x2000);
-  writeXenWord(probe.m.state, pt + 2 * 8, 0, 0);
+  writeXenWords(probe.m.state, [pt + 2 * 8, 0, 0]);
   assert.ok(leaf && stale(probe.m).length > 0, 'a cleared leaf alone leaves a stale IOTLB entry');
 
   const from = events.length;

@@ -85,9 +85,7 @@ function applyVtdOp(state: MachineState, event: EventOf<'vtd.op'>): void {
     state.memory.delete(mfn);
     xen.freeFrames = [...xen.freeFrames, mfn].sort((a, b) => a - b);
   }
-  for (let i = 0; i + 2 < event.words.length; i += 3) {
-    writeXenWord(state, event.words[i], event.words[i + 1], event.words[i + 2]);
-  }
+  writeXenWords(state, event.words);
   const effects = decodeVtdEffects(event.effects);
   applyVtdEffects(state, effects);
   applyXenVtdRecord(state, event, effects);
@@ -132,17 +130,28 @@ function applyXenVtdRecord(state: MachineState, event: EventOf<'vtd.op'>, effect
   }
 }
 
-/** Writes a 64-bit word (two 32-bit halves) into one of Xen's own frames, in plaintext. */
-export function writeXenWord(state: MachineState, hpa: number, low: number, high: number): void {
-  const mfn = Math.floor(hpa / PAGE_SIZE);
-  const offset = hpa % PAGE_SIZE;
-  assert(offset % 8 === 0, () => `table word at 0x${hpa.toString(16)} is not 8-byte aligned`);
-  const page = state.memory.get(mfn);
-  const bytes = page ? new Uint8Array(page.bytes) : new Uint8Array(PAGE_SIZE);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(offset, low >>> 0, true);
-  view.setUint32(offset + 4, high >>> 0, true);
-  state.memory.set(mfn, { bytes, writer: NO_DOMAIN });
+/**
+ * Writes 64-bit words ([hpa, low 32, high 32] triples) into Xen's own frames, in plaintext.
+ * Pages are replaced, never changed in place (snapshots share them): each page touched is
+ * copied once per call, however many of its words change.
+ */
+export function writeXenWords(state: MachineState, words: readonly number[]): void {
+  const copies = new Map<number, DataView>();
+  for (let i = 0; i + 2 < words.length; i += 3) {
+    const hpa = words[i];
+    const mfn = Math.floor(hpa / PAGE_SIZE);
+    const offset = hpa % PAGE_SIZE;
+    assert(offset % 8 === 0, () => `table word at 0x${hpa.toString(16)} is not 8-byte aligned`);
+    let view = copies.get(mfn);
+    if (view === undefined) {
+      const page = state.memory.get(mfn);
+      const bytes = page ? new Uint8Array(page.bytes) : new Uint8Array(PAGE_SIZE);
+      state.memory.set(mfn, { bytes, writer: NO_DOMAIN });
+      copies.set(mfn, (view = new DataView(bytes.buffer)));
+    }
+    view.setUint32(offset, words[i + 1] >>> 0, true);
+    view.setUint32(offset + 4, words[i + 2] >>> 0, true);
+  }
 }
 
 function applyVtdEffects(state: MachineState, effects: readonly VtdEffect[]): void {
@@ -153,7 +162,7 @@ function applyVtdEffects(state: MachineState, effects: readonly VtdEffect[]): vo
       const view = page ? new DataView(page.bytes.buffer, page.bytes.byteOffset) : undefined;
       const old = [view?.getUint32(hpa % PAGE_SIZE, true) ?? 0, view?.getUint32((hpa % PAGE_SIZE) + 4, true) ?? 0];
       old[(effect.hpa % 8) / 4] = effect.value;
-      writeXenWord(state, hpa, old[0], old[1]);
+      writeXenWords(state, [hpa, old[0], old[1]]);
     } else {
       vtdApply(state.io.vtd, effect);
     }
