@@ -3,6 +3,7 @@
  * tests: they measure this machine and never fail the build.
  */
 import { benchCpu } from './cpu.ts';
+import { benchFuzz } from './fuzz.ts';
 import { benchIo } from './io.ts';
 import { benchStore, type Figure } from './store.ts';
 
@@ -11,6 +12,7 @@ const suites: Record<string, () => Figure[] | Promise<Figure[]>> = {
   cpu: () => benchCpu(),
   io: () => benchIo(),
   tui: (await import('./tui.ts')).benchTui,
+  fuzz: () => benchFuzz(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -168,7 +168,6 @@ function runQueue(queue: FuzzJob[], threads: Worker[], hooks: Hooks, onResult: (
     const worker = new Worker(BOOT, { workerData: { module: FUZZ_WORKER, jobs: queue } });
     threads.push(worker);
     worker.on('message', (m: WorkerMessage) => {
-      if (m.type === 'bad-path') return reject(badPath(queue.find((j) => j.label === m.label)!));
       const coverage = toCoverage(m.coverage);
       hooks.progress(m.label, m.runs, coverage);
       if (m.type === 'result') onResult({ label: m.label, runs: m.runs, coverage, counterexample: m.counterexample, ms: m.ms ?? 0 });
@@ -177,10 +176,6 @@ function runQueue(queue: FuzzJob[], threads: Worker[], hooks: Hooks, onResult: (
     // A worker ended by terminate() (stopOnFind) exits with 1: that is not a failure.
     worker.on('exit', (code) => (code === 0 || stopping.has(worker) ? resolve() : reject(new Error(`fuzz worker exited with ${code}`))));
   });
-}
-
-function badPath(job: FuzzJob): InputError {
-  return new InputError('argument', `--path ${job.options.path}: not a case fast-check can replay for --seed ${job.options.seed}${job.options.focus ? ` --focus ${job.options.focus.join(',')}` : ''}; give the --seed, --path and --focus a counterexample printed`);
 }
 
 /** Runs jobs on `workers` threads (dealt round robin); results come back in the jobs' order. */
@@ -290,7 +285,7 @@ function campaignJobs(p: Plan): FuzzJob[] {
 }
 
 function describeCampaign(p: Plan, jobs: FuzzJob[]): string {
-  const budget = p.path !== undefined ? 'one case' : p.runs !== undefined ? `${p.runs} runs` : `${jobs[0].options.timeMs! / 1000} s (or until a counterexample)`;
+  const budget = p.path !== undefined ? `the case at path ${p.path}, shrunk again` : p.runs !== undefined ? `${p.runs} runs` : `${jobs[0].options.timeMs! / 1000} s (or until a counterexample)`;
   const what = `${p.profile}${p.flaws.length ? ` with ${p.flaws.join(', ')}` : ''}${p.focus ? `, actions ${p.focus.join(', ')}` : ''}`;
   return `fuzzing ${what}: seed ${p.seed}, ${jobs.length} worker${jobs.length > 1 ? 's' : ''}, ${budget}`;
 }
@@ -334,6 +329,7 @@ export async function fuzzCommand(options: FuzzOptions): Promise<number> {
   const found = results.map((r) => r.counterexample).filter((c): c is Counterexample => c !== undefined);
   // Nothing found, nothing written: a campaign leaves no empty recording behind.
   const recorded = found.map((c) => ({ c, run: recordCounterexample(c, p) }));
+  if (p.path !== undefined && found.length > 0 && found[0].path !== p.path) note(`note: the case at index ${p.path.split(':')[0]} shrinks to path ${found[0].path}, not ${p.path}`);
   if (p.json) printJson(p, jobs, board.total(), seconds, recorded);
   else printText(p, board.total(), seconds, recorded);
   return recorded.length > 0 ? 1 : 0;
@@ -363,7 +359,7 @@ async function scoreboard(p: Plan, timed: boolean): Promise<number> {
   const budget = p.runs !== undefined ? { runs: p.runs } : { timeMs: timed ? p.timeMs : SCOREBOARD_TIME_MS };
   const targets: (FlawName | null)[] = [...FLAWS, null];
   const jobs: FuzzJob[] = targets.map((flaw) => ({ label: flaw ?? SECURE_LABEL, options: { profile: 'secure', flaws: flaw ? [flaw] : [], focus: p.focus, seed: p.seed, ...budget } }));
-  note(`scoreboard: ${FLAWS.length} planted flaws and the clean secure profile, seed ${p.seed}${focusFlag(p.focus)}, ${p.runs !== undefined ? `${p.runs} runs` : `${budget.timeMs! / 1000} s`} each, ${Math.min(p.workers, jobs.length)} workers`);
+  note(`scoreboard: ${FLAWS.length} planted flaws and the clean secure profile, seed ${p.seed}${p.focus ? `, actions ${p.focus.join(', ')}` : ''}, ${p.runs !== undefined ? `${p.runs} runs` : `${budget.timeMs! / 1000} s`} each, ${Math.min(p.workers, jobs.length)} workers`);
   const board = new Board('scoreboard');
   const results = await runJobs(jobs, p.workers, { progress: (label, n, coverage) => board.update(label, n, coverage), stopOnFind: false }).finally(() => board.stop());
   const rows = targets.map((flaw, i) => scoreRow(flaw, results.find((x) => x.label === jobs[i].label)!));

@@ -28,10 +28,12 @@ export function runsCommand(db: string, options: { json?: boolean }): number {
       for (const run of runs) out(JSON.stringify(run));
       return 0;
     }
-    out(`${'id'.padStart(4)}  ${'name'.padEnd(28)} ${'from'.padEnd(12)} ${'status'.padEnd(10)} ${'events'.padStart(9)} ${'viol.'.padStart(5)}  head`);
+    // The name column is as wide as the longest name (fuzz runs carry their seed and path).
+    const width = Math.max(28, ...runs.map((r) => r.name.length));
+    out(`${'id'.padStart(4)}  ${'name'.padEnd(width)} ${'from'.padEnd(12)} ${'status'.padEnd(10)} ${'events'.padStart(9)} ${'viol.'.padStart(5)}  head`);
     for (const r of runs) {
       const from = r.parentRun === null ? '-' : `${r.parentRun}@${r.forkSeq}`;
-      out(`${String(r.id).padStart(4)}  ${r.name.padEnd(28)} ${from.padEnd(12)} ${r.status.padEnd(10)} ${String(r.events).padStart(9)} ${String(r.violations ?? '?').padStart(5)}  ${r.head.slice(0, 16)}`);
+      out(`${String(r.id).padStart(4)}  ${r.name.padEnd(width)} ${from.padEnd(12)} ${r.status.padEnd(10)} ${String(r.events).padStart(9)} ${String(r.violations ?? '?').padStart(5)}  ${r.head.slice(0, 16)}`);
     }
     return 0;
   } finally {

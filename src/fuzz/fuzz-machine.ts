@@ -29,11 +29,12 @@ export class Coverage {
     }
   }
 
-  merge(other: { exitReasons: Iterable<number>; faultReasons: Iterable<number>; kinds: Iterable<string>; exits: number }): void {
+  /** Adds what `other` covered; its exits count too unless they were run before (a prepared machine's). */
+  merge(other: { exitReasons: Iterable<number>; faultReasons: Iterable<number>; kinds: Iterable<string>; exits: number }, countExits = true): void {
     for (const r of other.exitReasons) this.exitReasons.add(r);
     for (const r of other.faultReasons) this.faultReasons.add(r);
     for (const k of other.kinds) this.kinds.add(k);
-    this.exits += other.exits;
+    if (countExits) this.exits += other.exits;
   }
 }
 
@@ -72,7 +73,8 @@ export class FuzzMachine {
     this.machine = new Machine({ ...cloneState(base.state), config: this.config });
     this.events = base.events;
     this.violations.push(...base.violations);
-    coverage.merge(base.coverage);
+    // The prepared machine's exits were run once, when it was prepared: they count as covered, not as run again.
+    coverage.merge(base.coverage, false);
   }
 
   private static prepare(shape: CaseShape, profile: Profile, flaws: readonly FlawName[], maxEvents: number): Prepared {

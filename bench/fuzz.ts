@@ -1,0 +1,119 @@
+/**
+ * Fuzzer benchmark (issue 5), single-threaded and in process (runCampaign, no workers, no
+ * recording):
+ * - cases per second of a 10-second secure campaign with every action family, and of one
+ *   focused on x86 attackers, with the VM exits per second the x86 campaign executes;
+ * - per planted flaw: time and cases to the first counterexample for seeds 1, 2 and 3 (at most
+ *   5000 cases), the median over the seeds, and the median over the flaws;
+ * - the machine's own exit handling rate: a guest looping on CPUID, recording off. That is
+ *   the ceiling for exits per second, not what the fuzzer achieves.
+ */
+import { Machine } from '../src/core/machine.ts';
+import { parseScenario } from '../src/core/scenario.ts';
+import { initialState } from '../src/core/state.ts';
+import { FLAWS, type FlawName } from '../src/core/flaws.ts';
+import { nextStep } from '../src/replay/recorder.ts';
+import type { Action } from '../src/fuzz/actions.ts';
+import { runCampaign } from '../src/fuzz/campaign.ts';
+import type { Figure } from './store.ts';
+
+const seconds = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+const CAMPAIGN_MS = 10_000;
+const FLAW_SEEDS = [1, 2, 3];
+const FLAW_RUNS = 5000;
+/** A safety net for the suite's length: a flaw not found by then counts as not found. */
+const FLAW_TIME_CAP_MS = 30_000;
+const GOAL_CASES = 1000;
+const GOAL_EXITS = 100_000;
+const GOAL_FIND_S = 10;
+
+/** A timed secure campaign: cases and executed VM exits per second. */
+function campaignRate(focus: Action['kind'][] | undefined): { cases: number; casesPerSecond: number; exitsPerSecond: number } {
+  const t = process.hrtime.bigint();
+  const result = runCampaign({ profile: 'secure', flaws: [], seed: 1, timeMs: CAMPAIGN_MS, focus });
+  const s = seconds(t);
+  if (result.counterexample) throw new Error(`the secure campaign found ${result.counterexample.finding}`);
+  // Coverage counts the exits each case ran (a prepared machine's boot exits are not run again).
+  return { cases: result.runs, casesPerSecond: result.runs / s, exitsPerSecond: result.coverage.exits / s };
+}
+
+interface Hunt { seconds: number; runs: number; found: boolean }
+
+function hunt(flaw: FlawName, seed: number): Hunt {
+  const started = performance.now();
+  const r = runCampaign({ profile: 'secure', flaws: [flaw], seed, runs: FLAW_RUNS, timeMs: FLAW_TIME_CAP_MS, clock: () => performance.now() });
+  const c = r.counterexample;
+  if (c === undefined) return { seconds: Infinity, runs: r.runs, found: false };
+  return { seconds: (c.msToFind ?? performance.now() - started) / 1000, runs: c.runsToFind, found: true };
+}
+
+function flawFigures(): Figure[] {
+  const medians: number[] = [];
+  const rows = FLAWS.map((flaw): Figure => {
+    const hunts = FLAW_SEEDS.map((seed) => hunt(flaw, seed));
+    const m = median(hunts.map((h) => h.seconds));
+    medians.push(m);
+    const each = hunts.map((h) => (h.found ? `${h.seconds.toFixed(2)} s/${h.runs}` : `not in ${h.runs}`)).join(', ');
+    return { name: `  ${flaw}: median s (s/cases to find, seeds ${FLAW_SEEDS.join(',')}: ${each})`, value: Number.isFinite(m) ? m.toFixed(2) : 'not found', goal: `< ${GOAL_FIND_S} s`, ok: m < GOAL_FIND_S };
+  });
+  const overall = median(medians);
+  return [
+    ...rows,
+    { name: `median over the ${FLAWS.length} flaws of the median time to find (s)`, value: Number.isFinite(overall) ? overall.toFixed(2) : 'not found', goal: `< ${GOAL_FIND_S} s`, ok: overall < GOAL_FIND_S },
+  ];
+}
+
+const CPUID_LOOP = (iterations: number): string => `
+seed: exit-bench
+machine: { memoryMiB: 4, pcpus: 1, profile: secure, timeslice: 100000 }
+dom0: { memoryKiB: 64 }
+domains:
+  - name: looper
+    memoryKiB: 64
+    paging: ept
+    guest:
+      x86:
+        asm: |
+          bits 32
+          org 0x1000
+                  mov edi, ${iterations}
+          again:  xor eax, eax
+                  cpuid
+                  dec edi
+                  jnz again
+                  mov eax, 29          ; sched_op
+                  mov ebx, 2           ; SCHEDOP_shutdown
+                  vmcall
+`;
+
+/** The machine alone (recording off) handling CPUID exits back to back: exits per second. */
+function machineExitRate(iterations: number): { exits: number; perSecond: number } {
+  const machine = new Machine(initialState(parseScenario(CPUID_LOOP(iterations), 'cpuid-loop.yaml')));
+  let exits = 0;
+  const t = process.hrtime.bigint();
+  while (!machine.state.halted) for (const e of nextStep(machine)) if (e.kind === 'vm.exit') exits++;
+  const s = seconds(t);
+  if (exits < iterations) throw new Error(`the CPUID loop made ${exits} exits, expected at least ${iterations}`);
+  return { exits, perSecond: exits / s };
+}
+
+export function benchFuzz(): Figure[] {
+  const all = campaignRate(undefined);
+  const x86 = campaignRate(['x86']);
+  const raw = machineExitRate(200_000);
+  return [
+    { name: `cases/s, secure, all action families (${fmt(all.cases)} cases in ${CAMPAIGN_MS / 1000} s, 1 thread)`, value: fmt(all.casesPerSecond), goal: `>= ${fmt(GOAL_CASES)}/core`, ok: all.casesPerSecond >= GOAL_CASES },
+    { name: `cases/s, secure, focus x86 (${fmt(x86.cases)} cases in ${CAMPAIGN_MS / 1000} s, 1 thread)`, value: fmt(x86.casesPerSecond), goal: `>= ${fmt(GOAL_CASES)}/core`, ok: x86.casesPerSecond >= GOAL_CASES },
+    { name: 'VM exits/s executed by the fuzzer, focus x86', value: fmt(x86.exitsPerSecond), goal: `>= ${fmt(GOAL_EXITS)}/core`, ok: x86.exitsPerSecond >= GOAL_EXITS },
+    { name: 'VM exits/s executed by the fuzzer, all families', value: fmt(all.exitsPerSecond) },
+    { name: `time to find each planted flaw (at most ${FLAW_RUNS} cases):`, value: '' },
+    ...flawFigures(),
+    { name: `machine's exit handling rate, not the fuzzer's: CPUID loop, ${fmt(raw.exits)} exits, recording off (exits/s)`, value: fmt(raw.perSecond) },
+  ];
+}
