@@ -149,27 +149,9 @@
 bits 32
 org 0x1000
 
-; ---- the machine ABI -------------------------------------------------------------------------
-CONSOLE_PORT            equ 0xe9
-HYPERCALL_MEMORY_OP     equ 12
-HYPERCALL_CONSOLE_IO    equ 18
-HYPERCALL_SCHED_OP      equ 29
-XENMEM_DECREASE         equ 1
-XENMEM_POPULATE         equ 6
-CONSOLEIO_WRITE         equ 0
-SCHEDOP_SHUTDOWN        equ 2
-
-; ---- x86 ---------------------------------------------------------------------------------------
-PG_P                    equ 0x001
-PG_RW                   equ 0x002
-PG_PS                   equ 0x080
-CR0_PE                  equ 1 << 0
-CR0_NW                  equ 1 << 29
-CR0_PG                  equ 1 << 31
-CR4_PSE                 equ 1 << 4
-CR4_VMXE                equ 1 << 13
-KERNEL_CS               equ 0x08
-GATE_INTERRUPT_32       equ 0x8e00
+; ---- the machine ABI and x86 constants -------------------------------------------------------
+%include "lib/abi.inc"                      ; hypercalls, console port, x2APIC MSRs
+%include "lib/x86.inc"                      ; paging bits, CR0/CR4, gates
 
 ; ---- layout ------------------------------------------------------------------------------------
 IMAGE_BASE              equ 0x1000                  ; = org

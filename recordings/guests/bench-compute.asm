@@ -35,13 +35,8 @@
 bits 32
 org 0x1000
 
-CONSOLE_PORT            equ 0xe9
-HYPERCALL_CONSOLE_IO    equ 18
-HYPERCALL_SCHED_OP      equ 29
-CONSOLEIO_WRITE         equ 0
-SCHEDOP_SHUTDOWN        equ 2
-KERNEL_CS               equ 0x08
-GATE_INTERRUPT_32       equ 0x8e00
+%include "lib/abi.inc"                      ; hypercalls, console port, x2APIC MSRs
+%include "lib/x86.inc"                      ; paging bits, CR0/CR4, gates
 
 DATA                    equ 0x08000
 IDT                     equ 0x09000
@@ -60,15 +55,7 @@ out_buf                 equ DATA + 0x100
 OUT_MAX                 equ 0x200
 
 start:
-        cli
-        mov esp, STACK_TOP
-        xor ebx, ebx                        ; IDT: every exception is unexpected
-.idt:
-        mov eax, isr_panic
-        call set_gate
-        inc ebx
-        cmp ebx, IDT_GATES
-        jb .idt
+%include "lib/bench-boot.inc"               ; ESP, every exception gate to isr_panic
         lidt [idt_descriptor]
         mov dword [out_len], 0
 
@@ -106,133 +93,34 @@ start:
         mov [tsc_end], eax
 
         mov esi, msg_head
-        call out_str
+        call puts
         mov eax, ebx
-        call out_hex
+        call puthex8
         mov esi, msg_ok
         cmp ebx, CRC_EXPECTED
         je .verdict
         mov esi, msg_wrong
 .verdict:
-        call out_str
+        call puts
         mov eax, PASSES * (sentence_end - sentence)
-        call out_dec
+        call putdec
         mov esi, msg_bytes
-        call out_str
-        mov eax, [tsc_end]
-        sub eax, [tsc_start]
-        call out_dec
-        mov esi, msg_ticks
-        call out_str
-        call out_flush
-shutdown:
-        mov eax, HYPERCALL_SCHED_OP
-        mov ebx, SCHEDOP_SHUTDOWN
-        vmcall
-.hang:
-        hlt
-        jmp .hang
+        call puts
+%include "lib/bench-end.inc"                ; the ticks, flush; shutdown:
 
 ; ---- exceptions: none expected. Print the top of the frame ([esp] is EIP, or the error
 ; code for #DF/#GP/#PF with EIP after it) and stop.
 isr_panic:
-        mov eax, [esp]
-        mov ebx, [esp + 4]
-        mov dword [out_len], 0
-        mov esi, msg_panic
-        call out_str
-        call out_hex
-        mov al, ' '
-        call out_char
-        mov eax, ebx
-        call out_hex
+%include "lib/panic-frame.inc"              ; msg_panic, [esp], [esp + 4]
         mov al, 10
-        call out_char
-        call out_flush
+        call putc
+        call flush
         jmp shutdown
 
-; ---- set_gate: EBX = vector, EAX = handler (clobbered): 32-bit interrupt gate, selector 0x08
-set_gate:
-        push edx
-        lea edx, [IDT + ebx*8]
-        mov [edx], ax
-        mov word [edx + 2], KERNEL_CS
-        mov word [edx + 4], GATE_INTERRUPT_32
-        shr eax, 16
-        mov [edx + 6], ax
-        pop edx
-        ret
+%include "lib/set-gate.inc"                 ; set_gate: EBX = vector, EAX = handler (clobbered)
 
 ; ---- text output into a buffer, flushed with one console_io; all preserve registers
-out_char:                                   ; AL
-        push edi
-        mov edi, [out_len]
-        cmp edi, OUT_MAX
-        jae .full
-        mov [out_buf + edi], al
-        inc dword [out_len]
-.full:
-        pop edi
-        ret
-
-out_str:                                    ; ESI = NUL-terminated text
-        push eax
-        push esi
-.next:
-        mov al, [esi]
-        test al, al
-        jz .done
-        call out_char
-        inc esi
-        jmp .next
-.done:
-        pop esi
-        pop eax
-        ret
-
-out_hex:                                    ; EAX, 8 hex digits
-        pushad
-        mov edx, eax
-        mov ecx, 8
-.digit:
-        rol edx, 4
-        mov eax, edx
-        and eax, 0x0f
-        mov al, [hex_digits + eax]
-        call out_char
-        loop .digit
-        popad
-        ret
-
-out_dec:                                    ; EAX, unsigned decimal
-        pushad
-        mov ebx, 10
-        xor ecx, ecx
-.divide:
-        xor edx, edx
-        div ebx
-        push edx
-        inc ecx
-        test eax, eax
-        jnz .divide
-.emit:
-        pop eax
-        add al, '0'
-        call out_char
-        loop .emit
-        popad
-        ret
-
-out_flush:
-        pushad
-        mov eax, HYPERCALL_CONSOLE_IO
-        mov ebx, CONSOLEIO_WRITE
-        mov ecx, [out_len]
-        mov edx, out_buf
-        vmcall
-        mov dword [out_len], 0
-        popad
-        ret
+%include "lib/console.inc"                  ; putc, puts, puthex8, putdec, flush (out_buf, out_len)
 
 ; ---- read-only data
 idt_descriptor:

@@ -43,16 +43,8 @@
 bits 32
 org 0x1000
 
-HYPERCALL_CONSOLE_IO    equ 18
-HYPERCALL_SCHED_OP      equ 29
-CONSOLEIO_WRITE         equ 0
-SCHEDOP_SHUTDOWN        equ 2
-KERNEL_CS               equ 0x08
-GATE_INTERRUPT_32       equ 0x8e00
-PG_P                    equ 0x001
-PG_RW                   equ 0x002
-CR0_WP                  equ 1 << 16
-CR0_PG                  equ 1 << 31
+%include "lib/abi.inc"                      ; hypercalls, console port, x2APIC MSRs
+%include "lib/x86.inc"                      ; paging bits, CR0/CR4, gates
 
 IMAGE_BASE              equ 0x1000
 DATA                    equ 0x08000
@@ -82,29 +74,14 @@ out_buf                 equ DATA + 0x100
 OUT_MAX                 equ 0x200
 
 start:
-        cli
-        mov esp, STACK_TOP
-        xor ebx, ebx
-.idt:
-        mov eax, isr_panic
-        call set_gate
-        inc ebx
-        cmp ebx, IDT_GATES
-        jb .idt
+%include "lib/bench-boot.inc"               ; ESP, every exception gate to isr_panic
         lidt [idt_descriptor]
         mov dword [out_len], 0
         mov dword [bad_sums], 0
 
         ; ---- page tables (paging off: physical addresses) -------------------------------------
         xor ebx, ebx                        ; PT_LOW: identity map of the first 1 MiB
-.low:
-        mov eax, ebx
-        shl eax, 12
-        or eax, PG_P | PG_RW
-        mov [PT_LOW + ebx*4], eax
-        inc ebx
-        cmp ebx, 256
-        jb .low
+%include "lib/identity-map.inc"             ; PT_LOW[EBX..255] = their own frames
         mov dword [PT_LOW], 0               ; page 0 not present
         xor ebx, ebx                        ; the 64 window PTEs, four tables in a row
 .window:                                    ; (PT_SPACE0 + 4 * i maps frame FRAMES + i pages)
@@ -211,136 +188,29 @@ start:
         jb .verify
 
         mov esi, msg_head
-        call out_str
+        call puts
         mov esi, msg_sums_ok
         cmp dword [bad_sums], 0
         je .sums
         mov esi, msg_sums_bad
 .sums:
-        call out_str
+        call puts
         mov eax, [hash]
-        call out_hex
+        call puthex8
         mov esi, msg_ok
         cmp dword [hash], HASH_EXPECTED
         je .hash
         mov esi, msg_hash_bad
 .hash:
-        call out_str
-        mov eax, [tsc_end]
-        sub eax, [tsc_start]
-        call out_dec
-        mov esi, msg_ticks
-        call out_str
-        call out_flush
-shutdown:
-        mov eax, HYPERCALL_SCHED_OP
-        mov ebx, SCHEDOP_SHUTDOWN
-        vmcall
-.hang:
-        hlt
-        jmp .hang
+        call puts
+%include "lib/bench-end.inc"                ; the ticks, flush; shutdown:
 
 ; ---- exceptions: none expected ([esp] = EIP, or the error code with EIP after it)
-isr_panic:
-        mov eax, [esp]
-        mov ebx, [esp + 4]
-        mov dword [out_len], 0
-        mov esi, msg_panic
-        call out_str
-        call out_hex
-        mov al, ' '
-        call out_char
-        mov eax, ebx
-        call out_hex
-        mov al, ' '
-        call out_char
-        mov eax, cr2
-        call out_hex
-        mov al, 10
-        call out_char
-        call out_flush
-        jmp shutdown
+%include "lib/bench-panic.inc"              ; isr_panic: the frame and CR2, then shutdown
 
-set_gate:                                   ; EBX = vector, EAX = handler (clobbered)
-        push edx
-        lea edx, [IDT + ebx*8]
-        mov [edx], ax
-        mov word [edx + 2], KERNEL_CS
-        mov word [edx + 4], GATE_INTERRUPT_32
-        shr eax, 16
-        mov [edx + 6], ax
-        pop edx
-        ret
+%include "lib/set-gate.inc"                 ; set_gate: EBX = vector, EAX = handler (clobbered)
 
-out_char:                                   ; AL
-        push edi
-        mov edi, [out_len]
-        cmp edi, OUT_MAX
-        jae .full
-        mov [out_buf + edi], al
-        inc dword [out_len]
-.full:
-        pop edi
-        ret
-
-out_str:                                    ; ESI = NUL-terminated text
-        push eax
-        push esi
-.next:
-        mov al, [esi]
-        test al, al
-        jz .done
-        call out_char
-        inc esi
-        jmp .next
-.done:
-        pop esi
-        pop eax
-        ret
-
-out_hex:                                    ; EAX, 8 hex digits
-        pushad
-        mov edx, eax
-        mov ecx, 8
-.digit:
-        rol edx, 4
-        mov eax, edx
-        and eax, 0x0f
-        mov al, [hex_digits + eax]
-        call out_char
-        loop .digit
-        popad
-        ret
-
-out_dec:                                    ; EAX, unsigned decimal
-        pushad
-        mov ebx, 10
-        xor ecx, ecx
-.divide:
-        xor edx, edx
-        div ebx
-        push edx
-        inc ecx
-        test eax, eax
-        jnz .divide
-.emit:
-        pop eax
-        add al, '0'
-        call out_char
-        loop .emit
-        popad
-        ret
-
-out_flush:
-        pushad
-        mov eax, HYPERCALL_CONSOLE_IO
-        mov ebx, CONSOLEIO_WRITE
-        mov ecx, [out_len]
-        mov edx, out_buf                    ; identity-mapped in every address space
-        vmcall
-        mov dword [out_len], 0
-        popad
-        ret
+%include "lib/console.inc"                  ; putc, puts, puthex8, putdec, flush (out_buf, out_len)
 
 idt_descriptor:
         dw IDT_GATES * 8 - 1

@@ -78,94 +78,16 @@ org 0x1000
 ; The defines, all named once up front: without one, assembly stops here, naming it.
 DEFINES_GIVEN           equ MY_IP + VICTIM_IP + VICTIM_MAC + REFLECTOR_IP + REFLECTOR_MAC + HOP_VLAN
 
-; ---- the machine ABI -------------------------------------------------------------------------
-HYPERCALL_CONSOLE_IO    equ 18
-HYPERCALL_SCHED_OP      equ 29
-CONSOLEIO_WRITE         equ 0
-SCHEDOP_SHUTDOWN        equ 2
-MSR_X2APIC_EOI          equ 0x80b
-MSR_X2APIC_LVT_TIMER    equ 0x832
-MSR_X2APIC_INIT_COUNT   equ 0x838
-LVT_TIMER_PERIODIC      equ 1 << 17
+; ---- the machine ABI and x86 constants -------------------------------------------------------
+%include "lib/abi.inc"                      ; hypercalls, console port, x2APIC MSRs
+%include "lib/x86.inc"                      ; paging bits, CR0/CR4, gates
 
-; ---- x86 ---------------------------------------------------------------------------------------
-PG_P                    equ 0x001
-PG_RW                   equ 0x002
-PG_PWT                  equ 0x008
-PG_PCD                  equ 0x010
-CR0_WP                  equ 1 << 16
-CR0_PG                  equ 1 << 31
-KERNEL_CS               equ 0x08
-GATE_INTERRUPT_32       equ 0x8e00
-
-; ---- PCI and the VF (see netkernel.asm) ----------------------------------------------------------
-PCI_CONFIG_ADDRESS      equ 0xcf8
-PCI_CONFIG_DATA         equ 0xcfc
-PCI_ENABLE              equ 0x80000000
-VF_DEVICE               equ 4
-VF_CONFIG               equ PCI_ENABLE | (VF_DEVICE << 11)
+; ---- PCI, the VF and frames ---------------------------------------------------------------------
+%include "lib/vf.inc"                       ; PCI config, VF registers, descriptor bits, NIC_VECTOR
+%include "lib/net.inc"                      ; Ethernet / IPv4 / UDP offsets, NET_IPV4
 OTHER_CONFIG            equ PCI_ENABLE | (5 << 11)          ; 00:05.0
 PF_CONFIG               equ PCI_ENABLE | (2 << 16)          ; 02:00.0
-VF_IDS                  equ 0x10ed8086
-PCI_COMMAND             equ 0x04
-PCI_COMMAND_MEMORY      equ 1 << 1
-PCI_COMMAND_MASTER      equ 1 << 2
-PCI_STATUS              equ 0x06
-PCI_STATUS_CAP_LIST     equ 1 << 4
-PCI_BASE_ADDRESS_0      equ 0x10
-PCI_CAPABILITY_LIST     equ 0x34
-PCI_CAP_ID_MSIX         equ 0x11
-MSIX_FLAGS_ENABLE       equ 1 << 15
-
-NIC_BAR0                equ 0xf0000000
-NIC_BAR3                equ 0xf0004000
-BAR3_OFFSET             equ NIC_BAR3 - NIC_BAR0
-VFCTRL                  equ 0x0000
-VFSTATUS                equ 0x0008
-VFEICR                  equ 0x0100
-VFEIMS                  equ 0x0108
-VFMACL                  equ 0x0400
-VFMACH                  equ 0x0404
-VFRDBAL                 equ 0x1000
-VFRDBAH                 equ 0x1004
-VFRDLEN                 equ 0x1008
-VFRDH                   equ 0x1010
-VFRDT                   equ 0x1018
-VFRXDCTL                equ 0x1028
-VFTDBAL                 equ 0x2000
-VFTDBAH                 equ 0x2004
-VFTDLEN                 equ 0x2008
-VFTDH                   equ 0x2010
-VFTDT                   equ 0x2018
-VFTXDCTL                equ 0x2028
-VFCTRL_RST              equ 1 << 26
-VFSTATUS_LU             equ 1 << 1
-DCTL_ENABLE             equ 1 << 25
-EICR_RX                 equ 1 << 0
-TXD_CMD                 equ 0x0b                    ; EOP | IFCS | RS
-TXD_STA_DD              equ 0x01
-RXD_STA_DD              equ 0x01
-MSI_ADDRESS             equ 0xfee00000
 MSI_REMAPPABLE_HANDLE_0 equ 0xfee00010              ; bit 4: remappable format; handle 0
-NIC_VECTOR              equ 0x41
-
-; ---- Ethernet / IPv4 / UDP ----------------------------------------------------------------------
-ETH_DST                 equ 0
-ETH_SRC                 equ 6
-ETH_TYPE                equ 12
-IP_HDR                  equ 14
-IP_PROTO                equ IP_HDR + 9
-IP_CSUM                 equ IP_HDR + 10
-IP_SRC                  equ IP_HDR + 12
-IP_DST                  equ IP_HDR + 16
-UDP_HDR                 equ 34
-UDP_SPORT               equ UDP_HDR
-UDP_DPORT               equ UDP_HDR + 2
-UDP_LEN                 equ UDP_HDR + 4
-UDP_CSUM                equ UDP_HDR + 6
-PAYLOAD                 equ 42
-IP_PROTO_UDP            equ 17
-NET_IPV4                equ 0x0008
 NET_VLAN                equ 0x0081                  ; ethertype 0x8100, as a little-endian word
 SPORT_NET               equ 0x409c                  ; 40000 in network order
 DPORT_NET               equ 0x0700                  ; 7 in network order
@@ -178,24 +100,10 @@ TIMER_VECTOR            equ 0x20
 TIMER_PERIOD            equ 1000                    ; ticks
 START_DELAY             equ 4                       ; periods: the others boot meanwhile
 SETTLE                  equ 3                       ; periods to wait after each attack
-TX_DESCS                equ 8
-RX_DESCS                equ 8
-BUFFER_BYTES            equ 2048
 SHOW_MAX                equ 48
 
 ; ---- layout (as netkernel.asm) ---------------------------------------------------------------------
-IMAGE_BASE              equ 0x1000
-KDATA                   equ 0x08000
-IDT                     equ 0x09000
-PD                      equ 0x0a000
-PT_LOW                  equ 0x0b000
-PT_MMIO                 equ 0x0c000
-TX_RING                 equ 0x0d000
-RX_RING                 equ 0x0d100
-CLEAR_END               equ 0x0e000
-TX_BUFS                 equ 0x10000
-RX_BUFS                 equ 0x14000
-STACK_TOP               equ 0x20000
+%include "lib/net-layout.inc"
 MEMORY_END              equ 0x40000                 ; the demo's 256 KiB
 
 ; ---- variables ------------------------------------------------------------------------------------
@@ -227,68 +135,7 @@ OUT_MAX                 equ 0x800
 ; Boot: as netkernel.asm
 ; ====================================================================================================
 start:
-        cli
-        mov esp, STACK_TOP
-        mov edi, KDATA
-        mov ecx, (CLEAR_END - KDATA) / 4
-        xor eax, eax
-        rep stosd
-        mov dword [cursor], out_buf
-        mov dword [cursor_end], out_buf + OUT_MAX
-
-        xor ebx, ebx
-        mov eax, irq_stubs
-.idt:
-        mov [IDT + ebx*8], ax
-        mov word [IDT + ebx*8 + 2], KERNEL_CS
-        mov word [IDT + ebx*8 + 4], GATE_INTERRUPT_32
-        mov edx, eax
-        shr edx, 16
-        mov [IDT + ebx*8 + 6], dx
-        add eax, 5
-        inc ebx
-        cmp ebx, 256
-        jb .idt
-        lidt [idt_descriptor]
-
-        mov ebx, 1
-.low:
-        mov eax, ebx
-        shl eax, 12
-        or eax, PG_P | PG_RW
-        mov [PT_LOW + ebx*4], eax
-        inc ebx
-        cmp ebx, 256
-        jb .low
-        xor ebx, ebx
-.mmio:
-        mov eax, ebx
-        shl eax, 12
-        add eax, NIC_BAR0 | PG_P | PG_RW | PG_PCD | PG_PWT
-        mov [PT_MMIO + ebx*4], eax
-        inc ebx
-        cmp ebx, 8
-        jb .mmio
-        mov dword [PD], PT_LOW | PG_P | PG_RW
-        mov dword [PD + (NIC_BAR0 >> 22) * 4], PT_MMIO | PG_P | PG_RW
-        mov eax, PD
-        mov cr3, eax
-        mov eax, cr0
-        or eax, CR0_PG | CR0_WP
-        mov cr0, eax
-
-        call nic_init
-        test eax, eax
-        jz shutdown
-
-        mov ecx, MSR_X2APIC_LVT_TIMER
-        mov eax, TIMER_VECTOR | LVT_TIMER_PERIODIC
-        xor edx, edx
-        wrmsr
-        mov ecx, MSR_X2APIC_INIT_COUNT
-        mov eax, TIMER_PERIOD
-        xor edx, edx
-        wrmsr
+%include "lib/net-boot.inc"                 ; IDT, paging, the VF (nic_init), the timer; IF = 0
         sti
 
         mov esi, msg_hello
@@ -746,104 +593,12 @@ tx_send:
 
 ; nic_init: EAX = 1, or 0 when there is no VF to drive (after saying so).
 nic_init:
-        mov ecx, 0
-        call pci_read32
-        cmp eax, VF_IDS
-        je .found
-        push eax
-        mov esi, msg_no_vf
-        call puts
-        pop eax
-        mov ecx, 8
-        call puthex
-        mov esi, msg_no_vf_tail
-        call puts
-        call flush
-        xor eax, eax
-        ret
-.found:
-        mov ecx, PCI_COMMAND
-        call pci_read16
-        or eax, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER
-        call pci_write16
-        mov ecx, PCI_STATUS
-        call pci_read16
-        test eax, PCI_STATUS_CAP_LIST
-        jz .no_msix
-        mov ecx, PCI_CAPABILITY_LIST
-        call pci_read8
-        mov ebx, 48
-.cap:
-        and eax, 0xfc
-        jz .no_msix
-        mov ecx, eax
-        call pci_read32
-        cmp al, PCI_CAP_ID_MSIX
-        je .msix
-        shr eax, 8
-        dec ebx
-        jnz .cap
-.no_msix:
-        mov esi, msg_no_msix
-        call puts
-        call flush
-        xor eax, eax
-        ret
-.msix:
-        mov [msix_cap], ecx
-        add ecx, 2
-        call pci_read16
-        or eax, MSIX_FLAGS_ENABLE
-        call pci_write16
-
-        mov esi, msg_found
-        call puts
-        mov eax, [msix_cap]
-        mov ecx, 2
-        call puthex
-        mov al, 10
-        call putc
-        call flush
-
-        mov ecx, VFMACL
-        call nic_read
-        mov [my_mac], eax
-        mov ecx, VFMACH
-        call nic_read
-        mov [my_mac + 4], ax
-
-        mov ecx, BAR3_OFFSET + 0
-        mov eax, MSI_ADDRESS
-        call nic_write
-        mov ecx, BAR3_OFFSET + 4
-        xor eax, eax
-        call nic_write
-        mov ecx, BAR3_OFFSET + 8
-        mov eax, NIC_VECTOR
-        call nic_write
-        mov ecx, BAR3_OFFSET + 12
-        xor eax, eax
-        call nic_write
+%include "lib/nic-init-pci.inc"             ; the VF on PCI, MSI-X on; EAX = 0 and RET if none
+%include "lib/nic-init-msix.inc"            ; my_mac from VFMACL/VFMACH; MSI-X entry 0
 
         call queues_setup
 
-        mov esi, msg_mac
-        call puts
-        mov esi, my_mac
-        call putmac
-        mov ecx, VFSTATUS
-        call nic_read
-        mov esi, msg_link_up
-        test eax, VFSTATUS_LU
-        jnz .link
-        mov esi, msg_link_down
-.link:
-        call puts
-        mov esi, msg_rings
-        call puts
-        call flush
-        mov eax, 1
-        ret
+%include "lib/nic-init-report.inc"          ; prints the MAC and the link; EAX = 1, RET
 
 ; queues_setup: VF reset (head and tail back to 0), then both rings on: tx empty, rx with NO
 ; descriptor given (each rx attack gives exactly one). Interrupts: rx.
@@ -857,30 +612,8 @@ queues_setup:
         xor eax, eax
         rep stosd
         mov dword [tx_next], 0
-        mov ecx, VFRDBAL
-        mov eax, RX_RING
-        call nic_write
-        mov ecx, VFRDBAH
-        xor eax, eax
-        call nic_write
-        mov ecx, VFRDLEN
-        mov eax, RX_DESCS * 16
-        call nic_write
-        mov ecx, VFRXDCTL
-        mov eax, DCTL_ENABLE
-        call nic_write
-        mov ecx, VFTDBAL
-        mov eax, TX_RING
-        call nic_write
-        mov ecx, VFTDBAH
-        xor eax, eax
-        call nic_write
-        mov ecx, VFTDLEN
-        mov eax, TX_DESCS * 16
-        call nic_write
-        mov ecx, VFTXDCTL
-        mov eax, DCTL_ENABLE
-        call nic_write
+%include "lib/nic-rx-queue.inc"             ; rx ring base and length, queue on
+%include "lib/nic-tx-queue.inc"             ; tx ring base and length, queue on
         mov ecx, VFEIMS
         mov eax, EICR_RX
         call nic_write
@@ -928,28 +661,14 @@ finish:
         mov esi, msg_bye
         call puts
         call flush
-shutdown:
-        mov eax, HYPERCALL_SCHED_OP
-        mov ebx, SCHEDOP_SHUTDOWN
-        vmcall
-.hang:
-        cli
-        hlt
-        jmp .hang
+%include "lib/shutdown.inc"                 ; shutdown: sched_op(shutdown)
 
 ; ====================================================================================================
 ; Interrupts and exceptions: vector v enters at irq_stubs + 5 * v (CALL irq_entry). Interrupts
 ; are counted by vector (the timer's, our NIC's, and any other: a forged MSI would show here).
 ; ====================================================================================================
 irq_entry:
-        pushad
-        mov eax, [esp + 32]
-        sub eax, irq_stubs + 5
-        xor edx, edx
-        mov ecx, 5
-        div ecx                             ; EAX = vector
-        cmp eax, 32
-        jb exception
+%include "lib/irq-vector.inc"               ; EAX = the vector; exceptions go to exception
         inc dword [vectors + eax*4]
         cmp eax, TIMER_VECTOR
         je .timer
@@ -964,13 +683,7 @@ irq_entry:
 .timer:
         inc dword [ticks]
 .eoi:
-        mov ecx, MSR_X2APIC_EOI
-        xor eax, eax
-        xor edx, edx
-        wrmsr
-        popad
-        add esp, 4
-        iretd
+%include "lib/irq-eoi.inc"                  ; EOI, POPAD, the stub's return address off, IRETD
 
 ; An exception: printed; with a recovery point armed the attack is abandoned there, otherwise
 ; it is fatal. EAX = vector; [esp + 36] is the error code (8, 10-14, 17) or the EIP.
@@ -980,35 +693,7 @@ exception:
         inc dword [faults]
         mov esi, msg_exception
         call puts
-        mov eax, ebx
-        mov ecx, 2
-        call puthex
-        cmp ebx, 8
-        je .error_code
-        cmp ebx, 17
-        je .error_code
-        cmp ebx, 10
-        jb .eip
-        cmp ebx, 14
-        ja .eip
-.error_code:
-        mov esi, msg_panic_error
-        call puts
-        mov eax, [ebp]
-        mov ecx, 8
-        call puthex
-        add ebp, 4
-.eip:
-        mov esi, msg_panic_eip
-        call puts
-        mov eax, [ebp]
-        mov ecx, 8
-        call puthex
-        mov esi, msg_panic_cr2
-        call puts
-        mov eax, cr2
-        mov ecx, 8
-        call puthex
+%include "lib/exception-report.inc"         ; the vector, error code, EIP, CR2
         mov eax, [recover]
         test eax, eax
         jz .fatal
@@ -1022,325 +707,19 @@ exception:
         call flush
         jmp shutdown
 
-irq_stubs:
-        times 256 call irq_entry
+%include "lib/irq-stubs.inc"                ; irq_stubs: 256 x CALL irq_entry
 
-; nic_read: ECX = register offset in BAR0 -> EAX. nic_write: ECX = offset, EAX = value.
-; One plain 32-bit MOV each: the access exits and the hypervisor emulates it.
-nic_read:
-        mov eax, [NIC_BAR0 + ecx]
-        ret
-nic_write:
-        mov [NIC_BAR0 + ecx], eax
-        ret
-
-; PCI configuration space of 00:04.0. ECX = register offset; pci_read* return EAX (zero-
-; extended), pci_write16 writes AX, pci_write32 EAX. EDX is clobbered.
-pci_select:
-        push eax
-        mov eax, ecx
-        and eax, 0xfc
-        or eax, VF_CONFIG
-        mov dx, PCI_CONFIG_ADDRESS
-        out dx, eax
-        mov edx, ecx
-        and edx, 3
-        add edx, PCI_CONFIG_DATA
-        pop eax
-        ret
-pci_read32:
-        call pci_select
-        in eax, dx
-        ret
-pci_read16:
-        call pci_select
-        xor eax, eax
-        in ax, dx
-        ret
-pci_read8:
-        call pci_select
-        xor eax, eax
-        in al, dx
-        ret
-pci_write16:
-        call pci_select
-        out dx, ax
-        ret
+%include "lib/nic-access.inc"               ; nic_read, nic_write, pci_select, pci_read32/16/8, pci_write16
+; pci_write32: ECX = register offset of 00:04.0, EAX = the value. EDX is clobbered.
 pci_write32:
         call pci_select
         out dx, eax
         ret
 
-; udp_headers: EDI = frame with MACs, IP addresses and ports filled in, ECX = payload length.
-; Writes the rest of the IPv4 and UDP headers (IP checksum computed, UDP checksum 0 = none).
-; Returns ECX = the frame length.
-udp_headers:
-        push eax
-        push edx
-        mov word [edi + ETH_TYPE], NET_IPV4
-        mov dword [edi + IP_HDR], 0x00000045         ; version 4, IHL 5, TOS 0, length below
-        mov dword [edi + IP_HDR + 4], 0x00400000     ; id 0, flags DF
-        mov dword [edi + IP_HDR + 8], 0x00001140     ; TTL 64, UDP, checksum 0 for now
-        lea eax, [ecx + 8]                           ; UDP length
-        xchg al, ah
-        mov [edi + UDP_LEN], ax
-        mov word [edi + UDP_CSUM], 0
-        lea eax, [ecx + 28]                          ; IP total length
-        xchg al, ah
-        mov [edi + IP_HDR + 2], ax
-        ; RFC 1071: the ones' complement sum of the header's 16-bit words. It does not depend on
-        ; the byte order, so little-endian loads and a little-endian store give the right bytes.
-        xor eax, eax
-        xor edx, edx
-.sum:
-        movzx ecx, word [edi + IP_HDR + edx*2]
-        add eax, ecx
-        inc edx
-        cmp edx, 10
-        jb .sum
-        mov ecx, eax
-        shr ecx, 16
-        and eax, 0xffff
-        add eax, ecx
-        mov ecx, eax
-        shr ecx, 16
-        add eax, ecx
-        not eax
-        mov [edi + IP_CSUM], ax
-        movzx ecx, word [edi + IP_HDR + 2]           ; total length back to host order
-        xchg cl, ch
-        add ecx, IP_HDR
-        pop edx
-        pop eax
-        ret
+%include "lib/udp.inc"                      ; udp_headers
 
-; ====================================================================================================
-; Text: the put* routines append at [cursor] (the console line, or a frame's payload); flush
-; writes the console line with one console_io hypercall. All preserve every register.
-; ====================================================================================================
-putc:                                       ; AL
-        push edi
-        mov edi, [cursor]
-        cmp edi, [cursor_end]
-        jae .full
-        mov [edi], al
-        inc dword [cursor]
-.full:
-        pop edi
-        ret
-
-puts:                                       ; ESI = NUL-terminated text
-        push eax
-        push esi
-.next:
-        mov al, [esi]
-        test al, al
-        jz .done
-        call putc
-        inc esi
-        jmp .next
-.done:
-        pop esi
-        pop eax
-        ret
-
-puthex:                                     ; EAX = value, ECX = digits (from the low end)
-        pushad
-        mov edx, eax
-        mov ebx, ecx
-        mov ecx, 8
-        sub ecx, ebx
-        shl ecx, 2
-        rol edx, cl                         ; skip the digits not wanted
-        mov ecx, ebx
-.digit:
-        rol edx, 4
-        mov eax, edx
-        and eax, 0x0f
-        mov al, [hex_digits + eax]
-        call putc
-        loop .digit
-        popad
-        ret
-
-putdec:                                     ; EAX = unsigned value
-        pushad
-        mov ebx, 10
-        xor ecx, ecx
-.divide:
-        xor edx, edx
-        div ebx
-        push edx
-        inc ecx
-        test eax, eax
-        jnz .divide
-.emit:
-        pop eax
-        add al, '0'
-        call putc
-        loop .emit
-        popad
-        ret
-
-putip:                                      ; EAX = IPv4 address as a number (10.0.0.1 = 0x0a000001)
-        pushad
-        mov edx, eax
-        mov ebx, 4
-.part:
-        rol edx, 8
-        movzx eax, dl
-        call putdec
-        dec ebx
-        jz .done
-        mov al, '.'
-        call putc
-        jmp .part
-.done:
-        popad
-        ret
-
-putmac:                                     ; ESI = 6 bytes
-        pushad
-        mov ebx, 6
-        mov ecx, 2
-.byte:
-        movzx eax, byte [esi]
-        call puthex
-        inc esi
-        dec ebx
-        jz .done
-        mov al, ':'
-        call putc
-        jmp .byte
-.done:
-        popad
-        ret
-
-; put_sender: ESI = an IPv4/UDP frame: "<src ip>:<src port> (<src mac>)"
-put_sender:
-        pushad
-        mov eax, [esi + IP_SRC]
-        call net_to_host
-        call putip
-        mov al, ':'
-        call putc
-        movzx eax, word [esi + UDP_SPORT]
-        xchg al, ah
-        call putdec
-        mov al, ' '
-        call putc
-        mov al, '('
-        call putc
-        add esi, ETH_SRC
-        call putmac
-        mov al, ')'
-        call putc
-        popad
-        ret
-
-; put_payload: ESI = an IPv4/UDP frame, ECX = its length: the payload, quoted, at most
-; SHOW_MAX bytes, non-printable bytes as '.'.
-put_payload:
-        pushad
-        mov al, 0x27
-        call putc
-        sub ecx, PAYLOAD
-        jbe .done
-        cmp ecx, SHOW_MAX
-        jbe .some
-        mov ecx, SHOW_MAX
-.some:
-        add esi, PAYLOAD
-.byte:
-        mov al, [esi]
-        cmp al, ' '
-        jb .dot
-        cmp al, '~'
-        jbe .show
-.dot:
-        mov al, '.'
-.show:
-        call putc
-        inc esi
-        loop .byte
-.done:
-        mov al, 0x27
-        call putc
-        popad
-        ret
-
-; put_frame_summary: ESI = frame, ECX = length: "<len> bytes, <src mac> -> <dst mac>, type
-; <ethertype>", the sender and payload when it is IPv4/UDP, a newline, and a flush.
-put_frame_summary:
-        pushad
-        mov eax, ecx
-        call putdec
-        push esi
-        mov esi, msg_bytes_comma
-        call puts
-        pop esi
-        push esi
-        add esi, ETH_SRC
-        call putmac
-        mov esi, msg_arrow
-        call puts
-        pop esi
-        call putmac
-        push esi
-        mov esi, msg_type
-        call puts
-        pop esi
-        movzx eax, word [esi + ETH_TYPE]
-        xchg al, ah
-        push ecx
-        mov ecx, 4
-        call puthex
-        pop ecx
-        cmp eax, 0x0800
-        jne .end
-        cmp ecx, PAYLOAD
-        jb .end
-        cmp byte [esi + IP_PROTO], IP_PROTO_UDP
-        jne .end
-        push esi
-        mov esi, msg_udp_from
-        call puts
-        pop esi
-        call put_sender
-        push esi
-        mov esi, msg_to
-        call puts
-        pop esi
-        mov eax, [esi + IP_DST]
-        call net_to_host
-        call putip
-        mov al, ' '
-        call putc
-        call put_payload
-.end:
-        mov al, 10
-        call putc
-        call flush
-        popad
-        ret
-
-net_to_host:                                ; EAX: a 32-bit number in network byte order
-        xchg al, ah
-        rol eax, 16
-        xchg al, ah
-        ret
-
-flush:                                      ; console_io(write) of the line; empties it
-        pushad
-        mov eax, HYPERCALL_CONSOLE_IO
-        mov ebx, CONSOLEIO_WRITE
-        mov ecx, [cursor]
-        sub ecx, out_buf
-        mov edx, out_buf
-        vmcall
-        mov dword [cursor], out_buf
-        popad
-        ret
+%include "lib/net-console.inc"              ; putc, puts, puthex, putdec, putip, putmac, put_sender,
+                                            ; put_payload, put_frame_summary, net_to_host, flush
 
 ; ====================================================================================================
 ; Read-only data
@@ -1460,22 +839,10 @@ msg_faults:
         db '; exceptions ', 0
 msg_bye:
         db `; shutting down\n`, 0
-msg_bytes_comma:
-        db ' bytes, ', 0
-msg_type:
-        db ', type ', 0
-msg_udp_from:
-        db ', UDP from ', 0
-msg_to:
-        db ' to ', 0
+%include "lib/frame-text.inc"               ; the texts of put_frame_summary
 msg_exception:
         db ' -> exception 0x', 0
-msg_panic_error:
-        db ' error ', 0
-msg_panic_eip:
-        db ' eip ', 0
-msg_panic_cr2:
-        db ' cr2 ', 0
+%include "lib/panic-text.inc"               ; msg_panic_error, msg_panic_eip, msg_panic_cr2
 
 image_end:
 ; The image must end below the data page.

@@ -92,25 +92,9 @@
 bits 32
 org 0x1000
 
-; ---- the machine ABI ------------------------------------------------------------------------
-CONSOLE_PORT            equ 0xe9
-HYPERCALL_CONSOLE_IO    equ 18
-HYPERCALL_SCHED_OP      equ 29
-CONSOLEIO_WRITE         equ 0
-SCHEDOP_SHUTDOWN        equ 2
-MSR_X2APIC_EOI          equ 0x80b
-MSR_X2APIC_LVT_TIMER    equ 0x832
-MSR_X2APIC_INIT_COUNT   equ 0x838
-LVT_TIMER_PERIODIC      equ 1 << 17                 ; bits 18:17 = 01b; bit 16 (mask) clear
-
-; ---- x86 constants ----------------------------------------------------------------------------
-PG_P                    equ 0x001                   ; present
-PG_RW                   equ 0x002                   ; writable
-CR0_WP                  equ 1 << 16                 ; supervisor writes honour read-only pages
-CR0_PG                  equ 1 << 31
-KERNEL_CS               equ 0x08                    ; the flat code selector the ABI sets up
-EFLAGS_IF               equ 0x202                   ; IF plus the always-one bit 1
-GATE_INTERRUPT_32       equ 0x8e00                  ; P=1, DPL=0, type 1110b (32-bit interrupt gate)
+; ---- the machine ABI and x86 constants -------------------------------------------------------
+%include "lib/abi.inc"                      ; hypercalls, console port, x2APIC MSRs
+%include "lib/x86.inc"                      ; paging bits, CR0/CR4, gates
 
 ; ---- tunables ---------------------------------------------------------------------------------
 TIMER_VECTOR            equ 0x20
@@ -266,8 +250,8 @@ kernel_entry:
         ; The next fetch already goes through PT_ID; the identity map makes that seamless.
 
         mov esi, msg_banner
-        call out_str
-        call out_flush
+        call puts
+        call flush
 
         ; ---- write-protect self-test ---------------------------------------------------------
         ; wp_probe is in the read-only image. With CR0.WP set, even ring 0 must take a #PF with
@@ -279,15 +263,15 @@ kernel_entry:
 .wp_done:
         mov dword [pf_recover], 0
         mov esi, msg_wp
-        call out_str
+        call puts
         cmp dword [pf_err], 0xffffffff
         je .wp_no_fault
         mov eax, [pf_err]
-        call out_hex
+        call puthex8
         mov esi, msg_wp_cr2
-        call out_str
+        call puts
         mov eax, [pf_cr2]
-        call out_hex
+        call puthex8
         cmp dword [pf_err], 3
         jne .wp_wrong
         cmp dword [pf_cr2], wp_probe
@@ -300,8 +284,8 @@ kernel_entry:
 .wp_no_fault:
         mov esi, msg_wp_missing
 .wp_report:
-        call out_str
-        call out_flush
+        call puts
+        call flush
 
         ; ---- the two tasks: fake "interrupted" frames on their stacks ------------------------
         ; The stack frames are written through the kernel's identity map (physical address);
@@ -321,14 +305,7 @@ kernel_entry:
         ; A tick may expire before the IRETD below; the interrupt then stays pending (IF = 0)
         ; and is taken right after the IRETD sets IF: harmless, task A is simply preempted
         ; at its first instruction.
-        mov ecx, MSR_X2APIC_LVT_TIMER
-        mov eax, TIMER_VECTOR | LVT_TIMER_PERIODIC
-        xor edx, edx
-        wrmsr
-        mov ecx, MSR_X2APIC_INIT_COUNT
-        mov eax, TIMER_PERIOD
-        xor edx, edx
-        wrmsr
+%include "lib/apic-timer.inc"               ; periodic, TIMER_VECTOR, every TIMER_PERIOD ticks
 
         ; ---- start task A exactly as the timer handler resumes a task -------------------------
         mov dword [current], 0
@@ -338,22 +315,7 @@ kernel_entry:
         popad
         iretd                               ; EIP = task_a, CS = 0x08, EFLAGS = IF
 
-; ---------------------------------------------------------------------------------------------
-; set_gate: EBX = vector, EAX = handler. Writes the 8-byte 32-bit interrupt gate
-;   +0 dw offset 15:0   +2 dw selector 0x08   +4 dw 0x8e00 (P, DPL 0, 32-bit interrupt gate)
-;   +6 dw offset 31:16
-; Clobbers EAX.
-; ---------------------------------------------------------------------------------------------
-set_gate:
-        push edx
-        lea edx, [IDT + ebx*8]
-        mov [edx], ax
-        mov word [edx + 2], KERNEL_CS
-        mov word [edx + 4], GATE_INTERRUPT_32
-        shr eax, 16
-        mov [edx + 6], ax
-        pop edx
-        ret
+%include "lib/set-gate.inc"                 ; set_gate: EBX = vector, EAX = handler (clobbered)
 
 ; ---------------------------------------------------------------------------------------------
 ; init_task: EAX = stack frame (physical), EBX = entry point, ECX = slot, EDX = page directory.
@@ -481,53 +443,46 @@ kernel_finish:
         mov esp, KSTACK_TOP                 ; identity map
 
         mov esi, msg_summary
-        call out_str
+        call puts
         mov eax, [switch_count]
-        call out_dec
+        call putdec
         mov esi, msg_switches
-        call out_str
+        call puts
 
         mov esi, msg_task_a                 ; task A
-        call out_str
+        call puts
         mov eax, [A_DATA_FRAME + T_COUNT]
-        call out_dec
+        call putdec
         mov esi, msg_fib
-        call out_str
+        call puts
         mov eax, [A_DATA_FRAME + T_SNAP_N]
-        call out_dec
+        call putdec
         mov esi, msg_fib_is
-        call out_str
+        call puts
         mov eax, [A_DATA_FRAME + T_SNAP_F]
-        call out_hex
+        call puthex8
         mov esi, msg_comma
-        call out_str
+        call puts
         mov eax, [A_DATA_FRAME + T_ERRORS]
-        call out_dec
+        call putdec
         mov esi, msg_failed
-        call out_str
+        call puts
 
         mov esi, msg_task_b                 ; task B
-        call out_str
+        call puts
         mov eax, [B_DATA_FRAME + T_COUNT]
-        call out_dec
+        call putdec
         mov esi, msg_copies
-        call out_str
+        call puts
         mov eax, [B_DATA_FRAME + T_ERRORS]
-        call out_dec
+        call putdec
         mov esi, msg_failed
-        call out_str
+        call puts
         mov esi, msg_bye
-        call out_str
-        call out_flush
+        call puts
+        call flush
 
-shutdown:
-        mov eax, HYPERCALL_SCHED_OP
-        mov ebx, SCHEDOP_SHUTDOWN
-        vmcall                              ; the domain is destroyed: this does not return
-.hang:
-        cli
-        hlt
-        jmp .hang
+%include "lib/shutdown.inc"                 ; shutdown: sched_op(shutdown)
 
 ; =============================================================================================
 ; Exception handlers. The CPU pushes EFLAGS, CS, EIP and, for #DF, #GP and #PF, an error code.
@@ -578,99 +533,31 @@ panic:
         pop dword [panic_eip]
         mov dword [out_len], 0              ; drop any half-built line
         mov esi, msg_panic
-        call out_str
+        call puts
         mov eax, [panic_vector]
-        call out_hex
+        call puthex8
         mov esi, msg_panic_error
-        call out_str
+        call puts
         mov eax, [panic_error]
-        call out_hex
+        call puthex8
         mov esi, msg_panic_eip
-        call out_str
+        call puts
         mov eax, [panic_eip]
-        call out_hex
+        call puthex8
         mov esi, msg_panic_cr2
-        call out_str
+        call puts
         mov eax, cr2
-        call out_hex
+        call puthex8
         mov al, 10
-        call out_char
-        call out_flush
+        call putc
+        call flush
         jmp shutdown
 
 ; =============================================================================================
 ; Text output: an append buffer in the kernel data page, written with one console_io call.
 ; All routines preserve every register except where noted.
 ; =============================================================================================
-out_char:                                   ; AL = byte
-        push edi
-        mov edi, [out_len]
-        cmp edi, OUT_MAX
-        jae .full
-        mov [out_buf + edi], al
-        inc dword [out_len]
-.full:
-        pop edi
-        ret
-
-out_str:                                    ; ESI = NUL-terminated text
-        push eax
-        push esi
-.next:
-        mov al, [esi]
-        test al, al
-        jz .done
-        call out_char
-        inc esi
-        jmp .next
-.done:
-        pop esi
-        pop eax
-        ret
-
-out_hex:                                    ; EAX = value, as 8 hex digits
-        pushad
-        mov edx, eax
-        mov ecx, 8
-.digit:
-        rol edx, 4
-        mov eax, edx
-        and eax, 0x0f
-        mov al, [hex_digits + eax]
-        call out_char
-        loop .digit
-        popad
-        ret
-
-out_dec:                                    ; EAX = value, unsigned decimal
-        pushad
-        mov ebx, 10
-        xor ecx, ecx
-.divide:
-        xor edx, edx
-        div ebx
-        push edx
-        inc ecx
-        test eax, eax
-        jnz .divide
-.emit:
-        pop eax
-        add al, '0'
-        call out_char
-        loop .emit
-        popad
-        ret
-
-out_flush:                                  ; console_io(write, out_len, out_buf); empties it
-        pushad
-        mov eax, HYPERCALL_CONSOLE_IO
-        mov ebx, CONSOLEIO_WRITE
-        mov ecx, [out_len]
-        mov edx, out_buf                    ; a linear address: identity-mapped, or shared
-        vmcall
-        mov dword [out_len], 0
-        popad
-        ret
+%include "lib/console.inc"                  ; putc, puts, puthex8, putdec, flush (out_buf, out_len)
 
 ; =============================================================================================
 ; Read-only data (in the image, mapped read-only once paging is on)
@@ -716,12 +603,7 @@ msg_bye:
         db `kernel: shutting down\n`, 0
 msg_panic:
         db `\nkernel panic: vector `, 0
-msg_panic_error:
-        db ' error ', 0
-msg_panic_eip:
-        db ' eip ', 0
-msg_panic_cr2:
-        db ' cr2 ', 0
+%include "lib/panic-text.inc"               ; msg_panic_error, msg_panic_eip, msg_panic_cr2
 
 image_end:
 ; The image must stay below the kernel data page (it is mapped read-only page by page).
