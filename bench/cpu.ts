@@ -18,11 +18,12 @@ const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 /** Several copies of the workload one after another, for a run long enough to measure. */
 function scenario(copies: number): { text: string; config: MachineConfig } {
-  const source = readFileSync(new URL('../recordings/guests/bench-compute.asm', import.meta.url), 'utf8');
+  // The guest and its %includes (lib/...), read from the bundled guests' folder.
+  const readGuest = (name: string): string => readFileSync(new URL(`../recordings/guests/${name}`, import.meta.url), 'utf8');
   const domains = Array.from({ length: copies }, (_, i) =>
     `  - { name: crc${i}, memoryKiB: 1024, paging: ept, start: ${i * 250_000}, guest: { x86: { source: bench-compute.asm } } }`);
   const text = ['seed: cpu-bench', 'machine: { memoryMiB: 64, pcpus: 1, profile: secure, timeslice: 100000 }', 'dom0: { memoryKiB: 64 }', 'domains:', ...domains].join('\n');
-  return { text, config: parseScenario(text, 'cpu-bench.yaml', () => source) };
+  return { text, config: parseScenario(text, 'cpu-bench.yaml', readGuest) };
 }
 
 export function benchCpu(copies = 10): Figure[] {

@@ -225,7 +225,9 @@ function usedPcpu(state: MachineState, pcpu: number): void {
 }
 
 function applyCpuStep(state: MachineState, e: EventOf<'cpu.step'>): void {
-  const cpu = x86Of(state, e.dom, e.vcpu).cpu;
+  // x86Of's lookup with its checks inline (this runs per instruction).
+  const x86 = state.domains.get(e.dom)?.vcpus[e.vcpu]?.x86;
+  const cpu = (x86 === undefined || x86 === null ? x86Of(state, e.dom, e.vcpu) : x86).cpu;
   applyCpuDelta(cpu, e.delta);
   cpu.eip = e.next;
   usedPcpu(state, e.pcpu);

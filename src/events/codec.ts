@@ -96,8 +96,11 @@ function writeValue(t: Uint8Array, p: number, v: unknown): number {
     for (let i = 0; i < n; i++) {
       const x = v[i];
       if (typeof x !== 'number') return FAIL;
-      p = writeNumber(t, p, x);
-      if (p < 0) return FAIL;
+      if (x >>> 0 === x && x < 0x40) t[p++] = x;
+      else {
+        p = writeNumber(t, p, x);
+        if (p < 0) return FAIL;
+      }
     }
     return p;
   }
@@ -107,10 +110,19 @@ function writeValue(t: Uint8Array, p: number, v: unknown): number {
 /** Writes the record's values (its kind code first) at `p`; the new position, or -1. */
 type FastValues = (event: Event, t: Uint8Array, p: number) => number;
 
+/** Unsigned 32-bit integers, the most common values, are written inline; the rest through writeValue. */
+const INLINE_UINT32 = `if (v < 0x40) t[p++] = v;
+    else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; }
+    else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; }
+    else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; }`;
+
 function compileFastValues(code: number, kind: EventKind): FastValues {
   const fields = EVENT_FIELDS[kind] as readonly string[];
-  const body = [`if (p < 0) return -1;`, `t[p++] = ${code};`]
-    .concat(fields.map((f) => `p = w(t, p, e.${f}); if (p < 0) return -1;`), ['return p;']).join('\n');
+  const body = ['let v;', `t[p++] = ${code};`]
+    .concat(fields.map((f) => `v = e.${f};
+  if (typeof v === 'number' && v >>> 0 === v) {
+    ${INLINE_UINT32}
+  } else { p = w(t, p, v); if (p < 0) return -1; }`), ['return p;']).join('\n');
   return new Function('w', `return function fast_${kind.replace(/\W/g, '_')}(e, t, p) {\n${body}\n};`)(writeValue) as FastValues;
 }
 
@@ -118,7 +130,11 @@ function compileFastValues(code: number, kind: EventKind): FastValues {
 interface FastKind {
   values: FastValues;
   header: Uint8Array | null | false;
+  /** Events of the kind the fast path could not write. */
+  misses: number;
 }
+/** After this many events that needed msgpackr (byte fields, strings), a kind stops trying the fast path. */
+const FAST_GIVE_UP = 16;
 
 /**
  * Builds one chunk's bytes (a msgpack array of records) event by event, so that a writer
@@ -138,7 +154,7 @@ export class ChunkBuilder {
     if (end >= 0) {
       this.position = end;
     } else {
-      const bytes = this.codec.encodeEvent(event);
+      const bytes = this.codec.packEvent(event);
       if (this.target.length - this.position < bytes.length) this.grow(bytes.length);
       this.target.set(bytes, this.position);
       this.position += bytes.length;
@@ -177,7 +193,10 @@ export class EventCodec {
   private readonly toRecord = new Map<string, ToRecord>();
   private readonly fromRecord: FromRecord[] = [];
   private readonly fast = new Map<string, FastKind>();
+  private readonly fastCpuStep: FastKind | undefined;
+  private readonly cpuStepValues: FastValues | undefined;
   private readonly scratch = new Uint8Array(FAST_EVENT_MAX);
+  private readonly learnScratch = new Uint8Array(FAST_EVENT_MAX);
   /** Structures as persisted, so the owner can tell whether new ones appeared. */
   readonly structures: string[][];
 
@@ -206,9 +225,11 @@ export class EventCodec {
       }
       const kind = name as EventKind;
       this.toRecord.set(kind, compileToRecord(code, kind));
-      if (code < 0x40) this.fast.set(kind, { values: compileFastValues(code, kind), header: null });
+      if (code < 0x40) this.fast.set(kind, { values: compileFastValues(code, kind), header: null, misses: 0 });
       this.fromRecord[code] = compileFromRecord(kind);
     });
+    this.fastCpuStep = this.fast.get('cpu.step');
+    this.cpuStepValues = this.fastCpuStep === undefined ? undefined : compileFastValues(tables.kinds.indexOf('cpu.step'), 'cpu.step');
   }
 
   /** Encodes a chunk of events as one msgpack array. */
@@ -224,13 +245,30 @@ export class EventCodec {
    * nothing meaningful was written).
    */
   encodeInto(event: Event, target: Uint8Array, position: number): number {
+    // The kind nearly every event of a CPU-bound run is: no map lookup, a call site of its own.
+    const step = this.fastCpuStep;
+    if (event.kind === 'cpu.step' && step !== undefined && step.header !== null && step.header !== false) {
+      const header = step.header;
+      target[position] = header[0];
+      if (header.length === 2) target[position + 1] = header[1];
+      const end = this.cpuStepValues!(event, target, position + header.length);
+      if (end < 0 && ++step.misses >= FAST_GIVE_UP) step.header = false;
+      return end;
+    }
     const fast = this.fast.get(event.kind);
-    if (fast === undefined || fast.header === false) return FAIL;
+    if (fast === undefined) return FAIL;
     const header = fast.header ?? this.learnHeader(event, fast);
-    if (header === null) return FAIL;
-    if (header.length === 1) target[position] = header[0];
-    else { target[position] = header[0]; target[position + 1] = header[1]; }
-    return fast.values(event, target, position + header.length);
+    if (header === false || header === null) return FAIL;
+    target[position] = header[0];
+    if (header.length === 2) target[position + 1] = header[1];
+    const end = fast.values(event, target, position + header.length);
+    if (end < 0 && ++fast.misses >= FAST_GIVE_UP) fast.header = false;
+    return end;
+  }
+
+  /** One event's bytes through msgpackr itself. */
+  packEvent(event: Event): Buffer {
+    return this.packr.pack(this.record(event));
   }
 
   /**
@@ -238,15 +276,18 @@ export class EventCodec {
    * values, provided the values are what the fast path writes. null when this event cannot
    * tell (its values need msgpackr); the kind is given up on if msgpackr's bytes disagree.
    */
-  private learnHeader(event: Event, fast: FastKind): Uint8Array | null {
-    const scratch = new Uint8Array(FAST_EVENT_MAX);
+  private learnHeader(event: Event, fast: FastKind): Uint8Array | false | null {
+    const scratch = this.learnScratch;
     const length = fast.values(event, scratch, 0);
-    if (length < 0) return null;
+    if (length < 0) {
+      if (++fast.misses >= FAST_GIVE_UP) fast.header = false;
+      return fast.header;
+    }
     const reference = this.packr.pack(this.record(event));
     const headerLength = reference.length - length;
     const agrees = (headerLength === 1 || headerLength === 2) && reference[0] >= 0x40 && reference[0] < 0x80 && Buffer.compare(reference.subarray(headerLength), scratch.subarray(0, length)) === 0;
     fast.header = agrees ? Uint8Array.from(reference.subarray(0, headerLength)) : false;
-    return fast.header || null;
+    return fast.header;
   }
 
   decodeChunk(bytes: Uint8Array): Event[] {
@@ -259,7 +300,7 @@ export class EventCodec {
   encodeEvent(event: Event): Buffer {
     const end = this.encodeInto(event, this.scratch, 0);
     if (end >= 0) return Buffer.from(this.scratch.subarray(0, end));
-    return this.packr.pack(this.record(event));
+    return this.packEvent(event);
   }
 
   decodeEvent(bytes: Uint8Array): Event {

@@ -62,6 +62,20 @@ export function drive(
   store: RecordingStore, writer: RunWriter, machine: Machine, modifications: [string, string][],
   startSeq: Seq, options: DriveOptions, summary = new SummaryBuilder(),
 ): DriveResult {
+  try {
+    return driveSteps(store, writer, machine, modifications, startSeq, options, summary);
+  } catch (error) {
+    // What was handed to the writer's store thread still reaches the disk, as it would have
+    // had each chunk been stored when it filled.
+    writer.abandon();
+    throw error;
+  }
+}
+
+function driveSteps(
+  store: RecordingStore, writer: RunWriter, machine: Machine, modifications: [string, string][],
+  startSeq: Seq, options: DriveOptions, summary: SummaryBuilder,
+): DriveResult {
   const every = options.checkpointEvery ?? CHECKPOINT_EVERY;
   const limit = options.maxEvents === undefined ? Infinity : startSeq + options.maxEvents;
   const known = new Set<string>();
@@ -74,19 +88,23 @@ export function drive(
   let lastCommitted = writer.committedSeq;
   let firstViolationSeq: Seq | undefined;
   checkpoint(seq);
-  const record = (events: Event[]): void => {
+  // Appends a step's events and counts them; returns the seq after them. (A plain function,
+  // not a closure over seq: this runs per step.)
+  const record = (events: Event[], at: Seq): Seq => {
     writer.append(events);
-    for (const event of events) {
-      summary.add(seq, event);
-      if (event.kind === 'violation' && firstViolationSeq === undefined) firstViolationSeq = seq;
-      seq++;
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i];
+      summary.add(at, event);
+      if (event.kind === 'violation' && firstViolationSeq === undefined) firstViolationSeq = at;
+      at++;
     }
+    return at;
   };
-  for (const [key, value] of modifications) record(machine.input(-1, key, value));
+  for (const [key, value] of modifications) seq = record(machine.input(-1, key, value), seq);
   let status: RunStatus = 'complete';
   while (!machine.state.halted) {
     if (seq >= limit) { status = 'stopped'; break; }
-    record(nextStep(machine));
+    seq = record(nextStep(machine), seq);
     if (options.failOnViolation && firstViolationSeq !== undefined) { status = 'stopped'; break; }
     if (seq - lastCheckpoint >= every) { checkpoint(seq); lastCheckpoint = seq; }
     if (options.onProgress && writer.committedSeq !== lastCommitted) {

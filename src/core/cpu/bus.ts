@@ -25,6 +25,12 @@ export interface CpuBus {
    * mutated, on write): the interpreter may then cache decoded instructions by buffer.
    */
   readonly immutableFetch?: boolean;
+  /**
+   * The whole 4 KiB page (its bytes as the CPU reads them) that holds `linear`, translated for
+   * an instruction fetch, or the fault that fetch takes. Only for buses whose pages never
+   * change (replaced, not mutated, on write), so the interpreter may cache decodes by page.
+   */
+  fetchPage?(linear: number): Uint8Array | Fault;
 }
 
 export function isFault(value: unknown): value is Fault {

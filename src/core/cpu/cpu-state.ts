@@ -185,12 +185,14 @@ export function cpuDelta(before: CpuState, after: CpuState, withEip = true): num
 }
 
 export function applyCpuDelta(cpu: CpuState, delta: readonly number[]): void {
-  assert(delta.length % 2 === 0, () => `cpu delta has odd length ${delta.length}`);
+  if (delta.length % 2 !== 0) assert(false, `cpu delta has odd length ${delta.length}`);
   for (let at = 0; at < delta.length; at += 2) {
     const index = delta[at];
     const value = delta[at + 1];
-    assert(Number.isInteger(index) && index >= 0 && index < CPU_REGISTER_COUNT, () => `cpu delta: bad register index ${index}`);
-    assert(Number.isInteger(value) && value >= 0 && value <= 0xffffffff, () => `cpu delta: register ${index} value ${value} is not a uint32`);
-    writeRegister(cpu, index, value);
+    // (x >>> 0 === x: an integer in 0..2^32-1; checked without closures, this runs per instruction)
+    if (index >>> 0 !== index || index >= CPU_REGISTER_COUNT) assert(false, `cpu delta: bad register index ${index}`);
+    if (value >>> 0 !== value) assert(false, `cpu delta: register ${index} value ${value} is not a uint32`);
+    if (index < GPR_COUNT) cpu.gpr[index] = value;
+    else writeRegister(cpu, index, value);
   }
 }

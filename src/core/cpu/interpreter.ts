@@ -54,7 +54,37 @@ const HANDLERS: Readonly<Record<Mnemonic, Handler>> = {
  */
 const decodeCache = new WeakMap<ArrayBufferLike, Map<number, Instruction>>();
 
+/** Decoded instructions by the page (plaintext, never mutated) and offset they were fetched from. */
+const pageDecodeCache = new WeakMap<Uint8Array, Map<number, Instruction>>();
+const PAGE_BYTES = 4096;
+/** The page of the last fetch and its decodes: consecutive instructions mostly share a page. */
+let lastPage: Uint8Array | undefined;
+let lastDecodes: Map<number, Instruction> | undefined;
+
 export function fetchInstruction(bus: CpuBus, eip: number): Instruction | ExceptionOutcome | ExitOutcome {
+  const offset = eip & (PAGE_BYTES - 1);
+  // The common case: the instruction cannot cross into the next page, and its page is an
+  // immutable value, so the decode is looked up by the page itself (no view to make).
+  if (bus.fetchPage !== undefined && offset <= PAGE_BYTES - MAX_INSTRUCTION_LENGTH) {
+    const page = bus.fetchPage(eip);
+    if (page instanceof Uint8Array) {
+      let byOffset: Map<number, Instruction> | undefined;
+      if (page === lastPage && lastDecodes !== undefined) byOffset = lastDecodes;
+      else {
+        byOffset = pageDecodeCache.get(page);
+        if (byOffset === undefined) pageDecodeCache.set(page, (byOffset = new Map()));
+        lastPage = page;
+        lastDecodes = byOffset;
+      }
+      const cached = byOffset.get(offset);
+      if (cached !== undefined) return cached;
+      const decoded = decode(page.subarray(offset, offset + MAX_INSTRUCTION_LENGTH), 0);
+      if (decoded.kind === 'instruction') {
+        byOffset.set(offset, decoded);
+        return decoded;
+      }
+    }
+  }
   if (bus.immutableFetch) {
     const first = bus.fetch(eip, MAX_INSTRUCTION_LENGTH);
     if (first instanceof Uint8Array && first.length === MAX_INSTRUCTION_LENGTH) {

@@ -148,6 +148,13 @@ export class GuestBus implements CpuBus {
 
   // ---- the CpuBus the interpreter sees ---------------------------------------------------
 
+  /** The plaintext of the page holding `linear` (a cached, never mutated value). */
+  fetchPage(linear: number): Uint8Array | Fault {
+    const mfn = this.translate(linear, 'fetch');
+    if (isFault(mfn)) return mfn;
+    return readFramePlain(this.m, this.pcpu, mfn);
+  }
+
   /** Instruction bytes straight from the page's plaintext (a view, not a copy). */
   fetch(linear: number, count: number): Uint8Array | Fault {
     const offset = linear & (PAGE_SIZE - 1);
@@ -216,12 +223,14 @@ export class GuestBus implements CpuBus {
   /** Emits what the step did to the TLB and memory; stores only if the instruction retired. */
   commit(retired: boolean): void {
     const { m, domain, vcpu } = this;
-    for (const fill of this.fills ?? []) {
-      const tlb = this.x86.tlb;
-      const evicted = tlb.size >= TLB_ENTRIES && !tlb.has(fill.page) ? tlb.keys().next().value! : -1;
-      m.emit('tlb.fill', { dom: domain.id, vcpu, page: fill.page, mfn: fill.mfn, flags: fill.flags, evicted, refs: fill.refs });
+    if (this.fills !== null) {
+      for (const fill of this.fills) {
+        const tlb = this.x86.tlb;
+        const evicted = tlb.size >= TLB_ENTRIES && !tlb.has(fill.page) ? tlb.keys().next().value! : -1;
+        m.emit('tlb.fill', { dom: domain.id, vcpu, page: fill.page, mfn: fill.mfn, flags: fill.flags, evicted, refs: fill.refs });
+      }
     }
-    for (const w of this.walkWrites ?? []) writeFrame(m, domain.id, this.pcpu, w.gpa, w.mfn, w.offset, w.bytes);
+    if (this.walkWrites !== null) for (const w of this.walkWrites) writeFrame(m, domain.id, this.pcpu, w.gpa, w.mfn, w.offset, w.bytes);
     if (retired && this.stores !== null) for (const run of this.storeRuns(this.stores)) writeFrame(m, domain.id, this.pcpu, run.gpa, run.mfn, run.offset, run.bytes);
   }
 

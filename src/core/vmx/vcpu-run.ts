@@ -4,7 +4,7 @@
  * hypervisor's handler. Every step starts with its opener (vm.entry, cpu.step, exception or
  * vm.exit); what the instruction did to the TLB and memory follows it.
  */
-import { BLOCKING_BY_STI, cloneCpu, cpuDelta, type CpuState } from '../cpu/cpu-state.ts';
+import { BLOCKING_BY_STI, cloneCpu, copyCpuInto, cpuDelta, resetCpu, type CpuState } from '../cpu/cpu-state.ts';
 import { causesDoubleFault, deliverEvent, type EventDetail } from '../cpu/exceptions.ts';
 import { stepInto, type ExitControls } from '../cpu/interpreter.ts';
 import type { Machine } from '../machine.ts';
@@ -69,16 +69,25 @@ function fireTimer(ctx: X86Context): void {
   emitTimer(ctx, nextDeadline(ctx.x86.lapic, ctx.m.state.tick), true);
 }
 
+/**
+ * The copy an instruction executes on. One for all: it is overwritten before every
+ * instruction and read only until the step's cpu.step is built (evolve then applies the
+ * delta to the vCPU's own state), so no state lives in it between steps.
+ */
+const SCRATCH_CPU: CpuState = resetCpu(0, 0);
+
 function executeInstruction(ctx: X86Context): void {
   const { m, domain, vcpu, pcpu, x86 } = ctx;
   const before = x86.cpu;
-  const cpu = cloneCpu(before);
+  const cpu = SCRATCH_CPU;
+  copyCpuInto(cpu, before);
   const bus = new GuestBus(m, domain, vcpu, pcpu);
   const outcome = stepInto(before, cpu, bus, controlsFor(domain.paging), m.state.tick);
   if (outcome.kind === 'retired') {
     // The STI shadow lasts exactly one instruction. (Single-step traps, TF, are not modelled.)
     cpu.interruptibility = outcome.interruptShadow ? BLOCKING_BY_STI : 0;
-    m.emit('cpu.step', { dom: domain.id, vcpu, pcpu, eip: before.eip, next: cpu.eip, delta: cpuDelta(before, cpu, false) });
+    // Built here rather than by makeEvent (this runs per instruction): the schema's field order.
+    m.emitEvent({ kind: 'cpu.step', dom: domain.id, vcpu, pcpu, eip: before.eip, next: cpu.eip, delta: cpuDelta(before, cpu, false) });
     bus.commit(true);
     if (outcome.tlbFlush) m.emit('tlb.flush', { dom: domain.id, vcpu, scope: 'all', page: -1 });
     if (outcome.invlpg !== undefined) m.emit('tlb.flush', { dom: domain.id, vcpu, scope: 'page', page: outcome.invlpg >>> 12 });
