@@ -129,8 +129,8 @@ function applyIdle(state: MachineState, e: EventOf<'sched.idle'>): void {
 
 function applyWrite(state: MachineState, e: EventOf<'mem.write'>): void {
   const old = state.memory.get(e.mfn);
-  const bytes = new Uint8Array(PAGE_SIZE);
-  if (old !== undefined) bytes.set(old.bytes);
+  // A new page each time (snapshots share the old one), copied in one pass (never a Buffer view).
+  const bytes = old !== undefined ? new Uint8Array(old.bytes) : new Uint8Array(PAGE_SIZE);
   bytes.set(e.stored, e.offset);
   state.memory.set(e.mfn, { bytes, writer: e.dom });
 }
