@@ -5,10 +5,11 @@
  * and buffers in guest memory, in a real machine of each profile: SIOM's DMA and tagged
  * buffers in secure, dom0's grant copies and their dependence on the backend in vanilla.
  */
+import { bootRig, since, type Rig } from './helpers/rig.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { makeEvent, type Event, type EventKind, type EventOf } from '../src/events/schema.ts';
+import type { Event } from '../src/events/schema.ts';
 import { evolve } from '../src/core/evolve.ts';
 import { Machine } from '../src/core/machine.ts';
 import { writeFrameWithKey } from '../src/core/memory.ts';
@@ -206,29 +207,16 @@ const RX_BUFFERS = 0x6000;
 const RING_DESCRIPTORS = 8;
 const VECTOR = 0x41;
 
-interface Rig {
-  m: Machine;
-  events: Event[];
-}
 
 /** A booted machine with every event kept; the NIC set up (idempotent if boot did it). */
 function boot(profile: 'secure' | 'vanilla', rules?: string): Rig {
-  const m = new Machine(initialState(parseScenario(scenarioText(profile, rules), 'nic.yaml')));
-  const events = [...m.step()];
-  const emit = m.emit.bind(m);
-  m.emit = ((kind, fields) => {
-    events.push(makeEvent(kind, fields));
-    emit(kind, fields);
-  }) as Machine['emit'];
+  const { m, events } = bootRig(parseScenario(scenarioText(profile, rules), 'nic.yaml'));
   if (profile === 'secure') vtdBoot(m);
   nicBoot(m);
   for (const dom of [ALICE, BOB, CAROL]) nicAttach(m, dom);
   return { m, events };
 }
 
-function since<K extends EventKind>(events: readonly Event[], from: number, kind: K): EventOf<K>[] {
-  return events.slice(from).filter((e) => e.kind === kind) as unknown as EventOf<K>[];
-}
 
 /** Writes into a guest's memory as the guest would (under its key in secure). */
 function poke(m: Machine, dom: number, gpa: number, bytes: Uint8Array): void {

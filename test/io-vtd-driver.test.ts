@@ -4,11 +4,11 @@
  * remapped MSIs and their faults, vanilla's untranslated DMA, and a fold of the recorded
  * events that gives back the live machine's state.
  */
+import { bootRig, since, type Rig } from './helpers/rig.ts';
 import { dmaConfined } from '../src/core/invariants/dma-confined.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { makeEvent, type Event, type EventKind, type EventOf } from '../src/events/schema.ts';
 import { evolve } from '../src/core/evolve.ts';
 import { Machine } from '../src/core/machine.ts';
 import { writeFrameWithKey } from '../src/core/memory.ts';
@@ -52,29 +52,14 @@ const DEV = 0x0308;
 const DEV2 = 0x0310;
 const LONE = 0x0408;
 
-interface Rig {
-  m: Machine;
-  /** Every event the machine applied, in order, the boot step included. */
-  events: Event[];
-}
 
 /** A booted machine whose events are all kept (emit is wrapped after the boot step). */
 function boot(profile: 'secure' | 'vanilla' = 'secure'): Rig {
-  const config = scenario(profile);
-  const m = new Machine(initialState(config));
-  const events = [...m.step()];
-  const emit = m.emit.bind(m);
-  m.emit = ((kind, fields) => {
-    events.push(makeEvent(kind, fields));
-    emit(kind, fields);
-  }) as Machine['emit'];
+  const { m, events } = bootRig(scenario(profile));
   if (profile === 'secure') vtdBoot(m);
   return { m, events };
 }
 
-function since<K extends EventKind>(events: readonly Event[], from: number, kind: K): EventOf<K>[] {
-  return events.slice(from).filter((e) => e.kind === kind) as unknown as EventOf<K>[];
-}
 
 function mfnOf(m: Machine, dom: number, gfn: number): number {
   const mfn = m.state.domains.get(dom)!.p2m.get(gfn);
