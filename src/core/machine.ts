@@ -86,16 +86,7 @@ export class Machine {
     this.events = [];
     this.breaches = null;
     this.emit('input', { index, key, value });
-    const [family, name] = key.split('.');
-    const domainNames = this.state.config.domains.map((d) => d.name);
-    if (family === 'dom0') performDom0Action(this, parseDom0Input(name, value, domainNames), -1);
-    else if (key === 'device.dma') deviceDma(this, parseDeviceDma(value)!);
-    else if (key === 'wire.frame') wireDeliver(this, Uint8Array.from(Buffer.from(value, 'hex')));
-    else if (family === 'domain' && key.endsWith('.x86')) reloadImage(this, name, Uint8Array.from(Buffer.from(value, 'hex')));
-    else if (key === 'device.msi') {
-      const msi = parseDeviceMsi(value)!;
-      interruptRequest(this, msi.sid, msi.address, msi.data);
-    }
+    actOnInput(this, key, value);
     return this.finishStep();
   }
 
@@ -160,6 +151,28 @@ export class Machine {
     for (const spec of c.domains) {
       if (spec.start === 0) createDomain(this, spec.name, spec.memoryKiB, spec.vcpus);
     }
+  }
+}
+
+/**
+ * What an input does beyond the state change its event carries: a dom0 action, a hostile
+ * device's DMA or interrupt request, a frame from the wire, a new x86 image (the input's own
+ * fold resets the vCPU; the image is written here).
+ */
+function actOnInput(m: Machine, key: string, value: string): void {
+  const [family, name] = key.split('.');
+  const bytes = (): Uint8Array => Uint8Array.from(Buffer.from(value, 'hex'));
+  if (family === 'dom0') {
+    performDom0Action(m, parseDom0Input(name, value, m.state.config.domains.map((d) => d.name)), -1);
+  } else if (key === 'device.dma') {
+    deviceDma(m, parseDeviceDma(value)!);
+  } else if (key === 'device.msi') {
+    const msi = parseDeviceMsi(value)!;
+    interruptRequest(m, msi.sid, msi.address, msi.data);
+  } else if (key === 'wire.frame') {
+    wireDeliver(m, bytes());
+  } else if (family === 'domain' && key.endsWith('.x86')) {
+    reloadImage(m, name, bytes());
   }
 }
 
