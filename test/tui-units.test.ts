@@ -230,7 +230,11 @@ test('I/O panes: the IOMMU, interrupt remapping and NIC/SIOM as state.io has the
   assert.equal(text[5], '');
   assert.equal(text[6], 'Interrupt remapping: on  IRT 0x4e000  IRTEs 2  IEC 0 cached');
   assert.equal(text[7], '  IRTE 0: 02:10.0 -> alice.0 vec 0x30  1: 02:10.2 -> bob.0 vec 0x31');
-  assert.match(text[9], /^NIC 02:00\.0 8086:10fb {2}VFs 0\/\d+ enabled, 2 configured {2}netback down$/);
+  // Through SIOM (secure) dom0's backend is not on the path; in vanilla it is, and it is down.
+  assert.match(text[9], /^NIC 02:00\.0 8086:10fb {2}VFs 0\/\d+ enabled, 2 configured {2}path SIOM$/);
+  const vanilla = ioMachine();
+  vanilla.profile = 'vanilla';
+  assert.match(lineText(ioLines(vanilla, 80, 40, PLAIN)[9]), /configured {2}path netback \(down\)$/);
   assert.equal(text[10], '  vf bdf     dom      mac               vlan spoof  TDH  TDT  RDH  RDT EICR');
   assert.equal(text[11], '  1  02:10.0 alice    02:00:00:00:00:01   10 on       0    3    0    0 0x0');
   assert.equal(text[12], '  2  02:10.2 bob      02:00:00:00:00:02   20 off      0    4    0    0 0x0');

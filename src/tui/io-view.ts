@@ -129,7 +129,9 @@ function nicHeader(state: MachineState): string {
   const identity = id ? `${id.vendorId.toString(16).padStart(4, '0')}:${id.deviceId.toString(16).padStart(4, '0')}` : 'absent';
   const total = pf?.sriov ? pciGetLe(pf.config, pf.sriov.capOffset + PCI_SRIOV_TOTAL_VF, 2) : 0;
   const enabled = pf ? pciSriovVfCount(pf) : 0;
-  return `NIC ${pciBdfFormat(NIC_PF_BDF)} ${identity}  VFs ${enabled}/${total} enabled, ${state.io.vfs.length} configured  netback ${state.io.netbackUp ? 'up' : 'down'}`;
+  // dom0's backend carries the guests' I/O only in vanilla; through SIOM its state does not matter.
+  const path = state.profile === 'secure' ? 'path SIOM' : `path netback (${state.io.netbackUp ? 'up' : 'down'})`;
+  return `NIC ${pciBdfFormat(NIC_PF_BDF)} ${identity}  VFs ${enabled}/${total} enabled, ${state.io.vfs.length} configured  ${path}`;
 }
 
 function depths(state: MachineState, buffers: ReadonlyMap<DomainId, number>): string {
@@ -139,7 +141,7 @@ function depths(state: MachineState, buffers: ReadonlyMap<DomainId, number>): st
 
 export function nicSection(state: MachineState, _width: number, theme: Theme): IoSection {
   const io = state.io;
-  const lines: Line[] = [line(nicHeader(state), io.netbackUp ? undefined : accent(theme, 'problem'))];
+  const lines: Line[] = [line(nicHeader(state), io.netbackUp || state.profile === 'secure' ? undefined : accent(theme, 'problem'))];
   if (io.vfs.length > 0) lines.push(...vfRows(state).map((text) => line(text)));
   else lines.push(line('  no VF configured', accent(theme, 'dim')));
   lines.push(line(`  SIOM buffers  tx: ${depths(state, io.siom.tx)}  rx: ${depths(state, io.siom.rx)}`));
