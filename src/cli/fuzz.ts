@@ -25,6 +25,7 @@ export interface FuzzOptions {
   profile?: string;
   flaw: string[];
   focus?: string;
+  maxActions?: string;
   time?: string;
   runs?: string;
   seed?: string;
@@ -42,6 +43,8 @@ interface Plan {
   profile: Profile;
   flaws: FlawName[];
   focus: Kind[] | undefined;
+  /** At most this many actions per case (undefined: the campaign's default). */
+  maxActions: number | undefined;
   seed: number;
   workers: number;
   runs: number | undefined;
@@ -134,6 +137,7 @@ function plan(o: FuzzOptions): Plan {
   const profile = parseProfile(o.profile);
   const flaws = parseFlaws(o.flaw);
   const focus = parseFocus(o.focus);
+  const maxActions = o.maxActions === undefined ? undefined : parseCount(o.maxActions, '--max-actions');
   if (o.time !== undefined && o.runs !== undefined) throw new InputError('argument', `--time ${o.time} --runs ${o.runs}: give --time or --runs, not both`);
   const runs = o.runs === undefined ? undefined : parseCount(o.runs, '--runs');
   const timeMs = o.time === undefined ? undefined : parseDuration(o.time, '--time');
@@ -142,7 +146,7 @@ function plan(o: FuzzOptions): Plan {
   if (o.scoreboard) checkScoreboard(o);
   const path = parsePath(o.path, o);
   const db = o.scoreboard ? '' : checkOut(o.out ?? 'fuzz.db');
-  return { profile, flaws, focus, seed, workers, runs, timeMs, path, db, json: o.json === true };
+  return { profile, flaws, focus, maxActions, seed, workers, runs, timeMs, path, db, json: o.json === true };
 }
 
 // ---- workers -----------------------------------------------------------------------------
@@ -242,17 +246,20 @@ class Board {
 
 // ---- a campaign ----------------------------------------------------------------------------
 
-const focusFlag = (focus: readonly Kind[] | undefined): string => (focus ? ` --focus ${focus.join(',')}` : '');
+/** The options that shape the cases: a reproduction needs them as they were. */
+const caseFlags = (p: Pick<Plan, 'focus' | 'maxActions'>): string =>
+  `${p.focus ? ` --focus ${p.focus.join(',')}` : ''}${p.maxActions !== undefined ? ` --max-actions ${p.maxActions}` : ''}`;
 
 function reproduce(c: Counterexample, p: Plan): string {
   const flagList = p.flaws.map((f) => ` --flaw ${f}`).join('');
-  return `${CLI} fuzz --profile ${p.profile}${flagList}${focusFlag(p.focus)} --seed ${c.seed} --path ${c.path} --out ${quote(p.db)}`;
+  return `${CLI} fuzz --profile ${p.profile}${flagList}${caseFlags(p)} --seed ${c.seed} --path ${c.path} --out ${quote(p.db)}`;
 }
 
-export function runName(c: Pick<Counterexample, 'seed' | 'path'>, p: Pick<Plan, 'profile' | 'flaws' | 'focus'>): string {
+export function runName(c: Pick<Counterexample, 'seed' | 'path'>, p: Pick<Plan, 'profile' | 'flaws' | 'focus' | 'maxActions'>): string {
   const flaws = p.flaws.length ? `-${p.flaws.join('+')}` : '';
   const focus = p.focus ? `-focus-${p.focus.join('+')}` : '';
-  return `fuzz-${p.profile}${flaws}${focus}-seed${c.seed}-path${c.path}`;
+  const size = p.maxActions !== undefined ? `-max${p.maxActions}` : '';
+  return `fuzz-${p.profile}${flaws}${focus}${size}-seed${c.seed}-path${c.path}`;
 }
 
 /** Records a counterexample as a run of the plan's recording; returns the run's id. */
@@ -262,7 +269,7 @@ function recordCounterexample(c: Counterexample, p: Plan): number {
     const config = parseScenario(c.yaml, 'fuzz-case.yaml');
     const result = recordScenario(store, config, {
       name: runName(c, p), scenarioText: c.yaml, scenarioPath: 'fuzz-case.yaml',
-      config: JSON.stringify({ fuzz: { seed: c.seed, path: c.path, ...(p.focus ? { focus: p.focus } : {}) } }),
+      config: JSON.stringify({ fuzz: { seed: c.seed, path: c.path, ...(p.focus ? { focus: p.focus } : {}), ...(p.maxActions !== undefined ? { maxActions: p.maxActions } : {}) } }),
       simVersion: SIM_VERSION, writerPid: process.pid,
     }, { maxEvents: DEFAULT_MAX_EVENTS });
     return result.run;
@@ -278,7 +285,7 @@ function campaignJobs(p: Plan): FuzzJob[] {
   return Array.from({ length: shares }, (_, w) => ({
     label: `worker ${w}`,
     options: {
-      profile: p.profile, flaws: p.flaws, focus: p.focus, seed: (p.seed + w) % SEED_LIMIT, path: p.path, timeMs,
+      profile: p.profile, flaws: p.flaws, focus: p.focus, maxCommands: p.maxActions, seed: (p.seed + w) % SEED_LIMIT, path: p.path, timeMs,
       runs: p.runs === undefined ? undefined : Math.floor(p.runs / shares) + (w < p.runs % shares ? 1 : 0),
     },
   }));
@@ -358,7 +365,7 @@ function printScoreboard(rows: Row[]): void {
 async function scoreboard(p: Plan, timed: boolean): Promise<number> {
   const budget = p.runs !== undefined ? { runs: p.runs } : { timeMs: timed ? p.timeMs : SCOREBOARD_TIME_MS };
   const targets: (FlawName | null)[] = [...FLAWS, null];
-  const jobs: FuzzJob[] = targets.map((flaw) => ({ label: flaw ?? SECURE_LABEL, options: { profile: 'secure', flaws: flaw ? [flaw] : [], focus: p.focus, seed: p.seed, ...budget } }));
+  const jobs: FuzzJob[] = targets.map((flaw) => ({ label: flaw ?? SECURE_LABEL, options: { profile: 'secure', flaws: flaw ? [flaw] : [], focus: p.focus, maxCommands: p.maxActions, seed: p.seed, ...budget } }));
   note(`scoreboard: ${FLAWS.length} planted flaws and the clean secure profile, seed ${p.seed}${p.focus ? `, actions ${p.focus.join(', ')}` : ''}, ${p.runs !== undefined ? `${p.runs} runs` : `${budget.timeMs! / 1000} s`} each, ${Math.min(p.workers, jobs.length)} workers`);
   const board = new Board('scoreboard');
   const results = await runJobs(jobs, p.workers, { progress: (label, n, coverage) => board.update(label, n, coverage), stopOnFind: false }).finally(() => board.stop());

@@ -56,14 +56,16 @@ const pde = fc.record({ index: fc.nat(1023), frame: fc.oneof(fc.nat(0x3ff), fc.c
 const snippet: fc.Arbitrary<number[]> = fc.oneof(
   { weight: 1, arbitrary: fc.constant(PAGING_ON) },
   { weight: 2, arbitrary: pde },
-  { weight: 4, arbitrary: address.map((a) => [0xa1, ...u32(a)]) }, // mov eax, [a]
-  { weight: 4, arbitrary: fc.tuple(address, fc.nat()).map(([a, v]) => [MOV_EAX, ...u32(v), 0xa3, ...u32(a)]) }, // mov [a], eax
+  { weight: 3, arbitrary: address.map((a) => [0xa1, ...u32(a)]) }, // mov eax, [a]
+  { weight: 3, arbitrary: fc.tuple(address, fc.nat()).map(([a, v]) => [MOV_EAX, ...u32(v), 0xa3, ...u32(a)]) }, // mov [a], eax
   { weight: 3, arbitrary: fc.tuple(page, fc.integer({ min: 1, max: 2 })).map(([g, n]) => memoryOp(1, g, n)) }, // decrease_reservation(gfn, n)
   { weight: 2, arbitrary: fc.tuple(page, fc.integer({ min: 1, max: 2 })).map(([g, n]) => memoryOp(6, g, n)) }, // populate_physmap
   { weight: 2, arbitrary: fc.tuple(fc.nat(4), page, page).map(([d, g, p]) => memoryOp(7, d, g, p)) }, // add_to_physmap
   { weight: 1, arbitrary: address.map((a) => [0x0f, 0x01, 0x3d, ...u32(a)]) }, // invlpg [a]
-  { weight: 1, arbitrary: fc.constant<number[]>([0x0f, 0xa2]) }, // cpuid
-  { weight: 1, arbitrary: fc.constantFrom(0xcf8, 0xcfc, 0xe9, 0x80).map((p) => [MOV_EDX, ...u32(p), MOV_EAX, ...u32(0x80002000), 0xef, 0xed]) }, // out dx, eax; in eax, dx
+  { weight: 3, arbitrary: fc.nat(0x40000001).map((leaf) => [MOV_EAX, ...u32(leaf), 0x0f, 0xa2]) }, // cpuid
+  { weight: 3, arbitrary: fc.tuple(fc.constantFrom(0xcf8, 0xcfc, 0xcfe, 0xe9, 0x80), fc.constantFrom(0x80002000, 0x80002004, 0x80002070, 0x80000000)).map(([p, v]) => [MOV_EDX, ...u32(p), MOV_EAX, ...u32(v), 0xef, 0xed]) }, // out dx, eax; in eax, dx
+  // The MSRs Xen gives an HVM guest (TSC, APIC base, x2APIC timer): rdmsr, and wrmsr of the value read.
+  { weight: 2, arbitrary: fc.constantFrom(0x10, 0x1b, 0x832, 0x838, 0x839).map((msr) => [MOV_ECX, ...u32(msr), 0x0f, 0x32, 0x0f, 0x30]) },
   { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 6 }).map((b) => [...b]) },
   { weight: 1, arbitrary: fc.constant(SHUTDOWN) },
 );
