@@ -27,11 +27,12 @@ export interface ExecutionContext {
   readonly nextEip: number;
 }
 
-/** Internal unwinding from deep inside a handler; never leaves step() or deliverEvent(). */
-export class InstructionFault extends Error {
-  constructor(readonly outcome: ExceptionOutcome | ExitOutcome) {
-    super(`instruction ended in ${outcome.kind} ${outcome.kind === 'exit' ? outcome.reason : outcome.vector}`);
-  }
+/**
+ * Internal unwinding from deep inside a handler; never leaves step() or deliverEvent(). A
+ * signal, not an error: no Error subclass, so no stack trace is captured on every guest fault.
+ */
+export class InstructionFault {
+  constructor(readonly outcome: ExceptionOutcome | ExitOutcome) {}
 }
 
 export function raise(vector: number, errorCode: number | null = null): never {
