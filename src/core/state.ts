@@ -205,13 +205,15 @@ export function domainLabel(state: MachineState, dom: DomainId): string {
 
 /**
  * A working copy of a state that shares what is never changed in place: byte arrays (pages,
- * keys, PCI configuration spaces are replaced on change, never written into) and the
- * scenario. Everything else is copied, so the two states go their own ways. For running many
- * machines from one prepared state (the fuzzer) without building it again each time.
+ * keys, PCI configuration spaces are replaced on change, never written into), the entries of
+ * the frame tables (memory, page permission table, m2p: evolve replaces an entry, never
+ * edits one) and the scenario. Everything else is copied, so the two states go their own
+ * ways. For running many machines from one prepared state (the fuzzer) without building it
+ * again each time.
  */
 export function cloneState(state: MachineState): MachineState {
-  const { config, ...rest } = state;
-  return { ...(cloneValue(rest) as Omit<MachineState, 'config'>), config };
+  const { config, memory, ppt, m2p, ...rest } = state;
+  return { ...(cloneValue(rest) as Omit<MachineState, 'config' | 'memory' | 'ppt' | 'm2p'>), config, memory: new Map(memory), ppt: new Map(ppt), m2p: new Map(m2p) };
 }
 
 function cloneValue(value: unknown): unknown {

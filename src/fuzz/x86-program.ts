@@ -64,8 +64,13 @@ const snippet: fc.Arbitrary<number[]> = fc.oneof(
   { weight: 1, arbitrary: address.map((a) => [0x0f, 0x01, 0x3d, ...u32(a)]) }, // invlpg [a]
   { weight: 3, arbitrary: fc.nat(0x40000001).map((leaf) => [MOV_EAX, ...u32(leaf), 0x0f, 0xa2]) }, // cpuid
   { weight: 3, arbitrary: fc.tuple(fc.constantFrom(0xcf8, 0xcfc, 0xcfe, 0xe9, 0x80), fc.constantFrom(0x80002000, 0x80002004, 0x80002070, 0x80000000)).map(([p, v]) => [MOV_EDX, ...u32(p), MOV_EAX, ...u32(v), 0xef, 0xed]) }, // out dx, eax; in eax, dx
-  // The MSRs Xen gives an HVM guest (TSC, APIC base, x2APIC timer): rdmsr, and wrmsr of the value read.
-  { weight: 2, arbitrary: fc.constantFrom(0x10, 0x1b, 0x832, 0x838, 0x839).map((msr) => [MOV_ECX, ...u32(msr), 0x0f, 0x32, 0x0f, 0x30]) },
+  // The MSRs Xen gives an HVM guest: rdmsr of one it reads (TSC, APIC base, x2APIC timer),
+  // wrmsr of one it takes (TSC, the timer's initial count, EOI) with the value read.
+  {
+    weight: 2,
+    arbitrary: fc.tuple(fc.constantFrom(0x10, 0x1b, 0x832, 0x838, 0x839), fc.constantFrom(0x10, 0x838, 0x80b))
+      .map(([read, write]) => [MOV_ECX, ...u32(read), 0x0f, 0x32, MOV_ECX, ...u32(write), 0x0f, 0x30]),
+  },
   { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 6 }).map((b) => [...b]) },
   { weight: 1, arbitrary: fc.constant(SHUTDOWN) },
 );
