@@ -1,6 +1,7 @@
 /**
  * Text and JSON views of events and states, shared by the command line and the TUI.
  */
+import { pciBdfFormat } from '../core/pci/index.ts';
 import { createHash } from 'node:crypto';
 import { EVENT_FIELDS, GUEST_OP_NAMES, type DomainId, type Event, type EventKind } from '../events/schema.ts';
 import type { MachineState } from '../core/state.ts';
@@ -13,12 +14,6 @@ export type DomainNames = ReadonlyMap<DomainId, string>;
 const DOMAIN_FIELDS = new Set(['dom', 'fromDom', 'toDom', 'target', 'owner', 'prevOwner', 'smmLive', 'keyDom', 'tag']);
 const HEX_FIELDS = new Set(['gpa', 'eip', 'next', 'cr2', 'gla', 'qualification', 'page', 'evicted', 'port', 'iova', 'hpa', 'address', 'fault']);
 const SID_FIELDS = new Set(['sid', 'bdf']);
-
-/** A PCI routing id as bb:dd.f. */
-export function bdfText(bdf: number): string {
-  const hex = (n: number, width: number): string => n.toString(16).padStart(width, '0');
-  return `${hex(bdf >> 8, 2)}:${hex((bdf >> 3) & 0x1f, 2)}.${bdf & 7}`;
-}
 
 /** VT-d effects as their kinds ("iotlb.fill,frcd"), not their JSON. */
 function effectsText(json: string): string {
@@ -53,7 +48,7 @@ export function bytesText(bytes: Uint8Array): string {
 function fieldText(kind: EventKind, name: string, value: unknown, names: DomainNames): string {
   if (value instanceof Uint8Array) return bytesText(value);
   if (name === 'effects' && typeof value === 'string') return effectsText(value);
-  if (typeof value === 'number' && SID_FIELDS.has(name)) return value < 0 ? '-' : bdfText(value);
+  if (typeof value === 'number' && SID_FIELDS.has(name)) return value < 0 ? '-' : pciBdfFormat(value);
   if (kind === 'guest.op' && name === 'op') return GUEST_OP_NAMES[value as number] ?? String(value);
   if (name === 'delta' && Array.isArray(value)) return `[${deltaText(value as number[])}]`;
   if (name === 'reason' && kind === 'vm.exit') return `${exitReasonName(value as number)}(${value})`;
@@ -150,13 +145,13 @@ function ioView(state: MachineState) {
   return {
     vtd: {
       enabled: xenVtd.enabled,
-      devices: [...xenVtd.devices].map(([sid, dom]) => ({ device: bdfText(sid), dom })),
+      devices: [...xenVtd.devices].map(([sid, dom]) => ({ device: pciBdfFormat(sid), dom })),
       contextCacheEntries: vtd.contextCache.size,
       iotlbEntries: vtd.iotlb.size,
       remappedInterrupts: xenVtd.irtes.size,
       faultsPending: vtd.frcd.filter((r) => r.f).length,
     },
-    vfs: vfs.map((v) => ({ vf: v.vf, device: bdfText(v.bdf), dom: v.dom, mac: v.mac, vlan: v.vlan, spoofcheck: v.spoofcheck })),
+    vfs: vfs.map((v) => ({ vf: v.vf, device: pciBdfFormat(v.bdf), dom: v.dom, mac: v.mac, vlan: v.vlan, spoofcheck: v.spoofcheck })),
     siom: { tx: Object.fromEntries(siom.tx), rx: Object.fromEntries(siom.rx) },
     netbackUp,
   };

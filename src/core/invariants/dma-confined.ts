@@ -1,4 +1,5 @@
 import { NO_DOMAIN } from '../../events/schema.ts';
+import { pciBdfFormat } from '../pci/index.ts';
 import { PAGE_SIZE } from '../scenario.ts';
 import { domainLabel } from '../state.ts';
 import type { InvariantChecker } from './types.ts';
@@ -12,14 +13,8 @@ export const dmaConfined: InvariantChecker = {
     const mfn = Math.floor(event.hpa / PAGE_SIZE);
     const owner = state.ppt.get(mfn)?.owner ?? NO_DOMAIN;
     if (owner === event.dom && owner !== NO_DOMAIN) return undefined;
-    const device = `device ${sidText(event.sid)}${event.dom === NO_DOMAIN ? ' (assigned to nobody)' : ` of ${domainLabel(state, event.dom)}`}`;
+    const device = `device ${pciBdfFormat(event.sid)}${event.dom === NO_DOMAIN ? ' (assigned to nobody)' : ` of ${domainLabel(state, event.dom)}`}`;
     const whose = owner === NO_DOMAIN ? 'a frame nobody owns' : `${domainLabel(state, owner)}'s frame`;
     return { dom: event.dom, mfn, detail: `${device} ${event.write ? 'wrote' : 'read'} ${event.len} bytes of ${whose} ${mfn} (iova 0x${event.iova.toString(16)})` };
   },
 };
-
-/** A source id as bus:device.function. */
-export function sidText(sid: number): string {
-  const hex = (n: number, width: number): string => n.toString(16).padStart(width, '0');
-  return `${hex(sid >> 8, 2)}:${hex((sid >> 3) & 0x1f, 2)}.${sid & 7}`;
-}

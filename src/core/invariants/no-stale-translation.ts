@@ -3,7 +3,7 @@ import { vtdStaleEntries } from '../iommu/index.ts';
 import { vtdMemory } from '../io/vtd-driver.ts';
 import { PAGE_SIZE } from '../scenario.ts';
 import { domainLabel, type MachineState } from '../state.ts';
-import { sidText } from './dma-confined.ts';
+import { pciBdfFormat } from '../pci/index.ts';
 import type { InvariantChecker } from './types.ts';
 
 /**
@@ -19,7 +19,7 @@ export const noStaleTranslation: InvariantChecker = {
       if (event.op !== 'wait' && event.op !== 'domain.free') return undefined;
       const [stale] = vtdStaleEntries(state.io.vtd, vtdMemory(state));
       if (stale === undefined) return undefined;
-      return { dom: stale.did > 0 ? stale.did - 1 : NO_DOMAIN, mfn: NO_FRAME, detail: `the ${stale.cache} entry ${stale.cache === 'iotlb' ? '' : `for source ${sidText(stale.sid)} `}outlives its mapping: ${stale.detail}` };
+      return { dom: stale.did > 0 ? stale.did - 1 : NO_DOMAIN, mfn: NO_FRAME, detail: `the ${stale.cache} entry ${stale.cache === 'iotlb' ? '' : `for source ${pciBdfFormat(stale.sid)} `}outlives its mapping: ${stale.detail}` };
     }
     if (event.kind === 'smm.ppt.update') {
       if (event.owner !== NO_DOMAIN) return undefined;
@@ -37,7 +37,7 @@ export const noStaleTranslation: InvariantChecker = {
     const mfn = Math.floor(event.hpa / PAGE_SIZE);
     if (mapped === mfn) return undefined;
     const now = mapped === undefined ? 'nothing' : `frame ${mapped}`;
-    return { dom: event.dom, mfn, detail: `device ${sidText(event.sid)} of ${domainLabel(state, event.dom)} reached frame ${mfn} at iova 0x${event.iova.toString(16)}, which maps ${now} now: a stale translation` };
+    return { dom: event.dom, mfn, detail: `device ${pciBdfFormat(event.sid)} of ${domainLabel(state, event.dom)} reached frame ${mfn} at iova 0x${event.iova.toString(16)}, which maps ${now} now: a stale translation` };
   },
 };
 
