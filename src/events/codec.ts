@@ -111,19 +111,37 @@ function writeValue(t: Uint8Array, p: number, v: unknown): number {
 type FastValues = (event: Event, t: Uint8Array, p: number) => number;
 
 /** Unsigned 32-bit integers, the most common values, are written inline; the rest through writeValue. */
-const INLINE_UINT32 = `if (v < 0x40) t[p++] = v;
-    else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; }
-    else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; }
-    else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; }`;
+const inlineUint32 = (v: string): string => `if (${v} < 0x40) t[p++] = ${v};
+    else if (${v} < 0x100) { t[p] = 0xcc; t[p + 1] = ${v}; p += 2; }
+    else if (${v} < 0x10000) { t[p] = 0xcd; t[p + 1] = ${v} >> 8; t[p + 2] = ${v} & 0xff; p += 3; }
+    else { t[p] = 0xce; t[p + 1] = ${v} >>> 24; t[p + 2] = (${v} >> 16) & 0xff; t[p + 3] = (${v} >> 8) & 0xff; t[p + 4] = ${v} & 0xff; p += 5; }`;
+
+/**
+ * Arrays of unsigned integers (a cpu.step's delta) are written inline too, as writeValue
+ * would: each kind's function then has array loads of its own, which stay fast, where one
+ * shared writeValue sees every kind's arrays (small-integer and double elements alike) and
+ * the JIT may give up on it.
+ */
+const INLINE_ARRAY = `if (Array.isArray(v) && v.constructor === Array && v.length <= ${FAST_ARRAY_MAX}) {
+    n = v.length;
+    if (n < 0x10) t[p++] = 0x90 | n;
+    else { t[p] = 0xdc; t[p + 1] = n >> 8; t[p + 2] = n & 0xff; p += 3; }
+    for (i = 0; i < n; i++) {
+      x = v[i];
+      if (typeof x === 'number' && x >>> 0 === x) {
+        ${inlineUint32('x')}
+      } else if (typeof x === 'number') { p = wn(t, p, x); if (p < 0) return -1; } else return -1;
+    }
+  }`;
 
 function compileFastValues(code: number, kind: EventKind): FastValues {
   const fields = EVENT_FIELDS[kind] as readonly string[];
-  const body = ['let v;', `t[p++] = ${code};`]
+  const body = ['let v, n, i, x;', `t[p++] = ${code};`]
     .concat(fields.map((f) => `v = e.${f};
   if (typeof v === 'number' && v >>> 0 === v) {
-    ${INLINE_UINT32}
-  } else { p = w(t, p, v); if (p < 0) return -1; }`), ['return p;']).join('\n');
-  return new Function('w', `return function fast_${kind.replace(/\W/g, '_')}(e, t, p) {\n${body}\n};`)(writeValue) as FastValues;
+    ${inlineUint32('v')}
+  } else ${INLINE_ARRAY} else { p = w(t, p, v); if (p < 0) return -1; }`), ['return p;']).join('\n');
+  return new Function('w', 'wn', `return function fast_${kind.replace(/\W/g, '_')}(e, t, p) {\n${body}\n};`)(writeValue, writeNumber) as FastValues;
 }
 
 /** Per kind: its fast encoder, and the record header once learnt (null: not yet; false: never). */

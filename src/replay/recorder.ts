@@ -1,7 +1,7 @@
 /**
  * Records a machine into a store: drives the decider step by step, injects the scenario's
  * inputs when they are due, appends events chunk by chunk and checkpoints the state every
- * CHECKPOINT_EVERY events (at a step boundary, where the decider can resume).
+ * CHECKPOINT_EVERY events' worth of fold (at a step boundary, where the decider can resume).
  */
 import { assert } from '../events/errors.ts';
 import type { Event, Seq } from '../events/schema.ts';
@@ -12,8 +12,14 @@ import { dehydrate } from '../core/snapshot.ts';
 import { initialState, type MachineState } from '../core/state.ts';
 import { SummaryBuilder, type RunSummary } from './summary.ts';
 
-/** Events between checkpoints: bounds what a seek folds. */
+/** Events between checkpoints (cpu.step events counted at their weight): bounds what a seek folds. */
 export const CHECKPOINT_EVERY = 8192;
+/**
+ * A cpu.step folds in a fraction of what other events cost (a few registers, no page
+ * copies), so a checkpoint covers this many of them per other event: a seek into a CPU-bound
+ * run still folds in a few milliseconds, and recording it takes a quarter of the checkpoints.
+ */
+const CPU_STEPS_PER_EVENT = 4;
 
 export interface DriveOptions {
   /** Stop after this many events of this run (counted from where it starts). */
@@ -22,6 +28,7 @@ export interface DriveOptions {
   failOnViolation?: boolean;
   /** Called after each committed chunk (for progress displays). */
   onProgress?: (seq: Seq, tick: number) => void;
+  /** Events between checkpoints (default CHECKPOINT_EVERY), a cpu.step counting 1/CPU_STEPS_PER_EVENT. */
   checkpointEvery?: number;
 }
 
@@ -76,7 +83,9 @@ function driveSteps(
   store: RecordingStore, writer: RunWriter, machine: Machine, modifications: [string, string][],
   startSeq: Seq, options: DriveOptions, summary: SummaryBuilder,
 ): DriveResult {
-  const every = options.checkpointEvery ?? CHECKPOINT_EVERY;
+  // Fold work since the last checkpoint, in quarter events.
+  const every = (options.checkpointEvery ?? CHECKPOINT_EVERY) * CPU_STEPS_PER_EVENT;
+  let work = 0;
   const limit = options.maxEvents === undefined ? Infinity : startSeq + options.maxEvents;
   const known = new Set<string>();
   const checkpoint = (seq: Seq): void => {
@@ -84,7 +93,6 @@ function driveSteps(
     writer.checkpoint(seq, bytes, blobs);
   };
   let seq = startSeq;
-  let lastCheckpoint = startSeq;
   let lastCommitted = writer.committedSeq;
   let firstViolationSeq: Seq | undefined;
   checkpoint(seq);
@@ -95,6 +103,7 @@ function driveSteps(
     for (let i = 0; i < events.length; i++) {
       const event = events[i];
       summary.add(at, event);
+      work += event.kind === 'cpu.step' ? 1 : CPU_STEPS_PER_EVENT;
       if (event.kind === 'violation' && firstViolationSeq === undefined) firstViolationSeq = at;
       at++;
     }
@@ -106,13 +115,13 @@ function driveSteps(
     if (seq >= limit) { status = 'stopped'; break; }
     seq = record(nextStep(machine), seq);
     if (options.failOnViolation && firstViolationSeq !== undefined) { status = 'stopped'; break; }
-    if (seq - lastCheckpoint >= every) { checkpoint(seq); lastCheckpoint = seq; }
+    if (work >= every) { checkpoint(seq); work = 0; }
     if (options.onProgress && writer.committedSeq !== lastCommitted) {
       lastCommitted = writer.committedSeq;
       options.onProgress(seq, machine.state.tick);
     }
   }
-  if (seq !== lastCheckpoint) checkpoint(seq);
+  if (work > 0) checkpoint(seq);
   writer.flush();
   const result = summary.finish(machine.state.tick);
   store.finishRun(writer.run, status, JSON.stringify(result));

@@ -3,7 +3,8 @@
  *
  * A position is a seq: the state "at seq N" is the state after events [0, N). Seeking is
  * "restore the nearest checkpoint (or a state already in the cache) and fold forwards", so
- * going backwards costs what going forwards costs: at most CHECKPOINT_EVERY events of fold.
+ * going backwards costs what going forwards costs: at most CHECKPOINT_EVERY events of fold
+ * (more cpu.step events, which fold faster; see the recorder).
  * States handed out are frozen immer snapshots that share everything unchanged.
  */
 import { enableMapSet, freeze, produce } from 'immer';
@@ -143,7 +144,7 @@ export class Timeline {
 
   /**
    * The machine state after events [0, seq): frozen, shared with other snapshots. Costs a
-   * fold of at most CHECKPOINT_EVERY events, less when a nearby state is cached.
+   * fold of at most CHECKPOINT_EVERY events' worth, less when a nearby state is cached.
    */
   stateAt(seq: Seq): MachineState {
     assert(seq >= 0 && seq <= this.length, () => `seq ${seq} outside run ${this.run.id} (0..${this.length})`);
