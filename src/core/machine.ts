@@ -12,7 +12,7 @@ import { evolve } from './evolve.ts';
 import { performDom0Action, runDom0Action, runGuestOperation } from './guest.ts';
 import { parseDeviceDma, parseDeviceMsi, parseDom0Input } from './scenario.ts';
 import { INVARIANT_CHECKERS, type InvariantChecker } from './invariants/index.ts';
-import { anyRunnable, isRunnable, runnableVcpus, scheduleStep, type VcpuRef } from './scheduler.ts';
+import { anyRunnable, isRunnable, passTurn, passesTurn, runnableVcpus, scheduleStep, type VcpuRef } from './scheduler.ts';
 import type { MachineState } from './state.ts';
 import { runX86Step, wakeTick } from './vmx/vcpu-run.ts';
 import { createDomain, reloadImage } from './xen.ts';
@@ -126,6 +126,7 @@ export class Machine {
     if (current.dom !== NO_DOMAIN && current.quantumLeft > 0 && isRunnable(s, current.dom, current.vcpu)) {
       return this.runVcpu(s.sched.turn, current);
     }
+    if (passesTurn(s)) return passTurn(this);
     const runnable = runnableVcpus(s);
     if (runnable.length > 0) return scheduleStep(this, runnable, (pcpu, ref) => this.runVcpu(pcpu, ref));
     const wake = this.nextWake();

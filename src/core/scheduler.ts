@@ -36,6 +36,36 @@ export function anyRunnable(state: MachineState): boolean {
   return false;
 }
 
+/**
+ * Whether the pCPU whose turn it is passes it: it runs nothing, and every runnable vCPU
+ * (there is one) is running on another pCPU. What scheduleStep would decide, without
+ * building lists: on a machine with more pCPUs than work this is every other step.
+ */
+export function passesTurn(state: MachineState): boolean {
+  const pcpu = state.sched.turn;
+  if (state.sched.pcpus[pcpu].dom !== NO_DOMAIN) return false;
+  let elsewhere = false;
+  for (const domain of state.domains.values()) {
+    for (let vcpu = 0; vcpu < domain.vcpus.length; vcpu++) {
+      if (!isRunnable(state, domain.id, vcpu)) continue;
+      if (!runningElsewhere(state, pcpu, domain.id, vcpu)) return false;
+      elsewhere = true;
+    }
+  }
+  return elsewhere;
+}
+
+function runningElsewhere(state: MachineState, pcpu: number, dom: DomainId, vcpu: number): boolean {
+  const pcpus = state.sched.pcpus;
+  for (let i = 0; i < pcpus.length; i++) if (i !== pcpu && pcpus[i].dom === dom && pcpus[i].vcpu === vcpu) return true;
+  return false;
+}
+
+/** The pCPU whose turn it is has nothing to run: it lets the tick go by. */
+export function passTurn(m: Machine): void {
+  m.emit('sched.idle', { pcpu: m.state.sched.turn, ticks: 0 });
+}
+
 /** Runnable vCPUs in round-robin order. */
 export function runnableVcpus(state: MachineState): VcpuRef[] {
   const refs: VcpuRef[] = [];
@@ -79,7 +109,7 @@ export function scheduleStep(m: Machine, runnable: VcpuRef[], runOperation: (pcp
   } else if (current.dom !== NO_DOMAIN) {
     contextSwitch(m, pcpu, { dom: NO_DOMAIN, vcpu: 0 });
   } else {
-    m.emit('sched.idle', { pcpu, ticks: 0 });
+    passTurn(m);
   }
 }
 

@@ -8,6 +8,7 @@
  */
 import { createCipheriv, createDecipheriv, hkdfSync, type Cipher, type Decipher } from 'node:crypto';
 import { RIGHT_READ, RIGHT_WRITE, type DomainId, type Mfn } from '../events/schema.ts';
+import { assert } from '../events/errors.ts';
 import { PAGE_SIZE } from './scenario.ts';
 import type { MachineState } from './state.ts';
 
@@ -31,6 +32,8 @@ interface XtsCiphers {
   encrypt: Cipher;
   decrypt: Decipher;
   tweak: Cipher;
+  /** Whole pages of tweaks by frame, oldest first (see tweakPage). */
+  tweakPages: Map<Mfn, Buffer>;
 }
 
 const ciphers = new WeakMap<Uint8Array, XtsCiphers>();
@@ -45,7 +48,7 @@ function xtsCiphers(key: Uint8Array): XtsCiphers {
   let c = ciphers.get(key);
   if (c === undefined) {
     const k1 = key.subarray(0, 32);
-    c = { encrypt: ecb(createCipheriv, k1), decrypt: ecb(createDecipheriv, k1), tweak: ecb(createCipheriv, key.subarray(32, 64)) };
+    c = { encrypt: ecb(createCipheriv, k1), decrypt: ecb(createDecipheriv, k1), tweak: ecb(createCipheriv, key.subarray(32, 64)), tweakPages: new Map() };
     ciphers.set(key, c);
   }
   return c;
@@ -53,15 +56,23 @@ function xtsCiphers(key: Uint8Array): XtsCiphers {
 
 const BLOCK = 16;
 const BLOCKS_PER_LINE = LINE_SIZE / BLOCK;
+const LINES_PER_PAGE = PAGE_SIZE / LINE_SIZE;
+/** Frames whose tweaks a key keeps (4 KiB each): more than a guest's working set, bounded for large machines. */
+const TWEAK_PAGES_PER_KEY = 2048;
 
-/** Every block's tweak: E_K2(line address) for a line's first block, then times alpha in GF(2^128). */
-function tweaks(c: XtsCiphers, hpa: number, length: number): Buffer {
-  const lines = length / LINE_SIZE;
-  const ivs = Buffer.alloc(lines * BLOCK);
-  for (let i = 0; i < lines; i++) ivs.writeUIntLE(hpa + i * LINE_SIZE, i * BLOCK, 6);
+/**
+ * Every block's tweak in frame `mfn`: E_K2(line address) for a line's first block, then times
+ * alpha in GF(2^128). They depend only on the key and the address, so a frame's are computed
+ * once (one cipher call for its 64 lines) and kept: a guest store then costs one cipher call.
+ */
+function tweakPage(c: XtsCiphers, mfn: Mfn): Buffer {
+  let all = c.tweakPages.get(mfn);
+  if (all !== undefined) return all;
+  const ivs = Buffer.alloc(LINES_PER_PAGE * BLOCK);
+  for (let i = 0; i < LINES_PER_PAGE; i++) ivs.writeUIntLE(mfn * PAGE_SIZE + i * LINE_SIZE, i * BLOCK, 6);
   const first = c.tweak.update(ivs);
-  const all = Buffer.alloc(length);
-  for (let i = 0; i < lines; i++) {
+  all = Buffer.alloc(PAGE_SIZE);
+  for (let i = 0; i < LINES_PER_PAGE; i++) {
     let at = i * LINE_SIZE;
     first.copy(all, at, i * BLOCK, (i + 1) * BLOCK);
     for (let j = 1; j < BLOCKS_PER_LINE; j++, at += BLOCK) {
@@ -75,30 +86,30 @@ function tweaks(c: XtsCiphers, hpa: number, length: number): Buffer {
       if (carry) all[at + BLOCK] ^= 0x87;
     }
   }
+  if (c.tweakPages.size >= TWEAK_PAGES_PER_KEY) c.tweakPages.delete(c.tweakPages.keys().next().value!);
+  c.tweakPages.set(mfn, all);
   return all;
 }
 
-function xorInto(target: Buffer, mask: Buffer): void {
-  for (let i = 0; i < target.length; i++) target[i] ^= mask[i];
-}
-
-/** Encrypts or decrypts whole lines starting at host physical address `hpa`. */
-function xts(encrypt: boolean, key: Uint8Array, hpa: number, data: Uint8Array): Uint8Array {
+/** Encrypts or decrypts whole lines of frame `mfn` from byte `offset` on. */
+function xts(encrypt: boolean, key: Uint8Array, mfn: Mfn, offset: number, data: Uint8Array): Uint8Array {
   const c = xtsCiphers(key);
-  const t = tweaks(c, hpa, data.length);
-  const masked = Buffer.from(data);
-  xorInto(masked, t);
+  const t = tweakPage(c, mfn);
+  const n = data.length;
+  if (offset + n > PAGE_SIZE || (offset | n) % LINE_SIZE !== 0) assert(false, `XTS on bytes ${offset}..${offset + n} of a frame: not whole lines of one frame`);
+  const masked = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) masked[i] = data[i] ^ t[offset + i];
   const out = (encrypt ? c.encrypt : c.decrypt).update(masked);
-  xorInto(out, t);
-  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  for (let i = 0; i < n; i++) out[i] ^= t[offset + i];
+  return new Uint8Array(out.buffer, out.byteOffset, n);
 }
 
 export function encryptLines(key: Uint8Array, mfn: Mfn, offset: number, plain: Uint8Array): Uint8Array {
-  return xts(true, key, mfn * PAGE_SIZE + offset, plain);
+  return xts(true, key, mfn, offset, plain);
 }
 
 export function decryptLines(key: Uint8Array, mfn: Mfn, offset: number, stored: Uint8Array): Uint8Array {
-  return xts(false, key, mfn * PAGE_SIZE + offset, stored);
+  return xts(false, key, mfn, offset, stored);
 }
 
 /** The line-aligned range covering [offset, offset+len) within a page. */

@@ -127,7 +127,7 @@ export class FuzzMachine {
 function runUntilQuiet(m: Machine, config: MachineConfig, maxEvents: number, events: number, coverage: Coverage, violations: EventOf<'violation'>[]): number {
   let count = events;
   while (!m.state.halted && count < maxEvents) {
-    if (m.finished && m.state.inputNext >= config.inputs.length) break;
+    if (m.state.inputNext >= config.inputs.length && m.finished) break;
     for (const event of nextStep(m)) {
       count++;
       coverage.add(event);

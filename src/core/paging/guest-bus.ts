@@ -95,24 +95,15 @@ export class GuestBus implements CpuBus {
 
   /** The guest's paging structures as the walker reads them: guest-physical through EPT. */
   private eptPort(linear: number): WalkPort {
-    const frame = (gpa: number, access: EptAccess): number | Fault => {
-      const r = eptTranslate(this.domain.ept, Math.floor(gpa / PAGE_SIZE), access, false, true);
-      if (r.kind === 'misconfig') return this.exit(EXIT_EPT_MISCONFIG, 0, linear, gpa);
-      if (r.kind === 'violation') return this.exit(EXIT_EPT_VIOLATION, r.qualification, linear, gpa);
-      return r.mfn;
-    };
-    return {
-      read32: (gpa) => {
-        const mfn = frame(gpa, 'read');
-        return isFault(mfn) ? mfn : this.physicalRead32(mfn, gpa);
-      },
-      write32: (gpa, value) => {
-        const mfn = frame(gpa, 'write');
-        if (isFault(mfn)) return mfn;
-        this.physicalWrite32(gpa, mfn, value);
-        return undefined;
-      },
-    };
+    return new EptPort(this, linear);
+  }
+
+  /** A paging structure's frame through EPT (no A/D tracking), or the exit a miss causes. */
+  eptFrame(gpa: number, access: EptAccess, linear: number): number | Fault {
+    const r = eptTranslate(this.domain.ept, Math.floor(gpa / PAGE_SIZE), access, false, true);
+    if (r.kind === 'misconfig') return this.exit(EXIT_EPT_MISCONFIG, 0, linear, gpa);
+    if (r.kind === 'violation') return this.exit(EXIT_EPT_VIOLATION, r.qualification, linear, gpa);
+    return r.mfn;
   }
 
   /**
@@ -257,5 +248,22 @@ export class GuestBus implements CpuBus {
     const offset = r.start & (PAGE_SIZE - 1);
     const gfn = this.m.state.m2p.get(r.mfn)?.gfn;
     return { gpa: gfn === undefined ? -1 : gfn * PAGE_SIZE + offset, mfn: r.mfn, offset, bytes: Uint8Array.from(r.bytes) };
+  }
+}
+
+/** A class rather than closures: a port is made per page walk. */
+class EptPort implements WalkPort {
+  constructor(private readonly bus: GuestBus, private readonly linear: number) {}
+
+  read32(gpa: number): number | Fault {
+    const mfn = this.bus.eptFrame(gpa, 'read', this.linear);
+    return isFault(mfn) ? mfn : this.bus.physicalRead32(mfn, gpa);
+  }
+
+  write32(gpa: number, value: number): Fault | undefined {
+    const mfn = this.bus.eptFrame(gpa, 'write', this.linear);
+    if (isFault(mfn)) return mfn;
+    this.bus.physicalWrite32(gpa, mfn, value);
+    return undefined;
   }
 }

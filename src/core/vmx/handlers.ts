@@ -88,64 +88,71 @@ export function handleExit(ctx: ExitContext): ExitAction {
 
 export const resume = (cpu: CpuState, inject: Injection | null = null): ExitAction => ({ kind: 'resume', cpu, inject });
 
+/** A 12-character vendor string as the three little-endian words CPUID returns it in. */
+const vendorWords = (text: string): number[] => [0, 4, 8].map((at) => Buffer.from(text, 'latin1').readUInt32LE(at));
+const [INTEL_B, INTEL_D, INTEL_C] = vendorWords('GenuineIntel');
+const [XEN_B, XEN_C, XEN_D] = vendorWords('XenVMMXenVMM');
+
 /** CPUID as Xen presents it: an Intel CPU with the hypervisor bit and Xen's leaves. */
 function cpuid(cpu: CpuState): CpuState {
   const leaf = cpu.gpr[EAX];
-  const words = (text: string): number[] => [0, 4, 8].map((at) => Buffer.from(text, 'latin1').readUInt32LE(at));
   let regs: [number, number, number, number];
   if (leaf === 0) {
-    const [b, d, c] = words('GenuineIntel');
-    regs = [1, b, c, d];
+    regs = [1, INTEL_B, INTEL_C, INTEL_D];
   } else if (leaf === 1) {
     // Family 6; ECX bit 31 = running under a hypervisor; EDX: FPU PSE TSC MSR APIC.
     regs = [0x000306a9, 0x00010800, 0x80000000, (1 << 0) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 9)];
   } else if (leaf === 0x40000000) {
-    const [b, c, d] = words('XenVMMXenVMM');
-    regs = [0x40000002, b, c, d];
+    regs = [0x40000002, XEN_B, XEN_C, XEN_D];
   } else {
     regs = [0, 0, 0, 0];
   }
-  [cpu.gpr[EAX], cpu.gpr[EBX], cpu.gpr[ECX], cpu.gpr[EDX]] = regs.map((v) => v >>> 0);
+  cpu.gpr[EAX] = regs[0] >>> 0;
+  cpu.gpr[EBX] = regs[1] >>> 0;
+  cpu.gpr[ECX] = regs[2] >>> 0;
+  cpu.gpr[EDX] = regs[3] >>> 0;
   return cpu;
 }
 
 function hypercall(ctx: ExitContext): ExitAction {
   const cpu = advanced(ctx);
   const [nr, arg1, arg2, arg3] = [cpu.gpr[EAX], cpu.gpr[EBX], cpu.gpr[ECX], cpu.gpr[EDX]];
-  const emit = (op: string, args: number[], result: number, text = ''): void =>
-    ctx.m.emit('hypercall', { dom: ctx.domain.id, vcpu: ctx.vcpu, op, args, text, result });
   let result = ENOSYS;
   if (nr === HYPERCALL_CONSOLE_IO && arg1 === 0) {
     const text = readGuestText(ctx, arg3, arg2);
     result = text === undefined ? EFAULT : text.length;
-    emit('console_write', [arg2, arg3], result, text ?? '');
+    emitHypercall(ctx, 'console_write', [arg2, arg3], result, text ?? '');
   } else if (nr === HYPERCALL_SCHED_OP && (arg1 === SCHEDOP_YIELD || arg1 === SCHEDOP_SHUTDOWN)) {
-    emit(arg1 === SCHEDOP_YIELD ? 'sched_yield' : 'shutdown', [], 0);
+    emitHypercall(ctx, arg1 === SCHEDOP_YIELD ? 'sched_yield' : 'shutdown', [], 0);
     if (arg1 === SCHEDOP_SHUTDOWN) return { kind: 'shutdown' };
     result = 0;
   } else if (nr === HYPERCALL_MEMORY_OP && arg1 === XENMEM_POPULATE_PHYSMAP) {
     const errno = populateCheck(ctx.m.state, ctx.domain.id, arg2 | 0, arg3 | 0);
     result = errno === 0 ? arg3 : errno;
-    emit('populate_physmap', [arg2 | 0, arg3 | 0], result);
+    emitHypercall(ctx, 'populate_physmap', [arg2 | 0, arg3 | 0], result);
     if (errno === 0) populatePhysmap(ctx.m, ctx.domain.id, arg2, arg3);
   } else if (nr === HYPERCALL_MEMORY_OP && arg1 === XENMEM_DECREASE_RESERVATION) {
     const count = Math.min(arg3 >>> 0, 4096);
     const gfns = Array.from({ length: count }, (_, i) => arg2 + i);
     const done = arg3 >>> 0 > 4096 ? EINVAL : decreaseCount(ctx.m.state, ctx.domain.id, gfns);
     result = done;
-    emit('decrease_reservation', [arg2 | 0, arg3 | 0], result);
+    emitHypercall(ctx, 'decrease_reservation', [arg2 | 0, arg3 | 0], result);
     if (done > 0) decreaseReservation(ctx.m, ctx.domain.id, gfns.slice(0, done));
   } else if (nr === HYPERCALL_MEMORY_OP && arg1 === XENMEM_ADD_TO_PHYSMAP) {
     // XENMAPSPACE_gmfn_foreign: ECX = the foreign domain, EDX = its gfn, ESI = where to map it.
     const [domid, gfn, gpfn] = [arg2 | 0, arg3 | 0, cpu.gpr[ESI] | 0];
     result = addToPhysmapCheck(ctx.m.state, ctx.domain.id, domid, gfn, gpfn);
-    emit('add_to_physmap', [domid, gfn, gpfn], result);
+    emitHypercall(ctx, 'add_to_physmap', [domid, gfn, gpfn], result);
     if (result === 0) addToPhysmap(ctx.m, ctx.domain.id, domid, gfn, gpfn);
   } else {
-    emit(`hypercall_${nr}`, [arg1 | 0, arg2 | 0, arg3 | 0], ENOSYS);
+    emitHypercall(ctx, `hypercall_${nr}`, [arg1 | 0, arg2 | 0, arg3 | 0], ENOSYS);
   }
   cpu.gpr[EAX] = result >>> 0;
   return resume(cpu);
+}
+
+function emitHypercall(ctx: ExitContext, op: string, args: number[], result: number, text = ''): void {
+  ctx.m.emit('hypercall', { dom: ctx.domain.id, vcpu: ctx.vcpu, op, args, text, result });
 }
 
 /**
@@ -196,19 +203,20 @@ function msr(ctx: ExitContext): ExitAction {
     return resume(cpu);
   }
   const value = cpu.gpr[EAX];
-  const timer = (next: Lapic): void => {
-    ctx.m.emit('lapic.timer', { dom: ctx.domain.id, vcpu: ctx.vcpu, lvt: next.lvt, initialCount: next.initialCount, deadline: next.deadline, pending: next.pending });
-  };
   if (index === MSR_X2APIC_LVT_TIMER) {
-    timer(writeLvt(lapic, value, tick));
+    emitTimer(ctx, writeLvt(lapic, value, tick));
   } else if (index === MSR_X2APIC_TIMER_INITIAL) {
-    timer(writeInitialCount(lapic, value, tick));
+    emitTimer(ctx, writeInitialCount(lapic, value, tick));
   } else if (index === MSR_X2APIC_EOI || index === MSR_X2APIC_TIMER_DIVIDE || index === MSR_TSC) {
     // EOI needs no bookkeeping (one interrupt source); divide and TSC writes are accepted and ignored.
   } else {
     return resume(cloneCpu(ctx.x86.cpu), gp());
   }
   return resume(cpu);
+}
+
+function emitTimer(ctx: ExitContext, next: Lapic): void {
+  ctx.m.emit('lapic.timer', { dom: ctx.domain.id, vcpu: ctx.vcpu, lvt: next.lvt, initialCount: next.initialCount, deadline: next.deadline, pending: next.pending });
 }
 
 /** MOV to/from CR under shadow paging (and CR0/CR4 writes of masked bits). */
@@ -284,24 +292,35 @@ function shadowPageFault(ctx: ExitContext): ExitAction {
 
 /** Guest-physical memory as the hypervisor reaches it: through the p2m, decrypted by SMM. */
 function p2mPort(ctx: ExitContext): WalkPort {
-  const frame = (gpa: number): number | undefined => ctx.domain.p2m.get(Math.floor(gpa / PAGE_SIZE));
-  const notMapped = (gpa: number): Fault => ({ kind: 'exit', reason: ExitReason.EPT_VIOLATION, qualification: 0, gla: null, gpa });
-  return {
-    read32(gpa) {
-      const mfn = frame(gpa);
-      if (mfn === undefined) return notMapped(gpa);
-      const plain = readFramePlain(ctx.m, ctx.pcpu, mfn);
-      const o = gpa & (PAGE_SIZE - 1);
-      return (plain[o] | (plain[o + 1] << 8) | (plain[o + 2] << 16) | (plain[o + 3] << 24)) >>> 0;
-    },
-    write32(gpa, value) {
-      const mfn = frame(gpa);
-      if (mfn === undefined) return notMapped(gpa);
-      const bytes = new Uint8Array(4);
-      new DataView(bytes.buffer).setUint32(0, value >>> 0, true);
-      writeFrame(ctx.m, ctx.domain.id, ctx.pcpu, gpa, mfn, gpa & (PAGE_SIZE - 1), bytes);
-      return undefined;
-    },
-  };
+  return new P2mPort(ctx);
+}
+
+class P2mPort implements WalkPort {
+  constructor(private readonly ctx: ExitContext) {}
+
+  read32(gpa: number): number | Fault {
+    const mfn = this.frame(gpa);
+    if (mfn === undefined) return notMapped(gpa);
+    const plain = readFramePlain(this.ctx.m, this.ctx.pcpu, mfn);
+    const o = gpa & (PAGE_SIZE - 1);
+    return (plain[o] | (plain[o + 1] << 8) | (plain[o + 2] << 16) | (plain[o + 3] << 24)) >>> 0;
+  }
+
+  write32(gpa: number, value: number): Fault | undefined {
+    const mfn = this.frame(gpa);
+    if (mfn === undefined) return notMapped(gpa);
+    const bytes = new Uint8Array(4);
+    new DataView(bytes.buffer).setUint32(0, value >>> 0, true);
+    writeFrame(this.ctx.m, this.ctx.domain.id, this.ctx.pcpu, gpa, mfn, gpa & (PAGE_SIZE - 1), bytes);
+    return undefined;
+  }
+
+  private frame(gpa: number): number | undefined {
+    return this.ctx.domain.p2m.get(Math.floor(gpa / PAGE_SIZE));
+  }
+}
+
+function notMapped(gpa: number): Fault {
+  return { kind: 'exit', reason: ExitReason.EPT_VIOLATION, qualification: 0, gla: null, gpa };
 }
 
