@@ -3,7 +3,8 @@
  * computes what an event already carries, so folding a recording never re-executes.
  *
  * Written as mutation: the live machine applies it to its working state, the timeline
- * applies it to an immer draft. One function, two uses.
+ * applies it to an immer draft. One function, two uses. `live` says the state is a live
+ * machine's own working state, whose private pages may be written in place.
  */
 import { assert } from '../events/errors.ts';
 import { GUEST_OP_NAMES, NO_DOMAIN, NO_FRAME, type Event, type EventOf } from '../events/schema.ts';
@@ -12,15 +13,16 @@ import { eptSet } from './paging/ept.ts';
 import { resetLapic } from './vmx/lapic.ts';
 import { PCI_CONFIG_ADDRESS_PORT, evolveIo } from './io/io-evolve.ts';
 import { PAGE_SIZE, compileOpsValue, type DomainSpec } from './scenario.ts';
-import type { Domain, MachineState, Vcpu, X86Vcpu } from './state.ts';
+import { isPrivatePage, makePagePrivate, type Domain, type MachineState, type Vcpu, type X86Vcpu } from './state.ts';
+import { forgetDecodes } from './cpu/interpreter.ts';
 
 const YIELD_OP = GUEST_OP_NAMES.indexOf('yield');
 
-export function evolve(state: MachineState, event: Event): void {
+export function evolve(state: MachineState, event: Event, live = false): void {
   switch (event.kind) {
     // The hottest kinds first: a retired instruction and its stores.
     case 'cpu.step': return applyCpuStep(state, event);
-    case 'mem.write': return applyWrite(state, event);
+    case 'mem.write': return applyWrite(state, event, live);
     case 'machine.boot': state.booted = true; return;
     case 'machine.halt': state.halted = true; return;
     case 'guest.op': return applyGuestOp(state, event);
@@ -127,12 +129,21 @@ function applyIdle(state: MachineState, e: EventOf<'sched.idle'>): void {
   }
 }
 
-function applyWrite(state: MachineState, e: EventOf<'mem.write'>): void {
+function applyWrite(state: MachineState, e: EventOf<'mem.write'>, live: boolean): void {
   const old = state.memory.get(e.mfn);
-  // A new page each time (snapshots share the old one), copied in one pass (never a Buffer view).
+  if (live && old !== undefined && isPrivatePage(old.bytes)) {
+    // Bytes only this machine holds: written in place, saving a page copy per store.
+    old.bytes.set(e.stored, e.offset);
+    // In vanilla the CPU fetches the stored bytes themselves: their cached decodes are stale.
+    if (state.profile === 'vanilla') forgetDecodes(old.bytes);
+    if (old.writer !== e.dom) state.memory.set(e.mfn, { bytes: old.bytes, writer: e.dom });
+    return;
+  }
+  // A new page (snapshots and clones share the old one), copied in one pass (never a Buffer view).
   const bytes = old !== undefined ? new Uint8Array(old.bytes) : new Uint8Array(PAGE_SIZE);
   bytes.set(e.stored, e.offset);
   state.memory.set(e.mfn, { bytes, writer: e.dom });
+  if (live) makePagePrivate(bytes);
 }
 
 function applyP2m(state: MachineState, e: EventOf<'p2m.update'>): void {

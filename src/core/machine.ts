@@ -54,7 +54,7 @@ export class Machine {
         if (breach !== undefined) (this.breaches ??= []).push(makeEvent('violation', { invariant: checker.name, ...breach }));
       }
     }
-    evolve(this.state, event);
+    evolve(this.state, event, true);
     this.events.push(event);
   }
 
@@ -71,7 +71,7 @@ export class Machine {
   private finishStep(): Event[] {
     if (this.breaches !== null) {
       for (const violation of this.breaches) {
-        evolve(this.state, violation);
+        evolve(this.state, violation, true);
         this.events.push(violation);
       }
     }

@@ -8,6 +8,7 @@ import type { Machine } from './machine.ts';
 import { PAGE_SIZE } from './scenario.ts';
 import { decryptLines, encryptLines, gfnOf, lineSpan, pageOffset, pptDenial } from './smm.ts';
 import { ensureKey } from './xen.ts';
+import { forgetDecodes } from './cpu/interpreter.ts';
 
 interface Piece {
   gpa: Gpa;
@@ -77,22 +78,34 @@ export function writeFrameWithKey(m: Machine, dom: DomainId, keyDom: DomainId, g
   const key = ensureKey(m, keyDom);
   const page = m.state.memory.get(mfn);
   const { start, end } = page === undefined ? { start: 0, end: PAGE_SIZE } : lineSpan(offset, bytes.length);
-  // The whole page's plaintext under this key (cached), patched: only the lines written are
-  // encrypted again, and the new page's plaintext is known without decrypting it.
-  const pagePlain = page === undefined ? new Uint8Array(PAGE_SIZE) : plaintextUnder(key, mfn, page.bytes).slice();
-  pagePlain.set(bytes, offset);
-  const stored = encryptLines(key, mfn, start, pagePlain.subarray(start, end));
+  // The page's plaintext under this key (cached), patched: only the lines written are
+  // encrypted again.
+  const before = page === undefined ? ZERO_PAGE : plaintextUnder(key, mfn, page.bytes);
+  const lines = LINES_SCRATCH.subarray(start, end);
+  lines.set(before.subarray(start, end));
+  lines.set(bytes, offset - start);
+  const stored = encryptLines(key, mfn, start, lines);
   m.emit('mem.encrypt', { dom, mfn, offset: start, len: end - start, keyDom });
   m.emit('mem.write', { dom, gpa, mfn, offset: start, stored });
-  plaintextCache.set(m.state.memory.get(mfn)!.bytes, { key, plain: pagePlain });
+  // The new page's plaintext is known without decrypting it. When the stored page was written
+  // in place (a private page), so is its cached plaintext: the cache entry stays right.
+  const after = m.state.memory.get(mfn)!.bytes;
+  const inPlace = page !== undefined && after === page.bytes;
+  const plain = inPlace ? before : page === undefined ? new Uint8Array(PAGE_SIZE) : before.slice();
+  if (inPlace) forgetDecodes(plain);
+  plain.set(bytes, offset);
+  plaintextCache.set(after, { key, plain });
 }
 
 /**
- * Plaintext of whole pages as SMM would decrypt them, cached by the page's bytes (which are
- * replaced on every write) and the key: a pure cache, so replay is unaffected.
+ * Plaintext of whole pages as SMM would decrypt them, cached by the page's bytes and the
+ * key: a pure cache, so replay is unaffected. Each entry's plaintext is its own (never shared
+ * with another entry), so a private page written in place has its plaintext patched in place.
  */
 const plaintextCache = new WeakMap<Uint8Array, { key: Uint8Array; plain: Uint8Array }>();
 const ZERO_PAGE = new Uint8Array(PAGE_SIZE);
+/** The lines a write covers, as plaintext (encryptLines copies them at once). */
+const LINES_SCRATCH = new Uint8Array(PAGE_SIZE);
 
 /**
  * What an access on `pcpu` reads from a frame: SMM decrypts with the live key (the same bytes

@@ -13,7 +13,7 @@ import type { PrngState } from './prng.ts';
 import type { GuestOp, MachineConfig } from './scenario.ts';
 import { eptSet } from './paging/ept.ts';
 import type { IoState } from './io/io-state.ts';
-import type { Domain, EptTable, MachineState, Page, Vcpu, X86Vcpu } from './state.ts';
+import { sharePage, type Domain, type EptTable, type MachineState, type Page, type Vcpu, type X86Vcpu } from './state.ts';
 
 export const SNAPSHOT_VERSION = 1;
 
@@ -60,7 +60,11 @@ const sortedEntries = <K extends number, V>(map: Map<K, V>): [K, V][] => [...map
 export function dehydrate(state: MachineState, known: Set<string> | undefined = new Set()): { bytes: Uint8Array; blobs: Blob[] } {
   const blobs = new BlobWriter(known);
   const program = (p: GuestOp[]): Buffer => blobs.ref(p, () => packr.pack(p));
-  const page = (p: Page): Buffer => blobs.ref(p.bytes, () => p.bytes);
+  // The blob is the page itself, and its hash is cached by identity: never written in place again.
+  const page = (p: Page): Buffer => {
+    sharePage(p.bytes);
+    return blobs.ref(p.bytes, () => p.bytes);
+  };
   const plain = {
     v: SNAPSHOT_VERSION,
     config: blobs.ref(state.config, () => packr.pack(state.config)),

@@ -19,6 +19,20 @@ export interface Page {
   writer: DomainId;
 }
 
+/**
+ * Page contents that one live machine made with its own writes and has shared with nothing
+ * since: the only page bytes ever written in place (see evolve's `live`). Everything else
+ * that holds page bytes (checkpoints and their hash cache, clones, the timeline's states,
+ * hydrated pages) treats them as values; whatever shares a state's pages takes them out of
+ * this set first (sharePage), so the next write to them copies. Speed only: the bytes a
+ * state holds are the same either way.
+ */
+const privatePages = new WeakSet<Uint8Array>();
+
+export const isPrivatePage = (bytes: Uint8Array): boolean => privatePages.has(bytes);
+export const makePagePrivate = (bytes: Uint8Array): void => void privatePages.add(bytes);
+export const sharePage = (bytes: Uint8Array): void => void privatePages.delete(bytes);
+
 /** One entry of SMM's page permission table. */
 export interface PptEntry {
   owner: DomainId;
@@ -205,7 +219,7 @@ export function domainLabel(state: MachineState, dom: DomainId): string {
 
 /**
  * A working copy of a state that shares what is never changed in place: byte arrays (pages,
- * keys, PCI configuration spaces are replaced on change, never written into), the entries of
+ * once shared, keys, PCI configuration spaces are replaced on change, never written into), the entries of
  * the frame tables (memory, page permission table, m2p: evolve replaces an entry, never
  * edits one) and the scenario. Everything else is copied, so the two states go their own
  * ways. For running many machines from one prepared state (the fuzzer) without building it
@@ -213,6 +227,7 @@ export function domainLabel(state: MachineState, dom: DomainId): string {
  */
 export function cloneState(state: MachineState): MachineState {
   const { config, memory, ppt, m2p, ...rest } = state;
+  for (const page of memory.values()) sharePage(page.bytes);
   return { ...(cloneValue(rest) as Omit<MachineState, 'config' | 'memory' | 'ppt' | 'm2p'>), config, memory: new Map(memory), ppt: new Map(ppt), m2p: new Map(m2p) };
 }
 

@@ -49,17 +49,28 @@ const HANDLERS: Readonly<Record<Mnemonic, Handler>> = {
  */
 /**
  * Decoded instructions by the memory they were fetched from, for buses whose fetched bytes
- * are views of immutable buffers (CpuBus.immutableFetch): equal buffer and offset mean equal
- * bytes, so the decode can be reused. A pure cache: replay is unaffected.
+ * are views of buffers that change only with a forgetDecodes (CpuBus.immutableFetch): equal
+ * buffer and offset mean equal bytes, so the decode can be reused. A pure cache: replay is
+ * unaffected.
  */
 const decodeCache = new WeakMap<ArrayBufferLike, Map<number, Instruction>>();
 
-/** Decoded instructions by the page (plaintext, never mutated) and offset they were fetched from. */
+/** Decoded instructions by the page (plaintext) and offset they were fetched from. */
 const pageDecodeCache = new WeakMap<Uint8Array, Map<number, Instruction>>();
 const PAGE_BYTES = 4096;
 /** The page of the last fetch and its decodes: consecutive instructions mostly share a page. */
 let lastPage: Uint8Array | undefined;
 let lastDecodes: Map<number, Instruction> | undefined;
+
+/** A page's bytes changed in place (a live machine's store): its decodes are stale. */
+export function forgetDecodes(page: Uint8Array): void {
+  pageDecodeCache.delete(page);
+  decodeCache.delete(page.buffer);
+  if (lastPage === page) {
+    lastPage = undefined;
+    lastDecodes = undefined;
+  }
+}
 
 export function fetchInstruction(bus: CpuBus, eip: number): Instruction | ExceptionOutcome | ExitOutcome {
   const offset = eip & (PAGE_BYTES - 1);

@@ -37,7 +37,7 @@ interface PhysicalWrite {
 const isFault = (value: unknown): value is Fault => typeof value === 'object' && value !== null && 'kind' in value;
 
 export class GuestBus implements CpuBus {
-  /** Pages are replaced on write and plaintext is cached per page: fetched bytes never change. */
+  /** Fetched bytes change only with a forgetDecodes (a private page written in place), never within a step. */
   readonly immutableFetch = true;
   // Allocated when first needed: most instructions fill nothing and store nothing.
   private fills: TlbFill[] | null = null;
@@ -139,7 +139,7 @@ export class GuestBus implements CpuBus {
 
   // ---- the CpuBus the interpreter sees ---------------------------------------------------
 
-  /** The plaintext of the page holding `linear` (a cached, never mutated value). */
+  /** The plaintext of the page holding `linear` (cached; changed in place only with a forgetDecodes). */
   fetchPage(linear: number): Uint8Array | Fault {
     const mfn = this.translate(linear, 'fetch');
     if (isFault(mfn)) return mfn;
