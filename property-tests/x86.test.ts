@@ -34,7 +34,7 @@ import { verifyRun, type VerifyReport } from '../src/replay/verify.ts';
 import type { RecordingStore, RunRow } from '../src/events/store.ts';
 import { TempDir, foldDigests, record, runs } from './helpers.ts';
 import {
-  faultScenario, instructionScenario, ioScenario, pagingDeliveryScenario, randomBytesScenario, timerScenario, withPaging, type X86Scenario,
+  buildScenario, faultScenario, instructionScenario, ioScenario, pagingDeliveryScenario, randomBytesScenario, timerScenario, withPaging, type X86Scenario,
 } from './x86-arbitraries.ts';
 
 const dir = new TempDir();
@@ -91,7 +91,8 @@ interface Expectations {
 
 /** The software interrupt at EIP (INT n / INT3), if that is what the vCPU is about to run. */
 function softwareVector(state: MachineState, dom: number, x86: X86Vcpu): number | undefined {
-  const bytes = readGuestLinear(state, dom, 0, x86.cpu.eip, 15);
+  // As fetched: the TLB may still hold a translation the guest changed without INVLPG.
+  const bytes = readGuestLinear(state, dom, 0, x86.cpu.eip, 15, true);
   if (bytes === undefined) return undefined;
   const decoded = decode(bytes, 0);
   if (decoded.kind !== 'instruction') return undefined;
@@ -156,7 +157,12 @@ function checkRun(store: RecordingStore, row: RunRow, x: Expectations): RunFacts
   /** The IDT the reset IDTR names (gpa 0-0x7ff) was written, or IDTR changed. */
   let idtTouched = false;
   /** The timer as the guest programmed it (x2APIC MSR writes that reached the hypervisor). */
-  const lapic = { lvt: LVT_MASKED, lvtWritten: false, count: 0, unmaskedSinceCount: false };
+  /**
+   * `raised`: how the pending timer interrupt came to be, if one is pending: the count ran
+   * out while the LVT the guest wrote was unmasked (or not). Masking the LVT afterwards does
+   * not take back a request already made, as on hardware.
+   */
+  const lapic = { lvt: LVT_MASKED, lvtWritten: false, count: 0, raised: { unmasked: false, lvt: LVT_MASKED, count: 0 } };
   let frame: PendingFrame | undefined;
   /** The guest read the LVT (RDMSR 0x832): the handler's result is in the next vmcs.write. */
   let lvtRead = false;
@@ -234,10 +240,8 @@ function checkRun(store: RecordingStore, row: RunRow, x: Expectations): RunFacts
           if (ecx === MSR.LVT) {
             lapic.lvt = eax;
             lapic.lvtWritten = true;
-            if ((eax & LVT_MASKED) === 0) lapic.unmaskedSinceCount = true;
           } else if (ecx === MSR.INITIAL) {
             lapic.count = eax;
-            lapic.unmaskedSinceCount = (lapic.lvt & LVT_MASKED) === 0;
           }
         }
         break;
@@ -249,7 +253,9 @@ function checkRun(store: RecordingStore, row: RunRow, x: Expectations): RunFacts
           if (!x.ownIdt) assert.ok(idtTouched, `an event delivered through the reset IDT (all zeros) ${where(seq, e)}`);
           const timer = x86.injection === null;
           if (timer && groups.has('timer-mask')) {
-            assert.ok(lapic.unmaskedSinceCount, `timer interrupt ${e.inject} delivered, but the LVT was masked (0x${lapic.lvt.toString(16)}${lapic.lvtWritten ? '' : ', its reset value: never written'}) when the guest wrote the initial count ${lapic.count}, and it was never unmasked since ${where(seq, e)}`);
+            // A pending request is delivered as made; otherwise the count runs out at this entry.
+            const r = x86.lapic.pending ? lapic.raised : { unmasked: (lapic.lvt & LVT_MASKED) === 0, lvt: lapic.lvt, count: lapic.count };
+            assert.ok(r.unmasked, `timer interrupt ${e.inject} delivered, but the LVT was masked (0x${r.lvt.toString(16)}${lapic.lvtWritten ? '' : ', its reset value: never written'}) when its count (${r.count}) ran out ${where(seq, e)}`);
           }
           if (groups.has('fidelity')) {
             const handler = gateOffset(state, guest, x86, e.inject);
@@ -280,6 +286,8 @@ function checkRun(store: RecordingStore, row: RunRow, x: Expectations): RunFacts
         }
         break;
       case 'lapic.timer':
+        // The count ran out: the interrupt is requested now, under the LVT the guest wrote.
+        if (e.pending && !x86.lapic.pending) lapic.raised = { unmasked: (lapic.lvt & LVT_MASKED) === 0, lvt: lapic.lvt, count: lapic.count };
         if (groups.has('timer-period')) {
           const armed = e.deadline >= 0 && lapic.count > 0;
           const periodic = (lapic.lvt & LVT_PERIODIC) !== 0;
@@ -380,6 +388,228 @@ test('seek equals fold on x86 recordings, at random positions and inside VM-exit
     }
     store.close();
   }), { numRuns: runs(40) });
+});
+
+// ---- regressions: counterexamples of earlier runs of the properties above ----------------------
+
+/** The guest maps its code page elsewhere without INVLPG, then runs INT3 from the stale TLB entry. */
+const STALE_TLB_ASM = [
+  'bits 32',
+  'org 0x1000',
+  'IDT equ 0x6c00',
+  'RECOVER equ 0x6800',
+  'PD equ 0x8000',
+  'PT equ 0x9000',
+  'STACK_TOP equ 0x20000',
+  'start:',
+  '  mov edi, IDT',
+  '  mov eax, stubs',
+  '  xor ebx, ebx',
+  'idt_fill:',
+  '  lea edx, [eax + 0x80000]',
+  '  mov [edi], edx',
+  '  mov dword [edi + 4], 0x8e00',
+  '  add eax, 5',
+  '  add edi, 8',
+  '  inc ebx',
+  '  cmp ebx, 256',
+  '  jb idt_fill',
+  '  lidt [idt_desc]',
+  '  mov dword [RECOVER], done',
+  '  mov edi, PT',
+  '  mov eax, 0x3',
+  '  mov ecx, 32',
+  'pt_fill:',
+  '  mov [edi], eax',
+  '  add eax, 0x1000',
+  '  add edi, 4',
+  '  dec ecx',
+  '  jnz pt_fill',
+  '  mov dword [PD], PT + 3',
+  '  mov eax, PD',
+  '  mov cr3, eax',
+  '  mov eax, cr0',
+  '  or eax, 0x80000000',
+  '  mov cr0, eax',
+  'chunk0:',
+  '  mov dword [RECOVER], chunk1',
+  '  mov dword [PT + 4], 0x20003',
+  '  movsx eax, al',
+  'chunk1:',
+  '  mov dword [RECOVER], chunk2',
+  '  int3',
+  'chunk2:',
+  '  mov dword [RECOVER], done',
+  '  inc eax',
+  'done:',
+  '  mov eax, 29',
+  '  mov ebx, 2',
+  '  vmcall',
+  '  jmp done',
+  'stubs:',
+  '  times 256 call near common',
+  'common:',
+  '  xchg eax, [esp]',
+  '  sub eax, stubs + 5',
+  '  out 0xe9, al',
+  '  cmp eax, 160',
+  '  je timer_return',
+  '  mov esp, 0x20000',
+  '  jmp [RECOVER]',
+  'timer_return:',
+  '  pop eax',
+  '  iretd',
+  'idt_desc:',
+  '  dw 0x7ff',
+  '  dd IDT',
+].join('\n');
+
+test('regression: an INT3 fetched through a TLB entry the guest made stale is the INT n the checks decode', () => {
+  recordAndCheck(buildScenario({ seed: 301084, profile: 'secure', paging: 'ept', memoryKiB: 128, timeslice: 1000, victim: false, asm: STALE_TLB_ASM }));
+});
+
+/** The timer runs out while unmasked (IF=0), the guest then masks it and executes STI; HLT. */
+const MASKED_AFTER_REQUEST_ASM = [
+  'bits 32',
+  'org 0x1000',
+  'IDT equ 0x6c00',
+  'RECOVER equ 0x6800',
+  'PD equ 0x8000',
+  'PT equ 0x9000',
+  'STACK_TOP equ 0x10000',
+  'start:',
+  '  mov edi, IDT',
+  '  mov eax, stubs',
+  '  xor ebx, ebx',
+  'idt_fill:',
+  '  lea edx, [eax + 0x80000]',
+  '  mov [edi], edx',
+  '  mov dword [edi + 4], 0x8e00',
+  '  add eax, 5',
+  '  add edi, 8',
+  '  inc ebx',
+  '  cmp ebx, 256',
+  '  jb idt_fill',
+  '  lidt [idt_desc]',
+  '  mov dword [RECOVER], done',
+  'chunk0:',
+  '  mov dword [RECOVER], done',
+  '  mov ecx, 0x832',
+  '  mov eax, 0x21',
+  '  xor edx, edx',
+  '  wrmsr',
+  '  mov ecx, 0x838',
+  '  mov eax, 1',
+  '  xor edx, edx',
+  '  wrmsr',
+  '  mov ecx, 0x832',
+  '  mov eax, 0x10021',
+  '  xor edx, edx',
+  '  wrmsr',
+  '  mov ecx, 0x838',
+  '  mov eax, 1',
+  '  xor edx, edx',
+  '  wrmsr',
+  '  sti',
+  '  hlt',
+  '  mov ecx, 0x838',
+  '  mov eax, 1',
+  '  xor edx, edx',
+  '  wrmsr',
+  'done:',
+  '  mov eax, 29',
+  '  mov ebx, 2',
+  '  vmcall',
+  '  jmp done',
+  'stubs:',
+  '  times 256 call near common',
+  'common:',
+  '  xchg eax, [esp]',
+  '  sub eax, stubs + 5',
+  '  out 0xe9, al',
+  '  cmp eax, 165',
+  '  je timer_return',
+  '  mov esp, 0x10000',
+  '  jmp [RECOVER]',
+  'timer_return:',
+  '  pop eax',
+  '  iretd',
+  'idt_desc:',
+  '  dw 0x7ff',
+  '  dd IDT',
+].join('\n');
+
+test('regression: a timer interrupt requested while the LVT was unmasked is delivered after the guest masks it', () => {
+  const { events, guest } = recordAndCheck(buildScenario({ seed: 0, profile: 'secure', paging: 'ept', memoryKiB: 64, timeslice: 1000, victim: false, asm: MASKED_AFTER_REQUEST_ASM }), ['timer-mask'], false);
+  assert.ok(events.some((e) => e.kind === 'vm.entry' && e.dom === guest && e.inject === 0x21), 'the pending timer interrupt is injected');
+});
+
+/** STI, then the timer armed with one tick, then HLT: the count runs out while the vCPU waits. */
+const WAKE_BY_TIMER_ASM = [
+  'bits 32',
+  'org 0x1000',
+  'IDT equ 0x6c00',
+  'RECOVER equ 0x6800',
+  'PD equ 0x8000',
+  'PT equ 0x9000',
+  'STACK_TOP equ 0x10000',
+  'start:',
+  '  mov edi, IDT',
+  '  mov eax, stubs',
+  '  xor ebx, ebx',
+  'idt_fill:',
+  '  lea edx, [eax + 0x80000]',
+  '  mov [edi], edx',
+  '  mov dword [edi + 4], 0x8e00',
+  '  add eax, 5',
+  '  add edi, 8',
+  '  inc ebx',
+  '  cmp ebx, 256',
+  '  jb idt_fill',
+  '  lidt [idt_desc]',
+  '  mov dword [RECOVER], done',
+  'chunk0:',
+  '  mov dword [RECOVER], done',
+  '  mov ecx, 0x832',
+  '  mov eax, 0x21',
+  '  xor edx, edx',
+  '  wrmsr',
+  '  sti',
+  '  mov ecx, 0x838',
+  '  mov eax, 1',
+  '  xor edx, edx',
+  '  wrmsr',
+  '  hlt',
+  '  mov ecx, 0x838',
+  '  mov eax, 0',
+  '  xor edx, edx',
+  '  wrmsr',
+  'done:',
+  '  mov eax, 29',
+  '  mov ebx, 2',
+  '  vmcall',
+  '  jmp done',
+  'stubs:',
+  '  times 256 call near common',
+  'common:',
+  '  xchg eax, [esp]',
+  '  sub eax, stubs + 5',
+  '  out 0xe9, al',
+  '  cmp eax, 165',
+  '  je timer_return',
+  '  mov esp, 0x10000',
+  '  jmp [RECOVER]',
+  'timer_return:',
+  '  pop eax',
+  '  iretd',
+  'idt_desc:',
+  '  dw 0x7ff',
+  '  dd IDT',
+].join('\n');
+
+test('regression: a timer that runs out while the vCPU is halted is delivered on the entry that wakes it', () => {
+  const { events, guest } = recordAndCheck(buildScenario({ seed: 0, profile: 'secure', paging: 'ept', memoryKiB: 64, timeslice: 1000, victim: false, asm: WAKE_BY_TIMER_ASM }), ['timer-mask'], false);
+  assert.ok(events.some((e) => e.kind === 'vm.entry' && e.dom === guest && e.inject === 0x21), 'the timer interrupt is injected');
 });
 
 // ---- 4. EPT and shadow agree on what the guest sees --------------------------------------------
