@@ -7,7 +7,7 @@
 // run everything in ring 0, so there are no privilege checks, no TSS and no stack switches.
 // Paging happens behind the bus; the interpreter only ever sees linear addresses.
 
-import { decode, MAX_INSTRUCTION_LENGTH } from '../x86/index.ts';
+import { decode, FORMS, MAX_INSTRUCTION_LENGTH } from '../x86/index.ts';
 import type { Instruction, Mnemonic } from '../x86/index.ts';
 import { assert } from '../../events/errors.ts';
 import type { CpuBus } from './bus.ts';
@@ -163,9 +163,12 @@ export function stepInto(cpu: Readonly<CpuState>, scratch: CpuState, bus: CpuBus
   return singleStep ? { ...outcome, singleStep: true } : outcome;
 }
 
+/** The handlers by form index: an array load per instruction rather than a lookup by name. */
+const HANDLER_BY_FORM: readonly Handler[] = FORMS.map((form) => HANDLERS[form.mnemonic]);
+
 function execute(context: ExecutionContext): StepOutcome {
   try {
-    return HANDLERS[context.instruction.mnemonic](context);
+    return HANDLER_BY_FORM[context.instruction.form.index](context);
   } catch (error) {
     if (error instanceof InstructionFault) return error.outcome;
     throw error;

@@ -61,6 +61,8 @@ export type ModrmUse =
 
 /** One encoding of one mnemonic: the unit both the decoder and the assembler work from. */
 export interface Form {
+  /** Its position in FORMS: a small integer, for tables indexed by form (the CPU's dispatch). */
+  readonly index: number;
   readonly mnemonic: Mnemonic;
   readonly operands: readonly OperandPattern[];
   /** Opcode bytes, including 0F; for "+r" forms the register number is added to the last. */

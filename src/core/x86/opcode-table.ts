@@ -78,11 +78,14 @@ function parseEncoding(text: string): ParsedEncoding {
   return { opcode, modrm, plusRegister };
 }
 
-function form(mnemonic: Mnemonic, operandText: string, encodingText: string, options: FormOptions = {}): Form {
+/** A form before it has its place in FORMS. */
+type FormEntry = Omit<Form, 'index'>;
+
+function form(mnemonic: Mnemonic, operandText: string, encodingText: string, options: FormOptions = {}): FormEntry {
   const operands = operandText === '' ? [] : operandText.split(',').map(parseOperandPattern);
   const encoding = parseEncoding(encodingText);
   const defaultSizes: readonly (16 | 32)[] = operands.some(usesOperandSize) ? [16, 32] : [32];
-  return Object.freeze({
+  return {
     mnemonic,
     operands: Object.freeze(operands),
     opcode: Object.freeze(encoding.opcode),
@@ -95,13 +98,13 @@ function form(mnemonic: Mnemonic, operandText: string, encodingText: string, opt
     registerAlsoInRm: options.registerAlsoInRm ?? false,
     memorySizeImplied: options.memorySizeImplied ?? false,
     immediateSetsSize: options.immediateSetsSize ?? false,
-  });
+  };
 }
 
 const hex = (byte: number): string => byte.toString(16).padStart(2, '0');
 
 /** ADD OR ADC SBB AND SUB XOR CMP share one layout: opcodes 8n+0..8n+5 and group 80/81/83 /n. */
-function arithmeticForms(mnemonic: Mnemonic, n: number): Form[] {
+function arithmeticForms(mnemonic: Mnemonic, n: number): FormEntry[] {
   const base = n * 8;
   return [
     form(mnemonic, 'Eb,Gb', `${hex(base)} /r`),
@@ -118,7 +121,7 @@ function arithmeticForms(mnemonic: Mnemonic, n: number): Form[] {
 }
 
 /** ROL ROR SHL SHR SAR: group 2 (C0/C1, D0-D3) with their /digit. */
-function shiftForms(mnemonic: Mnemonic, digit: number): Form[] {
+function shiftForms(mnemonic: Mnemonic, digit: number): FormEntry[] {
   return [
     form(mnemonic, 'Eb,1', `d0 /${digit}`),
     form(mnemonic, 'Eb,CL', `d2 /${digit}`),
@@ -129,11 +132,11 @@ function shiftForms(mnemonic: Mnemonic, digit: number): Form[] {
   ];
 }
 
-function unaryGroup3Forms(mnemonic: Mnemonic, digit: number): Form[] {
+function unaryGroup3Forms(mnemonic: Mnemonic, digit: number): FormEntry[] {
   return [form(mnemonic, 'Eb', `f6 /${digit}`), form(mnemonic, 'Ev', `f7 /${digit}`)];
 }
 
-function conditionalJumpForms(): Form[] {
+function conditionalJumpForms(): FormEntry[] {
   return CONDITIONAL_JUMPS.flatMap((mnemonic, cc) => [
     form(mnemonic, 'Jb', hex(0x70 + cc)),
     form(mnemonic, 'Jz', `0f ${hex(0x80 + cc)}`),
@@ -145,7 +148,7 @@ const STRING_REP = { repeatable: true } as const;
 // Shift counts (C0/C1 Ib) do not size the shifted operand; data immediates do.
 const SIZE_MATCH = { immediateSetsSize: true } as const;
 
-function dataMovementForms(): Form[] {
+function dataMovementForms(): FormEntry[] {
   return [
     // moffs forms first: NASM uses A0-A3 for an absolute address with AL/AX/EAX.
     form('mov', 'AL,Ob', 'a0'),
@@ -188,7 +191,7 @@ function dataMovementForms(): Form[] {
   ];
 }
 
-function arithmeticAndLogicForms(): Form[] {
+function arithmeticAndLogicForms(): FormEntry[] {
   return [
     ...ARITHMETIC.flatMap((mnemonic, n) => arithmeticForms(mnemonic, n)),
     form('test', 'Eb,Gb', '84 /r'),
@@ -226,7 +229,7 @@ function arithmeticAndLogicForms(): Form[] {
   ];
 }
 
-function controlTransferForms(): Form[] {
+function controlTransferForms(): FormEntry[] {
   return [
     form('jmp', 'Jb', 'eb'),
     form('jmp', 'Jz', 'e9'),
@@ -243,7 +246,7 @@ function controlTransferForms(): Form[] {
   ];
 }
 
-function stringForms(): Form[] {
+function stringForms(): FormEntry[] {
   return [
     form('movsb', '', 'a4', STRING_REP),
     form('movsw', '', 'a5', { ...STRING_REP, sizes: [16] }),
@@ -257,7 +260,7 @@ function stringForms(): Form[] {
   ];
 }
 
-function systemForms(): Form[] {
+function systemForms(): FormEntry[] {
   return [
     form('hlt', '', 'f4'),
     form('cpuid', '', '0f a2'),
@@ -291,7 +294,7 @@ export const FORMS: readonly Form[] = Object.freeze([
   ...arithmeticAndLogicForms(),
   ...controlTransferForms(),
   ...stringForms(),
-]);
+].map((entry, index): Form => Object.freeze({ index, ...entry })));
 
 /** The forms of each mnemonic, in preference order. */
 export const FORMS_BY_MNEMONIC: ReadonlyMap<Mnemonic, readonly Form[]> = groupByMnemonic(FORMS);
