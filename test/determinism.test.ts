@@ -54,3 +54,30 @@ test('the two profiles record different histories', () => {
   const config = parseScenario(text, SCENARIO, (name) => readFileSync(join(dirname(SCENARIO), name), 'utf8'));
   assert.notEqual(headHash(config, 'secure'), headHash(config, 'vanilla'));
 });
+
+/**
+ * A long recording moves writing its chunks' bytes, hashing and storing to a store thread;
+ * an in-memory one never does. The two must store the same chunks: the same head hash.
+ */
+test('a long recording has one head hash whether the store thread or the recording thread writes its chunks', () => {
+  const guest = fileURLToPath(new URL('../recordings/guests/bench-compute.asm', import.meta.url));
+  const long = [
+    'seed: thread-or-not', 'machine: { memoryMiB: 8, pcpus: 1, profile: secure }', 'dom0: { memoryKiB: 64 }', 'domains:',
+    '  - { name: crc, memoryKiB: 1024, paging: ept, guest: { x86: { source: bench-compute.asm } } }',
+  ].join('\n');
+  const config = parseScenario(long, 'long.yaml', (name) => readFileSync(join(dirname(guest), name), 'utf8'));
+  const heads = [join(dir, `r${files++}.db`), ':memory:'].map((path) => {
+    const store = RecordingStore.create(path, 'test');
+    try {
+      const result = recordScenario(store, config, {
+        name: 'long', scenarioText: long, scenarioPath: 'long.yaml', config: '{}', simVersion: 'test', writerPid: process.pid,
+      });
+      // Enough chunks (of 4096 events) for the file's writer to have handed most to its thread.
+      assert.ok(result.summary.events > 40 * 4096, `only ${result.summary.events} events`);
+      return store.run(result.run).headHash.toString('hex');
+    } finally {
+      store.close();
+    }
+  });
+  assert.equal(heads[0], heads[1]);
+});

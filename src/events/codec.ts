@@ -155,54 +155,160 @@ interface FastKind {
 const FAST_GIVE_UP = 16;
 
 /**
- * Builds one chunk's bytes (a msgpack array of records) event by event, so that a writer
- * keeps bytes rather than events. The bytes equal `packr.pack(records)` of the same events.
+ * A chunk as the recording thread leaves it: the records in order, each either as its bytes
+ * or, for a cpu.step (nearly every event of a CPU-bound run), as its raw field values, whose
+ * msgpack bytes journalToChunk writes later, on whichever thread stores the chunk. Entries
+ * in `words`: an even word 2L is a record of L bytes, the next L of `bytes`; an odd word
+ * 2N+1 is a cpu.step followed by its dom, vcpu, pcpu, eip, next and N delta words (all
+ * uint32: anything else is written as bytes).
+ */
+export interface ChunkJournal {
+  count: number;
+  words: Uint32Array;
+  bytes: Uint8Array;
+  /** What precedes a cpu.step's values: its record header and kind code. */
+  stepPrefix: Uint8Array;
+}
+
+/**
+ * The msgpack bytes of a journal: exactly the bytes the records would have had written one
+ * by one (an array of `count` records). Self-contained, with no closures or helpers, because
+ * a store thread evaluates its source text (Function.prototype.toString) as well.
+ */
+export function journalToChunk(journal: ChunkJournal): Uint8Array {
+  const { count, words, bytes, stepPrefix } = journal;
+  const out = new Uint8Array(5 + bytes.length + words.length * 5 + count * stepPrefix.length);
+  let p = 0;
+  if (count < 0x10) out[p++] = 0x90 | count;
+  else if (count < 0x10000) { out[0] = 0xdc; out[1] = count >> 8; out[2] = count & 0xff; p = 3; }
+  else { out[0] = 0xdd; out[1] = count >>> 24; out[2] = (count >> 16) & 0xff; out[3] = (count >> 8) & 0xff; out[4] = count & 0xff; p = 5; }
+  let b = 0;
+  for (let q = 0; q < words.length;) {
+    const head = words[q++];
+    if ((head & 1) === 0) {
+      const length = head >>> 1;
+      out.set(bytes.subarray(b, b + length), p);
+      p += length;
+      b += length;
+      continue;
+    }
+    const n = head >>> 1;
+    out.set(stepPrefix, p);
+    p += stepPrefix.length;
+    // dom, vcpu, pcpu, eip, next, then the delta array's header and elements.
+    for (let i = 0; i < 5 + n; i++) {
+      if (i === 5) {
+        if (n < 0x10) out[p++] = 0x90 | n;
+        else { out[p] = 0xdc; out[p + 1] = 0; out[p + 2] = n; p += 3; }
+      }
+      const v = words[q++];
+      if (v < 0x40) out[p++] = v;
+      else if (v < 0x100) { out[p] = 0xcc; out[p + 1] = v; p += 2; }
+      else if (v < 0x10000) { out[p] = 0xcd; out[p + 1] = v >> 8; out[p + 2] = v & 0xff; p += 3; }
+      else { out[p] = 0xce; out[p + 1] = v >>> 24; out[p + 2] = (v >> 16) & 0xff; out[p + 3] = (v >> 8) & 0xff; out[p + 4] = v & 0xff; p += 5; }
+    }
+    if (n === 0) out[p++] = 0x90;
+  }
+  return out.subarray(0, p);
+}
+
+/** Words a cpu.step takes in a journal at most: its head, five fields, FAST_ARRAY_MAX delta words. */
+const STEP_WORDS_MAX = 6 + FAST_ARRAY_MAX;
+
+/**
+ * Builds one chunk event by event, so that a writer keeps bytes and numbers rather than
+ * events: records as bytes, cpu.steps as their field values (see ChunkJournal). Its bytes
+ * (journalToChunk) equal `packr.pack(records)` of the same events.
  */
 export class ChunkBuilder {
-  private target: Buffer = Buffer.allocUnsafe(1 << 18);
-  /** The first 5 bytes are room for the array header, written when the chunk is taken. */
-  private position = 5;
+  private bytes: Buffer = Buffer.allocUnsafe(1 << 16);
+  private position = 0;
+  private words = new Uint32Array(1 << 16);
+  private word = 0;
   count = 0;
 
   constructor(private readonly codec: EventCodec) {}
 
   add(event: Event): void {
-    if (this.target.length - this.position < FAST_EVENT_MAX) this.grow(FAST_EVENT_MAX);
-    const end = this.codec.encodeInto(event, this.target, this.position);
+    this.count++;
+    if (this.words.length - this.word < STEP_WORDS_MAX) this.growWords();
+    // A cpu.step is journalled as numbers: copying them costs the recording thread far
+    // less than writing msgpack, which journalToChunk does later, on the store thread.
+    if (event.kind === 'cpu.step' && this.codec.stepPrefix !== null) {
+      const { dom, vcpu, pcpu, eip, next, delta } = event;
+      const n = delta.length;
+      if (dom >>> 0 === dom && vcpu >>> 0 === vcpu && pcpu >>> 0 === pcpu && eip >>> 0 === eip && next >>> 0 === next && n <= FAST_ARRAY_MAX) {
+        const w = this.words;
+        let q = this.word;
+        w[q] = n * 2 + 1; w[q + 1] = dom; w[q + 2] = vcpu; w[q + 3] = pcpu; w[q + 4] = eip; w[q + 5] = next;
+        q += 6;
+        let i = 0;
+        for (; i < n; i++) {
+          const x = delta[i];
+          if (x >>> 0 !== x) break;
+          w[q + i] = x;
+        }
+        if (i === n) {
+          this.word = q + n;
+          return;
+        }
+      }
+    }
+    this.addBytes(event);
+  }
+
+  private addBytes(event: Event): void {
+    if (this.bytes.length - this.position < FAST_EVENT_MAX) this.growBytes(FAST_EVENT_MAX);
+    const start = this.position;
+    const end = this.codec.encodeInto(event, this.bytes, start);
     if (end >= 0) {
       this.position = end;
     } else {
-      const bytes = this.codec.packEvent(event);
-      if (this.target.length - this.position < bytes.length) this.grow(bytes.length);
-      this.target.set(bytes, this.position);
-      this.position += bytes.length;
+      const packed = this.codec.packEvent(event);
+      if (this.bytes.length - start < packed.length) this.growBytes(packed.length);
+      this.bytes.set(packed, start);
+      this.position = start + packed.length;
     }
-    this.count++;
+    this.words[this.word++] = (this.position - start) * 2;
   }
 
   /**
-   * The chunk's bytes, and the builder starts a new chunk. The bytes are a view of the
-   * builder's buffer, valid until the next add.
+   * The chunk as a journal, and the builder starts a new chunk. Its arrays are views of the
+   * builder's buffers, valid until the next add.
    */
-  take(): Buffer {
-    const n = this.count;
-    let start: number;
-    const t = this.target;
-    if (n < 0x10) { start = 4; t[4] = 0x90 | n; }
-    else if (n < 0x10000) { start = 2; t[2] = 0xdc; t[3] = n >> 8; t[4] = n & 0xff; }
-    else { start = 0; t[0] = 0xdd; t.writeUInt32BE(n, 1); }
-    const bytes = t.subarray(start, this.position);
-    this.position = 5;
+  takeJournal(): ChunkJournal {
+    const journal = {
+      count: this.count,
+      words: this.words.subarray(0, this.word),
+      bytes: this.bytes.subarray(0, this.position),
+      stepPrefix: this.codec.stepPrefix ?? NO_PREFIX,
+    };
+    this.position = 0;
+    this.word = 0;
     this.count = 0;
-    return bytes;
+    return journal;
   }
 
-  private grow(need: number): void {
-    const bigger = Buffer.allocUnsafe(Math.max(this.target.length * 2, this.position + need));
-    this.target.copy(bigger, 0, 0, this.position);
-    this.target = bigger;
+  /** The chunk's bytes, and the builder starts a new chunk. */
+  take(): Buffer {
+    const bytes = journalToChunk(this.takeJournal());
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  }
+
+  private growBytes(need: number): void {
+    const bigger = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.position + need));
+    this.bytes.copy(bigger, 0, 0, this.position);
+    this.bytes = bigger;
+  }
+
+  private growWords(): void {
+    const bigger = new Uint32Array(this.words.length * 2);
+    bigger.set(this.words.subarray(0, this.word));
+    this.words = bigger;
   }
 }
+
+const NO_PREFIX = new Uint8Array(0);
 
 export class CodecError extends Error {}
 
@@ -213,6 +319,8 @@ export class EventCodec {
   private readonly fast = new Map<string, FastKind>();
   private readonly fastCpuStep: FastKind | undefined;
   private readonly cpuStepValues: FastValues | undefined;
+  private readonly cpuStepCode: number;
+  private stepPrefixBytes: Uint8Array | undefined;
   private readonly scratch = new Uint8Array(FAST_EVENT_MAX);
   private readonly learnScratch = new Uint8Array(FAST_EVENT_MAX);
   /** Structures as persisted, so the owner can tell whether new ones appeared. */
@@ -247,6 +355,7 @@ export class EventCodec {
       this.fromRecord[code] = compileFromRecord(kind);
     });
     this.fastCpuStep = this.fast.get('cpu.step');
+    this.cpuStepCode = tables.kinds.indexOf('cpu.step');
     this.cpuStepValues = this.fastCpuStep === undefined ? undefined : compileFastValues(tables.kinds.indexOf('cpu.step'), 'cpu.step');
   }
 
@@ -254,7 +363,7 @@ export class EventCodec {
   encodeChunk(events: readonly Event[]): Buffer {
     const builder = new ChunkBuilder(this);
     for (const event of events) builder.add(event);
-    return Buffer.from(builder.take());
+    return builder.take();
   }
 
   /**
@@ -262,6 +371,21 @@ export class EventCodec {
    * room) without msgpackr: the new position, or -1 when the event needs msgpackr (then
    * nothing meaningful was written).
    */
+  /**
+   * What precedes a cpu.step's values in its record (its header and kind code), once the
+   * header is learnt and known to agree with msgpackr; null until then (or never). Kept once
+   * known, even if the fast path later gives up on cpu.steps: it is a fact about the record
+   * structures, and chunk journals hold steps written with it.
+   */
+  get stepPrefix(): Uint8Array | null {
+    if (this.stepPrefixBytes === undefined) {
+      const header = this.fastCpuStep?.header;
+      if (header === undefined || header === null || header === false) return null;
+      this.stepPrefixBytes = Uint8Array.from([...header, this.cpuStepCode]);
+    }
+    return this.stepPrefixBytes;
+  }
+
   encodeInto(event: Event, target: Uint8Array, position: number): number {
     // The kind nearly every event of a CPU-bound run is: no map lookup, a call site of its own.
     const step = this.fastCpuStep;

@@ -16,7 +16,7 @@ import { createRequire } from 'node:module';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
-import { ChunkBuilder, CodecError, EventCodec, schemaCodecTables, type CodecTables } from './codec.ts';
+import { ChunkBuilder, CodecError, EventCodec, journalToChunk, schemaCodecTables, type ChunkJournal, type CodecTables } from './codec.ts';
 import { InputError, assert } from './errors.ts';
 import { SCHEMA_VERSION, type Event, type Seq } from './schema.ts';
 
@@ -341,6 +341,7 @@ const signal = new Int32Array(workerData.signal);
 const errors = workerData.errors;
 let storer;
 let db;
+let journalToChunk;
 parentPort.on('message', (m) => {
   try {
     if (m.t === 'open') {
@@ -350,9 +351,11 @@ parentPort.on('message', (m) => {
       db.pragma('busy_timeout = 5000');
       const ChunkStorer = new Function('return (' + workerData.storer + ');')();
       const chunkHash = new Function('createHash', 'Buffer', 'return (' + workerData.hash + ');')(createHash, Buffer);
+      // (__name: what the TypeScript loader may call to keep function names; nothing to keep here.)
+      journalToChunk = new Function('__name', 'return (' + workerData.journal + ');')((f) => f);
       storer = new ChunkStorer(db, workerData.run, workerData.committed, Buffer.from(new Uint8Array(workerData.head)), chunkHash, deflateRawSync, workerData.sql, workerData.level);
     } else if (Atomics.load(signal, 1) === 0) {
-      if (m.t === 'chunk') storer.commit(m.chunk);
+      if (m.t === 'chunk') storer.commit({ firstSeq: m.firstSeq, count: m.count, raw: journalToChunk(m.journal) });
       else if (m.t === 'checkpoint') storer.checkpoint(m.checkpoint);
       else if (m.t === 'close') db.close();
       if (storer !== undefined) new Uint8Array(workerData.head).set(storer.head);
@@ -466,6 +469,7 @@ class StoreThread {
       workerData: {
         path, run, committed, signal: this.signal.buffer, head: this.head.buffer, errors: port2,
         sqlite: createRequire(import.meta.url).resolve('better-sqlite3'), storer: CHUNK_STORER_SOURCE, hash: CHUNK_HASH_SOURCE,
+        journal: journalToChunk.toString(),
         level: DEFLATE_LEVEL, sql: STORER_SQL,
       },
       transferList: [port2],
@@ -487,11 +491,13 @@ class StoreThread {
     return Buffer.from(this.head);
   }
 
-  chunk(chunk: ChunkCommit): void {
-    // A copy the thread owns: `raw` is a view of the chunk builder's buffer.
-    const raw = new Uint8Array(chunk.raw);
-    this.post({ t: 'chunk', chunk: { ...chunk, raw } }, [raw.buffer]);
-    this.inFlight.push([this.sent, chunk.firstSeq + chunk.count]);
+  /** Hands a chunk over as its journal: the thread writes its bytes (journalToChunk), then stores it. */
+  chunk(firstSeq: Seq, count: number, journal: ChunkJournal): void {
+    // Copies the thread owns: the journal's arrays are views of the chunk builder's buffers.
+    const words = journal.words.slice();
+    const bytes = new Uint8Array(journal.bytes);
+    this.post({ t: 'chunk', firstSeq, count, journal: { count: journal.count, words, bytes, stepPrefix: journal.stepPrefix } }, [words.buffer, bytes.buffer]);
+    this.inFlight.push([this.sent, firstSeq + count]);
     this.waitFor(this.sent - THREAD_MAX_IN_FLIGHT);
   }
 
@@ -619,14 +625,14 @@ export class RunWriter {
   private commitChunk(): void {
     const count = this.chunk.count;
     const firstSeq = this.bufferFirstSeq;
-    const raw = this.chunk.take();
+    const journal = this.chunk.takeJournal();
     this.bufferFirstSeq += count;
     if (this.thread === null && ++this.chunksWritten > THREAD_AFTER_CHUNKS && this.store.path !== ':memory:') {
       this.thread = new StoreThread(this.store.path, this.run, this.storer.committed, this.storer.head);
       for (const c of this.storer.takePending()) this.thread.checkpoint(c);
     }
-    if (this.thread !== null) this.thread.chunk({ firstSeq, count, raw });
-    else this.storer.commit({ firstSeq, count, raw });
+    if (this.thread !== null) this.thread.chunk(firstSeq, count, journal);
+    else this.storer.commit({ firstSeq, count, raw: journalToChunk(journal) });
   }
 }
 
