@@ -1,7 +1,9 @@
 /**
- * `npm run bench [-- SUITE...]`: prints the figures the issues ask for. Benchmarks are not
- * tests: they measure this machine and never fail the build.
+ * `npm run bench [-- SUITE...]`: prints the figures the issues ask for, each suite in a fresh
+ * process. Benchmarks are not tests: they measure this machine and never fail the build.
  */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { benchCpu } from './cpu.ts';
 import { benchFuzz } from './fuzz.ts';
 import { benchIo } from './io.ts';
@@ -16,15 +18,27 @@ const suites: Record<string, () => Figure[] | Promise<Figure[]>> = {
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-for (const name of wanted.length ? wanted : Object.keys(suites)) {
-  const suite = suites[name];
-  if (!suite) {
-    process.stderr.write(`bench: no suite '${name}'; suites: ${Object.keys(suites).join(', ')}\n`);
-    process.exit(2);
+const unknown = wanted.find((name) => !(name in suites));
+if (unknown !== undefined) {
+  process.stderr.write(`bench: no suite '${unknown}'; suites: ${Object.keys(suites).join(', ')}\n`);
+  process.exit(2);
+}
+const names = wanted.length ? wanted : Object.keys(suites);
+if (names.length > 1) {
+  // Each suite in a process of its own: one suite's heap and JIT state (the store and TUI
+  // suites leave hundreds of MB behind) would otherwise slow the next one down.
+  for (const name of names) {
+    const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), name], { stdio: 'inherit' });
+    if (child.status !== 0) process.exit(child.status ?? 1);
   }
+} else {
+  await runSuite(names[0]);
+}
+
+async function runSuite(name: string): Promise<void> {
   process.stderr.write(`running ${name} benchmark...\n`);
   const started = process.hrtime.bigint();
-  const figures = await suite();
+  const figures = await suites[name]();
   const width = Math.max(...figures.map((f) => f.name.length));
   console.log(`\n${name} (${(Number(process.hrtime.bigint() - started) / 1e9).toFixed(0)} s, node ${process.version}, ${process.platform})`);
   for (const f of figures) {
