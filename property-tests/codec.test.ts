@@ -114,18 +114,24 @@ test('encodeEvent is deterministic: same bytes twice, in a fresh codec, and afte
   assert.deepEqual(a.saved, []);
 });
 
-/**
- * The codec writes most records without msgpackr (integers, booleans, integer arrays) for
- * speed; the bytes must be exactly msgpackr's, or hash chains and verify would change.
- * Compared against a separate Packr given the same structures, event by event and chunk by chunk.
- */
-test('the fast encoder writes exactly the bytes msgpackr writes', () => {
+/** A separate Packr given the schema's structures, and an event as the record it packs. */
+function msgpackrReference(): { reference: Packr; record: (e: Event) => Record<string, unknown> } {
   const tables = schemaCodecTables();
   const reference = new Packr({ getStructures: () => tables.structures.map((s) => [...s]), maxSharedStructures: 64, saveStructures: () => true });
   const record = (e: Event): Record<string, unknown> => {
     const { kind, ...fields } = e;
     return { k: tables.kinds.indexOf(kind), ...fields };
   };
+  return { reference, record };
+}
+
+/**
+ * The codec writes most records without msgpackr (integers, booleans, integer arrays) for
+ * speed; the bytes must be exactly msgpackr's, or hash chains and verify would change.
+ * Compared against a separate Packr given the same structures, event by event and chunk by chunk.
+ */
+test('the fast encoder writes exactly the bytes msgpackr writes', () => {
+  const { reference, record } = msgpackrReference();
   const edgeInts = fc.constantFrom(0, 1, 0x3f, 0x40, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 0xffffffff, -1, -0x20, -0x21, -0x80, -0x81, -0x8000, -0x8001, -0x80000000, 0.5, 2 ** 32, -(2 ** 31) - 1);
   // Fields of every kind mixed with integers at the boundaries of msgpack's integer formats.
   const edgeEvent = anyEvent.chain((event) => fc.tuple(fc.constant(event), fc.array(fc.tuple(fc.nat(), edgeInts, fc.boolean()), { maxLength: 3 })).map(([e, edits]) => {
@@ -154,12 +160,7 @@ test('the fast encoder writes exactly the bytes msgpackr writes', () => {
  * uint32 value, and steps the journal cannot hold (a negative or fractional value) mixed in.
  */
 test('cpu.steps journalled as numbers come out as msgpackr\'s bytes', () => {
-  const tables = schemaCodecTables();
-  const reference = new Packr({ getStructures: () => tables.structures.map((s) => [...s]), maxSharedStructures: 64, saveStructures: () => true });
-  const record = (e: Event): Record<string, unknown> => {
-    const { kind, ...fields } = e;
-    return { k: tables.kinds.indexOf(kind), ...fields };
-  };
+  const { reference, record } = msgpackrReference();
   const value = fc.oneof(fc.constantFrom(0, 0x3f, 0x40, 0xff, 0x100, 0xffff, 0x10000, 0xffffffff, 0x7fffffff, 0x80000000), fc.nat({ max: 0xffffffff }));
   const odd = fc.constantFrom(-1, -0x21, 0.5, 2 ** 32);
   const step = fc.record({

@@ -34,7 +34,7 @@ import { verifyRun, type VerifyReport } from '../src/replay/verify.ts';
 import type { RecordingStore, RunRow } from '../src/events/store.ts';
 import { TempDir, foldDigests, record, runs } from './helpers.ts';
 import {
-  buildScenario, faultScenario, instructionScenario, ioScenario, pagingDeliveryScenario, randomBytesScenario, timerScenario, withPaging, type X86Scenario,
+  TIMER_VECTOR, buildScenario, faultScenario, instructionAsm, instructionScenario, ioScenario, pagingDeliveryScenario, randomBytesScenario, timerScenario, withPaging, type InstructionProgram, type X86Scenario,
 } from './x86-arbitraries.ts';
 
 const dir = new TempDir();
@@ -392,223 +392,43 @@ test('seek equals fold on x86 recordings, at random positions and inside VM-exit
 
 // ---- regressions: counterexamples of earlier runs of the properties above ----------------------
 
-/** The guest maps its code page elsewhere without INVLPG, then runs INT3 from the stale TLB entry. */
-const STALE_TLB_ASM = [
-  'bits 32',
-  'org 0x1000',
-  'IDT equ 0x6c00',
-  'RECOVER equ 0x6800',
-  'PD equ 0x8000',
-  'PT equ 0x9000',
-  'STACK_TOP equ 0x20000',
-  'start:',
-  '  mov edi, IDT',
-  '  mov eax, stubs',
-  '  xor ebx, ebx',
-  'idt_fill:',
-  '  lea edx, [eax + 0x80000]',
-  '  mov [edi], edx',
-  '  mov dword [edi + 4], 0x8e00',
-  '  add eax, 5',
-  '  add edi, 8',
-  '  inc ebx',
-  '  cmp ebx, 256',
-  '  jb idt_fill',
-  '  lidt [idt_desc]',
-  '  mov dword [RECOVER], done',
-  '  mov edi, PT',
-  '  mov eax, 0x3',
-  '  mov ecx, 32',
-  'pt_fill:',
-  '  mov [edi], eax',
-  '  add eax, 0x1000',
-  '  add edi, 4',
-  '  dec ecx',
-  '  jnz pt_fill',
-  '  mov dword [PD], PT + 3',
-  '  mov eax, PD',
-  '  mov cr3, eax',
-  '  mov eax, cr0',
-  '  or eax, 0x80000000',
-  '  mov cr0, eax',
-  'chunk0:',
-  '  mov dword [RECOVER], chunk1',
-  '  mov dword [PT + 4], 0x20003',
-  '  movsx eax, al',
-  'chunk1:',
-  '  mov dword [RECOVER], chunk2',
-  '  int3',
-  'chunk2:',
-  '  mov dword [RECOVER], done',
-  '  inc eax',
-  'done:',
-  '  mov eax, 29',
-  '  mov ebx, 2',
-  '  vmcall',
-  '  jmp done',
-  'stubs:',
-  '  times 256 call near common',
-  'common:',
-  '  xchg eax, [esp]',
-  '  sub eax, stubs + 5',
-  '  out 0xe9, al',
-  '  cmp eax, 160',
-  '  je timer_return',
-  '  mov esp, 0x20000',
-  '  jmp [RECOVER]',
-  'timer_return:',
-  '  pop eax',
-  '  iretd',
-  'idt_desc:',
-  '  dw 0x7ff',
-  '  dd IDT',
-].join('\n');
+/** The IDT of the generated programs: every gate to its stub, the handler resuming at RECOVER. */
+const RECOVERING_IDT = { limit: 0x7ff, damage: [] as [number, number][], gateType: 0x8e00, mode: { kind: 'recover' as const } };
+
+/** A counterexample of an earlier run, rebuilt from its parts. */
+function regression(seed: number, memoryKiB: number, program: Omit<InstructionProgram, 'ending'>): X86Scenario {
+  return buildScenario({ seed, profile: 'secure', paging: 'ept', memoryKiB, timeslice: 1000, victim: false, asm: instructionAsm({ ...program, ending: 'shutdown' }, memoryKiB) });
+}
+
+const lvt = (value: number): string[] => ['mov ecx, 0x832', `mov eax, 0x${value.toString(16)}`, 'xor edx, edx', 'wrmsr'];
+const initialCount = (count: number): string[] => ['mov ecx, 0x838', `mov eax, ${count}`, 'xor edx, edx', 'wrmsr'];
 
 test('regression: an INT3 fetched through a TLB entry the guest made stale is the INT n the checks decode', () => {
-  recordAndCheck(buildScenario({ seed: 301084, profile: 'secure', paging: 'ept', memoryKiB: 128, timeslice: 1000, victim: false, asm: STALE_TLB_ASM }));
+  // The guest maps its code page elsewhere without INVLPG, then runs INT3 from the stale TLB entry.
+  recordAndCheck(regression(301084, 128, {
+    idt: { ...RECOVERING_IDT, timerVector: 0x20 },
+    pagingSetup: { mapped: 32, pteFlags: 3, wp: false },
+    chunks: [['mov dword [PT + 4], 0x20003', 'movsx eax, al'], ['int3'], ['inc eax']],
+  }));
 });
 
-/** The timer runs out while unmasked (IF=0), the guest then masks it and executes STI; HLT. */
-const MASKED_AFTER_REQUEST_ASM = [
-  'bits 32',
-  'org 0x1000',
-  'IDT equ 0x6c00',
-  'RECOVER equ 0x6800',
-  'PD equ 0x8000',
-  'PT equ 0x9000',
-  'STACK_TOP equ 0x10000',
-  'start:',
-  '  mov edi, IDT',
-  '  mov eax, stubs',
-  '  xor ebx, ebx',
-  'idt_fill:',
-  '  lea edx, [eax + 0x80000]',
-  '  mov [edi], edx',
-  '  mov dword [edi + 4], 0x8e00',
-  '  add eax, 5',
-  '  add edi, 8',
-  '  inc ebx',
-  '  cmp ebx, 256',
-  '  jb idt_fill',
-  '  lidt [idt_desc]',
-  '  mov dword [RECOVER], done',
-  'chunk0:',
-  '  mov dword [RECOVER], done',
-  '  mov ecx, 0x832',
-  '  mov eax, 0x21',
-  '  xor edx, edx',
-  '  wrmsr',
-  '  mov ecx, 0x838',
-  '  mov eax, 1',
-  '  xor edx, edx',
-  '  wrmsr',
-  '  mov ecx, 0x832',
-  '  mov eax, 0x10021',
-  '  xor edx, edx',
-  '  wrmsr',
-  '  mov ecx, 0x838',
-  '  mov eax, 1',
-  '  xor edx, edx',
-  '  wrmsr',
-  '  sti',
-  '  hlt',
-  '  mov ecx, 0x838',
-  '  mov eax, 1',
-  '  xor edx, edx',
-  '  wrmsr',
-  'done:',
-  '  mov eax, 29',
-  '  mov ebx, 2',
-  '  vmcall',
-  '  jmp done',
-  'stubs:',
-  '  times 256 call near common',
-  'common:',
-  '  xchg eax, [esp]',
-  '  sub eax, stubs + 5',
-  '  out 0xe9, al',
-  '  cmp eax, 165',
-  '  je timer_return',
-  '  mov esp, 0x10000',
-  '  jmp [RECOVER]',
-  'timer_return:',
-  '  pop eax',
-  '  iretd',
-  'idt_desc:',
-  '  dw 0x7ff',
-  '  dd IDT',
-].join('\n');
-
 test('regression: a timer interrupt requested while the LVT was unmasked is delivered after the guest masks it', () => {
-  const { events, guest } = recordAndCheck(buildScenario({ seed: 0, profile: 'secure', paging: 'ept', memoryKiB: 64, timeslice: 1000, victim: false, asm: MASKED_AFTER_REQUEST_ASM }), ['timer-mask'], false);
+  // The count runs out while unmasked (IF=0); the guest then masks the timer and executes STI; HLT.
+  const scenario = regression(0, 64, {
+    idt: { ...RECOVERING_IDT, timerVector: TIMER_VECTOR }, pagingSetup: null,
+    chunks: [[...lvt(0x21), ...initialCount(1), ...lvt(0x10021), ...initialCount(1), 'sti', 'hlt', ...initialCount(1)]],
+  });
+  const { events, guest } = recordAndCheck(scenario, ['timer-mask'], false);
   assert.ok(events.some((e) => e.kind === 'vm.entry' && e.dom === guest && e.inject === 0x21), 'the pending timer interrupt is injected');
 });
 
-/** STI, then the timer armed with one tick, then HLT: the count runs out while the vCPU waits. */
-const WAKE_BY_TIMER_ASM = [
-  'bits 32',
-  'org 0x1000',
-  'IDT equ 0x6c00',
-  'RECOVER equ 0x6800',
-  'PD equ 0x8000',
-  'PT equ 0x9000',
-  'STACK_TOP equ 0x10000',
-  'start:',
-  '  mov edi, IDT',
-  '  mov eax, stubs',
-  '  xor ebx, ebx',
-  'idt_fill:',
-  '  lea edx, [eax + 0x80000]',
-  '  mov [edi], edx',
-  '  mov dword [edi + 4], 0x8e00',
-  '  add eax, 5',
-  '  add edi, 8',
-  '  inc ebx',
-  '  cmp ebx, 256',
-  '  jb idt_fill',
-  '  lidt [idt_desc]',
-  '  mov dword [RECOVER], done',
-  'chunk0:',
-  '  mov dword [RECOVER], done',
-  '  mov ecx, 0x832',
-  '  mov eax, 0x21',
-  '  xor edx, edx',
-  '  wrmsr',
-  '  sti',
-  '  mov ecx, 0x838',
-  '  mov eax, 1',
-  '  xor edx, edx',
-  '  wrmsr',
-  '  hlt',
-  '  mov ecx, 0x838',
-  '  mov eax, 0',
-  '  xor edx, edx',
-  '  wrmsr',
-  'done:',
-  '  mov eax, 29',
-  '  mov ebx, 2',
-  '  vmcall',
-  '  jmp done',
-  'stubs:',
-  '  times 256 call near common',
-  'common:',
-  '  xchg eax, [esp]',
-  '  sub eax, stubs + 5',
-  '  out 0xe9, al',
-  '  cmp eax, 165',
-  '  je timer_return',
-  '  mov esp, 0x10000',
-  '  jmp [RECOVER]',
-  'timer_return:',
-  '  pop eax',
-  '  iretd',
-  'idt_desc:',
-  '  dw 0x7ff',
-  '  dd IDT',
-].join('\n');
-
 test('regression: a timer that runs out while the vCPU is halted is delivered on the entry that wakes it', () => {
-  const { events, guest } = recordAndCheck(buildScenario({ seed: 0, profile: 'secure', paging: 'ept', memoryKiB: 64, timeslice: 1000, victim: false, asm: WAKE_BY_TIMER_ASM }), ['timer-mask'], false);
+  // STI, then the timer armed with one tick, then HLT: the count runs out while the vCPU waits.
+  const scenario = regression(0, 64, {
+    idt: { ...RECOVERING_IDT, timerVector: TIMER_VECTOR }, pagingSetup: null,
+    chunks: [[...lvt(0x21), 'sti', ...initialCount(1), 'hlt', ...initialCount(0)]],
+  });
+  const { events, guest } = recordAndCheck(scenario, ['timer-mask'], false);
   assert.ok(events.some((e) => e.kind === 'vm.entry' && e.dom === guest && e.inject === 0x21), 'the timer interrupt is injected');
 });
 
