@@ -218,10 +218,11 @@ export function domainLabel(state: MachineState, dom: DomainId): string {
 }
 
 /**
- * A working copy of a state that shares what is never changed in place: byte arrays (pages,
- * once shared, keys, PCI configuration spaces are replaced on change, never written into), the entries of
- * the frame tables (memory, page permission table, m2p: evolve replaces an entry, never
- * edits one) and the scenario. Everything else is copied, so the two states go their own
+ * A working copy of a state that shares what is never changed in place: byte arrays (keys
+ * and PCI configuration spaces are replaced on change, never written into; pages are shared
+ * first, so that neither state writes them in place), the entries of the frame tables
+ * (memory, page permission table, m2p: evolve replaces an entry, never edits one) and the
+ * scenario. Everything else is copied, so the two states go their own
  * ways. For running many machines from one prepared state (the fuzzer) without building it
  * again each time.
  */
