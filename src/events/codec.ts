@@ -85,42 +85,26 @@ function writeNumber(t: Uint8Array, p: number, v: number): number {
   return FAIL;
 }
 
-function writeValue(t: Uint8Array, p: number, v: unknown): number {
+/** Numbers and booleans, as msgpackr writes them; anything else is -1 (arrays are written inline, see INLINE_ARRAY). */
+function writeScalar(t: Uint8Array, p: number, v: unknown): number {
   if (typeof v === 'number') return writeNumber(t, p, v);
   if (typeof v === 'boolean') { t[p] = v ? 0xc3 : 0xc2; return p + 1; }
-  if (Array.isArray(v) && v.constructor === Array) {
-    const n = v.length;
-    if (n > FAST_ARRAY_MAX) return FAIL;
-    if (n < 0x10) t[p++] = 0x90 | n;
-    else { t[p] = 0xdc; t[p + 1] = n >> 8; t[p + 2] = n & 0xff; p += 3; }
-    for (let i = 0; i < n; i++) {
-      const x = v[i];
-      if (typeof x !== 'number') return FAIL;
-      if (x >>> 0 === x && x < 0x40) t[p++] = x;
-      else {
-        p = writeNumber(t, p, x);
-        if (p < 0) return FAIL;
-      }
-    }
-    return p;
-  }
   return FAIL;
 }
 
 /** Writes the record's values (its kind code first) at `p`; the new position, or -1. */
 type FastValues = (event: Event, t: Uint8Array, p: number) => number;
 
-/** Unsigned 32-bit integers, the most common values, are written inline; the rest through writeValue. */
+/** Unsigned 32-bit integers, the most common values, are written inline; other scalars through writeScalar. */
 const inlineUint32 = (v: string): string => `if (${v} < 0x40) t[p++] = ${v};
     else if (${v} < 0x100) { t[p] = 0xcc; t[p + 1] = ${v}; p += 2; }
     else if (${v} < 0x10000) { t[p] = 0xcd; t[p + 1] = ${v} >> 8; t[p + 2] = ${v} & 0xff; p += 3; }
     else { t[p] = 0xce; t[p + 1] = ${v} >>> 24; t[p + 2] = (${v} >> 16) & 0xff; t[p + 3] = (${v} >> 8) & 0xff; t[p + 4] = ${v} & 0xff; p += 5; }`;
 
 /**
- * Arrays of unsigned integers (a cpu.step's delta) are written inline too, as writeValue
- * would: each kind's function then has array loads of its own, which stay fast, where one
- * shared writeValue sees every kind's arrays (small-integer and double elements alike) and
- * the JIT may give up on it.
+ * Arrays of numbers (a cpu.step's delta) are written inline too: each kind's function then
+ * has array loads of its own, which stay fast, where one shared function would see every
+ * kind's arrays (small-integer and double elements alike) and the JIT may give up on it.
  */
 const INLINE_ARRAY = `if (Array.isArray(v) && v.constructor === Array && v.length <= ${FAST_ARRAY_MAX}) {
     n = v.length;
@@ -141,7 +125,7 @@ function compileFastValues(code: number, kind: EventKind): FastValues {
   if (typeof v === 'number' && v >>> 0 === v) {
     ${inlineUint32('v')}
   } else ${INLINE_ARRAY} else { p = w(t, p, v); if (p < 0) return -1; }`), ['return p;']).join('\n');
-  return new Function('w', 'wn', `return function fast_${kind.replace(/\W/g, '_')}(e, t, p) {\n${body}\n};`)(writeValue, writeNumber) as FastValues;
+  return new Function('w', 'wn', `return function fast_${kind.replace(/\W/g, '_')}(e, t, p) {\n${body}\n};`)(writeScalar, writeNumber) as FastValues;
 }
 
 /** Per kind: its fast encoder, and the record header once learnt (null: not yet; false: never). */
