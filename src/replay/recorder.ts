@@ -83,7 +83,7 @@ function driveSteps(
   store: RecordingStore, writer: RunWriter, machine: Machine, modifications: [string, string][],
   startSeq: Seq, options: DriveOptions, summary: SummaryBuilder,
 ): DriveResult {
-  // Fold work since the last checkpoint, in quarter events.
+  // The checkpoint spacing and the fold work since the last checkpoint, both in cpu.steps.
   const every = (options.checkpointEvery ?? CHECKPOINT_EVERY) * CPU_STEPS_PER_EVENT;
   let work = 0;
   const limit = options.maxEvents === undefined ? Infinity : startSeq + options.maxEvents;

@@ -2,7 +2,7 @@
  * What happened in a run, at a glance: events by kind, violations by invariant with the
  * first seq of each, and how far the run got.
  */
-import type { Event, EventOf, Seq } from '../events/schema.ts';
+import type { Event, Seq } from '../events/schema.ts';
 
 export interface RunSummary {
   events: number;
@@ -21,9 +21,9 @@ export class SummaryBuilder {
   private runLength = 0;
 
   add(seq: Seq, event: Event): void {
-    // The kind is read once: events of many shapes pass here, so each read is a slow lookup.
+    const s = this.summary;
+    s.events = seq + 1;
     const kind = event.kind;
-    this.summary.events = seq + 1;
     if (kind === this.runKind) {
       this.runLength++;
     } else {
@@ -31,14 +31,12 @@ export class SummaryBuilder {
       this.runKind = kind;
       this.runLength = 1;
     }
-    if (kind === 'violation') {
-      const { invariant, detail } = event as EventOf<'violation'>;
-      const entry = this.summary.violations[invariant];
-      if (entry === undefined) this.summary.violations[invariant] = { count: 1, firstSeq: seq, detail };
+    if (event.kind === 'violation') {
+      const entry = s.violations[event.invariant];
+      if (entry === undefined) s.violations[event.invariant] = { count: 1, firstSeq: seq, detail: event.detail };
       else entry.count += 1;
-    } else if (kind === 'machine.halt') {
-      this.summary.halted = true;
     }
+    if (event.kind === 'machine.halt') s.halted = true;
   }
 
   private countRun(): void {
