@@ -179,19 +179,18 @@ export function journalToChunk(journal: ChunkJournal): Uint8Array {
     const n = head >>> 1;
     out.set(stepPrefix, p);
     p += stepPrefix.length;
-    // dom, vcpu, pcpu, eip, next, then the delta array's header and elements.
+    // dom, vcpu, pcpu, eip and next; after next, the delta array's header; then its n elements.
     for (let i = 0; i < 5 + n; i++) {
-      if (i === 5) {
-        if (n < 0x10) out[p++] = 0x90 | n;
-        else { out[p] = 0xdc; out[p + 1] = 0; out[p + 2] = n; p += 3; }
-      }
       const v = words[q++];
       if (v < 0x40) out[p++] = v;
       else if (v < 0x100) { out[p] = 0xcc; out[p + 1] = v; p += 2; }
       else if (v < 0x10000) { out[p] = 0xcd; out[p + 1] = v >> 8; out[p + 2] = v & 0xff; p += 3; }
       else { out[p] = 0xce; out[p + 1] = v >>> 24; out[p + 2] = (v >> 16) & 0xff; out[p + 3] = (v >> 8) & 0xff; out[p + 4] = v & 0xff; p += 5; }
+      if (i === 4) {
+        if (n < 0x10) out[p++] = 0x90 | n;
+        else { out[p] = 0xdc; out[p + 1] = 0; out[p + 2] = n; p += 3; }
+      }
     }
-    if (n === 0) out[p++] = 0x90;
   }
   return out.subarray(0, p);
 }
