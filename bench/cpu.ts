@@ -7,9 +7,9 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RecordingStore } from '../src/events/store.ts';
-import { Machine } from '../src/core/machine.ts';
-import { parseScenario, type MachineConfig } from '../src/core/scenario.ts';
-import { initialState } from '../src/core/state.ts';
+import { Machine } from '../src/core/machine/machine.ts';
+import { parseScenario, type MachineConfig } from '../src/core/machine/scenario.ts';
+import { initialState } from '../src/core/machine/state.ts';
 import { nextStep, recordScenario } from '../src/replay/recorder.ts';
 import type { Figure } from './store.ts';
 

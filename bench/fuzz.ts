@@ -8,10 +8,10 @@
  * - the machine's own exit handling rate: a guest looping on CPUID, recording off. That is
  *   the ceiling for exits per second, not what the fuzzer achieves.
  */
-import { Machine } from '../src/core/machine.ts';
-import { parseScenario } from '../src/core/scenario.ts';
-import { initialState } from '../src/core/state.ts';
-import { FLAWS, type FlawName } from '../src/core/flaws.ts';
+import { Machine } from '../src/core/machine/machine.ts';
+import { parseScenario } from '../src/core/machine/scenario.ts';
+import { initialState } from '../src/core/machine/state.ts';
+import { FLAWS, type FlawName } from '../src/core/hypervisor/flaws.ts';
 import { nextStep } from '../src/replay/recorder.ts';
 import type { Action } from '../src/fuzz/actions.ts';
 import { runCampaign } from '../src/fuzz/campaign.ts';

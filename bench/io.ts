@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Profile } from '../src/events/schema.ts';
 import { GENESIS_HASH, RecordingStore, RunWriter } from '../src/events/store.ts';
-import { Machine } from '../src/core/machine.ts';
-import { parseScenario } from '../src/core/scenario.ts';
-import { initialState } from '../src/core/state.ts';
+import { Machine } from '../src/core/machine/machine.ts';
+import { parseScenario } from '../src/core/machine/scenario.ts';
+import { initialState } from '../src/core/machine/state.ts';
 import { nextStep, recordScenario } from '../src/replay/recorder.ts';
 import type { Figure } from './store.ts';
 

@@ -10,12 +10,12 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RecordingStore, RunWriter, GENESIS_HASH, inflateChunk } from '../src/events/store.ts';
-import { parseScenario } from '../src/core/scenario.ts';
+import { parseScenario } from '../src/core/machine/scenario.ts';
 import { recordScenario } from '../src/replay/recorder.ts';
 import { Timeline } from '../src/replay/timeline.ts';
 import { verifyChain, verifyRun } from '../src/replay/verify.ts';
 import { verifyRunParallel } from '../src/cli/parallel-verify.ts';
-import { seedPrng, nextU32 } from '../src/core/prng.ts';
+import { seedPrng, nextU32 } from '../src/core/machine/prng.ts';
 
 export interface Figure { name: string; value: string; goal?: string; ok?: boolean }
 

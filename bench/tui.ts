@@ -21,7 +21,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createElement } from 'react';
 import { render } from 'ink';
 import { RecordingStore } from '../src/events/store.ts';
-import { parseScenario } from '../src/core/scenario.ts';
+import { parseScenario } from '../src/core/machine/scenario.ts';
 import { recordScenario } from '../src/replay/recorder.ts';
 import { forkRun } from '../src/replay/fork.ts';
 import { App } from '../src/tui/App.tsx';

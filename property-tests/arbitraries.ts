@@ -10,7 +10,7 @@ import {
   EVENT_FIELDS, EVENT_KINDS, GUEST_OP_NAMES, HYPERCALL_NAMES, INVARIANTS, PROFILES, makeEvent,
   type Event, type EventKind, type EventOf, type Profile,
 } from '../src/events/schema.ts';
-import { parseScenario, type MachineConfig } from '../src/core/scenario.ts';
+import { parseScenario, type MachineConfig } from '../src/core/machine/scenario.ts';
 
 // ---- value ranges ---------------------------------------------------------------------
 

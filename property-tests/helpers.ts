@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Event } from '../src/events/schema.ts';
 import { RecordingStore, type RunRow } from '../src/events/store.ts';
-import { evolve } from '../src/core/evolve.ts';
-import { Machine } from '../src/core/machine.ts';
-import { parseScenario, type MachineConfig } from '../src/core/scenario.ts';
-import { stateDigest } from '../src/core/snapshot.ts';
-import { initialState, type MachineState } from '../src/core/state.ts';
+import { evolve } from '../src/core/machine/evolve.ts';
+import { Machine } from '../src/core/machine/machine.ts';
+import { parseScenario, type MachineConfig } from '../src/core/machine/scenario.ts';
+import { stateDigest } from '../src/core/machine/snapshot.ts';
+import { initialState, type MachineState } from '../src/core/machine/state.ts';
 import { nextStep, recordScenario, type DriveOptions, type DriveResult } from '../src/replay/recorder.ts';
 import { Timeline } from '../src/replay/timeline.ts';
 

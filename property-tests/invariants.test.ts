@@ -10,9 +10,9 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import yaml from 'js-yaml';
 import type { Event, EventOf } from '../src/events/schema.ts';
-import { Machine } from '../src/core/machine.ts';
-import { XEN_RESERVED_FRAMES, parseScenario } from '../src/core/scenario.ts';
-import { initialState, type MachineState } from '../src/core/state.ts';
+import { Machine } from '../src/core/machine/machine.ts';
+import { XEN_RESERVED_FRAMES, parseScenario } from '../src/core/machine/scenario.ts';
+import { initialState, type MachineState } from '../src/core/machine/state.ts';
 import { nextStep } from '../src/replay/recorder.ts';
 import { scenarioArbitrary, unicodeText } from './arbitraries.ts';
 import { runs } from './helpers.ts';
@@ -154,7 +154,7 @@ test('secure: the same leak attempt shows dom0 only ciphertext (no violation)', 
 });
 
 /*
- * BUG (src/core/guest.ts, plantCanary; reported by src/core/invariants/canary-confined.ts):
+ * BUG (src/core/machine/guests/scripted.ts, plantCanary; reported by src/core/machine/invariants/canary-confined.ts):
  * a canary the machine draws itself is `CANARY-` plus only len-7 hex digits, so at the
  * minimum len 8 two tenants get the same secret once in 16 seeds. A tenant then reading its
  * OWN canary matches the other tenant's secret, and canary-confined reports a violation in

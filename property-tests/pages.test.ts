@@ -14,14 +14,14 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import type { Event } from '../src/events/schema.ts';
 import { EventCodec, schemaCodecTables } from '../src/events/codec.ts';
-import { Machine } from '../src/core/machine.ts';
-import { parseScenario, type MachineConfig } from '../src/core/scenario.ts';
-import { initialState, sharePage } from '../src/core/state.ts';
+import { Machine } from '../src/core/machine/machine.ts';
+import { parseScenario, type MachineConfig } from '../src/core/machine/scenario.ts';
+import { initialState, sharePage } from '../src/core/machine/state.ts';
 import { nextStep } from '../src/replay/recorder.ts';
 import { TempDir, foldDigests, record, runs } from './helpers.ts';
 import { instructionScenario } from './x86-arbitraries.ts';
 import { Timeline } from '../src/replay/timeline.ts';
-import { stateDigest } from '../src/core/snapshot.ts';
+import { stateDigest } from '../src/core/machine/snapshot.ts';
 
 const dir = new TempDir();
 after(() => dir.cleanup());

@@ -5,7 +5,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { stateDigest } from '../src/core/snapshot.ts';
+import { stateDigest } from '../src/core/machine/snapshot.ts';
 import { Timeline } from '../src/replay/timeline.ts';
 import { PROFILES } from '../src/events/schema.ts';
 import { forkRun } from '../src/replay/fork.ts';

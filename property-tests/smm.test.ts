@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv } from 'node:crypto';
 import fc from 'fast-check';
-import { LINE_SIZE, decryptLines, encryptLines } from '../src/core/smm.ts';
+import { LINE_SIZE, decryptLines, encryptLines } from '../src/core/hypervisor/memory/smm.ts';
 import { runs } from './helpers.ts';
 
 function referenceXts(key: Uint8Array, hpa: number, plain: Uint8Array): Uint8Array {

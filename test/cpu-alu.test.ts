@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { conditionHolds } from '../src/core/cpu/execute-control.ts';
-import { CONDITIONAL_JUMPS } from '../src/core/x86/index.ts';
+import { conditionHolds } from '../src/core/hardware/cpu/execute-control.ts';
+import { CONDITIONAL_JUMPS } from '../src/core/hardware/x86/index.ts';
 import { STATUS, flagNames, flags, hex, prepareSnippet, register, run } from './fixtures/cpu/harness.ts';
 import type { RegisterName, SnippetState } from './fixtures/cpu/harness.ts';
 

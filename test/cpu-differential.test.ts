@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 
-import { resetCpu, step } from '../src/core/cpu/index.ts';
+import { resetCpu, step } from '../src/core/hardware/cpu/index.ts';
 import { NO_EXITS, TestBus, hex, nasm } from './fixtures/cpu/harness.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

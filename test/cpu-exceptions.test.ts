@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { causesDoubleFault, deliverEvent, resetCpu } from '../src/core/cpu/index.ts';
+import { causesDoubleFault, deliverEvent, resetCpu } from '../src/core/hardware/cpu/index.ts';
 import { CODE_BASE, STACK_TOP, TestBus, assembleMachine, hex, register, run, runSteps } from './fixtures/cpu/harness.ts';
 
 interface GateSpec {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { cpuDelta } from '../src/core/cpu/index.ts';
+import { cpuDelta } from '../src/core/hardware/cpu/index.ts';
 import { CODE_BASE, STACK_TOP, assembleMachine, hex, prepareSnippet, register, run, stepOnce } from './fixtures/cpu/harness.ts';
 
 describe('data movement', () => {

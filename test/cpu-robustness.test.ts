@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 
-import { applyCpuDelta, cpuDelta, deliverEvent, resetCpu, step } from '../src/core/cpu/index.ts';
-import type { CpuState, ExitControls } from '../src/core/cpu/index.ts';
+import { applyCpuDelta, cpuDelta, deliverEvent, resetCpu, step } from '../src/core/hardware/cpu/index.ts';
+import type { CpuState, ExitControls } from '../src/core/hardware/cpu/index.ts';
 import { TestBus } from './fixtures/cpu/harness.ts';
 import type { PageAccess } from './fixtures/cpu/harness.ts';
 

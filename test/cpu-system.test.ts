@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { Cr4 } from '../src/core/cpu/index.ts';
-import type { ExitControls, StepOutcome } from '../src/core/cpu/index.ts';
+import { Cr4 } from '../src/core/hardware/cpu/index.ts';
+import type { ExitControls, StepOutcome } from '../src/core/hardware/cpu/index.ts';
 import { ALL_EXITS, NO_EXITS, TestBus, hex, machineWith, nasm, prepareSnippet, register, stepOnce } from './fixtures/cpu/harness.ts';
 import type { RegisterName, SnippetState } from './fixtures/cpu/harness.ts';
-import { resetCpu } from '../src/core/cpu/index.ts';
+import { resetCpu } from '../src/core/hardware/cpu/index.ts';
 
 function firstStep(code: string, state: SnippetState = {}, controls: ExitControls = NO_EXITS, tsc = 0) {
   const machine = prepareSnippet(code, state);

@@ -12,11 +12,11 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeEvent, type Event } from '../src/events/schema.ts';
 import { GENESIS_HASH, RecordingStore, RunWriter } from '../src/events/store.ts';
-import { evolve } from '../src/core/evolve.ts';
-import { parseScenario } from '../src/core/scenario.ts';
-import { dehydrate } from '../src/core/snapshot.ts';
-import { initialState } from '../src/core/state.ts';
-import { buildFrame } from '../src/core/io/ethernet.ts';
+import { evolve } from '../src/core/machine/evolve.ts';
+import { parseScenario } from '../src/core/machine/scenario.ts';
+import { dehydrate } from '../src/core/machine/snapshot.ts';
+import { initialState } from '../src/core/machine/state.ts';
+import { buildFrame } from '../src/core/hardware/nic/ethernet.ts';
 import { LINKTYPE_ETHERNET, PCAP_MAGIC, PCAP_SNAPLEN, parsePoints } from '../src/cli/export.ts';
 import { cli, describeResult, fingerprint, listing, removeDir, tempDir, type CliResult } from './helpers/cli.ts';
 

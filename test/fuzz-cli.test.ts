@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { FLAWS } from '../src/core/flaws.ts';
+import { FLAWS } from '../src/core/hypervisor/flaws.ts';
 import { cli, describeResult, listing, parseJsonLines, removeDir, tempDir, type CliResult } from './helpers/cli.ts';
 
 const EXIT_USAGE = 2;

@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { assemble } from '../src/core/x86/index.ts';
-import type { AssemblyResult } from '../src/core/x86/index.ts';
+import { assemble } from '../src/core/hardware/x86/index.ts';
+import type { AssemblyResult } from '../src/core/hardware/x86/index.ts';
 
 const NASM = process.env.NASM ?? 'nasm';
 const GUESTS = fileURLToPath(new URL('../recordings/guests/', import.meta.url));

@@ -10,25 +10,25 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Event } from '../src/events/schema.ts';
-import { evolve } from '../src/core/evolve.ts';
-import { Machine } from '../src/core/machine.ts';
-import { writeFrameWithKey } from '../src/core/memory.ts';
-import { PAGE_SIZE, parseScenario, type SecurityRule } from '../src/core/scenario.ts';
-import { ownerPlaintext } from '../src/core/smm.ts';
-import { stateDigest } from '../src/core/snapshot.ts';
-import { initialState } from '../src/core/state.ts';
-import { buildFrame, parseFrame, tagFrame, type FrameSpec } from '../src/core/io/ethernet.ts';
-import type { NicVf } from '../src/core/io/io-state.ts';
+import { evolve } from '../src/core/machine/evolve.ts';
+import { Machine } from '../src/core/machine/machine.ts';
+import { writeFrameWithKey } from '../src/core/hypervisor/memory/guest-memory.ts';
+import { PAGE_SIZE, parseScenario, type SecurityRule } from '../src/core/machine/scenario.ts';
+import { ownerPlaintext } from '../src/core/hypervisor/memory/smm.ts';
+import { stateDigest } from '../src/core/machine/snapshot.ts';
+import { initialState } from '../src/core/machine/state.ts';
+import { buildFrame, parseFrame, tagFrame, type FrameSpec } from '../src/core/hardware/nic/ethernet.ts';
+import type { NicVf } from '../src/core/hypervisor/io/io-state.ts';
 import {
   nicAttach, nicBoot, nicDetach, nicMmioRead, nicMmioWrite, nicServiceQueues, nicVfOf, wireReceive,
-} from '../src/core/io/nic.ts';
+} from '../src/core/hypervisor/io/nic.ts';
 import {
   DCTL_ENABLE, EICR_RX, EICR_TX, RXD_STA_DD, RXD_STA_EOP, TXD_CMD_EOP, TXD_CMD_RS, TXD_STA_DD, VFCTRL, VFCTRL_RST,
   VFEICR, VFEIMC, VFEIMS, VFMACL, VFRDBAL, VFRDH, VFRDLEN, VFRDT, VFRXDCTL, VFSTATUS, VFSTATUS_LU, VFTDBAL, VFTDH,
   VFTDLEN, VFTDT, VFTXDCTL,
-} from '../src/core/io/nic-regs.ts';
-import { isGroupMac, securityGroupAllows, switchDecide, type SwitchConfig } from '../src/core/io/network.ts';
-import { vtdBoot } from '../src/core/io/vtd-driver.ts';
+} from '../src/core/hardware/nic/registers.ts';
+import { isGroupMac, securityGroupAllows, switchDecide, type SwitchConfig } from '../src/core/hardware/nic/switch.ts';
+import { vtdBoot } from '../src/core/hypervisor/vtd-driver/vtd-driver.ts';
 
 // ---- the switch, pure ----------------------------------------------------------------------
 

@@ -5,25 +5,25 @@
  * events that gives back the live machine's state.
  */
 import { bootRig, since, type Rig } from './helpers/rig.ts';
-import { dmaConfined } from '../src/core/invariants/dma-confined.ts';
+import { dmaConfined } from '../src/core/machine/invariants/dma-confined.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { evolve } from '../src/core/evolve.ts';
-import { Machine } from '../src/core/machine.ts';
-import { writeFrameWithKey } from '../src/core/memory.ts';
-import { PAGE_SIZE, parseScenario, type MachineConfig } from '../src/core/scenario.ts';
-import { stateDigest } from '../src/core/snapshot.ts';
-import { initialState } from '../src/core/state.ts';
-import { writeXenWords } from '../src/core/io/io-evolve.ts';
+import { evolve } from '../src/core/machine/evolve.ts';
+import { Machine } from '../src/core/machine/machine.ts';
+import { writeFrameWithKey } from '../src/core/hypervisor/memory/guest-memory.ts';
+import { PAGE_SIZE, parseScenario, type MachineConfig } from '../src/core/machine/scenario.ts';
+import { stateDigest } from '../src/core/machine/snapshot.ts';
+import { initialState } from '../src/core/machine/state.ts';
+import { writeXenWords } from '../src/core/hypervisor/io/io-evolve.ts';
 import {
   dmaRead, dmaWrite, interruptRequest, msiProgram, vtdAssignDevice, vtdBoot, vtdDeassignDevice,
   vtdDestroyDomain, vtdMapPage, vtdMemory, vtdServiceFaults, vtdUnmapPage,
-} from '../src/core/io/vtd-driver.ts';
+} from '../src/core/hypervisor/vtd-driver/vtd-driver.ts';
 import {
   VTD_GSTS_CFIS, VTD_GSTS_IRES, VTD_GSTS_IRTPS, VTD_GSTS_QIES, VTD_GSTS_RTPS, VTD_GSTS_TES,
   vtdCompatibilityMsi, vtdStaleEntries,
-} from '../src/core/iommu/index.ts';
+} from '../src/core/hardware/iommu/index.ts';
 
 const scenario = (profile: 'secure' | 'vanilla'): MachineConfig => parseScenario(`seed: 7
 machine: { memoryMiB: 4, pcpus: 1, profile: ${profile} }

@@ -13,7 +13,7 @@ import {
   VtdHarness, vtdContextEntry, vtdFaultStatus, vtdRootEntry, vtdRootEntryAddress, vtdSecondLevelEntry,
   vtdSid, vtdStaleEntries, vtdTeardownSteps, vtdTranslate, vtdIotlbKey, VTD_GCMD_TE,
   type DmaTranslation, type DmarFault, type VtdAttachment,
-} from '../src/core/iommu/index.ts';
+} from '../src/core/hardware/iommu/index.ts';
 
 const DEV = vtdSid(1, 2, 0);
 const PAGE = 0x1000;

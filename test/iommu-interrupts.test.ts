@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import {
   DMAR_FRCD_REG_OFFSET, IrFaultReason, VTD_GCMD_CFI, VTD_GCMD_IRE, VtdHarness, vtdCompatibilityMsi,
   vtdIecDescriptor, vtdIrte, vtdRemappableMsi, vtdSid, vtdStaleEntries, type InterruptDelivery, type IrFault,
-} from '../src/core/iommu/index.ts';
+} from '../src/core/hardware/iommu/index.ts';
 
 const NIC = vtdSid(3, 1, 0);
 

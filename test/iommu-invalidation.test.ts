@@ -12,7 +12,7 @@ import {
   VTD_IOTLB_DOMAIN, VTD_IOTLB_GLOBAL, VTD_IOTLB_PAGE, VTD_GCMD_QIE, VtdHarness, vtdCcmdValue,
   vtdContextCacheDescriptor, vtdDeviceTlbDescriptor, vtdFaultStatus, vtdIecDescriptor, vtdIotlbDescriptor,
   vtdIotlbRegValue, vtdIvaValue, vtdSid, vtdWaitDescriptor, type VtdAttachment, type VtdEntry128,
-} from '../src/core/iommu/index.ts';
+} from '../src/core/hardware/iommu/index.ts';
 
 const A = vtdSid(1, 0, 0);
 const A1 = vtdSid(1, 0, 1);

@@ -23,7 +23,7 @@ import {
   vtdRemapInterrupt, vtdRemappableMsi, vtdSid, vtdStaleEntries, vtdTeardownSteps, vtdTranslate,
   vtdWaitDescriptor, type DmaRequest, type DmaTranslation, type DmarFault, type PhysicalMemory,
   type VtdAttachment, type VtdEffect, type VtdEntry128, type VtdState,
-} from '../src/core/iommu/index.ts';
+} from '../src/core/hardware/iommu/index.ts';
 
 fc.configureGlobal({ includeErrorInReport: true });
 

@@ -12,7 +12,7 @@ import {
   pciBusCreate, pciBusMasterEnabled, pciConfigAddressRead, pciConfigAddressWrite, pciConfigDataRead,
   pciConfigDataWrite, pciConfigRead, pciConfigWrite, pciFunctionCreate, pciIoLookup, pciMmioLookup, pciRun,
   sriovNicPf, sriovNicPfSpec, type Bdf, type PciBus, type PciCfgEffect,
-} from '../src/core/pci/index.ts';
+} from '../src/core/hardware/pci/index.ts';
 
 const PF: Bdf = pciBdf(2, 0, 0);
 

@@ -18,7 +18,7 @@ import {
   NIC_82599_DEVICE_ID, NIC_82599_VF_DEVICE_ID, pciBdf, pciBusCreate, pciConfigAddressWrite, pciConfigDataRead,
   pciConfigDataWrite, pciConfigRead, pciConfigWrite, pciFunctionCreate, pciFunctionWrite, pciRun, sriovNicPf,
   type Bdf, type PciBus, type PciFunctionSpec,
-} from '../src/core/pci/index.ts';
+} from '../src/core/hardware/pci/index.ts';
 
 const PF: Bdf = pciBdf(2, 0, 0);
 const PLAIN: Bdf = pciBdf(0, 3, 0);

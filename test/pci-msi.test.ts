@@ -11,7 +11,7 @@ import {
   PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE, PCI_MSIX_FLAGS_MASKALL, PCI_SRIOV_CTRL_MSE, PCI_SRIOV_CTRL_VFE,
   pciBdf, pciBusCreate, pciConfigRead, pciConfigWrite, pciFunctionCreate, pciMmioRead, pciMmioWrite,
   pciMsiSignal, pciRun, sriovNicPf, sriovNicPfSpec, type Bdf, type PciBus, type PciMsiMessage,
-} from '../src/core/pci/index.ts';
+} from '../src/core/hardware/pci/index.ts';
 
 const PF: Bdf = pciBdf(2, 0, 0);
 const MSIX_BAR = 0xfe100000; // PF BAR4: table at 0, PBA at 0x2000

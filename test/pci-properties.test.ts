@@ -20,7 +20,7 @@ import {
   pciConfigDataWrite, pciConfigRead, pciConfigWrite, pciFunctionCreate, pciFunctionsPresent, pciGetLe,
   pciMmioRead, pciMmioWrite, pciMsiSignal, pciRun, sriovNicPf,
   type Bdf, type PciBarSpec, type PciBus, type PciCfgEffect, type PciEffect, type PciOutcome,
-} from '../src/core/pci/index.ts';
+} from '../src/core/hardware/pci/index.ts';
 
 enableMapSet();
 

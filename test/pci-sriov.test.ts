@@ -13,7 +13,7 @@ import {
   pciBarRanges, pciBdf, pciBdfFormat, pciBusCreate, pciCapabilityList, pciConfigRead, pciConfigWrite,
   pciFunctionAt, pciFunctionsPresent, pciIdentityOf, pciMmioLookup, pciRun, sriovNicPf,
   type Bdf, type PciBus, type SriovNicOptions,
-} from '../src/core/pci/index.ts';
+} from '../src/core/hardware/pci/index.ts';
 
 const PF: Bdf = pciBdf(2, 0, 0);
 const SRIOV = 0x100;

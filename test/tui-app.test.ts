@@ -4,7 +4,7 @@
  * driven with the keys a terminal sends, compared with golden frames in test/fixtures/tui/.
  * After a change that is meant to alter them: UPDATE_GOLDEN=1 npm test, then review the diff.
  */
-import { FLAWS } from '../src/core/flaws.ts';
+import { FLAWS } from '../src/core/hypervisor/flaws.ts';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';

@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { InputError } from '../src/events/errors.ts';
 import type { EventKind } from '../src/events/schema.ts';
 import { RecordingStore, type RunRow } from '../src/events/store.ts';
-import { parseScenario } from '../src/core/scenario.ts';
+import { parseScenario } from '../src/core/machine/scenario.ts';
 import { recordScenario } from '../src/replay/recorder.ts';
 import { firstDivergence } from '../src/replay/diff.ts';
 import { Timeline } from '../src/replay/timeline.ts';

@@ -22,10 +22,10 @@ import { lapicText } from '../src/tui/machine-view.ts';
 import { allocateRows, cutSection, ioAllLines, ioLines, packed } from '../src/tui/io-view.ts';
 import { initialNav } from '../src/tui/navigation.ts';
 import { ioKey } from '../src/tui/pane-keys.ts';
-import { initialState, type MachineState } from '../src/core/state.ts';
-import { parseScenario } from '../src/core/scenario.ts';
-import { evolve } from '../src/core/evolve.ts';
-import { VTD_GSTS_IRES, VTD_GSTS_QIES, VTD_GSTS_TES } from '../src/core/iommu/index.ts';
+import { initialState, type MachineState } from '../src/core/machine/state.ts';
+import { parseScenario } from '../src/core/machine/scenario.ts';
+import { evolve } from '../src/core/machine/evolve.ts';
+import { VTD_GSTS_IRES, VTD_GSTS_QIES, VTD_GSTS_TES } from '../src/core/hardware/iommu/index.ts';
 
 const press = (name: string, text = '') => ({ name, text });
 

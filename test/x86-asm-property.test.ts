@@ -15,7 +15,7 @@ import { after, describe, test } from 'node:test';
 
 import fc from 'fast-check';
 
-import { assemble, AssemblyError, decode, disassemble, formatInstruction, MAX_INSTRUCTION_LENGTH } from '../src/core/x86/index.ts';
+import { assemble, AssemblyError, decode, disassemble, formatInstruction, MAX_INSTRUCTION_LENGTH } from '../src/core/hardware/x86/index.ts';
 
 const NASM = process.env.NASM ?? 'nasm';
 const workDirectory = mkdtempSync(join(tmpdir(), 'x86-property-'));

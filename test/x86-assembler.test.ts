@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { assemble, AssemblyError } from '../src/core/x86/index.ts';
+import { assemble, AssemblyError } from '../src/core/hardware/x86/index.ts';
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { decode, disassemble, formatInstruction, MAX_INSTRUCTION_LENGTH, registerName } from '../src/core/x86/index.ts';
-import type { DecodeResult, Instruction, MemoryOperand } from '../src/core/x86/index.ts';
+import { decode, disassemble, formatInstruction, MAX_INSTRUCTION_LENGTH, registerName } from '../src/core/hardware/x86/index.ts';
+import type { DecodeResult, Instruction, MemoryOperand } from '../src/core/hardware/x86/index.ts';
 
 const bytesOf = (hex: string): Uint8Array => Uint8Array.from(Buffer.from(hex.replaceAll(' ', ''), 'hex'));
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { assemble } from '../src/core/x86/index.ts';
+import { assemble } from '../src/core/hardware/x86/index.ts';
 
 const NASM = process.env.NASM ?? 'nasm';
 const workDirectory = mkdtempSync(join(tmpdir(), 'x86-nasm-'));

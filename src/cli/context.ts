@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { InputError } from '../events/errors.ts';
 import { RecordingStore, type RunRow, type RunStatus } from '../events/store.ts';
-import { parseScenario, type MachineConfig } from '../core/scenario.ts';
+import { parseScenario, type MachineConfig } from '../core/machine/scenario.ts';
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 export const SIM_VERSION: string = packageJson.version;

@@ -13,8 +13,8 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InputError } from '../events/errors.ts';
 import type { Seq } from '../events/schema.ts';
-import { evolve } from '../core/evolve.ts';
-import type { MachineState } from '../core/state.ts';
+import { evolve } from '../core/machine/evolve.ts';
+import type { MachineState } from '../core/machine/state.ts';
 import { Timeline } from '../replay/timeline.ts';
 import { openForReading, out, resolveRun } from './context.ts';
 

@@ -6,8 +6,8 @@ import { domainNames, eventJson, eventText, stateText, stateView } from '../repl
 import type { RunSummary } from '../replay/summary.ts';
 import { violationCount } from '../replay/summary.ts';
 import { Timeline } from '../replay/timeline.ts';
-import { evolve } from '../core/evolve.ts';
-import { disassembleAt } from '../core/inspect.ts';
+import { evolve } from '../core/machine/evolve.ts';
+import { disassembleAt } from '../core/machine/inspect.ts';
 import { effectiveStatus, openForReading, out, parseCount, parseSeq, resolveRun } from './context.ts';
 
 function runJson(run: RunRow) {

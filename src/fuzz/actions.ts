@@ -5,8 +5,8 @@
  */
 import fc from 'fast-check';
 import yaml from 'js-yaml';
-import { BROADCAST_MAC } from '../core/io/ethernet.ts';
-import { TX_BUFFERS } from '../core/io/scripted-nic.ts';
+import { BROADCAST_MAC } from '../core/hardware/nic/ethernet.ts';
+import { TX_BUFFERS } from '../core/machine/guests/scripted-nic-driver.ts';
 import { x86Program } from './x86-program.ts';
 
 /** The fuzz machine's cast (see case.ts): scripted tenants with a VF each, and an x86 attacker. */

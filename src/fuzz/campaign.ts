@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import type { Profile } from '../events/schema.ts';
-import type { FlawName } from '../core/flaws.ts';
+import type { FlawName } from '../core/hypervisor/flaws.ts';
 import { actionArbitrary, type Action } from './actions.ts';
 import { caseShapeArbitrary, caseYaml, type CaseShape } from './case.ts';
 import { Coverage, FuzzMachine } from './fuzz-machine.ts';

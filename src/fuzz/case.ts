@@ -6,8 +6,8 @@
 import fc from 'fast-check';
 import yaml from 'js-yaml';
 import type { Profile } from '../events/schema.ts';
-import type { FlawName } from '../core/flaws.ts';
-import { scenarioFromObject, type MachineConfig } from '../core/scenario.ts';
+import type { FlawName } from '../core/hypervisor/flaws.ts';
+import { scenarioFromObject, type MachineConfig } from '../core/machine/scenario.ts';
 import { ATTACKER, TENANT_IPS, TENANT_MACS, TENANT_PAGES, TENANTS, actionInput, type Action } from './actions.ts';
 
 /** Inputs wait for the machine to go quiet (nextStep applies a pending input then). */

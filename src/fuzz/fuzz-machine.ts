@@ -4,10 +4,10 @@
  * a recording of the case (its inputs all waiting for quiet) will run it.
  */
 import type { Event, EventOf, Profile } from '../events/schema.ts';
-import type { FlawName } from '../core/flaws.ts';
-import { Machine } from '../core/machine.ts';
-import type { MachineConfig } from '../core/scenario.ts';
-import { cloneState, initialState, type MachineState } from '../core/state.ts';
+import type { FlawName } from '../core/hypervisor/flaws.ts';
+import { Machine } from '../core/machine/machine.ts';
+import type { MachineConfig } from '../core/machine/scenario.ts';
+import { cloneState, initialState, type MachineState } from '../core/machine/state.ts';
 import { nextStep } from '../replay/recorder.ts';
 import { actionInput, type Action } from './actions.ts';
 import { WHEN_QUIET, caseConfig, type CaseShape } from './case.ts';

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { NO_DOMAIN } from '../events/schema.ts';
-import type { MachineState } from '../core/state.ts';
+import type { MachineState } from '../core/machine/state.ts';
 import { ATTACKER, TENANTS, actionText, type Action, type Tenant } from './actions.ts';
 import type { FuzzMachine } from './fuzz-machine.ts';
 

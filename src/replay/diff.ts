@@ -7,7 +7,7 @@
  */
 import type { Event, Seq } from '../events/schema.ts';
 import { CHUNK_EVENTS, type RecordingStore, type RunRow } from '../events/store.ts';
-import type { MachineState } from '../core/state.ts';
+import type { MachineState } from '../core/machine/state.ts';
 import { Timeline } from './timeline.ts';
 import { createHash } from 'node:crypto';
 

@@ -6,10 +6,10 @@
 import { InputError } from '../events/errors.ts';
 import type { Seq } from '../events/schema.ts';
 import { CHUNK_EVENTS, GENESIS_HASH, RunWriter, type RecordingStore, type RunRow } from '../events/store.ts';
-import { Machine } from '../core/machine.ts';
-import { inputProblem } from '../core/scenario.ts';
-import { BlobCache, dehydrate, hydrate } from '../core/snapshot.ts';
-import type { MachineState } from '../core/state.ts';
+import { Machine } from '../core/machine/machine.ts';
+import { inputProblem } from '../core/machine/scenario.ts';
+import { BlobCache, dehydrate, hydrate } from '../core/machine/snapshot.ts';
+import type { MachineState } from '../core/machine/state.ts';
 import { drive, type DriveOptions, type DriveResult } from './recorder.ts';
 import { SummaryBuilder } from './summary.ts';
 import { Timeline } from './timeline.ts';

@@ -1,13 +1,13 @@
 /**
  * Text and JSON views of events and states, shared by the command line and the TUI.
  */
-import { pciBdfFormat } from '../core/pci/index.ts';
+import { pciBdfFormat } from '../core/hardware/pci/index.ts';
 import { createHash } from 'node:crypto';
 import { EVENT_FIELDS, GUEST_OP_NAMES, type DomainId, type Event, type EventKind } from '../events/schema.ts';
-import type { MachineState } from '../core/state.ts';
-import { exitReasonName } from '../core/vmx/exit-reasons.ts';
-import { disassembleAt } from '../core/inspect.ts';
-import { readRegister } from '../core/cpu/cpu-state.ts';
+import type { MachineState } from '../core/machine/state.ts';
+import { exitReasonName } from '../core/hardware/vmx/exit-reasons.ts';
+import { disassembleAt } from '../core/machine/inspect.ts';
+import { readRegister } from '../core/hardware/cpu/cpu-state.ts';
 
 export type DomainNames = ReadonlyMap<DomainId, string>;
 
@@ -20,7 +20,7 @@ function effectsText(json: string): string {
   if (json === '') return '-';
   return (JSON.parse(json) as { kind: string }[]).map((e) => e.kind).join(',');
 }
-/** Register names of the cpu delta indices (src/core/cpu/cpu-state.ts). */
+/** Register names of the cpu delta indices (src/core/hardware/cpu/cpu-state.ts). */
 export const REGISTER_NAMES = ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi', 'eip', 'eflags', 'cr0', 'cr2', 'cr3', 'cr4', 'idtr.base', 'idtr.limit', 'interruptibility'];
 const VECTOR_NAMES: Record<number, string> = { 0: '#DE', 6: '#UD', 8: '#DF', 13: '#GP', 14: '#PF' };
 

@@ -10,10 +10,10 @@
  * paging: (2 + 1) x (4 + 1) - 1, shadow paging's hardware walk takes 2).
  */
 import type { Event } from '../events/schema.ts';
-import { Machine } from '../core/machine.ts';
-import { parseScenario } from '../core/scenario.ts';
-import { initialState, type PagingMode } from '../core/state.ts';
-import { exitReasonName } from '../core/vmx/exit-reasons.ts';
+import { Machine } from '../core/machine/machine.ts';
+import { parseScenario } from '../core/machine/scenario.ts';
+import { initialState, type PagingMode } from '../core/machine/state.ts';
+import { exitReasonName } from '../core/hardware/vmx/exit-reasons.ts';
 import { nextStep } from './recorder.ts';
 
 export const EXIT_CYCLES = 1200;

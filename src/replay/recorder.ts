@@ -6,10 +6,10 @@
 import { assert } from '../events/errors.ts';
 import type { Event, Seq } from '../events/schema.ts';
 import { GENESIS_HASH, RunWriter, type RecordingStore, type RunStatus } from '../events/store.ts';
-import { Machine } from '../core/machine.ts';
-import type { MachineConfig } from '../core/scenario.ts';
-import { dehydrate } from '../core/snapshot.ts';
-import { initialState, type MachineState } from '../core/state.ts';
+import { Machine } from '../core/machine/machine.ts';
+import type { MachineConfig } from '../core/machine/scenario.ts';
+import { dehydrate } from '../core/machine/snapshot.ts';
+import { initialState, type MachineState } from '../core/machine/state.ts';
 import { SummaryBuilder, type RunSummary } from './summary.ts';
 
 /** Events between checkpoints (cpu.step events counted at their weight): bounds what a seek folds. */

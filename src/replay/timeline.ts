@@ -12,9 +12,9 @@ import { assert } from '../events/errors.ts';
 import { STEP_OPENERS, type Event, type Seq } from '../events/schema.ts';
 import type { DecodedChunk, RecordingStore, RunRow } from '../events/store.ts';
 import { CHUNK_EVENTS } from '../events/store.ts';
-import { evolve } from '../core/evolve.ts';
-import { BlobCache, hydrate } from '../core/snapshot.ts';
-import type { MachineState } from '../core/state.ts';
+import { evolve } from '../core/machine/evolve.ts';
+import { BlobCache, hydrate } from '../core/machine/snapshot.ts';
+import type { MachineState } from '../core/machine/state.ts';
 
 enableMapSet();
 

@@ -12,10 +12,10 @@
 import { InputError } from '../events/errors.ts';
 import type { Event, Profile, Seq } from '../events/schema.ts';
 import { CHUNK_EVENTS, GENESIS_HASH, chunkHash, inflateChunk, type RecordingStore, type RunRow } from '../events/store.ts';
-import { Machine } from '../core/machine.ts';
-import { parseScenario, type MachineConfig } from '../core/scenario.ts';
-import { stateDigest } from '../core/snapshot.ts';
-import { initialState, type MachineState } from '../core/state.ts';
+import { Machine } from '../core/machine/machine.ts';
+import { parseScenario, type MachineConfig } from '../core/machine/scenario.ts';
+import { stateDigest } from '../core/machine/snapshot.ts';
+import { initialState, type MachineState } from '../core/machine/state.ts';
 import { Timeline } from './timeline.ts';
 
 export interface Mismatch {

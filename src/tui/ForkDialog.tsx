@@ -1,6 +1,6 @@
 /** The fork form: the change (one of the --set keys), its value, and how many events to run. */
 import type { RunRow } from '../events/store.ts';
-import { FLAWS } from '../core/flaws.ts';
+import { FLAWS } from '../core/hypervisor/flaws.ts';
 import type { ForkField, ForkForm } from './fork-form.ts';
 import { line, type Line } from './lines.ts';
 import { Lines } from './Lines.tsx';

@@ -1,5 +1,5 @@
 /** The I/O tab: IOMMU, interrupt remapping and NIC/SIOM stacked, sharing the pane's rows (io-view.ts). */
-import type { MachineState } from '../core/state.ts';
+import type { MachineState } from '../core/machine/state.ts';
 import { ioLines } from './io-view.ts';
 import { Lines } from './Lines.tsx';
 import type { Theme } from './theme.ts';

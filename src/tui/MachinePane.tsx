@@ -1,6 +1,6 @@
 /** Domains and vCPUs at the position: registers, VMCS exit information, the instruction at EIP. */
 import type { DomainId } from '../events/schema.ts';
-import type { MachineState } from '../core/state.ts';
+import type { MachineState } from '../core/machine/state.ts';
 import type { DomainNames } from '../replay/format.ts';
 import { machineLines } from './machine-view.ts';
 import { Lines } from './Lines.tsx';

@@ -1,5 +1,5 @@
 /** A guest frame in hex: as stored (what dom0 and physical memory hold) beside the owner's plaintext. */
-import type { MachineState } from '../core/state.ts';
+import type { MachineState } from '../core/machine/state.ts';
 import type { DomainNames } from '../replay/format.ts';
 import { memoryLines, type ByteRange, type MemoryTarget } from './memory-view.ts';
 import { Lines } from './Lines.tsx';

@@ -1,6 +1,6 @@
 /** SMM's page permission table as a map of frames by owner, and its key table. */
 import type { Mfn } from '../events/schema.ts';
-import type { MachineState } from '../core/state.ts';
+import type { MachineState } from '../core/machine/state.ts';
 import type { DomainNames } from '../replay/format.ts';
 import { smmLines } from './smm-view.ts';
 import { Lines } from './Lines.tsx';

@@ -11,7 +11,7 @@
 import { InputError } from '../events/errors.ts';
 import type { Event, Seq } from '../events/schema.ts';
 import type { RecordingStore, RunRow, RunStatus } from '../events/store.ts';
-import type { MachineState } from '../core/state.ts';
+import type { MachineState } from '../core/machine/state.ts';
 import { domainNames } from '../replay/format.ts';
 import { Timeline } from '../replay/timeline.ts';
 import { BlockIndex } from './block-index.ts';

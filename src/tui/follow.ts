@@ -3,8 +3,8 @@
  * pane), the guest frame and bytes it touched (memory pane) and its host frame (SMM pane).
  */
 import { eventDomains, eventFrame, type DomainId, type Event, type Mfn } from '../events/schema.ts';
-import { PAGE_SIZE } from '../core/scenario.ts';
-import type { MachineState } from '../core/state.ts';
+import { PAGE_SIZE } from '../core/machine/scenario.ts';
+import type { MachineState } from '../core/machine/state.ts';
 
 export interface GuestBytes {
   dom: DomainId;

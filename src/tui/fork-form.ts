@@ -1,12 +1,12 @@
 /**
  * The fork form: which modification, its value, and how many events to run. The changes it
- * offers are exactly the `--set` keys a fork accepts (src/core/scenario.ts inputProblem):
+ * offers are exactly the `--set` keys a fork accepts (src/core/machine/scenario.ts inputProblem):
  * profile, flaw.NAME, quantum and domain.NAME.ops; each is checked with replay's
  * modificationProblem against the state at the fork point before it can be submitted.
  */
 import type { Seq } from '../events/schema.ts';
-import { FLAWS } from '../core/flaws.ts';
-import type { MachineState } from '../core/state.ts';
+import { FLAWS } from '../core/hypervisor/flaws.ts';
+import type { MachineState } from '../core/machine/state.ts';
 import { modificationProblem } from '../replay/fork.ts';
 import type { KeyPress } from './keymap.ts';
 import { defaultField, editField, type TextField } from './text-field.ts';

@@ -6,14 +6,14 @@
  * fair share, and a cut section ends with a line saying how many lines it left out.
  */
 import type { DomainId } from '../events/schema.ts';
-import type { NicVf } from '../core/io/io-state.ts';
-import { NIC_PF_BDF } from '../core/io/io-state.ts';
+import type { NicVf } from '../core/hypervisor/io/io-state.ts';
+import { NIC_PF_BDF } from '../core/hypervisor/io/io-state.ts';
 import {
   VTD_GSTS_IRES, VTD_GSTS_QIES, VTD_GSTS_TES, vtdFaultReasonName,
   type VtdContextCacheEntry, type VtdFaultRecord, type VtdIotlbEntry,
-} from '../core/iommu/index.ts';
-import { PCI_SRIOV_TOTAL_VF, pciBdfFormat, pciFunctionAt, pciGetLe, pciIdentityOf, pciSriovVfCount } from '../core/pci/index.ts';
-import type { MachineState } from '../core/state.ts';
+} from '../core/hardware/iommu/index.ts';
+import { PCI_SRIOV_TOTAL_VF, pciBdfFormat, pciFunctionAt, pciGetLe, pciIdentityOf, pciSriovVfCount } from '../core/hardware/pci/index.ts';
+import type { MachineState } from '../core/machine/state.ts';
 import { line, type Line } from './lines.ts';
 import { hexOrNone } from './text.ts';
 import { accent, type Theme } from './theme.ts';

@@ -6,10 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { DomainId } from '../events/schema.ts';
-import type { GuestOp } from '../core/scenario.ts';
-import type { Domain, MachineState, X86Vcpu } from '../core/state.ts';
-import { disassembleAt } from '../core/inspect.ts';
-import { exitReasonName } from '../core/vmx/exit-reasons.ts';
+import type { GuestOp } from '../core/machine/scenario.ts';
+import type { Domain, MachineState, X86Vcpu } from '../core/machine/state.ts';
+import { disassembleAt } from '../core/machine/inspect.ts';
+import { exitReasonName } from '../core/hardware/vmx/exit-reasons.ts';
 import type { DomainNames } from '../replay/format.ts';
 import { line, type Line } from './lines.ts';
 import { accent, domainColor, type Theme } from './theme.ts';

@@ -4,9 +4,9 @@
  * decrypted with the owner's key from the SMM key table).
  */
 import type { DomainId } from '../events/schema.ts';
-import { PAGE_SIZE } from '../core/scenario.ts';
-import { ownerPlaintext } from '../core/smm.ts';
-import type { MachineState } from '../core/state.ts';
+import { PAGE_SIZE } from '../core/machine/scenario.ts';
+import { ownerPlaintext } from '../core/hypervisor/memory/smm.ts';
+import type { MachineState } from '../core/machine/state.ts';
 import type { DomainNames } from '../replay/format.ts';
 import { line, type Line } from './lines.ts';
 import { nameOf } from './machine-view.ts';

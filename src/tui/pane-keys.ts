@@ -5,7 +5,7 @@
  * may be the followed event's frame) and stops following.
  */
 import type { Event } from '../events/schema.ts';
-import type { MachineState } from '../core/state.ts';
+import type { MachineState } from '../core/machine/state.ts';
 import type { DomainNames } from '../replay/format.ts';
 import type { PaneAction } from './keymap.ts';
 import type { Layout } from './layout.ts';

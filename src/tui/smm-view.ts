@@ -4,8 +4,8 @@
  * a key (shown by a hash prefix, never the key) and whose key each pCPU holds live.
  */
 import type { DomainId, Mfn } from '../events/schema.ts';
-import { XEN_RESERVED_FRAMES } from '../core/scenario.ts';
-import type { MachineState } from '../core/state.ts';
+import { XEN_RESERVED_FRAMES } from '../core/machine/scenario.ts';
+import type { MachineState } from '../core/machine/state.ts';
 import type { DomainNames } from '../replay/format.ts';
 import { line, type Line, type Span } from './lines.ts';
 import { keyId, nameOf } from './machine-view.ts';

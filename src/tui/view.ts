@@ -5,9 +5,9 @@
  */
 import type { DomainId, Event, Mfn, Seq } from '../events/schema.ts';
 import type { RunRow, RunStatus } from '../events/store.ts';
-import { XEN_RESERVED_FRAMES } from '../core/scenario.ts';
-import type { MachineState } from '../core/state.ts';
-import { disassembleAt } from '../core/inspect.ts';
+import { XEN_RESERVED_FRAMES } from '../core/machine/scenario.ts';
+import type { MachineState } from '../core/machine/state.ts';
+import { disassembleAt } from '../core/machine/inspect.ts';
 import type { StateDifference } from '../replay/diff.ts';
 import { eventText, type DomainNames } from '../replay/format.ts';
 import type { Timeline } from '../replay/timeline.ts';

@@ -4,9 +4,9 @@
  * directly and look at exactly what they recorded.
  */
 import { makeEvent, type Event, type EventKind, type EventOf } from '../../src/events/schema.ts';
-import { Machine } from '../../src/core/machine.ts';
-import type { MachineConfig } from '../../src/core/scenario.ts';
-import { initialState } from '../../src/core/state.ts';
+import { Machine } from '../../src/core/machine/machine.ts';
+import type { MachineConfig } from '../../src/core/machine/scenario.ts';
+import { initialState } from '../../src/core/machine/state.ts';
 
 export interface Rig {
   m: Machine;

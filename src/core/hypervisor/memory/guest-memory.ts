@@ -1,0 +1,173 @@
+/**
+ * The one path from a domain to memory: the p2m translation (the EPT in the CPU issue), then
+ * SMM's page permission check and encryption. Scripted guests and, later, instructions both
+ * come through here; nothing else reads or writes guest frames.
+ */
+import { NO_FRAME, type DomainId, type Gpa, type Mfn } from '../../../events/schema.ts';
+import type { Machine } from '../../machine/machine.ts';
+import { PAGE_SIZE } from '../../machine/scenario.ts';
+import { decryptLines, encryptLines, gfnOf, lineSpan, pageOffset, pptDenial } from './smm.ts';
+import { ensureKey } from '../xen.ts';
+import { forgetDecodes } from '../../hardware/cpu/interpreter.ts';
+
+interface Piece {
+  gpa: Gpa;
+  offset: number;
+  length: number;
+  /** Where the piece starts in the caller's buffer. */
+  at: number;
+}
+
+/** Splits an access into per-page pieces. */
+function pieces(gpa: Gpa, length: number): Piece[] {
+  const result: Piece[] = [];
+  for (let at = 0; at < length;) {
+    const address = (gpa + at) >>> 0;
+    const offset = pageOffset(address);
+    const n = Math.min(length - at, PAGE_SIZE - offset);
+    result.push({ gpa: address, offset, length: n, at });
+    at += n;
+  }
+  return result;
+}
+
+/** Translates through the p2m and the page permission table, or records the fault. */
+function translate(m: Machine, dom: DomainId, gpa: Gpa, write: boolean): Mfn | undefined {
+  const mfn = m.state.domains.get(dom)?.p2m.get(gfnOf(gpa));
+  const access = write ? 'w' : 'r';
+  if (mfn === undefined) {
+    m.emit('mem.fault', { dom, gpa, mfn: NO_FRAME, access, reason: 'p2m-missing' });
+    return undefined;
+  }
+  if (m.state.profile === 'secure') {
+    const denial = pptDenial(m.state, dom, mfn, write);
+    if (denial !== undefined) {
+      m.emit('mem.fault', { dom, gpa, mfn, access, reason: `ppt-denied: ${denial}` });
+      return undefined;
+    }
+  }
+  return mfn;
+}
+
+/** A guest write on `pcpu`. Returns false when a fault stopped it part way. */
+export function guestWrite(m: Machine, dom: DomainId, pcpu: number, gpa: Gpa, data: Uint8Array): boolean {
+  for (const piece of pieces(gpa, data.length)) {
+    const mfn = translate(m, dom, piece.gpa, true);
+    if (mfn === undefined) return false;
+    writeFrame(m, dom, pcpu, piece.gpa, mfn, piece.offset, data.subarray(piece.at, piece.at + piece.length));
+  }
+  return true;
+}
+
+/**
+ * Stores bytes into a frame the access was already translated to, through SMM: in the
+ * secure profile a read-modify-write of the lines it covers under the key SMM holds live on
+ * the pCPU (a scrubbed, absent frame reads as zeros, so its first write encrypts the whole
+ * page); in vanilla the bytes as they are.
+ */
+export function writeFrame(m: Machine, dom: DomainId, pcpu: number, gpa: Gpa, mfn: Mfn, offset: number, bytes: Uint8Array): void {
+  writeFrameWithKey(m, dom, m.state.sched.smmLive[pcpu], gpa, mfn, offset, bytes);
+}
+
+/** writeFrame with the key named: the domain builder writes a new guest's image with its key. */
+export function writeFrameWithKey(m: Machine, dom: DomainId, keyDom: DomainId, gpa: Gpa, mfn: Mfn, offset: number, bytes: Uint8Array): void {
+  if (m.state.profile === 'vanilla') {
+    m.emit('mem.write', { dom, gpa, mfn, offset, stored: bytes.slice() });
+    return;
+  }
+  const key = ensureKey(m, keyDom);
+  const page = m.state.memory.get(mfn);
+  const { start, end } = page === undefined ? { start: 0, end: PAGE_SIZE } : lineSpan(offset, bytes.length);
+  // The page's plaintext under this key (cached), patched: only the lines written are
+  // encrypted again.
+  const before = page === undefined ? ZERO_PAGE : plaintextUnder(key, mfn, page.bytes);
+  const lines = LINES_SCRATCH.subarray(start, end);
+  lines.set(before.subarray(start, end));
+  lines.set(bytes, offset - start);
+  const stored = encryptLines(key, mfn, start, lines);
+  m.emit('mem.encrypt', { dom, mfn, offset: start, len: end - start, keyDom });
+  m.emit('mem.write', { dom, gpa, mfn, offset: start, stored });
+  // The new page's plaintext is known without decrypting it. When the stored page was written
+  // in place (a private page), so is its cached plaintext: the cache entry stays right.
+  const after = m.state.memory.get(mfn)!.bytes;
+  const inPlace = page !== undefined && after === page.bytes;
+  const plain = inPlace ? before : page === undefined ? new Uint8Array(PAGE_SIZE) : before.slice();
+  if (inPlace) forgetDecodes(plain);
+  plain.set(bytes, offset);
+  plaintextCache.set(after, { key, plain });
+}
+
+/**
+ * Plaintext of whole pages as SMM would decrypt them, cached by the page's bytes and the
+ * key: a pure cache, so replay is unaffected. Each entry's plaintext is its own (never shared
+ * with another entry), so a private page written in place has its plaintext patched in place.
+ */
+const plaintextCache = new WeakMap<Uint8Array, { key: Uint8Array; plain: Uint8Array }>();
+const ZERO_PAGE = new Uint8Array(PAGE_SIZE);
+/** The lines a write covers, as plaintext (encryptLines copies them at once). */
+const LINES_SCRATCH = new Uint8Array(PAGE_SIZE);
+
+/**
+ * What an access on `pcpu` reads from a frame: SMM decrypts with the live key (the same bytes
+ * the scripted path's mem.read carries as value). Emits nothing: the CPU's loads show in
+ * the registers they fill.
+ */
+export function readFramePlain(m: Machine, pcpu: number, mfn: Mfn): Uint8Array {
+  const page = m.state.memory.get(mfn);
+  if (page === undefined) return ZERO_PAGE;
+  if (m.state.profile === 'vanilla') return page.bytes;
+  return plaintextUnder(ensureKey(m, m.state.sched.smmLive[pcpu]), mfn, page.bytes);
+}
+
+function plaintextUnder(key: Uint8Array, mfn: Mfn, stored: Uint8Array): Uint8Array {
+  const cached = plaintextCache.get(stored);
+  if (cached !== undefined && cached.key === key) return cached.plain;
+  const plain = decryptLines(key, mfn, 0, stored);
+  plaintextCache.set(stored, { key, plain });
+  return plain;
+}
+
+/** A guest read on `pcpu`; undefined when a fault stopped it. */
+export function guestRead(m: Machine, dom: DomainId, pcpu: number, gpa: Gpa, length: number): Uint8Array | undefined {
+  const value = new Uint8Array(length);
+  for (const piece of pieces(gpa, length)) {
+    const mfn = translate(m, dom, piece.gpa, false);
+    if (mfn === undefined) return undefined;
+    const part = readPiece(m, dom, pcpu, piece, mfn);
+    value.set(part, piece.at);
+  }
+  return value;
+}
+
+function readPiece(m: Machine, dom: DomainId, pcpu: number, piece: Piece, mfn: Mfn): Uint8Array {
+  const page = m.state.memory.get(mfn);
+  const end = piece.offset + piece.length;
+  const stored = page === undefined ? new Uint8Array(piece.length) : page.bytes.slice(piece.offset, end);
+  let value = stored;
+  if (m.state.profile === 'secure' && page !== undefined) {
+    const keyDom = m.state.sched.smmLive[pcpu];
+    const key = ensureKey(m, keyDom);
+    const span = lineSpan(piece.offset, piece.length);
+    const plain = decryptLines(key, mfn, span.start, page.bytes.subarray(span.start, span.end));
+    value = plain.slice(piece.offset - span.start, end - span.start);
+    m.emit('mem.decrypt', { dom, mfn, offset: span.start, len: span.end - span.start, keyDom });
+  }
+  m.emit('mem.read', { dom, gpa: piece.gpa, mfn, offset: piece.offset, stored, value });
+  return value;
+}
+
+/**
+ * dom0 maps a guest frame (a foreign mapping) and reads it. SMM does not decrypt for dom0,
+ * so in the secure profile it sees the bytes as stored: ciphertext.
+ */
+export function foreignRead(m: Machine, target: DomainId, gfn: number, offset: number, length: number): void {
+  const mfn = m.state.domains.get(target)?.p2m.get(gfn);
+  if (mfn === undefined) {
+    m.emit('mem.fault', { dom: 0, gpa: gfn * PAGE_SIZE + offset, mfn: NO_FRAME, access: 'r', reason: 'p2m-missing' });
+    return;
+  }
+  const n = Math.min(length, PAGE_SIZE - offset);
+  const page = m.state.memory.get(mfn);
+  const value = page === undefined ? new Uint8Array(n) : page.bytes.slice(offset, offset + n);
+  m.emit('dom0.foreign_read', { target, gfn, mfn, offset, value });
+}

@@ -1,0 +1,221 @@
+/**
+ * Runs an x86 vCPU for one step under VMX: enter the guest, let it retire one instruction,
+ * deliver the exception it raised through its IDT, or take the VM exit it caused and run the
+ * hypervisor's handler. Every step starts with its opener (vm.entry, cpu.step, exception or
+ * vm.exit); what the instruction did to the TLB and memory follows it.
+ */
+import { BLOCKING_BY_STI, cloneCpu, copyCpuInto, cpuDelta, resetCpu, type CpuState } from '../../hardware/cpu/cpu-state.ts';
+import { causesDoubleFault, deliverEvent, type EventDetail } from '../../hardware/cpu/exceptions.ts';
+import { stepInto, type ExitControls } from '../../hardware/cpu/interpreter.ts';
+import type { Machine } from '../../machine/machine.ts';
+import { GuestBus } from './guest-bus.ts';
+import type { Domain, ExitInfo, X86Vcpu } from '../../machine/state.ts';
+import { destroyDomain } from '../xen.ts';
+import { xenHvmControls, interceptsException } from '../../hardware/vmx/controls.ts';
+import { ExitReason, Vector } from '../../hardware/vmx/exit-reasons.ts';
+import { handleExit, type ExitAction, type Injection } from './handlers.ts';
+import { lapicMasked, lapicVector, nextDeadline, timerDue } from '../../hardware/vmx/lapic.ts';
+
+const EFLAGS_IF = 1 << 9;
+const CONTROLS: Record<'ept' | 'shadow', ExitControls> = { ept: xenHvmControls('ept'), shadow: xenHvmControls('shadow') };
+const controlsFor = (paging: 'ept' | 'shadow'): ExitControls => CONTROLS[paging];
+
+export interface X86Context {
+  m: Machine;
+  pcpu: number;
+  domain: Domain;
+  vcpu: number;
+  x86: X86Vcpu;
+}
+
+/** IF is set and no STI shadow blocks interrupts. */
+export const interruptsEnabled = (x86: X86Vcpu): boolean => (x86.cpu.eflags & EFLAGS_IF) !== 0 && x86.cpu.interruptibility === 0;
+
+/** A halted vCPU wakes for a pending (or due) interrupt it can take. */
+export function canWake(x86: X86Vcpu, tick: number): boolean {
+  return interruptsEnabled(x86) && (x86.lapic.pending || x86.irr.length > 0 || timerDue(x86.lapic, tick));
+}
+
+/** The tick a halted vCPU waits for, if any. */
+export function wakeTick(x86: X86Vcpu): number | undefined {
+  const lapic = x86.lapic;
+  return x86.halted && interruptsEnabled(x86) && !lapic.pending && !lapicMasked(lapic) && lapic.deadline >= 0 ? lapic.deadline : undefined;
+}
+
+export function runX86Step(ctx: X86Context): void {
+  const { x86, m } = ctx;
+  if (!x86.inGuest) return enterGuest(ctx);
+  if (timerDue(x86.lapic, m.state.tick)) return takeExit(ctx, exitInfo(ExitReason.EXTERNAL_INTERRUPT), { afterExit: () => fireTimer(ctx) });
+  if ((x86.lapic.pending || x86.irr.length > 0) && interruptsEnabled(x86)) return takeExit(ctx, exitInfo(ExitReason.INTERRUPT_WINDOW));
+  executeInstruction(ctx);
+}
+
+/** The scheduler's time slice is over: the host timer exits the guest. */
+export function preempt(ctx: X86Context): void {
+  takeExit(ctx, exitInfo(ExitReason.EXTERNAL_INTERRUPT), { preempted: true });
+}
+
+function exitInfo(reason: number, fields: Partial<ExitInfo> = {}): ExitInfo {
+  return { reason, qualification: 0, gla: -1, gpa: -1, length: 0, vector: -1, errorCode: -1, ...fields };
+}
+
+function emitTimer(ctx: X86Context, deadline: number, pending: boolean): void {
+  const { lvt, initialCount } = ctx.x86.lapic;
+  ctx.m.emit('lapic.timer', { dom: ctx.domain.id, vcpu: ctx.vcpu, lvt, initialCount, deadline, pending });
+}
+
+/** The timer fires while the guest runs: its interrupt becomes pending. */
+function fireTimer(ctx: X86Context): void {
+  emitTimer(ctx, nextDeadline(ctx.x86.lapic, ctx.m.state.tick), true);
+}
+
+/**
+ * The copy an instruction executes on. One for all: it is overwritten before every
+ * instruction and read only until the step's cpu.step is built (evolve then applies the
+ * delta to the vCPU's own state), so no state lives in it between steps.
+ */
+const SCRATCH_CPU: CpuState = resetCpu(0, 0);
+
+function executeInstruction(ctx: X86Context): void {
+  const { m, domain, vcpu, pcpu, x86 } = ctx;
+  const before = x86.cpu;
+  const cpu = SCRATCH_CPU;
+  copyCpuInto(cpu, before);
+  const bus = new GuestBus(m, domain, vcpu, pcpu);
+  const outcome = stepInto(before, cpu, bus, controlsFor(domain.paging), m.state.tick);
+  if (outcome.kind === 'retired') {
+    // The STI shadow lasts exactly one instruction. (Single-step traps, TF, are not modelled.)
+    cpu.interruptibility = outcome.interruptShadow ? BLOCKING_BY_STI : 0;
+    // Built here rather than by makeEvent (this runs per instruction): the schema's field order.
+    m.emitEvent({ kind: 'cpu.step', dom: domain.id, vcpu, pcpu, eip: before.eip, next: cpu.eip, delta: cpuDelta(before, cpu, false) });
+    bus.commit(true);
+    if (outcome.tlbFlush) m.emit('tlb.flush', { dom: domain.id, vcpu, scope: 'all', page: -1 });
+    if (outcome.invlpg !== undefined) m.emit('tlb.flush', { dom: domain.id, vcpu, scope: 'page', page: outcome.invlpg >>> 12 });
+    return;
+  }
+  if (outcome.kind === 'exit') return takeExit(ctx, faultExit(bus, outcome, outcome.length), { bus });
+  if (interceptsException(domain.paging, outcome.vector)) {
+    return takeExit(ctx, exitInfo(ExitReason.EXCEPTION_NMI, {
+      qualification: outcome.cr2 ?? 0, vector: outcome.vector, errorCode: outcome.errorCode ?? -1,
+    }), { bus });
+  }
+  deliverToGuest(ctx, bus, outcome.vector, outcome.errorCode, outcome.cr2, outcome.software === true, outcome.length ?? 0);
+}
+
+/** The exit information of an exit-type fault (an EPT violation, a shadow-table #PF). */
+function faultExit(bus: GuestBus, fault: { reason: number; qualification: number; gla: number | null; gpa: number | null }, length = 0): ExitInfo {
+  const info = exitInfo(fault.reason, { qualification: fault.qualification, gla: fault.gla ?? -1, gpa: fault.gpa ?? -1, length });
+  if (fault.reason === ExitReason.EXCEPTION_NMI && bus.shadowFault) {
+    return { ...info, gpa: -1, vector: Vector.PF, errorCode: bus.shadowFault.errorCode };
+  }
+  return info;
+}
+
+/** An exception the guest handles itself: delivered through its IDT. */
+function deliverToGuest(ctx: X86Context, bus: GuestBus, vector: number, errorCode: number | null, cr2: number | undefined, software: boolean, length: number): void {
+  const { m, domain, vcpu, pcpu, x86 } = ctx;
+  bus.discardStores();
+  const cpu = cloneCpu(x86.cpu);
+  const detail: EventDetail = { cr2, instructionLength: software ? length : undefined };
+  const result = deliverEvent(cpu, bus, vector, errorCode, software, detail);
+  // Delivery met a fault the hypervisor owns: exit. The instruction has not retired, so once
+  // the exit is handled it runs again and raises the same exception.
+  if (typeof result === 'object' && result.kind === 'exit') return takeExit(ctx, faultExit(bus, result), { bus, delivering: { vector, software } });
+  if (typeof result === 'object' || result === 'triple-fault') return takeExit(ctx, exitInfo(ExitReason.TRIPLE_FAULT), { bus });
+  // The event as the handler received it: a broken gate or a fault on the way changes it.
+  const delivered = detail.delivered!;
+  m.emit('exception', {
+    dom: domain.id, vcpu, pcpu, vector: delivered.vector, errorCode: delivered.errorCode ?? -1,
+    cr2: delivered.vector === Vector.PF || delivered.vector === Vector.DF ? cpu.cr2 : -1, delta: cpuDelta(x86.cpu, cpu),
+  });
+  bus.commit(true);
+}
+
+/**
+ * VM exit: record it, commit what the attempt did to the TLB, run the handler, and leave
+ * the guest state and the injection for the next VM entry.
+ */
+interface ExitOptions {
+  /** The bus of the attempt that exited: its TLB fills and A/D bits are committed. */
+  bus?: GuestBus;
+  /** Events that belong to the exit itself (the timer firing). */
+  afterExit?: () => void;
+  /** The scheduler's preemption: no handler, the vCPU just leaves the guest. */
+  preempted?: boolean;
+  /** The exit interrupted the delivery of this event (the IDT-vectoring information). */
+  delivering?: { vector: number; software: boolean };
+}
+
+function takeExit(ctx: X86Context, exit: ExitInfo, { bus, afterExit, preempted = false, delivering }: ExitOptions = {}): void {
+  const { m, domain, vcpu, pcpu } = ctx;
+  m.emit('vm.exit', { dom: domain.id, vcpu, pcpu, ...exit });
+  bus?.commit(false);
+  afterExit?.();
+  if (preempted) return;
+  const x86 = m.state.domains.get(domain.id)!.vcpus[vcpu].x86!;
+  let action = handleExit({ m, domain: m.state.domains.get(domain.id)!, vcpu, pcpu, x86, exit });
+  if (delivering && action.kind === 'resume' && action.inject !== null) action = combineWithDelivery(action, delivering);
+  switch (action.kind) {
+    case 'resume': return writeVmcs(ctx, x86.cpu, action.cpu, action.inject);
+    case 'halt': m.emit('vcpu.halt', { dom: domain.id, vcpu, delta: cpuDelta(x86.cpu, action.cpu) }); return;
+    case 'shutdown': destroyDomain(m, domain.id, 'shutdown'); return;
+    case 'crash': destroyDomain(m, domain.id, `crashed: ${action.reason}`); return;
+    case 'deschedule': return;
+  }
+}
+
+/**
+ * The handler of an exit taken while an event was being delivered wants to give the guest a
+ * fault of its own (shadow paging reflecting the guest's #PF): the SDM's rules for a fault
+ * during delivery decide what the guest gets - that fault, a double fault, or (while a
+ * double fault was being delivered) a triple fault.
+ */
+function combineWithDelivery(action: Extract<ExitAction, { kind: 'resume' }>, delivering: { vector: number; software: boolean }): ExitAction {
+  const second = action.inject!;
+  if (delivering.vector === Vector.DF && !delivering.software) return { kind: 'crash', reason: 'triple fault' };
+  if (causesDoubleFault(delivering.vector, delivering.software, second.vector)) {
+    return { ...action, inject: { vector: Vector.DF, errorCode: 0, cr2: second.cr2 } };
+  }
+  return action;
+}
+
+function writeVmcs(ctx: X86Context, before: CpuState, after: CpuState, inject: Injection | null): void {
+  const delta = cpuDelta(before, after);
+  if (delta.length === 0 && inject === null) return;
+  ctx.m.emit('vmcs.write', {
+    dom: ctx.domain.id, vcpu: ctx.vcpu, delta, inject: inject?.vector ?? -1, errorCode: inject?.errorCode ?? -1, cr2: inject?.cr2 ?? 0,
+  });
+}
+
+/**
+ * VM entry: inject the pending event (the handler's, or the timer's when the guest can take
+ * it) through the guest's IDT, and go back to running the guest.
+ */
+function enterGuest(ctx: X86Context): void {
+  const { m, domain, vcpu, pcpu, x86 } = ctx;
+  const tick = m.state.tick;
+  const fired = timerDue(x86.lapic, tick);
+  const timerPending = x86.lapic.pending || fired;
+  // The highest vector requested goes first, as the APIC prioritises; a remapped MSI and the timer compete so.
+  const external = x86.irr.length > 0 ? x86.irr[x86.irr.length - 1] : -1;
+  const canTake = x86.injection === null && interruptsEnabled(x86);
+  const takeTimer = canTake && timerPending && lapicVector(x86.lapic) >= external;
+  const takeExternal = canTake && !takeTimer && external >= 0;
+  const injection = x86.injection ?? (takeTimer ? { vector: lapicVector(x86.lapic), errorCode: -1, cr2: 0 } : takeExternal ? { vector: external, errorCode: -1, cr2: 0 } : null);
+  const cpu = cloneCpu(x86.cpu);
+  const bus = new GuestBus(m, domain, vcpu, pcpu);
+  let delivered: EventDetail['delivered'];
+  if (injection !== null) {
+    const cr2 = injection.vector === Vector.PF ? injection.cr2 : undefined;
+    const detail: EventDetail = { cr2 };
+    const result = deliverEvent(cpu, bus, injection.vector, injection.errorCode < 0 ? null : injection.errorCode, false, detail);
+    // The injection stays pending (only vm.entry clears it): after the exit it is tried again.
+    if (typeof result === 'object' && result.kind === 'exit') return takeExit(ctx, faultExit(bus, result), { bus, delivering: { vector: injection.vector, software: false } });
+    if (typeof result === 'object' || result === 'triple-fault') return takeExit(ctx, exitInfo(ExitReason.TRIPLE_FAULT), { bus });
+    delivered = detail.delivered!;
+  }
+  m.emit('vm.entry', { dom: domain.id, vcpu, delta: cpuDelta(x86.cpu, cpu), inject: delivered?.vector ?? -1, errorCode: delivered?.errorCode ?? -1 });
+  bus.commit(true);
+  if (fired || takeTimer) emitTimer(ctx, fired ? nextDeadline(x86.lapic, tick) : x86.lapic.deadline, timerPending && !takeTimer);
+}
+

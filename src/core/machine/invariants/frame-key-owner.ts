@@ -1,0 +1,15 @@
+import { NO_DOMAIN } from '../../../events/schema.ts';
+import { domainLabel } from '../state.ts';
+import type { InvariantChecker } from './types.ts';
+
+/** A frame is encrypted with its owner's key, never with the key of whoever happened to be live. */
+export const frameKeyOwner: InvariantChecker = {
+  name: 'frame-key-owner',
+  kinds: ['mem.encrypt'],
+  check(state, event) {
+    if (event.kind !== 'mem.encrypt') return undefined;
+    const owner = state.ppt.get(event.mfn)?.owner ?? NO_DOMAIN;
+    if (owner === event.keyDom) return undefined;
+    return { dom: owner, mfn: event.mfn, detail: `frame ${event.mfn} of ${owner === NO_DOMAIN ? 'nobody' : domainLabel(state, owner)} encrypted with ${domainLabel(state, event.keyDom)}'s key` };
+  },
+};

@@ -1,0 +1,186 @@
+/**
+ * The decider: the machine takes one step and says what happened.
+ *
+ * `step()` decides one step from the state alone and returns its events; every event is
+ * applied (`evolve`) the moment it is emitted, so later decisions in the same step see its
+ * effect. The isolation invariants look at every event before it is applied; what they
+ * find is appended to the step as `violation` events.
+ */
+import { assert } from '../../events/errors.ts';
+import { NO_DOMAIN, makeEvent, type Event, type EventFields, type EventKind } from '../../events/schema.ts';
+import { evolve } from './evolve.ts';
+import { performDom0Action, runDom0Action, runGuestOperation } from './guests/scripted.ts';
+import { parseDeviceDma, parseDeviceMsi, parseDom0Input } from './scenario.ts';
+import { INVARIANT_CHECKERS, type InvariantChecker } from './invariants/index.ts';
+import { anyRunnable, isRunnable, passTurn, passesTurn, runnableVcpus, scheduleStep, type VcpuRef } from '../hypervisor/scheduler.ts';
+import type { MachineState } from './state.ts';
+import { runX86Step, wakeTick } from '../hypervisor/vmx/vcpu-run.ts';
+import { createDomain, reloadImage } from '../hypervisor/xen.ts';
+import { NIC_PF_BDF } from '../hypervisor/io/io-state.ts';
+import { nicBoot, wireDeliver, wireReceive } from '../hypervisor/io/nic.ts';
+import { dmaRead, dmaWrite, interruptRequest, vtdBoot } from '../hypervisor/vtd-driver/vtd-driver.ts';
+
+/** The checkers that look at each kind of event. */
+const CHECKERS_BY_KIND = new Map<string, InvariantChecker[]>();
+for (const checker of INVARIANT_CHECKERS) {
+  for (const kind of checker.kinds) CHECKERS_BY_KIND.set(kind, [...(CHECKERS_BY_KIND.get(kind) ?? []), checker]);
+}
+
+export class Machine {
+  private events: Event[] = [];
+  /** Violations found in the current step; almost always none, so allocated on demand. */
+  private breaches: Event[] | null = null;
+
+  /** @param state the working state; the machine mutates it in place. */
+  constructor(readonly state: MachineState) {}
+
+  emit<K extends EventKind>(kind: K, fields: EventFields<K>): void {
+    this.apply(makeEvent(kind, fields));
+  }
+
+  /**
+   * Applies an event the caller built itself (for the hottest kinds, to skip makeEvent): it
+   * must be what makeEvent would build, its fields in schema order.
+   */
+  emitEvent(event: Event): void {
+    this.apply(event);
+  }
+
+  private apply(event: Event): void {
+    const checkers = CHECKERS_BY_KIND.get(event.kind);
+    if (checkers !== undefined) {
+      for (const checker of checkers) {
+        const breach = checker.check(this.state, event);
+        if (breach !== undefined) (this.breaches ??= []).push(makeEvent('violation', { invariant: checker.name, ...breach }));
+      }
+    }
+    evolve(this.state, event, true);
+    this.events.push(event);
+  }
+
+  /** Decides and applies one step; returns its events (the first is a step opener). */
+  step(): Event[] {
+    assert(!this.state.halted, 'step after machine.halt');
+    this.events = [];
+    this.breaches = null;
+    this.decide();
+    return this.finishStep();
+  }
+
+  /** Appends the step's violations (found before each event was applied) and returns its events. */
+  private finishStep(): Event[] {
+    if (this.breaches !== null) {
+      for (const violation of this.breaches) {
+        evolve(this.state, violation, true);
+        this.events.push(violation);
+      }
+    }
+    return this.events;
+  }
+
+  /**
+   * Applies a modification from outside the machine as an `input` step: a scenario input
+   * (its index) or a fork's modification (index -1). The caller validated it.
+   */
+  input(index: number, key: string, value: string): Event[] {
+    this.events = [];
+    this.breaches = null;
+    this.emit('input', { index, key, value });
+    actOnInput(this, key, value);
+    return this.finishStep();
+  }
+
+  /** True when the machine has nothing left to do but halt. */
+  get finished(): boolean {
+    const s = this.state;
+    return s.booted && !s.halted && !anyRunnable(s) && this.nextWake() === undefined;
+  }
+
+  /** The next tick something is due: a dom0 action, or a halted vCPU's timer. */
+  private nextWake(): number | undefined {
+    const s = this.state;
+    const ticks: number[] = [];
+    const action = s.config.dom0Actions[s.dom0Next];
+    if (action !== undefined) ticks.push(action.at);
+    const frame = s.config.network.wire[s.io.wireNext];
+    if (frame !== undefined) ticks.push(frame.at);
+    for (const domain of s.domains.values()) {
+      if (domain.status !== 'running') continue;
+      for (const vcpu of domain.vcpus) {
+        const wake = vcpu.x86 ? wakeTick(vcpu.x86) : undefined;
+        if (wake !== undefined) ticks.push(wake);
+      }
+    }
+    return ticks.length ? Math.min(...ticks) : undefined;
+  }
+
+  private decide(): void {
+    const s = this.state;
+    if (!s.booted) return this.boot();
+    const action = s.config.dom0Actions[s.dom0Next];
+    if (action !== undefined && action.at <= s.tick) return runDom0Action(this, s.dom0Next);
+    const frame = s.config.network.wire[s.io.wireNext];
+    if (frame !== undefined && frame.at <= s.tick) return wireReceive(this, s.io.wireNext);
+    const current = s.sched.pcpus[s.sched.turn];
+    // The common case first: the vCPU on this pCPU goes on, with no need to look at the others.
+    if (current.dom !== NO_DOMAIN && current.quantumLeft > 0 && isRunnable(s, current.dom, current.vcpu)) {
+      return this.runVcpu(s.sched.turn, current);
+    }
+    if (passesTurn(s)) return passTurn(this);
+    const runnable = runnableVcpus(s);
+    if (runnable.length > 0) return scheduleStep(this, runnable, (pcpu, ref) => this.runVcpu(pcpu, ref));
+    const wake = this.nextWake();
+    if (wake !== undefined) return this.emit('sched.idle', { pcpu: s.sched.turn, ticks: Math.max(1, wake - s.tick) });
+    this.emit('machine.halt', { reason: 'all guests finished' });
+  }
+
+  private runVcpu(pcpu: number, ref: VcpuRef): void {
+    const domain = this.state.domains.get(ref.dom)!;
+    const x86 = domain.vcpus[ref.vcpu].x86;
+    if (x86) runX86Step({ m: this, pcpu, domain, vcpu: ref.vcpu, x86 });
+    else runGuestOperation(this, pcpu, ref);
+  }
+
+  /** Boot: dom0 and the domains that start at tick 0. */
+  private boot(): void {
+    const c = this.state.config;
+    this.emit('machine.boot', { profile: this.state.profile, frames: c.frames, pcpus: c.pcpus, seed: c.seed });
+    createDomain(this, 'dom0', c.dom0MemoryKiB, 0);
+    // Xen turns VT-d on before dom0's PF driver enables the VFs (secure; vanilla has no VT-d).
+    if (this.state.profile === 'secure') vtdBoot(this);
+    nicBoot(this);
+    for (const spec of c.domains) {
+      if (spec.start === 0) createDomain(this, spec.name, spec.memoryKiB, spec.vcpus);
+    }
+  }
+}
+
+/**
+ * What an input does beyond the state change its event carries: a dom0 action, a hostile
+ * device's DMA or interrupt request, a frame from the wire, a new x86 image (the input's own
+ * fold resets the vCPU; the image is written here).
+ */
+function actOnInput(m: Machine, key: string, value: string): void {
+  const [family, name] = key.split('.');
+  const bytes = (): Uint8Array => Uint8Array.from(Buffer.from(value, 'hex'));
+  if (family === 'dom0') {
+    performDom0Action(m, parseDom0Input(name, value, m.state.config.domains.map((d) => d.name)), -1);
+  } else if (key === 'device.dma') {
+    deviceDma(m, parseDeviceDma(value)!);
+  } else if (key === 'device.msi') {
+    const msi = parseDeviceMsi(value)!;
+    interruptRequest(m, msi.sid, msi.address, msi.data);
+  } else if (key === 'wire.frame') {
+    wireDeliver(m, bytes());
+  } else if (family === 'domain' && key.endsWith('.x86')) {
+    reloadImage(m, name, bytes());
+  }
+}
+
+/** A device doing DMA on its own (a hostile or broken VF): only an enabled VF has a source id. */
+function deviceDma(m: Machine, dma: NonNullable<ReturnType<typeof parseDeviceDma>>): void {
+  const fn = m.state.io.pci.functions.get(NIC_PF_BDF)?.sriov?.vfs[dma.vf - 1];
+  if (fn === undefined) return;
+  if (dma.write) dmaWrite(m, fn.bdf, dma.iova, dma.data);
+  else dmaRead(m, fn.bdf, dma.iova, dma.len);
+}
