@@ -174,9 +174,6 @@ export interface Host {
   emitEvent(event: Event): void;
 }
 
-/** Applies one kind of event to the state (the fold); `live`: the state is a live machine's own. */
-export type Apply<E, S = HostState> = (state: S, event: E, live: boolean) => void;
-
 export function freeFrameCount(state: HostState): number {
   return state.freeStack.length + (state.config.frames - state.nextFresh);
 }

@@ -10,11 +10,13 @@
  */
 import type { Event, EventKind, EventOf } from '../../events/schema.ts';
 import { applyNicReg } from '../hardware/nic/device.ts';
-import { applyNicVf } from '../hypervisor/io/nic-pf-driver.ts';
+import { applyCreate, applyDestroy } from '../hypervisor/domains.ts';
 import { applyNetbackState } from '../hypervisor/io/netback.ts';
+import { applyNicVf } from '../hypervisor/io/nic-pf-driver.ts';
 import { applySiomBuffer } from '../hypervisor/io/siom.ts';
 import { applyIo, applyPciCfg, applyPciMmio } from '../hypervisor/io/vpci.ts';
 import { applyWrite } from '../hypervisor/memory/guest-memory.ts';
+import { applyEptUpdate, applyP2m } from '../hypervisor/memory/memory-ops.ts';
 import { applyKeyAssign, applyKeyRevoke, applyPpt, applyScrub } from '../hypervisor/memory/smm.ts';
 import { applyHypercall, applyIdle, applySwitch } from '../hypervisor/scheduler.ts';
 import { applyShadowSync, applyTlbFill, applyTlbFlush } from '../hypervisor/vmx/translation-caches.ts';
@@ -28,8 +30,6 @@ import { applyDom0Op } from './guests/dom0.ts';
 import { applyCanary, applyGuestOp } from './guests/scripted.ts';
 import { applyInput } from './inputs.ts';
 import type { MachineState } from './state.ts';
-import { applyCreate, applyDestroy } from '../hypervisor/domains.ts';
-import { applyEptUpdate, applyP2m } from '../hypervisor/memory/memory-ops.ts';
 
 type Apply<K extends EventKind> = (state: MachineState, event: EventOf<K>, live: boolean) => void;
 

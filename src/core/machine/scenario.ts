@@ -8,13 +8,13 @@ import yaml from 'js-yaml';
 import { z } from 'zod';
 import { InputError } from '../../events/errors.ts';
 import { PROFILES, type Profile } from '../../events/schema.ts';
-import { FLAWS, type FlawName } from '../hypervisor/flaws.ts';
-import {
-  DOM0_OPS, PAGE_SIZE, XEN_RESERVED_FRAMES, type Dom0Action, type DomainSpec, type GuestImage, type GuestOp, type InputSpec, type MachineConfig,
-  type NetworkConfig,
-} from '../hypervisor/config.ts';
-import { AssemblyError, assemble } from '../hardware/x86/index.ts';
 import { buildFrame, isIpv4, isMac } from '../hardware/nic/ethernet.ts';
+import { assemble, AssemblyError } from '../hardware/x86/index.ts';
+import {
+  DOM0_OPS, PAGE_SIZE, XEN_RESERVED_FRAMES, type Dom0Action, type DomainSpec, type GuestImage, type GuestOp, type InputSpec,
+  type MachineConfig, type NetworkConfig,
+} from '../hypervisor/config.ts';
+import { FLAWS, type FlawName } from '../hypervisor/flaws.ts';
 
 const GFN_LIMIT = 1 << 20;
 const REPEAT_TIMES_MAX = 1_000_000_000;

@@ -2,21 +2,21 @@
  * The hypervisor's VM-exit handlers: what Xen does when the guest traps, decided from the
  * exit information and the guest state, returned as an action for the vCPU driver to apply.
  */
-import { cloneCpu, type CpuState } from '../../hardware/cpu/cpu-state.ts';
-import { readGuestLinear } from '../memory/copy-from-guest.ts';
-import { guestWalk, CR0_PG, PTE_DIRTY, PTE_WRITABLE, type WalkPort } from '../../hardware/paging/guest-walk.ts';
-import { PAGE_SIZE } from '../config.ts';
-import { readFramePlain, writeFrame } from '../memory/guest-memory.ts';
-import { ExitReason } from '../../hardware/cpu/outcomes.ts';
-import { writeInitialCount, writeLvt, type Lapic } from '../../hardware/vmx/lapic.ts';
-import { Cr4, checkCr0, checkCr4 } from '../../hardware/cpu/control-registers.ts';
 import type { Fault } from '../../hardware/cpu/bus.ts';
+import { checkCr0, checkCr4, Cr4 } from '../../hardware/cpu/control-registers.ts';
+import { cloneCpu, type CpuState } from '../../hardware/cpu/cpu-state.ts';
+import { ExitReason } from '../../hardware/cpu/outcomes.ts';
+import { CR0_PG, guestWalk, PTE_DIRTY, PTE_WRITABLE, type WalkPort } from '../../hardware/paging/guest-walk.ts';
+import { writeInitialCount, writeLvt, type Lapic } from '../../hardware/vmx/lapic.ts';
+import { PAGE_SIZE } from '../config.ts';
 import { isPciConfigPort, pciConfigDataAccess } from '../io/vpci.ts';
-import { emulateMmio, inMmioWindow } from './mmio.ts';
+import { readGuestLinear } from '../memory/copy-from-guest.ts';
+import { readFramePlain, writeFrame } from '../memory/guest-memory.ts';
 import {
-  EINVAL, addToPhysmap, addToPhysmapCheck, decreaseCount, decreaseReservation, populateCheck, populatePhysmap,
+  addToPhysmap, addToPhysmapCheck, decreaseCount, decreaseReservation, EINVAL, populateCheck, populatePhysmap,
 } from '../memory/memory-ops.ts';
-import { type ExitAction, type ExitContext, gp, resume } from './exit-action.ts';
+import { gp, resume, type ExitAction, type ExitContext } from './exit-action.ts';
+import { emulateMmio, inMmioWindow } from './mmio.ts';
 
 const EAX = 0, ECX = 1, EDX = 2, EBX = 3, ESI = 6;
 const ENOSYS = -38;

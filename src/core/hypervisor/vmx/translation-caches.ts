@@ -3,8 +3,7 @@
  * under shadow paging, the shadow page table Xen keeps. What each of their events does.
  */
 import type { EventOf } from '../../../events/schema.ts';
-import { domainOf, x86Of, type X86Vcpu } from '../state.ts';
-import type { HostState } from '../state.ts';
+import { domainOf, x86Of, type HostState, type X86Vcpu } from '../state.ts';
 
 /** The vCPUs an event names: one, or (-1) all of the domain's. */
 export function x86Vcpus(state: HostState, dom: number, vcpu: number): X86Vcpu[] {

@@ -1,10 +1,10 @@
 import { NO_DOMAIN, NO_FRAME } from '../../../events/schema.ts';
 import { vtdStaleEntries } from '../../hardware/iommu/index.ts';
-import { hostPhysicalMemory } from '../../hypervisor/memory/host-frames.ts';
-import { PAGE_SIZE } from '../../hypervisor/config.ts';
-import type { MachineState } from '../state.ts';
-import { domainLabel } from '../../hypervisor/state.ts';
 import { pciBdfFormat } from '../../hardware/pci/index.ts';
+import { PAGE_SIZE } from '../../hypervisor/config.ts';
+import { hostPhysicalMemory } from '../../hypervisor/memory/host-frames.ts';
+import { domainLabel } from '../../hypervisor/state.ts';
+import type { MachineState } from '../state.ts';
 import type { InvariantChecker } from './types.ts';
 
 /**
