@@ -132,9 +132,11 @@ function measureAppend(source: string, target: string, runId: number): { rate: n
   let appended = 0;
   let spent = 0;
   let rawBytes = 0;
+  let previous: Uint8Array = GENESIS_HASH;
   for (const row of from.chunkRows(runId)) {
     rawBytes += inflateChunk(row.bytes).length;
-    const { events } = from.decodeChunk(row);
+    const { events } = from.decodeChunk(row, previous);
+    previous = row.hash;
     const t = process.hrtime.bigint();
     writer.append(events);
     spent += seconds(t);

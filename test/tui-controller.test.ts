@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import fc from 'fast-check';
 import { InputError } from '../src/events/errors.ts';
 import type { EventKind } from '../src/events/schema.ts';
-import { RecordingStore, type RunRow } from '../src/events/store.ts';
+import { GENESIS_HASH, RecordingStore, type RunRow } from '../src/events/store.ts';
 import { parseScenario } from '../src/core/machine/scenario.ts';
 import { recordScenario } from '../src/replay/recorder.ts';
 import { firstDivergence } from '../src/replay/diff.ts';
@@ -69,7 +69,7 @@ const jump = (d: Driven, seq: number): AppView => d.keys(':', ...String(seq), 'e
 function firstSeqOf(kind: string): number {
   const store = RecordingStore.open(recording, { readonly: true });
   stores.push(store);
-  const chunk = store.decodeChunk(store.chunkRowAt(store.run(2).id, 0)!);
+  const chunk = store.decodeChunk(store.chunkRowAt(store.run(2).id, 0)!, GENESIS_HASH);
   const index = chunk.events.findIndex((e) => e.kind === kind);
   assert.ok(index >= 0, `no ${kind} in the first chunk`);
   return chunk.firstSeq + index;

@@ -1,10 +1,11 @@
 /** `verify`, `fork` and `diff`: proving and comparing runs. */
-import type { RunRow } from '../events/store.ts';
+import { RecordingDamage, type DamagedRun, type RecordingStore, type RunRow } from '../events/store.ts';
 import { diffRuns } from '../replay/diff.ts';
 import { forkRun } from '../replay/fork.ts';
 import { domainNames, eventJson, eventText } from '../replay/format.ts';
 import { Timeline } from '../replay/timeline.ts';
 import { violationCount } from '../replay/summary.ts';
+import type { VerifyReport } from '../replay/verify.ts';
 import { SIM_VERSION, note, openForReading, openForWriting, out, parseCount, parseSeq, parseSets, quote, resolveRun, CLI } from './context.ts';
 import { verifyRunParallel } from './parallel-verify.ts';
 import { startProgress } from './progress.ts';
@@ -13,12 +14,11 @@ export async function verifyCommand(db: string, options: { run?: string; json?: 
   const workers = options.workers === undefined ? undefined : parseCount(options.workers, '--workers');
   const store = openForReading(db);
   try {
-    const runs: RunRow[] = options.run === undefined ? store.runs().map((r) => resolveRun(store, String(r.id))) : [resolveRun(store, options.run)];
+    const runs = options.run === undefined ? store.runsOrDamage() : [requestedRun(store, options.run)];
     let failed = 0;
-    for (const run of runs) {
-      const progress = startProgress(`verifying run ${run.id}`, run.eventCount);
-      const report = await verifyRunParallel(store, run, workers, (done) => progress.update(done));
-      progress.stop();
+    for (const listed of runs) {
+      const run = 'damage' in listed ? undefined : resolveRun(store, String(listed.id));
+      const report = run === undefined ? damagedReport(listed.id, (listed as DamagedRun).damage) : await verifyOne(store, run, workers);
       if (!report.ok) failed++;
       if (options.json) {
         out(JSON.stringify({ ...report, mismatch: report.mismatch && {
@@ -28,22 +28,57 @@ export async function verifyCommand(db: string, options: { run?: string; json?: 
         } }));
         continue;
       }
-      const what = `run ${run.id} (${run.name}, ${run.status}): ${report.events} events, ${report.chunks} chunks, ${report.checkpoints} checkpoints`;
-      if (report.ok) {
-        out(`ok    ${what}; hash chain intact, ${report.replayedEvents} events re-executed identically`);
-        continue;
-      }
-      const m = report.mismatch!;
-      out(`FAIL  ${what}`);
-      out(`      ${m.check}: ${m.message}`);
-      if (m.expected) out(`      recorded: ${eventText(m.expected)}`);
-      if (m.actual) out(`      replayed: ${eventText(m.actual)}`);
-      out(`      seed=${run.seed} run=${run.id} seq=${m.seq}; look: ${CLI} log ${quote(db)} --run ${run.id} --from ${Math.max(0, m.seq - 5)} --to ${m.seq + 5}`);
+      printReport(db, run, report);
     }
     return failed > 0 ? 1 : 0;
   } finally {
     store.close();
   }
+}
+
+/** The run --run names; a damaged record is reported as that run's failure. */
+function requestedRun(store: RecordingStore, ref: string): RunRow | DamagedRun {
+  try {
+    return resolveRun(store, ref);
+  } catch (error) {
+    const id = /^\d+$/.test(ref) ? Number(ref) : undefined;
+    if (error instanceof RecordingDamage && id !== undefined) return { id, damage: error };
+    throw error;
+  }
+}
+
+/** Verifies one run; damage met on the way (a record, a lineage) is its failure, not bad input. */
+async function verifyOne(store: RecordingStore, run: RunRow, workers: number | undefined): Promise<VerifyReport> {
+  const progress = startProgress(`verifying run ${run.id}`, run.eventCount);
+  try {
+    return await verifyRunParallel(store, run, workers, (done) => progress.update(done));
+  } catch (error) {
+    if (error instanceof RecordingDamage) return damagedReport(run.id, error);
+    throw error;
+  } finally {
+    progress.stop();
+  }
+}
+
+function damagedReport(run: number, damage: RecordingDamage): VerifyReport {
+  return { run, events: 0, chunks: 0, checkpoints: 0, replayedEvents: 0, live: false, ok: false, mismatch: { check: 'run', seq: damage.seq ?? 0, message: damage.what } };
+}
+
+function printReport(db: string, run: RunRow | undefined, report: VerifyReport): void {
+  const what = run === undefined
+    ? `run ${report.run} (its record is damaged)`
+    : `run ${run.id} (${run.name}, ${run.status}): ${report.events} events, ${report.chunks} chunks, ${report.checkpoints} checkpoints`;
+  const live = report.live ? `; live: verified up to its last committed chunk (seq ${report.events}), the run is still being recorded` : '';
+  if (report.ok) {
+    out(`ok    ${what}; hash chain intact, ${report.replayedEvents} events re-executed identically${live}`);
+    return;
+  }
+  const m = report.mismatch!;
+  out(`FAIL  ${what}${live}`);
+  out(`      ${m.check}: ${m.message}`);
+  if (m.expected) out(`      recorded: ${eventText(m.expected)}`);
+  if (m.actual) out(`      replayed: ${eventText(m.actual)}`);
+  out(`      seed=${run?.seed ?? '?'} run=${report.run} seq=${m.seq}; look: ${CLI} log ${quote(db)} --run ${report.run} --from ${Math.max(0, m.seq - 5)} --to ${m.seq + 5}`);
 }
 
 export interface ForkOptions {
