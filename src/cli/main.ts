@@ -12,6 +12,7 @@ import { benchCommand } from './bench.ts';
 import { diffCommand, forkCommand, verifyCommand } from './check.ts';
 import { exportPcapCommand } from './export.ts';
 import { fuzzCommand } from './fuzz.ts';
+import { ReaderGone } from './output.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 2;
@@ -84,7 +85,7 @@ function program(): Command {
     .command('pcap').argument('<db>', 'recording')
     .description('the frames that crossed the wire or the switch, as a libpcap file (timestamps: the machine\'s tick as microseconds)')
     .option('--run <run>', 'run id or name (default: the newest)')
-    .requiredOption('--out <file>', 'the pcap file to write')
+    .requiredOption('--out <file>', 'the pcap file to write (- for standard output; a FIFO or device is written in place)')
     .option('--at <points>', 'comma list of points (vfN.tx, vfN.rx, switch, wire.in, wire.out, siom.tx, siom.rx, netback.tx, netback.rx) or all', 'switch,wire.in,wire.out')
     .option('--dropped', 'include frames that were dropped there')
     .option('--force', 'replace an existing --out file')
@@ -120,6 +121,8 @@ let exitCode = EXIT_OK;
 const finish = (code: number): void => { exitCode = code; };
 
 function report(error: unknown): number {
+  // `export ... --out - | head`: the reader has what it wanted.
+  if (error instanceof ReaderGone) return EXIT_OK;
   if (error instanceof CommanderError) {
     // Help and version are not errors; everything else commander reports is a usage error.
     return error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? EXIT_OK : EXIT_USAGE;

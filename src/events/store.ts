@@ -11,7 +11,7 @@
  * - `meta` and `codec`: the format marker, the schema version and the codec's structures.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
@@ -134,6 +134,10 @@ export class RecordingStore {
   static open(path: string, options: OpenOptions = {}): RecordingStore {
     if (!existsSync(path)) {
       throw new InputError('no-such-file', `${path}: no such recording (record one with 'chronovisor run SCENARIO --out ${path}')`);
+    }
+    // SQLite would wait forever on a FIFO: only a regular file can be a recording.
+    if (!statSync(path).isFile()) {
+      throw new InputError('not-a-recording', `${path}: not a chronovisor recording (${statSync(path).isDirectory() ? 'a folder' : 'not a regular file'}); give a file written by 'chronovisor run'`);
     }
     const readonly = options.readonly ?? false;
     let db: Database.Database;
