@@ -2,12 +2,10 @@
 import { InputError } from '../events/errors.ts';
 import { EVENT_KINDS, eventDomains, type Event, type EventKind } from '../events/schema.ts';
 import type { DamagedRun, RunRow } from '../events/store.ts';
-import { domainNames, eventJson, eventText, stateText, stateView } from '../replay/format.ts';
+import { annotatedEvents, domainNames, eventLogJson, eventText, stateText, stateView } from '../replay/format.ts';
 import type { RunSummary } from '../replay/summary.ts';
 import { violationCount } from '../replay/summary.ts';
 import { Timeline } from '../replay/timeline.ts';
-import { evolve } from '../core/machine/evolve.ts';
-import { disassembleAt } from '../core/machine/inspect.ts';
 import { effectiveStatus, note, openForReading, out, parseCount, parseSeq, resolveRun } from './context.ts';
 
 /** Violations by the summary the writer left; null when it left none (a live or cut-short run). */
@@ -91,22 +89,15 @@ export function logCommand(db: string, options: LogOptions): number {
     const to = options.to === undefined ? timeline.length : Math.min(timeline.length, parseSeq(options.to, '--to') + 1);
     const limit = options.limit === undefined ? Infinity : parseCount(options.limit, '--limit');
     const ofKind = kindFilter(options.kind);
-    // A private state rolled forward with the events, so each instruction can be shown as
-    // it was in memory when it ran.
-    const state = timeline.mutableStateAt(Math.min(from, timeline.length));
-    const names = domainNames(state);
-    const domain = options.domain === undefined ? undefined : resolveDomain(options.domain, names, timeline);
+    const domain = options.domain === undefined ? undefined : resolveDomain(options.domain, timeline);
     let shown = 0;
-    for (const [seq, event] of timeline.iterate(from, to)) {
-      if (event.kind === 'domain.create') names.set(event.dom, event.name);
-      if (matches(event, ofKind, domain)) {
-        const disassembly = event.kind === 'cpu.step' ? disassembleAt(state, event.dom, event.vcpu, event.eip) : undefined;
-        out(options.json
-          ? JSON.stringify({ ...eventJson(seq, event), ...(disassembly ? { instruction: disassembly } : {}) })
-          : `${String(seq).padStart(8)}  ${disassembly ? `${disassembly.padEnd(28)} ` : ''}${eventText(event, names)}`);
-        if (++shown >= limit) break;
-      }
-      evolve(state, event);
+    for (const annotated of annotatedEvents(timeline, from, to)) {
+      const { seq, event, instruction, names } = annotated;
+      if (!matches(event, ofKind, domain)) continue;
+      out(options.json
+        ? JSON.stringify(eventLogJson(annotated))
+        : `${String(seq).padStart(8)}  ${instruction ? `${instruction.padEnd(28)} ` : ''}${eventText(event, names)}`);
+      if (++shown >= limit) break;
     }
     return 0;
   } finally {
@@ -120,10 +111,9 @@ function matches(event: Event, ofKind: ((k: EventKind) => boolean) | undefined, 
 }
 
 /** A domain by id or by name (names from the whole run, so later domains count). */
-function resolveDomain(text: string, names: Map<number, string>, timeline: Timeline): number {
+function resolveDomain(text: string, timeline: Timeline): number {
   if (/^\d+$/.test(text)) return Number(text);
-  const all = new Map(names);
-  for (const [id, name] of domainNames(timeline.stateAt(timeline.length))) all.set(id, name);
+  const all = domainNames(timeline.stateAt(timeline.length));
   for (const [id, name] of all) if (name === text) return id;
   throw new InputError('argument', `--domain ${text}: no such domain; domains: ${[...all.values()].join(', ')}`);
 }

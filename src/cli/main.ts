@@ -11,6 +11,7 @@ import { demoCommand, runCommand } from './record.ts';
 import { benchCommand } from './bench.ts';
 import { diffCommand, forkCommand, verifyCommand } from './check.ts';
 import { exportPcapCommand } from './export.ts';
+import { exportJsonlCommand, exportPerfettoCommand } from './export-events.ts';
 import { fuzzCommand } from './fuzz.ts';
 import { ReaderGone } from './output.ts';
 
@@ -81,8 +82,8 @@ function program(): Command {
     .option('--json', 'one JSON object per workload and method')
     .action((what, options) => finish(benchCommand(what, options)));
 
-  cli.command('export').description('write a run\'s data for other tools')
-    .command('pcap').argument('<db>', 'recording')
+  const exports = cli.command('export').description('write a run\'s data for other tools');
+  exports.command('pcap').argument('<db>', 'recording')
     .description('the frames that crossed the wire or the switch, as a libpcap file (timestamps: the machine\'s tick as microseconds)')
     .option('--run <run>', 'run id or name (default: the newest)')
     .requiredOption('--out <file>', 'the pcap file to write (- for standard output; a FIFO or device is written in place)')
@@ -90,6 +91,18 @@ function program(): Command {
     .option('--dropped', 'include frames that were dropped there')
     .option('--force', 'replace an existing --out file')
     .action((db, options) => finish(exportPcapCommand(db, options)));
+  exports.command('jsonl').argument('<db>', 'recording')
+    .description('every event of a run, one JSON object a line (the objects log --json prints)')
+    .option('--run <run>', 'run id or name (default: the newest)')
+    .requiredOption('--out <file>', 'the file to write (- for standard output; a FIFO or device is written in place)')
+    .option('--force', 'replace an existing --out file')
+    .action((db, options) => finish(exportJsonlCommand(db, options)));
+  exports.command('perfetto').argument('<db>', 'recording')
+    .description('a trace for the Perfetto UI (Trace Event Format JSON): pCPU and vCPU tracks, VM exits, DMA and MSI flows, violations, IOTLB and TLB counters')
+    .option('--run <run>', 'run id or name (default: the newest)')
+    .requiredOption('--out <file>', 'the file to write (- for standard output; a FIFO or device is written in place)')
+    .option('--force', 'replace an existing --out file')
+    .action((db, options) => finish(exportPerfettoCommand(db, options)));
 
   cli.command('fuzz').description('adversarial campaigns: counterexamples are shrunk and recorded as runs (exit 1 when one is found)')
     .addOption(new Option('--profile <profile>', 'the profile to attack (default: secure)').choices(['secure', 'vanilla']))

@@ -82,7 +82,7 @@ export class Timeline {
    * of the chunk before it). A chunk that is missing, or shorter than the run's event count
    * says, is damage, reported with the run and seq.
    */
-  private chunk(seq: Seq): DecodedChunk {
+  private chunk(seq: Seq, cache = true): DecodedChunk {
     const first = Math.floor(seq / CHUNK_EVENTS) * CHUNK_EVENTS;
     let chunk = this.chunks.get(first);
     if (chunk === undefined) {
@@ -92,7 +92,7 @@ export class Timeline {
         throw damaged(this.store.path, this.run.id, first, `the chunk of events ${first}..${first + CHUNK_EVENTS - 1}${owner.id === this.run.id ? '' : ` (stored by run ${owner.id})`} is missing`);
       }
       chunk = this.store.decodeChunk(row, this.chainHashBefore(first));
-      this.chunks.set(first, chunk);
+      if (cache) this.chunks.set(first, chunk);
     }
     if (seq >= chunk.firstSeq + chunk.events.length) {
       throw damaged(this.store.path, this.run.id, seq, `the run says it holds ${this.length} events, but its chunks end at seq ${chunk.firstSeq + chunk.events.length}`);
@@ -118,11 +118,14 @@ export class Timeline {
     return chunk.events[seq - chunk.firstSeq];
   }
 
-  /** Events [from, to) in order. */
-  *iterate(from: Seq = 0, to: Seq = this.length): Generator<[Seq, Event]> {
+  /**
+   * Events [from, to) in order. `cache: false` reads each chunk once without keeping it (a
+   * pass over a whole run then holds one chunk at a time: memory stays flat).
+   */
+  *iterate(from: Seq = 0, to: Seq = this.length, { cache = true } = {}): Generator<[Seq, Event]> {
     const end = Math.min(to, this.length);
     for (let seq = Math.max(0, from); seq < end;) {
-      const chunk = this.chunk(seq);
+      const chunk = this.chunk(seq, cache);
       const stop = Math.min(end, chunk.firstSeq + chunk.events.length);
       for (; seq < stop; seq++) yield [seq, chunk.events[seq - chunk.firstSeq]];
     }
