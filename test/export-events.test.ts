@@ -162,12 +162,12 @@ describe('export perfetto', () => {
         return [{ seq, track: `${names.get(e.dom)}.v${e.vcpu}`, end, reason: e.reason }];
       });
       assert.ok(expectedExits.length > 0, 'the scenario has VM exits');
-      assert.deepEqual(exits.map((e) => ({ seq: e.ts, track: on('vCPUs', e), end: e.ts! + e.dur!, reason: Number(/\((\d+)\)$/.exec(e.name)![1]) })).sort((a, b) => a.seq - b.seq), expectedExits);
+      assert.deepEqual(exits.map((e) => ({ seq: e.ts!, track: on('vCPUs', e), end: e.ts! + e.dur!, reason: Number(/\((\d+)\)$/.exec(e.name)![1]) })).sort((a, b) => a.seq - b.seq), expectedExits);
 
       // pCPU tracks: a slice per switch to a vCPU, named after it.
       const running = events.filter((e) => e.ph === 'X' && e.pid === processOf.get('pCPUs'));
       const switches = recordedEvents.flatMap((e, seq) => (e.kind === 'sched.switch' && e.toDom >= 0 ? [{ seq, track: `pCPU ${e.pcpu}`, name: `${names.get(e.toDom)}.v${e.toVcpu}` }] : []));
-      assert.deepEqual(running.map((e) => ({ seq: e.ts, track: on('pCPUs', e), name: e.name })).sort((a, b) => a.seq - b.seq), switches);
+      assert.deepEqual(running.map((e) => ({ seq: e.ts!, track: on('pCPUs', e), name: e.name })).sort((a, b) => a.seq - b.seq), switches);
 
       // Flows: from the device's DMA to the frame it reached, from the device's MSI to the vCPU.
       const ends = events.filter((e) => e.ph === 'f');

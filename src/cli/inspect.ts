@@ -43,7 +43,7 @@ export function runsCommand(db: string, options: { json?: boolean }): number {
       out(`${'id'.padStart(4)}  ${'name'.padEnd(width)} ${'from'.padEnd(12)} ${'status'.padEnd(10)} ${'events'.padStart(9)} ${'viol.'.padStart(5)}  head`);
       for (const entry of listed) {
         if ('damage' in entry) {
-          out(`${String(entry.id).padStart(4)}  ${'(its record is damaged)'.padEnd(width)}`);
+          out(`${String(entry.id).padStart(4)}  (its record is damaged)`);
           continue;
         }
         const r = runJson(entry);

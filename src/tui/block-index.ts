@@ -63,8 +63,11 @@ export class BlockIndex {
     return 2 ** this.shift;
   }
 
+  /** Damage met while scanning (the run cannot be indexed past it), if any. */
+  damage: string | undefined;
+
   get done(): boolean {
-    return this.scannedTo >= this.length;
+    return this.scannedTo >= this.length || this.damage !== undefined;
   }
 
   blockOf(seq: Seq): number {

@@ -98,7 +98,7 @@ export class TuiController {
     this.index.length = this.timeline.length;
     this.jobs = new JobRunner(options.scheduler, {
       done: () => this.index.done,
-      step: (deadline, now) => { this.index.scan(deadline, now); },
+      step: (deadline, now) => { this.scanIndex(deadline, now); },
     }, (_finished, wasForeground) => {
       if (wasForeground || this.index.done || this.jobs.now() - this.lastRedraw >= PROGRESS_REDRAW_MS) this.commit();
     });
@@ -129,15 +129,30 @@ export class TuiController {
         return;
       }
     }
+    const before = this.nav;
     try {
       this.dispatch(press);
+      this.commit();
     } catch (error) {
-      // Bad input (a damaged chunk, say) is reported on the status line; a bug is not ours to hide.
+      // Bad input (a damaged chunk, say) is reported on the status line, and the screen stays
+      // where it could be drawn; a bug is not ours to hide.
       if (!(error instanceof InputError)) throw error;
+      this.nav = before;
       this.mode = this.mode.kind === 'diff' ? this.mode : { kind: 'browse' };
       this.say(error.message, true);
+      this.commit();
     }
-    this.commit();
+  }
+
+  /** A slice of indexing; damage stops the index there (the bar shows the rest as not indexed) and is said once. */
+  private scanIndex(deadline: number, now: () => number): void {
+    try {
+      this.index.scan(deadline, now);
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      this.index.damage = error.message;
+      this.say(`indexing stopped: ${error.message}`, true);
+    }
   }
 
   setSize(size: Size): void {
@@ -470,6 +485,7 @@ export class TuiController {
   private progressNote(): string {
     const job = this.jobs.current;
     if (job) return `${job.label} ${Math.floor(job.progress() * 100)}% (Esc stops)`;
+    if (this.index.damage !== undefined) return `indexed to seq ${this.index.scannedTo}: the run is damaged there`;
     if (!this.index.done) return `indexing ${Math.floor((this.index.scannedTo / Math.max(1, this.timeline.length)) * 100)}%`;
     return '';
   }
