@@ -204,3 +204,16 @@ test('the memory pane follows the event until a frame is picked; "." follows aga
   assert.equal(memory(d.keys('l', 'h'))?.gfn, 2, 'a picked frame stays');
   assert.equal(memory(d.keys('.'))?.gfn, 1);
 });
+
+test('the header counts violations: on one, its place among all of them; elsewhere, those before among all', () => {
+  const d = drive();
+  const timeline = new Timeline(d.store, d.controller.run);
+  const seqs = [...timeline.iterate()].filter(([, e]) => e.kind === 'violation').map(([s]) => s);
+  assert.ok(seqs.length >= 2, `the vanilla run has violations: ${seqs.length}`);
+  fc.assert(fc.property(fc.oneof(fc.constantFrom(...seqs), fc.integer({ min: 0, max: timeline.length })), (pos) => {
+    const header = jump(d, pos).header;
+    const before = seqs.filter((s) => s < pos).length;
+    const expected = seqs.includes(pos) ? `violation ${before + 1} of ${seqs.length}` : `${before} of ${seqs.length} violations before`;
+    assert.ok(header.includes(`  ${expected}`), `at ${pos}: ${header}`);
+  }), { numRuns: 30 });
+});

@@ -1,4 +1,5 @@
 /** `verify`, `fork` and `diff`: proving and comparing runs. */
+import { InputError } from '../events/errors.ts';
 import { RecordingDamage, type DamagedRun, type RecordingStore, type RunRow } from '../events/store.ts';
 import { diffRuns } from '../replay/diff.ts';
 import { forkRun } from '../replay/fork.ts';
@@ -96,12 +97,13 @@ export function forkCommand(db: string, options: ForkOptions): number {
   const store = openForWriting(db);
   try {
     const parent = resolveRun(store, options.run);
+    const from = modifications.length > 0 ? at : unchangedForkPoint(parent, at);
     const progress = startProgress('forking');
     const result = forkRun(store, {
-      parent, at, modifications, name: options.name, simVersion: SIM_VERSION, writerPid: process.pid,
+      parent, at: from, modifications, name: options.name, simVersion: SIM_VERSION, writerPid: process.pid,
     }, { maxEvents, onProgress: (seq, tick) => progress.update(seq, { tick }) });
     progress.stop();
-    if (result.forkSeq !== at) note(`--at ${at} is inside a step; forked at the step boundary ${result.forkSeq}`);
+    if (result.forkSeq !== from) note(`--at ${from} is inside a step; forked at the step boundary ${result.forkSeq}`);
     const s = result.summary;
     out(`run ${result.run}: forked from run ${parent.id} at seq ${result.forkSeq} with ${modifications.map(([k, v]) => `${k}=${v}`).join(', ') || 'no change'}`);
     out(`  ${s.events} events (${s.events - result.forkSeq} new), ${s.ticks} ticks, ${result.status}, ${violationCount(s)} violations`);
@@ -111,6 +113,24 @@ export function forkCommand(db: string, options: ForkOptions): number {
   } finally {
     store.close();
   }
+}
+
+/**
+ * A fork with no --set: the machine is deterministic, so from any seq it would record exactly
+ * the parent's events. A run that ran to its end is refused (there is nothing new to see); a
+ * run cut short (stopped, or its writer gone) is continued from its end instead of --at,
+ * sharing every event it has, where forking at --at would store them all again.
+ */
+function unchangedForkPoint(parent: RunRow, at: number): number {
+  const hint = `give a change with --set KEY=VALUE (for example --set profile=${JSON.parse(parent.config).profile === 'vanilla' ? 'secure' : 'vanilla'})`;
+  if (parent.status === 'complete') {
+    throw new InputError('argument', `fork without --set: run ${parent.id} ran to its end, and with no change the fork would record exactly its events again; ${hint}`);
+  }
+  if (parent.status === 'recording') {
+    throw new InputError('argument', `fork without --set: run ${parent.id} is still being recorded, and with no change the fork would record exactly its events; wait for it, or ${hint}`);
+  }
+  if (at < parent.eventCount) note(`no --set: the fork continues run ${parent.id} from its end (seq ${parent.eventCount}), sharing all its events, instead of recording them again from --at ${at}`);
+  return parent.eventCount;
 }
 
 export function diffCommand(db: string, runA: string, runB: string, options: { json?: boolean }): number {

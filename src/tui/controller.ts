@@ -14,6 +14,7 @@ import type { RecordingStore, RunRow, RunStatus } from '../events/store.ts';
 import type { MachineState } from '../core/machine/state.ts';
 import { domainNames } from '../replay/format.ts';
 import { Timeline } from '../replay/timeline.ts';
+import { violationCount, type RunSummary } from '../replay/summary.ts';
 import { BlockIndex } from './block-index.ts';
 import { DiffSession, DivergenceJob } from './diff-session.ts';
 import { createForkForm, formModification, formProblem, forkFormKey, type ForkForm } from './fork-form.ts';
@@ -30,7 +31,7 @@ import { defaultField, editField, textField, type TextField } from './text-field
 import type { Theme } from './theme.ts';
 import {
   barLine, barMarks, detailLines, diffHeaderText, eventRows, headerText, helpSections, paneView, statusLine, tabsLine,
-  type AppView, type BodyView, type DiffView,
+  violationsText, type AppView, type BodyView, type DiffView, type ViolationTotal,
 } from './view.ts';
 
 /** What the TUI asks of the command line: the only ways it reaches outside the recording. */
@@ -465,13 +466,22 @@ export class TuiController {
     return {
       theme,
       layout: this.layout,
-      header: inDiff ? diffHeaderText(this.diff!, width) : headerText(this.run, this.status, pos, length, state, width),
+      header: inDiff ? diffHeaderText(this.diff!, width) : headerText(this.run, this.status, pos, length, state, width, this.violationsAt(pos, state)),
       bar: barLine(this.marks(), length, pos, theme),
       tabs: tabsLine(this.nav, this.progressNote(), width),
       body: this.bodyView(state),
       status: statusLine({ mode: mode.kind, prompt: mode.kind === 'prompt' ? mode : undefined, message: this.message }, width, theme),
       quit: this.quit,
     };
+  }
+
+  /** The header's violation count: the run's summary has the total; a run without one (live, cut short) counts as it is indexed. */
+  private violationsAt(pos: Seq, state: MachineState): string {
+    const summary = JSON.parse(this.run.summary) as Partial<RunSummary>;
+    const total: ViolationTotal = summary.violations !== undefined && this.status !== 'recording'
+      ? { count: violationCount(summary as RunSummary), complete: true }
+      : { count: this.index.violations, complete: this.index.done && this.index.damage === undefined };
+    return violationsText(state.violations, this.currentEvent()?.kind === 'violation', total);
   }
 
   /** The bar's marks, recomputed only when the index, the run or the width changed. */
