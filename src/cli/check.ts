@@ -1,7 +1,8 @@
 /** `verify`, `fork` and `diff`: proving and comparing runs. */
 import { InputError } from '../events/errors.ts';
 import { RecordingDamage, type DamagedRun, type RecordingStore, type RunRow } from '../events/store.ts';
-import { diffRuns } from '../replay/diff.ts';
+import type { Event } from '../events/schema.ts';
+import { diffRuns, type RegionDiff, type StateDifference } from '../replay/diff.ts';
 import { forkRun } from '../replay/fork.ts';
 import { domainNames, eventJson, eventText } from '../replay/format.ts';
 import { Timeline } from '../replay/timeline.ts';
@@ -133,17 +134,21 @@ function unchangedForkPoint(parent: RunRow, at: number): number {
   return parent.eventCount;
 }
 
-export function diffCommand(db: string, runA: string, runB: string, options: { json?: boolean }): number {
+export function diffCommand(db: string, runA: string, runB: string, options: { json?: boolean; regions?: string }): number {
+  const regions = options.regions === undefined ? 10 : parseCount(options.regions, '--regions');
   const store = openForReading(db);
   try {
     const a = resolveRun(store, runA);
     const b = resolveRun(store, runB);
-    const diff = diffRuns(store, a, b);
+    const diff = diffRuns(store, a, b, 8, regions);
+    const pair = (e: [number, Event] | undefined) => e && eventJson(e[0], e[1]);
     if (options.json) {
       out(JSON.stringify({
         ...diff,
+        divergedAt: diff.divergedAt ?? null,
         aEvents: diff.aEvents.map(([seq, e]) => eventJson(seq, e)),
         bEvents: diff.bEvents.map(([seq, e]) => eventJson(seq, e)),
+        regions: diff.regions.map((r) => ({ ...r, first: r.first.map((x) => ({ ...x, a: pair(x.a) ?? null, b: pair(x.b) ?? null })) })),
       }));
       return 0;
     }
@@ -153,28 +158,39 @@ export function diffCommand(db: string, runA: string, runB: string, options: { j
       out('identical: same events, same states.');
       return 0;
     }
-    out(`first divergence at seq ${diff.divergedAt}${diff.divergedAt > 0 ? ` (the first ${diff.divergedAt} events are the same)` : ''}`);
-    const width = 64;
     const names = new Map([...domainNames(new Timeline(store, a).stateAt(a.eventCount)), ...domainNames(new Timeline(store, b).stateAt(b.eventCount))]);
-    const side = (events: typeof diff.aEvents, seq: number): string => {
-      const found = events.find(([s]) => s === seq);
-      return found ? eventText(found[1], names).slice(0, width) : '(end of run)';
-    };
-    const seqs = [...new Set([...diff.aEvents, ...diff.bEvents].map(([s]) => s))].sort((x, y) => x - y);
-    for (const seq of seqs) {
-      out(`${String(seq).padStart(8)}  A ${side(diff.aEvents, seq)}`);
-      out(`${''.padStart(8)}  B ${side(diff.bEvents, seq)}`);
-    }
-    out(`state at the end (${diff.state.length} differences):`);
-    const byArea = new Map<string, typeof diff.state>();
-    for (const d of diff.state) byArea.set(d.area, [...(byArea.get(d.area) ?? []), d]);
-    for (const [area, list] of byArea) {
-      out(`  ${area}: ${list.length}`);
-      for (const d of list.slice(0, 12)) out(`    ${d.what}: A ${d.a} | B ${d.b}`);
-      if (list.length > 12) out(`    ... ${list.length - 12} more (--json for all)`);
-    }
+    out(diff.divergedAt > 0 ? `the first ${diff.divergedAt} events are the same; they differ from seq ${diff.divergedAt} on` : 'the events differ from seq 0 (the boot event names the profile)');
+    out(`aligned by tick and actor from seq ${diff.alignedFrom} (configuration events, and how a profile stores memory, left out): ${diff.alike} steps alike, ${diff.regionCount} ${diff.regionCount === 1 ? 'region differs' : 'regions differ'}`);
+    diff.regions.forEach((r, i) => printRegion(r, i, diff.regionCount, names));
+    if (diff.regionCount > diff.regions.length) out(`... ${diff.regionCount - diff.regions.length} more regions (--regions N shows more)`);
+    printDifferences(`state at the end (${diff.state.length} differences):`, diff.state, '  ');
     return 0;
   } finally {
     store.close();
+  }
+}
+
+const EVENT_WIDTH = 110;
+
+function printRegion(r: RegionDiff, i: number, count: number, names: Map<number, string>): void {
+  const ticks = r.ticks[0] === r.ticks[1] ? `tick ${r.ticks[0]}` : `ticks ${r.ticks[0]}..${r.ticks[1]}`;
+  out(`region ${i + 1} of ${count}: ${ticks}, A seq ${r.a[0]}..${r.a[1]}, B seq ${r.b[0]}..${r.b[1]}, ${r.actors.join(' ')} (${r.differing} ${r.differing === 1 ? 'step differs' : 'steps differ'})`);
+  for (const x of r.first) {
+    const side = (label: string, e: [number, Event] | undefined): string => `    ${label} ${e ? `${String(e[0]).padStart(8)}  ${eventText(e[1], names)}`.slice(0, EVENT_WIDTH) : '(nothing)'}`;
+    out(`  ${x.actor} at tick ${x.tick}:`);
+    out(side('A', x.a));
+    out(side('B', x.b));
+  }
+  printDifferences(r.state.length === 0 ? '  state it changed: none' : '  state it changed:', r.state, '    ');
+}
+
+function printDifferences(title: string, differences: StateDifference[], indent: string): void {
+  out(title);
+  const byArea = new Map<string, StateDifference[]>();
+  for (const d of differences) byArea.set(d.area, [...(byArea.get(d.area) ?? []), d]);
+  for (const [area, list] of byArea) {
+    out(`${indent}${area}: ${list.length}`);
+    for (const d of list.slice(0, 12)) out(`${indent}  ${d.what}: A ${d.a} | B ${d.b}`);
+    if (list.length > 12) out(`${indent}  ... ${list.length - 12} more (--json for all)`);
   }
 }

@@ -73,7 +73,8 @@ function program(): Command {
     .action((db, options) => finish(forkCommand(db, options)));
 
   cli.command('diff').argument('<db>', 'recording').argument('<runA>').argument('<runB>')
-    .description('where two runs diverge, and how their final states differ')
+    .description('where two runs diverge, the regions where their behaviour differs (aligned by tick and actor), and how their states differ')
+    .option('--regions <n>', 'describe the first n regions in full (default 10)')
     .option('--json', 'as JSON')
     .action((db, a, b, options) => finish(diffCommand(db, a, b, options)));
 
