@@ -198,7 +198,11 @@ function recordedConfig(timeline: Timeline): MachineConfig {
  * ties to the chain.)
  */
 function checkRunRecord(timeline: Timeline, run: RunRow): Mismatch | undefined {
-  const boot = timeline.length > 0 ? timeline.event(0) : undefined;
+  // A fork at seq 0 starts with its inputs; the boot event follows them.
+  let boot: Event | undefined;
+  for (const [, event] of timeline.iterate(0, CHUNK_EVENTS)) {
+    if (event.kind !== 'input') { boot = event; break; }
+  }
   if (boot?.kind !== 'machine.boot') return { check: 'chain', seq: 0, message: 'the run does not start with machine.boot' };
   if (boot.seed !== run.seed) {
     return { check: 'run', seq: 0, message: `the run's record says seed ${JSON.stringify(run.seed)}, but it booted with seed ${JSON.stringify(boot.seed)}: its seed column was changed` };
