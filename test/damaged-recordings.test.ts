@@ -171,9 +171,14 @@ describe('read commands on damaged recordings', { concurrency: 2 }, () => {
     test(damage.name, async (t) => {
       const dir = damaged(damage);
       const before = fingerprint(join(dir, 'r.db'));
+      let forked = false;
       for (const [name, args] of COMMANDS()) {
         const r = await cli(args, dir);
-        if (r.code === 0 && damage.mayPass.includes(name)) { t.diagnostic(`${name}: needs no damaged part, succeeded`); continue; }
+        if (r.code === 0 && damage.mayPass.includes(name)) {
+          t.diagnostic(`${name}: needs no damaged part, succeeded`);
+          forked ||= args[0] === 'fork';
+          continue;
+        }
         assertDamageReported(args, r, damage.says);
       }
       const runs = await cli(['runs', 'r.db'], dir);
@@ -181,7 +186,8 @@ describe('read commands on damaged recordings', { concurrency: 2 }, () => {
       assert.equal(runs.code, recordDamaged ? 1 : 0, describeResult(['runs'], runs));
       assert.doesNotMatch(runs.stderr, /internal error|\n\s+at /);
       assert.match(runs.stdout, recordDamaged ? /^ +1 +\(its record is damaged\)\n +2 +long-secure\+fork/m : /^ +1 +long-secure +- +complete/m);
-      assert.deepEqual(fingerprint(join(dir, 'r.db')), before, 'no read command changed the recording');
+      // A fork that succeeded added its run; otherwise nothing may have changed the file.
+      if (!forked) assert.deepEqual(fingerprint(join(dir, 'r.db')), before, 'no command that failed, nor any reader, changed the recording');
     });
   }
 

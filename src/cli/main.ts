@@ -92,18 +92,15 @@ function program(): Command {
     .option('--dropped', 'include frames that were dropped there')
     .option('--force', 'replace an existing --out file')
     .action((db, options) => finish(exportPcapCommand(db, options)));
-  exports.command('jsonl').argument('<db>', 'recording')
-    .description('every event of a run, one JSON object a line (the objects log --json prints)')
-    .option('--run <run>', 'run id or name (default: the newest)')
-    .requiredOption('--out <file>', 'the file to write (- for standard output; a FIFO or device is written in place)')
-    .option('--force', 'replace an existing --out file')
-    .action((db, options) => finish(exportJsonlCommand(db, options)));
-  exports.command('perfetto').argument('<db>', 'recording')
-    .description('a trace for the Perfetto UI (Trace Event Format JSON): pCPU and vCPU tracks, VM exits, DMA and MSI flows, violations, IOTLB and TLB counters')
-    .option('--run <run>', 'run id or name (default: the newest)')
-    .requiredOption('--out <file>', 'the file to write (- for standard output; a FIFO or device is written in place)')
-    .option('--force', 'replace an existing --out file')
-    .action((db, options) => finish(exportPerfettoCommand(db, options)));
+  const eventsExport = (name: string, description: string, action: typeof exportJsonlCommand): void => {
+    exports.command(name).argument('<db>', 'recording').description(description)
+      .option('--run <run>', 'run id or name (default: the newest)')
+      .requiredOption('--out <file>', 'the file to write (- for standard output; a FIFO or device is written in place)')
+      .option('--force', 'replace an existing --out file')
+      .action((db, options) => finish(action(db, options)));
+  };
+  eventsExport('jsonl', 'every event of a run, one JSON object a line (the objects log --json prints)', exportJsonlCommand);
+  eventsExport('perfetto', 'a trace for the Perfetto UI (Trace Event Format JSON): pCPU and vCPU tracks, VM exits, DMA and MSI flows, violations, IOTLB and TLB counters', exportPerfettoCommand);
 
   cli.command('fuzz').description('adversarial campaigns: counterexamples are shrunk and recorded as runs (exit 1 when one is found)')
     .addOption(new Option('--profile <profile>', 'the profile to attack (default: secure)').choices(['secure', 'vanilla']))
