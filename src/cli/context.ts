@@ -17,17 +17,27 @@ export function openForReading(path: string): RecordingStore {
   return RecordingStore.open(path, { readonly: true });
 }
 
-/** Opens (or creates) a recording to add runs to; a foreign or newer file is refused untouched. */
-export function openForWriting(path: string): RecordingStore {
+/**
+ * Refuses, before any work, a place a recording cannot be written to: standard output (SQLite
+ * needs a file it can seek in), anything there that is not a chronovisor recording (a FIFO, a
+ * device, another database), or a folder that does not exist.
+ */
+export function checkRecordingTarget(path: string, option = '--out'): void {
+  if (path === '-') {
+    throw new InputError('argument', `${option} -: a recording is an SQLite file, which cannot go to standard output; give a file name such as run.db`);
+  }
   if (existsSync(path)) {
     // Validate read-only first, so that a file that is not ours is never opened for writing.
     openForReading(path).close();
-    return RecordingStore.open(path);
+  } else if (!existsSync(dirname(path) || '.')) {
+    throw new InputError('no-such-file', `${option} ${path}: the folder ${dirname(path)} does not exist; create it or choose another ${option}`);
   }
-  if (!existsSync(dirname(path) || '.')) {
-    throw new InputError('no-such-file', `${path}: the folder ${dirname(path)} does not exist; create it or choose another --out`);
-  }
-  return RecordingStore.create(path, SIM_VERSION);
+}
+
+/** Opens (or creates) a recording to add runs to; a foreign or newer file is refused untouched. */
+export function openForWriting(path: string): RecordingStore {
+  checkRecordingTarget(path);
+  return existsSync(path) ? RecordingStore.open(path) : RecordingStore.create(path, SIM_VERSION);
 }
 
 /**

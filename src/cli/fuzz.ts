@@ -2,8 +2,6 @@
  * `chronovisor fuzz`: adversarial campaigns on every core, counterexamples recorded as runs,
  * and the scoreboard of planted flaws.
  */
-import { existsSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import cliProgress from 'cli-progress';
@@ -15,7 +13,7 @@ import { recordScenario } from '../replay/recorder.ts';
 import { ACTION_KINDS, actionText, type Action } from '../fuzz/actions.ts';
 import { DEFAULT_MAX_EVENTS, type Counterexample } from '../fuzz/campaign.ts';
 import { Coverage } from '../fuzz/fuzz-machine.ts';
-import { CLI, SIM_VERSION, note, openForReading, openForWriting, out, parseCount, quote } from './context.ts';
+import { CLI, SIM_VERSION, checkRecordingTarget, note, openForWriting, out, parseCount, quote } from './context.ts';
 import type { FuzzJob, WorkerMessage } from './workers/fuzz-worker.ts';
 
 const BOOT = new URL('./workers/boot.mjs', import.meta.url);
@@ -120,8 +118,7 @@ function parsePath(path: string | undefined, o: FuzzOptions): string | undefined
 
 /** The recording counterexamples go to must be usable before the campaign spends its time. */
 function checkOut(db: string): string {
-  if (existsSync(db)) openForReading(db).close();
-  else if (!existsSync(dirname(db) || '.')) throw new InputError('no-such-file', `--out ${db}: the folder ${dirname(db)} does not exist; create it or choose another --out`);
+  checkRecordingTarget(db);
   return db;
 }
 

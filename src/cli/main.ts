@@ -11,7 +11,9 @@ import { demoCommand, runCommand } from './record.ts';
 import { benchCommand } from './bench.ts';
 import { diffCommand, forkCommand, verifyCommand } from './check.ts';
 import { exportPcapCommand } from './export.ts';
+import { exportJsonlCommand, exportPerfettoCommand } from './export-events.ts';
 import { fuzzCommand } from './fuzz.ts';
+import { ReaderGone } from './output.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 2;
@@ -71,7 +73,8 @@ function program(): Command {
     .action((db, options) => finish(forkCommand(db, options)));
 
   cli.command('diff').argument('<db>', 'recording').argument('<runA>').argument('<runB>')
-    .description('where two runs diverge, and how their final states differ')
+    .description('where two runs diverge, the regions where their behaviour differs (aligned by tick and actor), and how their states differ')
+    .option('--regions <n>', 'describe the first n regions in full (default 10)')
     .option('--json', 'as JSON')
     .action((db, a, b, options) => finish(diffCommand(db, a, b, options)));
 
@@ -80,15 +83,24 @@ function program(): Command {
     .option('--json', 'one JSON object per workload and method')
     .action((what, options) => finish(benchCommand(what, options)));
 
-  cli.command('export').description('write a run\'s data for other tools')
-    .command('pcap').argument('<db>', 'recording')
+  const exports = cli.command('export').description('write a run\'s data for other tools');
+  exports.command('pcap').argument('<db>', 'recording')
     .description('the frames that crossed the wire or the switch, as a libpcap file (timestamps: the machine\'s tick as microseconds)')
     .option('--run <run>', 'run id or name (default: the newest)')
-    .requiredOption('--out <file>', 'the pcap file to write')
+    .requiredOption('--out <file>', 'the pcap file to write (- for standard output; a FIFO or device is written in place)')
     .option('--at <points>', 'comma list of points (vfN.tx, vfN.rx, switch, wire.in, wire.out, siom.tx, siom.rx, netback.tx, netback.rx) or all', 'switch,wire.in,wire.out')
     .option('--dropped', 'include frames that were dropped there')
     .option('--force', 'replace an existing --out file')
     .action((db, options) => finish(exportPcapCommand(db, options)));
+  const eventsExport = (name: string, description: string, action: typeof exportJsonlCommand): void => {
+    exports.command(name).argument('<db>', 'recording').description(description)
+      .option('--run <run>', 'run id or name (default: the newest)')
+      .requiredOption('--out <file>', 'the file to write (- for standard output; a FIFO or device is written in place)')
+      .option('--force', 'replace an existing --out file')
+      .action((db, options) => finish(action(db, options)));
+  };
+  eventsExport('jsonl', 'every event of a run, one JSON object a line (the objects log --json prints)', exportJsonlCommand);
+  eventsExport('perfetto', 'a trace for the Perfetto UI (Trace Event Format JSON): pCPU and vCPU tracks, VM exits, DMA and MSI flows, violations, IOTLB and TLB counters', exportPerfettoCommand);
 
   cli.command('fuzz').description('adversarial campaigns: counterexamples are shrunk and recorded as runs (exit 1 when one is found)')
     .addOption(new Option('--profile <profile>', 'the profile to attack (default: secure)').choices(['secure', 'vanilla']))
@@ -120,6 +132,8 @@ let exitCode = EXIT_OK;
 const finish = (code: number): void => { exitCode = code; };
 
 function report(error: unknown): number {
+  // `export ... --out - | head`: the reader has what it wanted.
+  if (error instanceof ReaderGone) return EXIT_OK;
   if (error instanceof CommanderError) {
     // Help and version are not errors; everything else commander reports is a usage error.
     return error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? EXIT_OK : EXIT_USAGE;

@@ -9,7 +9,7 @@ import type { MachineConfig } from '../core/hypervisor/config.ts';
 import { recordScenario, type DriveResult } from '../replay/recorder.ts';
 import { violationCount } from '../replay/summary.ts';
 import {
-  SIM_VERSION, defaultRecordingPath, note, openForReading, openForWriting, out, parseCount, quote, readScenario, CLI,
+  SIM_VERSION, checkRecordingTarget, defaultRecordingPath, note, openForWriting, out, parseCount, quote, readScenario, CLI,
 } from './context.ts';
 import { startProgress } from './progress.ts';
 
@@ -100,7 +100,7 @@ type DemoRun = { scenario: string; profile: Profile; result: DriveResult };
 export async function demoCommand(options: { out?: string }): Promise<number> {
   const db = options.out ?? (relative(process.cwd(), DEMO_DB) || DEMO_DB);
   // Only a chronovisor recording may be replaced: anything else at --out is refused, untouched.
-  if (existsSync(db)) openForReading(db).close();
+  checkRecordingTarget(db);
   const scratch = `${db}.partial-${process.pid}`;
   const store = openForWriting(scratch);
   const runs: DemoRun[] = [];

@@ -11,7 +11,7 @@
  * - `meta` and `codec`: the format marker, the schema version and the codec's structures.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
@@ -46,6 +46,12 @@ export interface RunRow {
   eventCount: number;
   writerPid: number | null;
   summary: string;
+}
+
+/** A run whose record cannot be read, and why. */
+export interface DamagedRun {
+  id: number;
+  damage: RecordingDamage;
 }
 
 export interface ChunkRow {
@@ -129,6 +135,10 @@ export class RecordingStore {
     if (!existsSync(path)) {
       throw new InputError('no-such-file', `${path}: no such recording (record one with 'chronovisor run SCENARIO --out ${path}')`);
     }
+    // SQLite would wait forever on a FIFO: only a regular file can be a recording.
+    if (!statSync(path).isFile()) {
+      throw new InputError('not-a-recording', `${path}: not a chronovisor recording (${statSync(path).isDirectory() ? 'a folder' : 'not a regular file'}); give a file written by 'chronovisor run'`);
+    }
     const readonly = options.readonly ?? false;
     let db: Database.Database;
     try {
@@ -178,6 +188,7 @@ export class RecordingStore {
       runByName: db.prepare('SELECT * FROM runs WHERE name = ? ORDER BY id DESC LIMIT 1'),
       chunkAt: db.prepare('SELECT * FROM chunks WHERE run = ? AND first_seq <= ? ORDER BY first_seq DESC LIMIT 1'),
       chunksFrom: db.prepare('SELECT * FROM chunks WHERE run = ? AND first_seq >= ? ORDER BY first_seq'),
+      chunkHashAt: db.prepare('SELECT hash FROM chunks WHERE run = ? AND first_seq = ?'),
       checkpointAtOrBefore: db.prepare('SELECT seq, state FROM checkpoints WHERE run = ? AND seq <= ? ORDER BY seq DESC LIMIT 1'),
       checkpointSeqs: db.prepare('SELECT seq FROM checkpoints WHERE run = ? ORDER BY seq'),
       page: db.prepare('SELECT bytes FROM pages WHERE hash = ?'),
@@ -200,8 +211,24 @@ export class RecordingStore {
 
   // ---- runs -------------------------------------------------------------------------
 
+  /** Every run, in id order; a run whose record is damaged makes this throw (see runsOrDamage). */
   runs(): RunRow[] {
-    return (this.statements.runs.all() as Record<string, unknown>[]).map(toRunRow);
+    return this.runsOrDamage().map((r) => {
+      if ('damage' in r) throw r.damage;
+      return r;
+    });
+  }
+
+  /** Every run, in id order, a damaged record standing as the error that says what is wrong with it. */
+  runsOrDamage(): (RunRow | DamagedRun)[] {
+    return (this.statements.runs.all() as Record<string, unknown>[]).map((row) => {
+      try {
+        return toRunRow(row, this.path);
+      } catch (error) {
+        if (error instanceof RecordingDamage) return { id: Number(row.id), damage: error };
+        throw error;
+      }
+    });
   }
 
   /** A run by id or by name; names the choices when there is no such run. */
@@ -211,10 +238,10 @@ export class RecordingStore {
       ? this.statements.run.get(Number(text))
       : this.statements.runByName.get(text);
     if (row === undefined) {
-      const known = this.runs().map((r) => `${r.id} (${r.name})`).join(', ') || 'none';
+      const known = this.runsOrDamage().map((r) => ('damage' in r ? `${r.id} (damaged)` : `${r.id} (${r.name})`)).join(', ') || 'none';
       throw new InputError('no-such-run', `${this.path}: no run '${text}'; runs here: ${known}`);
     }
-    return toRunRow(row as Record<string, unknown>);
+    return toRunRow(row as Record<string, unknown>, this.path);
   }
 
   /** The newest run, the default for commands given no --run. */
@@ -243,14 +270,27 @@ export class RecordingStore {
 
   // ---- chunks -----------------------------------------------------------------------
 
+  /**
+   * The run and its ancestors, the run first. Parents are always older than their forks, and
+   * the oldest ancestor starts at seq 0: a record that says otherwise is damaged (and would
+   * otherwise send a reader round a loop).
+   */
+  lineage(run: RunRow): RunRow[] {
+    const rows = [run];
+    for (let last = run; last.parentRun !== null; last = rows[rows.length - 1]) {
+      if (last.parentRun >= last.id || last.forkSeq === null || last.forkSeq < last.baseSeq) {
+        throw damaged(this.path, last.id, undefined, `its record's parent run ${last.parentRun}, fork seq ${last.forkSeq} and base seq ${last.baseSeq} do not describe a fork`);
+      }
+      rows.push(this.run(last.parentRun));
+    }
+    const root = rows[rows.length - 1];
+    if (root.baseSeq !== 0) throw damaged(this.path, root.id, 0, `its events start at seq ${root.baseSeq} but it names no parent run to hold those before`);
+    return rows;
+  }
+
   /** The run that stores the chunk holding `seq` for `run` (a fork's prefix is its parent's). */
   ownerOf(run: RunRow, seq: Seq): RunRow {
-    let owner = run;
-    while (seq < owner.baseSeq) {
-      assert(owner.parentRun !== null, () => `run ${owner.id} has base ${owner.baseSeq} but no parent`);
-      owner = this.run(owner.parentRun);
-    }
-    return owner;
+    return this.lineage(run).find((owner) => seq >= owner.baseSeq)!;
   }
 
   chunkRowAt(run: number, seq: Seq): ChunkRow | undefined {
@@ -265,16 +305,39 @@ export class RecordingStore {
     }
   }
 
-  decodeChunk(row: ChunkRow): DecodedChunk {
+  /** The chain hash stored with the chunk that starts at `firstSeq`, if that chunk is there. */
+  chunkHashAt(run: number, firstSeq: Seq): Buffer | undefined {
+    return (this.statements.chunkHashAt.get(run, firstSeq) as { hash: Buffer } | undefined)?.hash;
+  }
+
+  /**
+   * A chunk's events, once its bytes are proven to be the ones recorded: its hash is
+   * recomputed over `previousHash` (the chain hash before it) and must equal the stored one,
+   * and it must hold as many events as it says. Costs one sha256 of the raw chunk (see
+   * `npm run bench -- store`); any damage is an InputError naming the run and seq.
+   */
+  decodeChunk(row: ChunkRow, previousHash: Uint8Array): DecodedChunk {
+    const where = `the chunk of events ${row.firstSeq}..${row.firstSeq + row.count - 1}`;
+    let raw: Buffer;
     try {
-      return { firstSeq: row.firstSeq, events: this.codec.decodeChunk(inflateChunk(row.bytes)) };
+      raw = inflateChunk(row.bytes);
     } catch (error) {
-      if (error instanceof CodecError || (error as { code?: string }).code?.startsWith('Z_')) {
-        throw new InputError('not-a-recording',
-          `${this.path}: chunk at seq ${row.firstSeq} of run ${row.run} cannot be decoded (${(error as Error).message}); run 'chronovisor verify' to see the damage`);
-      }
-      throw error;
+      throw damaged(this.path, row.run, row.firstSeq, `${where} does not inflate (${(error as Error).message})`);
     }
+    if (!chunkHash(previousHash, row.firstSeq, row.count, raw).equals(row.hash)) {
+      throw damaged(this.path, row.run, row.firstSeq, `${where} does not match its hash: its bytes, or the chunk before it, changed`);
+    }
+    let events: Event[];
+    try {
+      events = this.codec.decodeChunk(raw);
+    } catch (error) {
+      if (!(error instanceof CodecError)) throw error;
+      throw damaged(this.path, row.run, row.firstSeq, `${where} cannot be decoded (${error.message})`);
+    }
+    if (events.length !== row.count) {
+      throw damaged(this.path, row.run, row.firstSeq, `${where} holds ${events.length} events, not ${row.count}`);
+    }
+    return { firstSeq: row.firstSeq, events };
   }
 
   // ---- checkpoints and pages ----------------------------------------------------------
@@ -286,7 +349,7 @@ export class RecordingStore {
     try {
       return { seq: row.seq, state: inflateRawSync(row.state) };
     } catch (error) {
-      throw new InputError('not-a-recording', `${this.path}: the checkpoint at seq ${row.seq} of run ${run} is damaged (${(error as Error).message}); run 'chronovisor verify' to see the damage`);
+      throw damaged(this.path, run, row.seq, `the checkpoint at seq ${row.seq} does not inflate (${(error as Error).message})`);
     }
   }
 
@@ -294,10 +357,15 @@ export class RecordingStore {
     return (this.statements.checkpointSeqs.all(run) as { seq: Seq }[]).map((r) => r.seq);
   }
 
+  /** A stored page (or other blob), re-hashed as it is loaded: it must still be what its name says. */
   page(hash: Uint8Array): Buffer {
+    const name = Buffer.from(hash).toString('hex').slice(0, 16);
     const row = this.statements.page.get(hash) as { bytes: Buffer } | undefined;
     if (row === undefined) {
-      throw new InputError('not-a-recording', `${this.path}: page ${Buffer.from(hash).toString('hex').slice(0, 16)} is missing; the recording is damaged`);
+      throw new InputError('damaged', `${this.path}: page ${name} is missing; the recording is damaged`);
+    }
+    if (!(row.bytes instanceof Uint8Array) || !createHash('sha256').update(row.bytes).digest().equals(hash)) {
+      throw new InputError('damaged', `${this.path}: page ${name} is damaged: its bytes no longer hash to its name`);
     }
     return row.bytes;
   }
@@ -657,7 +725,55 @@ function checkFormat(db: Database.Database, path: string): void {
   }
 }
 
-function toRunRow(r: Record<string, unknown>): RunRow {
+/** Damage found while reading a run: what, where, and the command that checks all of it. */
+export class RecordingDamage extends InputError {
+  /** @param seq where in the run, when the damage is in its events, checkpoints or pages */
+  constructor(readonly path: string, readonly run: number, readonly seq: Seq | undefined, readonly what: string) {
+    super('damaged', `${path}: run ${run} is damaged${seq === undefined ? '' : ` at seq ${seq}`}: ${what}; 'chronovisor verify ${path} --run ${run}' checks all of it`);
+  }
+}
+
+export function damaged(path: string, run: number, seq: Seq | undefined, what: string): RecordingDamage {
+  return new RecordingDamage(path, run, seq, what);
+}
+
+const RUN_STATUSES: readonly string[] = ['recording', 'complete', 'stopped', 'incomplete'];
+const isCount = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+const isJsonObject = (v: unknown): boolean => {
+  try {
+    const parsed: unknown = JSON.parse(v as string);
+    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed);
+  } catch {
+    return false;
+  }
+};
+
+/** What each column of a run's record must hold; a row that breaks one is damaged, not a bug. */
+const RUN_COLUMNS: [column: string, ok: (v: unknown) => boolean, expected: string][] = [
+  ['name', (v) => typeof v === 'string', 'text'],
+  ['parent_run', (v) => v === null || isCount(v), 'a run id or null'],
+  ['fork_seq', (v) => v === null || isCount(v), 'a seq or null'],
+  ['base_seq', (v) => isCount(v) && (v as number) % CHUNK_EVENTS === 0, 'a chunk-aligned seq'],
+  ['seed', (v) => typeof v === 'string', 'text'],
+  ['scenario', (v) => typeof v === 'string', 'text'],
+  ['scenario_path', (v) => typeof v === 'string', 'text'],
+  ['config', (v) => typeof v === 'string' && isJsonObject(v), 'a JSON object'],
+  ['schema_version', (v) => v === SCHEMA_VERSION, `schema version ${SCHEMA_VERSION}`],
+  ['sim_version', (v) => typeof v === 'string', 'text'],
+  ['status', (v) => RUN_STATUSES.includes(v as string), RUN_STATUSES.join(', ')],
+  ['head_hash', (v) => Buffer.isBuffer(v) && v.length === 32, 'a 32-byte hash'],
+  ['event_count', isCount, 'a count'],
+  ['writer_pid', (v) => v === null || isCount(v), 'a process id or null'],
+  ['summary', (v) => typeof v === 'string' && isJsonObject(v), 'a JSON object'],
+];
+
+function toRunRow(r: Record<string, unknown>, path: string): RunRow {
+  for (const [column, ok, expected] of RUN_COLUMNS) {
+    if (!ok(r[column])) {
+      const found = Buffer.isBuffer(r[column]) ? `${(r[column] as Buffer).length} bytes` : JSON.stringify(r[column])?.slice(0, 40);
+      throw damaged(path, Number(r.id), undefined, `its record's ${column} holds ${found}, not ${expected}`);
+    }
+  }
   return {
     id: r.id as number,
     name: r.name as string,
