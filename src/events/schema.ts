@@ -233,20 +233,6 @@ export const STEP_OPENERS: ReadonlySet<EventKind> = new Set<EventKind>([
   'cpu.step', 'exception', 'vm.exit', 'vm.entry', 'wire.rx',
 ]);
 
-type Builder = (fields: object) => Event;
-
-/** One generated constructor per kind: a literal in schema order (fast, and one shape each). */
-const BUILDERS = new Map<string, Builder>(EVENT_KINDS.map((kind) => {
-  const fields = EVENT_FIELDS[kind] as readonly string[];
-  const body = `return { kind: ${JSON.stringify(kind)}, ${fields.map((f) => `${f}: f.${f}`).join(', ')} };`;
-  return [kind, new Function('f', body) as Builder];
-}));
-
-/** Builds an event with its fields in schema order (the codec relies on that order). */
-export function makeEvent<K extends EventKind>(kind: K, fields: Shape[K]): Extract<Event, { kind: K }> {
-  return BUILDERS.get(kind)!(fields as object) as Extract<Event, { kind: K }>;
-}
-
 /** The domains an event concerns, for filtering logs by domain. */
 export function eventDomains(event: Event): DomainId[] {
   switch (event.kind) {

@@ -16,7 +16,8 @@ import { createRequire } from 'node:module';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
-import { ChunkBuilder, CodecError, EventCodec, journalToChunk, schemaCodecTables, type ChunkJournal, type CodecTables } from './codec.ts';
+import { journalToChunk, type ChunkJournal } from './chunk-journal.ts';
+import { ChunkBuilder, CodecError, EventCodec, schemaCodecTables, type CodecTables } from './codec.ts';
 import { InputError, assert } from './errors.ts';
 import { SCHEMA_VERSION, type Event, type Seq } from './schema.ts';
 

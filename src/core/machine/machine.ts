@@ -7,7 +7,8 @@
  * find is appended to the step as `violation` events.
  */
 import { assert } from '../../events/errors.ts';
-import { NO_DOMAIN, makeEvent, type Event, type EventFields, type EventKind } from '../../events/schema.ts';
+import { makeEvent } from '../../events/make-event.ts';
+import { NO_DOMAIN, type Event, type EventFields, type EventKind } from '../../events/schema.ts';
 import { evolve } from './evolve.ts';
 import { performDom0Action, runDom0Action, runGuestOperation } from './guests/scripted.ts';
 import { parseDeviceDma, parseDeviceMsi, parseDom0Input } from './scenario.ts';
