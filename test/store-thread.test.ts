@@ -30,7 +30,7 @@ function record(path: string, events: Event[], checkpoints: Checkpoint[]): { sto
   const store = RecordingStore.create(path, 'test');
   const run = store.createRun({
     name: 'r', parentRun: null, forkSeq: null, baseSeq: 0, seed: 's', scenario: '', scenarioPath: '',
-    config: '{}', simVersion: 'test', headHash: GENESIS_HASH, writerPid: process.pid,
+    config: '{}', formats: {}, simVersion: 'test', headHash: GENESIS_HASH, writerPid: process.pid,
   });
   const writer = new RunWriter(store, run, 0, GENESIS_HASH);
   let next = 0;
@@ -101,7 +101,7 @@ test('the thread\'s server counts every message, stores a chunk onto the chain, 
   const store = RecordingStore.create(path, 'test');
   const run = store.createRun({
     name: 'r', parentRun: null, forkSeq: null, baseSeq: 0, seed: 's', scenario: '', scenarioPath: '',
-    config: '{}', simVersion: 'test', headHash: GENESIS_HASH, writerPid: process.pid,
+    config: '{}', formats: {}, simVersion: 'test', headHash: GENESIS_HASH, writerPid: process.pid,
   });
   const signal = new SharedArrayBuffer(SIGNAL_WORDS * 4);
   const head = new SharedArrayBuffer(32);

@@ -7,6 +7,7 @@ import { basename, dirname, extname, join } from 'node:path';
 import { InputError } from '../events/errors.ts';
 import { RecordingStore, type RunRow, type RunStatus } from '../events/store.ts';
 import { parseScenario, type MachineConfig } from '../core/machine/scenario.ts';
+import { checkRunFormats } from '../replay/formats.ts';
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 export const SIM_VERSION: string = packageJson.version;
@@ -66,8 +67,10 @@ export function effectiveStatus(run: RunRow): RunStatus {
   return run.writerPid !== null && processAlive(run.writerPid) ? 'recording' : 'incomplete';
 }
 
+/** The run `ref` names (default: the newest), refused if this chronovisor cannot read its formats. */
 export function resolveRun(store: RecordingStore, ref: string | undefined): RunRow {
   const run = ref === undefined ? store.latestRun() : store.run(ref);
+  checkRunFormats(store, run);
   return { ...run, status: effectiveStatus(run) };
 }
 

@@ -42,6 +42,12 @@ export interface RunRow {
   scenarioPath: string;
   config: string;
   schemaVersion: number;
+  /**
+   * The versions of the formats above the events layer the run was recorded in (the
+   * compiled scenario, the machine's meaning of events, checkpoints), by name; {} for runs
+   * recorded before they were kept.
+   */
+  formats: RunFormats;
   simVersion: string;
   status: RunStatus;
   headHash: Buffer;
@@ -49,6 +55,8 @@ export interface RunRow {
   writerPid: number | null;
   summary: string;
 }
+
+export type RunFormats = Readonly<Record<string, number>>;
 
 export interface ChunkRow {
   run: number;
@@ -82,7 +90,8 @@ CREATE TABLE IF NOT EXISTS runs (
   head_hash BLOB NOT NULL,
   event_count INTEGER NOT NULL DEFAULT 0,
   writer_pid INTEGER,
-  summary TEXT NOT NULL DEFAULT '{}'
+  summary TEXT NOT NULL DEFAULT '{}',
+  formats TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS chunks (
   run INTEGER NOT NULL, first_seq INTEGER NOT NULL, count INTEGER NOT NULL,
@@ -213,15 +222,22 @@ export class RecordingStore {
 
   createRun(info: {
     name: string; parentRun: number | null; forkSeq: number | null; baseSeq: number; seed: string;
-    scenario: string; scenarioPath: string; config: string; simVersion: string; headHash: Buffer; writerPid: number;
+    scenario: string; scenarioPath: string; config: string; formats: RunFormats; simVersion: string; headHash: Buffer; writerPid: number;
   }): number {
+    this.addFormatsColumn();
     const result = this.db.prepare(`INSERT INTO runs
-      (name, parent_run, fork_seq, base_seq, seed, scenario, scenario_path, config, schema_version, sim_version,
+      (name, parent_run, fork_seq, base_seq, seed, scenario, scenario_path, config, schema_version, formats, sim_version,
        status, head_hash, event_count, writer_pid)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording', ?, ?, ?)`).run(
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording', ?, ?, ?)`).run(
       info.name, info.parentRun, info.forkSeq, info.baseSeq, info.seed, info.scenario, info.scenarioPath,
-      info.config, SCHEMA_VERSION, info.simVersion, info.headHash, info.baseSeq, info.writerPid);
+      info.config, SCHEMA_VERSION, JSON.stringify(info.formats), info.simVersion, info.headHash, info.baseSeq, info.writerPid);
     return Number(result.lastInsertRowid);
+  }
+
+  /** Recordings made before runs kept their formats lack the column; it is added when a run is added. */
+  private addFormatsColumn(): void {
+    const columns = this.db.prepare('PRAGMA table_info(runs)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'formats')) this.db.exec("ALTER TABLE runs ADD COLUMN formats TEXT NOT NULL DEFAULT '{}'");
   }
 
   finishRun(run: number, status: RunStatus, summary: string): void {
@@ -421,12 +437,19 @@ function checkFormat(db: Database.Database, path: string): void {
     throw new InputError('not-a-recording', `${path}: not a chronovisor recording (an SQLite database without chronovisor's tables); give a file written by 'chronovisor run'`);
   }
   const version = Number((db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value);
-  if (version > SCHEMA_VERSION) {
-    throw new InputError('schema-newer', `${path}: recorded with event schema v${version}, but this chronovisor reads up to v${SCHEMA_VERSION}; upgrade chronovisor to open it`);
-  }
-  if (version < SCHEMA_VERSION) {
-    throw new InputError('schema-older', `${path}: recorded with event schema v${version}, older than this chronovisor's v${SCHEMA_VERSION}; re-record the scenario`);
-  }
+  const problem = formatProblem('its events', version, SCHEMA_VERSION);
+  if (problem !== undefined) throw new InputError(version > SCHEMA_VERSION ? 'schema-newer' : 'schema-older', `${path}: ${problem}`);
+}
+
+/**
+ * What to tell the user about a recording (or a part of it, `what`) in format `recorded`
+ * when this chronovisor reads `reads`; undefined when they are the same. No format has a
+ * migration yet: the way forward is to record the scenario again (or, for a newer
+ * recording, to use a chronovisor that reads it).
+ */
+export function formatProblem(what: string, recorded: number, reads: number): string | undefined {
+  if (recorded === reads) return undefined;
+  return `${what}: recorded by format ${recorded}; this chronovisor reads ${reads}: re-record it${recorded > reads ? ', or upgrade chronovisor' : ''}`;
 }
 
 function toRunRow(r: Record<string, unknown>): RunRow {
@@ -441,6 +464,7 @@ function toRunRow(r: Record<string, unknown>): RunRow {
     scenarioPath: r.scenario_path as string,
     config: r.config as string,
     schemaVersion: r.schema_version as number,
+    formats: JSON.parse((r.formats as string | undefined) ?? '{}') as RunFormats,
     simVersion: r.sim_version as string,
     status: r.status as RunStatus,
     headHash: r.head_hash as Buffer,

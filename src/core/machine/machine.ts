@@ -27,6 +27,14 @@ for (const checker of INVARIANT_CHECKERS) {
   for (const kind of checker.kinds) CHECKERS_BY_KIND.set(kind, [...(CHECKERS_BY_KIND.get(kind) ?? []), checker]);
 }
 
+/**
+ * The version of what events mean: bump it when the machine decides differently from the
+ * same state (other events, other fields, another order) or evolve folds an event into
+ * another state. Runs record it; a recording of another version is refused rather than
+ * failing verify, since re-execution would no longer reproduce it.
+ */
+export const MACHINE_VERSION = 1;
+
 export class Machine {
   private events: Event[] = [];
   /** Violations found in the current step; almost always none, so allocated on demand. */

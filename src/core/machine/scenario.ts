@@ -112,6 +112,14 @@ export interface InputSpec {
   value: string;
 }
 
+/**
+ * The version of the compiled scenario: bump it when the MachineConfig a scenario text
+ * compiles to changes (a field added, removed or meaning something else, a default, how an
+ * operation compiles). Runs record it; a recording compiled by another version is refused,
+ * since its first checkpoint and re-parsed scenario would no longer agree.
+ */
+export const SCENARIO_FORMAT_VERSION = 1;
+
 export interface MachineConfig {
   seed: string;
   profile: Profile;
