@@ -127,6 +127,13 @@ describe('every format, older and newer: verify refuses the run instead of faili
   });
 });
 
+test('a damaged formats field is named, exit 2, by runs and by a read command', async () => {
+  const dir = bumped((db) => db.prepare("UPDATE runs SET formats = 'not json' WHERE id = 1").run());
+  for (const args of [['runs', 'good.db'], ['log', 'good.db', '--limit', '1']]) {
+    await refused(dir, args, /^chronovisor: good\.db: run 1: its formats field \("not json"\) is damaged; it should be a JSON object of versions\n$/);
+  }
+});
+
 test('runFormatProblem: none exactly when every format is this chronovisor\'s; else the first that differs, with both numbers', () => {
   const names = Object.keys(RUN_FORMATS);
   const version = fc.integer({ min: 0, max: 5 });

@@ -10,7 +10,7 @@
  */
 import { Packr } from 'msgpackr';
 import { journalToChunk, type ChunkJournal } from './chunk-journal.ts';
-import { EVENT_BUILDERS, EVENT_RECORDS, FAST_VALUES, type EventRecord } from './generated/event-codecs.ts';
+import { EVENT_READERS, EVENT_RECORDS, FAST_VALUES, type EventRecord } from './generated/event-codecs.ts';
 import { FAIL, FAST_ARRAY_MAX } from './msgpack-write.ts';
 import { EVENT_FIELDS, EVENT_KINDS, type Event, type EventKind } from './schema.ts';
 
@@ -204,7 +204,7 @@ export class EventCodec {
       // A kind code is written as a positive fixint, so only the first 0x40 kinds can be fast.
       const values = FAST_VALUES[kind] as FastValues | undefined;
       if (code < 0x40 && values !== undefined) this.fast.set(kind, { values, code, header: null, misses: 0 });
-      this.fromRecord[code] = EVENT_BUILDERS[kind] as unknown as FromRecord;
+      this.fromRecord[code] = EVENT_READERS[kind] as unknown as FromRecord;
     });
     this.fastCpuStep = this.fast.get('cpu.step');
   }

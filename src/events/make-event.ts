@@ -5,7 +5,11 @@
 import { EVENT_BUILDERS } from './generated/event-codecs.ts';
 import type { Event, EventFields, EventKind } from './schema.ts';
 
+type Builder = (fields: object) => Event;
+/** A Map: looking a kind up in it is faster than a keyed load from an object of 48 properties. */
+const BUILDERS = new Map<string, Builder>(Object.entries(EVENT_BUILDERS) as [string, Builder][]);
+
 /** Builds an event with its fields in schema order (the codec relies on that order). */
 export function makeEvent<K extends EventKind>(kind: K, fields: EventFields<K>): Extract<Event, { kind: K }> {
-  return (EVENT_BUILDERS[kind] as unknown as (f: EventFields<K>) => Extract<Event, { kind: K }>)(fields);
+  return BUILDERS.get(kind)!(fields) as Extract<Event, { kind: K }>;
 }

@@ -197,7 +197,7 @@ export class RecordingStore {
   // ---- runs -------------------------------------------------------------------------
 
   runs(): RunRow[] {
-    return (this.statements.runs.all() as Record<string, unknown>[]).map(toRunRow);
+    return (this.statements.runs.all() as Record<string, unknown>[]).map((r) => toRunRow(r, this.path));
   }
 
   /** A run by id or by name; names the choices when there is no such run. */
@@ -210,7 +210,7 @@ export class RecordingStore {
       const known = this.runs().map((r) => `${r.id} (${r.name})`).join(', ') || 'none';
       throw new InputError('no-such-run', `${this.path}: no run '${text}'; runs here: ${known}`);
     }
-    return toRunRow(row as Record<string, unknown>);
+    return toRunRow(row as Record<string, unknown>, this.path);
   }
 
   /** The newest run, the default for commands given no --run. */
@@ -452,7 +452,7 @@ export function formatProblem(what: string, recorded: number, reads: number): st
   return `${what}: recorded by format ${recorded}; this chronovisor reads ${reads}: re-record it${recorded > reads ? ', or upgrade chronovisor' : ''}`;
 }
 
-function toRunRow(r: Record<string, unknown>): RunRow {
+function toRunRow(r: Record<string, unknown>, path: string): RunRow {
   return {
     id: r.id as number,
     name: r.name as string,
@@ -464,7 +464,7 @@ function toRunRow(r: Record<string, unknown>): RunRow {
     scenarioPath: r.scenario_path as string,
     config: r.config as string,
     schemaVersion: r.schema_version as number,
-    formats: JSON.parse((r.formats as string | undefined) ?? '{}') as RunFormats,
+    formats: parseFormats(r, path),
     simVersion: r.sim_version as string,
     status: r.status as RunStatus,
     headHash: r.head_hash as Buffer,
@@ -472,6 +472,18 @@ function toRunRow(r: Record<string, unknown>): RunRow {
     writerPid: r.writer_pid as number | null,
     summary: r.summary as string,
   };
+}
+
+/** A run's formats column: a JSON object of versions; absent in files made before runs kept them. */
+function parseFormats(r: Record<string, unknown>, path: string): RunFormats {
+  if (r.formats === undefined) return {};
+  try {
+    const formats: unknown = JSON.parse(r.formats as string);
+    if (formats !== null && typeof formats === 'object' && Object.values(formats).every(Number.isInteger)) return formats as RunFormats;
+  } catch {
+    // Reported below, as any other damaged value.
+  }
+  throw new InputError('not-a-recording', `${path}: run ${String(r.id)}: its formats field (${JSON.stringify(r.formats)}) is damaged; it should be a JSON object of versions`);
 }
 
 function toChunkRow(r: Record<string, unknown>): ChunkRow {

@@ -6,12 +6,12 @@
  * One function per kind, so that each sees one shape of object and V8 optimises it alone.
  */
 import type { EventFields, EventKind, EventOf } from '../schema.ts';
-import { writeBooleanField, writeNumberArrayField, writeNumberField } from '../msgpack-write.ts';
+import { FAIL, isShortArray, writeArrayHeader, writeOtherNumber } from '../msgpack-write.ts';
 
 /** A record as msgpackr packs it: the kind's code `k`, then the fields in schema order. */
 export type EventRecord = { k: number } & Record<string, unknown>;
 
-/** Per kind: the event with its fields in schema order (from fields, or from a decoded record). */
+/** Per kind: the event with its fields in schema order, from its fields (makeEvent). */
 export const EVENT_BUILDERS: { readonly [K in EventKind]: (f: EventFields<K>) => EventOf<K> } = {
   'guest.op': (f) => ({ kind: 'guest.op', dom: f.dom, vcpu: f.vcpu, pcpu: f.pcpu, pc: f.pc, op: f.op, next: f.next, loops: f.loops }),
   'mem.write': (f) => ({ kind: 'mem.write', dom: f.dom, gpa: f.gpa, mfn: f.mfn, offset: f.offset, stored: f.stored }),
@@ -60,6 +60,61 @@ export const EVENT_BUILDERS: { readonly [K in EventKind]: (f: EventFields<K>) =>
   'netback.copy': (f) => ({ kind: 'netback.copy', dom: f.dom, dir: f.dir, gfn: f.gfn, offset: f.offset, data: f.data }),
   'netback.state': (f) => ({ kind: 'netback.state', up: f.up, reason: f.reason }),
   'wire.rx': (f) => ({ kind: 'wire.rx', index: f.index, frame: f.frame }),
+};
+
+/**
+ * Per kind: the event of a decoded record. The same as EVENT_BUILDERS, but functions of
+ * their own: records have other shapes than the fields machines pass, and a function that
+ * saw both would be slower for each.
+ */
+export const EVENT_READERS: { readonly [K in EventKind]: (r: EventFields<K>) => EventOf<K> } = {
+  'guest.op': (r) => ({ kind: 'guest.op', dom: r.dom, vcpu: r.vcpu, pcpu: r.pcpu, pc: r.pc, op: r.op, next: r.next, loops: r.loops }),
+  'mem.write': (r) => ({ kind: 'mem.write', dom: r.dom, gpa: r.gpa, mfn: r.mfn, offset: r.offset, stored: r.stored }),
+  'mem.read': (r) => ({ kind: 'mem.read', dom: r.dom, gpa: r.gpa, mfn: r.mfn, offset: r.offset, stored: r.stored, value: r.value }),
+  'mem.encrypt': (r) => ({ kind: 'mem.encrypt', dom: r.dom, mfn: r.mfn, offset: r.offset, len: r.len, keyDom: r.keyDom }),
+  'mem.decrypt': (r) => ({ kind: 'mem.decrypt', dom: r.dom, mfn: r.mfn, offset: r.offset, len: r.len, keyDom: r.keyDom }),
+  'sched.switch': (r) => ({ kind: 'sched.switch', pcpu: r.pcpu, fromDom: r.fromDom, fromVcpu: r.fromVcpu, toDom: r.toDom, toVcpu: r.toVcpu, smmLive: r.smmLive, quantum: r.quantum }),
+  'sched.idle': (r) => ({ kind: 'sched.idle', pcpu: r.pcpu, ticks: r.ticks }),
+  'hypercall': (r) => ({ kind: 'hypercall', dom: r.dom, vcpu: r.vcpu, op: r.op, args: r.args, text: r.text, result: r.result }),
+  'p2m.update': (r) => ({ kind: 'p2m.update', dom: r.dom, gfn: r.gfn, mfn: r.mfn, prevMfn: r.prevMfn }),
+  'smm.ppt.update': (r) => ({ kind: 'smm.ppt.update', mfn: r.mfn, owner: r.owner, rights: r.rights, prevOwner: r.prevOwner }),
+  'smm.scrub': (r) => ({ kind: 'smm.scrub', mfn: r.mfn, prevOwner: r.prevOwner }),
+  'mem.fault': (r) => ({ kind: 'mem.fault', dom: r.dom, gpa: r.gpa, mfn: r.mfn, access: r.access, reason: r.reason }),
+  'dom0.op': (r) => ({ kind: 'dom0.op', index: r.index, op: r.op, target: r.target, result: r.result }),
+  'dom0.foreign_read': (r) => ({ kind: 'dom0.foreign_read', target: r.target, gfn: r.gfn, mfn: r.mfn, offset: r.offset, value: r.value }),
+  'guest.canary': (r) => ({ kind: 'guest.canary', dom: r.dom, gpa: r.gpa, secret: r.secret, prng: r.prng }),
+  'smm.key.assign': (r) => ({ kind: 'smm.key.assign', dom: r.dom, key: r.key }),
+  'smm.key.revoke': (r) => ({ kind: 'smm.key.revoke', dom: r.dom }),
+  'domain.create': (r) => ({ kind: 'domain.create', dom: r.dom, name: r.name, memoryKiB: r.memoryKiB, vcpus: r.vcpus }),
+  'domain.destroy': (r) => ({ kind: 'domain.destroy', dom: r.dom, reason: r.reason }),
+  'violation': (r) => ({ kind: 'violation', invariant: r.invariant, dom: r.dom, mfn: r.mfn, detail: r.detail }),
+  'input': (r) => ({ kind: 'input', index: r.index, key: r.key, value: r.value }),
+  'machine.boot': (r) => ({ kind: 'machine.boot', profile: r.profile, frames: r.frames, pcpus: r.pcpus, seed: r.seed }),
+  'machine.halt': (r) => ({ kind: 'machine.halt', reason: r.reason }),
+  'cpu.step': (r) => ({ kind: 'cpu.step', dom: r.dom, vcpu: r.vcpu, pcpu: r.pcpu, eip: r.eip, next: r.next, delta: r.delta }),
+  'exception': (r) => ({ kind: 'exception', dom: r.dom, vcpu: r.vcpu, pcpu: r.pcpu, vector: r.vector, errorCode: r.errorCode, cr2: r.cr2, delta: r.delta }),
+  'vm.exit': (r) => ({ kind: 'vm.exit', dom: r.dom, vcpu: r.vcpu, pcpu: r.pcpu, reason: r.reason, qualification: r.qualification, gla: r.gla, gpa: r.gpa, length: r.length, vector: r.vector, errorCode: r.errorCode }),
+  'vm.entry': (r) => ({ kind: 'vm.entry', dom: r.dom, vcpu: r.vcpu, delta: r.delta, inject: r.inject, errorCode: r.errorCode }),
+  'vcpu.halt': (r) => ({ kind: 'vcpu.halt', dom: r.dom, vcpu: r.vcpu, delta: r.delta }),
+  'tlb.fill': (r) => ({ kind: 'tlb.fill', dom: r.dom, vcpu: r.vcpu, page: r.page, mfn: r.mfn, flags: r.flags, evicted: r.evicted, refs: r.refs }),
+  'tlb.flush': (r) => ({ kind: 'tlb.flush', dom: r.dom, vcpu: r.vcpu, scope: r.scope, page: r.page }),
+  'ept.update': (r) => ({ kind: 'ept.update', dom: r.dom, gfn: r.gfn, mfn: r.mfn, bits: r.bits }),
+  'shadow.sync': (r) => ({ kind: 'shadow.sync', dom: r.dom, vcpu: r.vcpu, op: r.op, page: r.page, mfn: r.mfn, flags: r.flags }),
+  'io': (r) => ({ kind: 'io', dom: r.dom, vcpu: r.vcpu, port: r.port, size: r.size, out: r.out, value: r.value }),
+  'lapic.timer': (r) => ({ kind: 'lapic.timer', dom: r.dom, vcpu: r.vcpu, lvt: r.lvt, initialCount: r.initialCount, deadline: r.deadline, pending: r.pending }),
+  'vmcs.write': (r) => ({ kind: 'vmcs.write', dom: r.dom, vcpu: r.vcpu, delta: r.delta, inject: r.inject, errorCode: r.errorCode, cr2: r.cr2 }),
+  'pci.cfg': (r) => ({ kind: 'pci.cfg', dom: r.dom, bdf: r.bdf, offset: r.offset, size: r.size, write: r.write, value: r.value, present: r.present }),
+  'pci.mmio': (r) => ({ kind: 'pci.mmio', dom: r.dom, bdf: r.bdf, bar: r.bar, offset: r.offset, size: r.size, write: r.write, value: r.value }),
+  'vtd.op': (r) => ({ kind: 'vtd.op', op: r.op, sid: r.sid, did: r.did, alloc: r.alloc, free: r.free, words: r.words, effects: r.effects }),
+  'dma.request': (r) => ({ kind: 'dma.request', sid: r.sid, dom: r.dom, iova: r.iova, len: r.len, write: r.write, hpa: r.hpa, fault: r.fault, effects: r.effects, data: r.data }),
+  'msi': (r) => ({ kind: 'msi', sid: r.sid, address: r.address, data: r.data, index: r.index, fault: r.fault, dom: r.dom, vcpu: r.vcpu, vector: r.vector, effects: r.effects }),
+  'nic.vf': (r) => ({ kind: 'nic.vf', vf: r.vf, bdf: r.bdf, dom: r.dom, mac: r.mac, vlan: r.vlan, spoofcheck: r.spoofcheck }),
+  'nic.reg': (r) => ({ kind: 'nic.reg', vf: r.vf, reg: r.reg, value: r.value }),
+  'net.frame': (r) => ({ kind: 'net.frame', at: r.at, dom: r.dom, vlan: r.vlan, verdict: r.verdict, frame: r.frame }),
+  'siom.buffer': (r) => ({ kind: 'siom.buffer', dom: r.dom, dir: r.dir, op: r.op, tag: r.tag, len: r.len }),
+  'netback.copy': (r) => ({ kind: 'netback.copy', dom: r.dom, dir: r.dir, gfn: r.gfn, offset: r.offset, data: r.data }),
+  'netback.state': (r) => ({ kind: 'netback.state', up: r.up, reason: r.reason }),
+  'wire.rx': (r) => ({ kind: 'wire.rx', index: r.index, frame: r.frame }),
 };
 
 /** Per kind: the record of an event, `k` being the kind's code in the recording's kind table. */
@@ -116,182 +171,338 @@ export const EVENT_RECORDS: { readonly [K in EventKind]: (e: EventOf<K>, k: numb
 /**
  * Per kind whose fields are all numbers, booleans and number arrays: writes its values at
  * `p` of `t` as msgpackr would, returning the position after them, or FAIL when a value
- * needs msgpackr itself (a writer given FAIL returns FAIL). Kinds with a string or byte
- * field are always packed by msgpackr.
+ * needs msgpackr itself. Kinds with a string or byte field are always packed by msgpackr.
  */
 export const FAST_VALUES: { readonly [K in EventKind]?: (e: EventOf<K>, t: Uint8Array, p: number) => number } = {
   'guest.op': (e, t, p) => {
-    p = writeNumberField(t, p, e.dom);
-    p = writeNumberField(t, p, e.vcpu);
-    p = writeNumberField(t, p, e.pcpu);
-    p = writeNumberField(t, p, e.pc);
-    p = writeNumberField(t, p, e.op);
-    p = writeNumberField(t, p, e.next);
-    p = writeNumberArrayField(t, p, e.loops);
+    let v: number, a: number[];
+    v = e.dom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.vcpu;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.pcpu;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.pc;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.op;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.next;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    a = e.loops;
+    if (!isShortArray(a)) return FAIL;
+    p = writeArrayHeader(t, p, a.length);
+    for (let i = 0; i < a.length; i++) {
+      const x = a[i];
+      if (x >>> 0 === x) { if (x < 0x40) t[p++] = x; else if (x < 0x100) { t[p] = 0xcc; t[p + 1] = x; p += 2; } else if (x < 0x10000) { t[p] = 0xcd; t[p + 1] = x >> 8; t[p + 2] = x & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = x >>> 24; t[p + 2] = (x >> 16) & 0xff; t[p + 3] = (x >> 8) & 0xff; t[p + 4] = x & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, x)) < 0) return FAIL;
+    }
     return p;
   },
   'mem.encrypt': (e, t, p) => {
-    p = writeNumberField(t, p, e.dom);
-    p = writeNumberField(t, p, e.mfn);
-    p = writeNumberField(t, p, e.offset);
-    p = writeNumberField(t, p, e.len);
-    p = writeNumberField(t, p, e.keyDom);
+    let v: number;
+    v = e.dom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.mfn;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.offset;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.len;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.keyDom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
     return p;
   },
   'mem.decrypt': (e, t, p) => {
-    p = writeNumberField(t, p, e.dom);
-    p = writeNumberField(t, p, e.mfn);
-    p = writeNumberField(t, p, e.offset);
-    p = writeNumberField(t, p, e.len);
-    p = writeNumberField(t, p, e.keyDom);
+    let v: number;
+    v = e.dom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.mfn;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.offset;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.len;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.keyDom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
     return p;
   },
   'sched.switch': (e, t, p) => {
-    p = writeNumberField(t, p, e.pcpu);
-    p = writeNumberField(t, p, e.fromDom);
-    p = writeNumberField(t, p, e.fromVcpu);
-    p = writeNumberField(t, p, e.toDom);
-    p = writeNumberField(t, p, e.toVcpu);
-    p = writeNumberField(t, p, e.smmLive);
-    p = writeNumberField(t, p, e.quantum);
+    let v: number;
+    v = e.pcpu;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.fromDom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.fromVcpu;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.toDom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.toVcpu;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.smmLive;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.quantum;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
     return p;
   },
   'sched.idle': (e, t, p) => {
-    p = writeNumberField(t, p, e.pcpu);
-    p = writeNumberField(t, p, e.ticks);
+    let v: number;
+    v = e.pcpu;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.ticks;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
     return p;
   },
   'p2m.update': (e, t, p) => {
-    p = writeNumberField(t, p, e.dom);
-    p = writeNumberField(t, p, e.gfn);
-    p = writeNumberField(t, p, e.mfn);
-    p = writeNumberField(t, p, e.prevMfn);
+    let v: number;
+    v = e.dom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.gfn;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.mfn;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.prevMfn;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
     return p;
   },
   'smm.ppt.update': (e, t, p) => {
-    p = writeNumberField(t, p, e.mfn);
-    p = writeNumberField(t, p, e.owner);
-    p = writeNumberField(t, p, e.rights);
-    p = writeNumberField(t, p, e.prevOwner);
+    let v: number;
+    v = e.mfn;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.owner;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.rights;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.prevOwner;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
     return p;
   },
   'smm.scrub': (e, t, p) => {
-    p = writeNumberField(t, p, e.mfn);
-    p = writeNumberField(t, p, e.prevOwner);
+    let v: number;
+    v = e.mfn;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.prevOwner;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
     return p;
   },
   'smm.key.revoke': (e, t, p) => {
-    p = writeNumberField(t, p, e.dom);
+    let v: number;
+    v = e.dom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
     return p;
   },
   'cpu.step': (e, t, p) => {
-    p = writeNumberField(t, p, e.dom);
-    p = writeNumberField(t, p, e.vcpu);
-    p = writeNumberField(t, p, e.pcpu);
-    p = writeNumberField(t, p, e.eip);
-    p = writeNumberField(t, p, e.next);
-    p = writeNumberArrayField(t, p, e.delta);
+    let v: number, a: number[];
+    v = e.dom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.vcpu;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.pcpu;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.eip;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.next;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    a = e.delta;
+    if (!isShortArray(a)) return FAIL;
+    p = writeArrayHeader(t, p, a.length);
+    for (let i = 0; i < a.length; i++) {
+      const x = a[i];
+      if (x >>> 0 === x) { if (x < 0x40) t[p++] = x; else if (x < 0x100) { t[p] = 0xcc; t[p + 1] = x; p += 2; } else if (x < 0x10000) { t[p] = 0xcd; t[p + 1] = x >> 8; t[p + 2] = x & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = x >>> 24; t[p + 2] = (x >> 16) & 0xff; t[p + 3] = (x >> 8) & 0xff; t[p + 4] = x & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, x)) < 0) return FAIL;
+    }
     return p;
   },
   'exception': (e, t, p) => {
-    p = writeNumberField(t, p, e.dom);
-    p = writeNumberField(t, p, e.vcpu);
-    p = writeNumberField(t, p, e.pcpu);
-    p = writeNumberField(t, p, e.vector);
-    p = writeNumberField(t, p, e.errorCode);
-    p = writeNumberField(t, p, e.cr2);
-    p = writeNumberArrayField(t, p, e.delta);
+    let v: number, a: number[];
+    v = e.dom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.vcpu;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.pcpu;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.vector;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.errorCode;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.cr2;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    a = e.delta;
+    if (!isShortArray(a)) return FAIL;
+    p = writeArrayHeader(t, p, a.length);
+    for (let i = 0; i < a.length; i++) {
+      const x = a[i];
+      if (x >>> 0 === x) { if (x < 0x40) t[p++] = x; else if (x < 0x100) { t[p] = 0xcc; t[p + 1] = x; p += 2; } else if (x < 0x10000) { t[p] = 0xcd; t[p + 1] = x >> 8; t[p + 2] = x & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = x >>> 24; t[p + 2] = (x >> 16) & 0xff; t[p + 3] = (x >> 8) & 0xff; t[p + 4] = x & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, x)) < 0) return FAIL;
+    }
     return p;
   },
   'vm.exit': (e, t, p) => {
-    p = writeNumberField(t, p, e.dom);
-    p = writeNumberField(t, p, e.vcpu);
-    p = writeNumberField(t, p, e.pcpu);
-    p = writeNumberField(t, p, e.reason);
-    p = writeNumberField(t, p, e.qualification);
-    p = writeNumberField(t, p, e.gla);
-    p = writeNumberField(t, p, e.gpa);
-    p = writeNumberField(t, p, e.length);
-    p = writeNumberField(t, p, e.vector);
-    p = writeNumberField(t, p, e.errorCode);
+    let v: number;
+    v = e.dom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.vcpu;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.pcpu;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.reason;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.qualification;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.gla;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.gpa;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.length;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.vector;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.errorCode;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
     return p;
   },
   'vm.entry': (e, t, p) => {
-    p = writeNumberField(t, p, e.dom);
-    p = writeNumberField(t, p, e.vcpu);
-    p = writeNumberArrayField(t, p, e.delta);
-    p = writeNumberField(t, p, e.inject);
-    p = writeNumberField(t, p, e.errorCode);
+    let v: number, a: number[];
+    v = e.dom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.vcpu;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    a = e.delta;
+    if (!isShortArray(a)) return FAIL;
+    p = writeArrayHeader(t, p, a.length);
+    for (let i = 0; i < a.length; i++) {
+      const x = a[i];
+      if (x >>> 0 === x) { if (x < 0x40) t[p++] = x; else if (x < 0x100) { t[p] = 0xcc; t[p + 1] = x; p += 2; } else if (x < 0x10000) { t[p] = 0xcd; t[p + 1] = x >> 8; t[p + 2] = x & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = x >>> 24; t[p + 2] = (x >> 16) & 0xff; t[p + 3] = (x >> 8) & 0xff; t[p + 4] = x & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, x)) < 0) return FAIL;
+    }
+    v = e.inject;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.errorCode;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
     return p;
   },
   'vcpu.halt': (e, t, p) => {
-    p = writeNumberField(t, p, e.dom);
-    p = writeNumberField(t, p, e.vcpu);
-    p = writeNumberArrayField(t, p, e.delta);
+    let v: number, a: number[];
+    v = e.dom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.vcpu;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    a = e.delta;
+    if (!isShortArray(a)) return FAIL;
+    p = writeArrayHeader(t, p, a.length);
+    for (let i = 0; i < a.length; i++) {
+      const x = a[i];
+      if (x >>> 0 === x) { if (x < 0x40) t[p++] = x; else if (x < 0x100) { t[p] = 0xcc; t[p + 1] = x; p += 2; } else if (x < 0x10000) { t[p] = 0xcd; t[p + 1] = x >> 8; t[p + 2] = x & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = x >>> 24; t[p + 2] = (x >> 16) & 0xff; t[p + 3] = (x >> 8) & 0xff; t[p + 4] = x & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, x)) < 0) return FAIL;
+    }
     return p;
   },
   'tlb.fill': (e, t, p) => {
-    p = writeNumberField(t, p, e.dom);
-    p = writeNumberField(t, p, e.vcpu);
-    p = writeNumberField(t, p, e.page);
-    p = writeNumberField(t, p, e.mfn);
-    p = writeNumberField(t, p, e.flags);
-    p = writeNumberField(t, p, e.evicted);
-    p = writeNumberField(t, p, e.refs);
+    let v: number;
+    v = e.dom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.vcpu;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.page;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.mfn;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.flags;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.evicted;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.refs;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
     return p;
   },
   'ept.update': (e, t, p) => {
-    p = writeNumberField(t, p, e.dom);
-    p = writeNumberField(t, p, e.gfn);
-    p = writeNumberField(t, p, e.mfn);
-    p = writeNumberField(t, p, e.bits);
+    let v: number;
+    v = e.dom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.gfn;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.mfn;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.bits;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
     return p;
   },
   'io': (e, t, p) => {
-    p = writeNumberField(t, p, e.dom);
-    p = writeNumberField(t, p, e.vcpu);
-    p = writeNumberField(t, p, e.port);
-    p = writeNumberField(t, p, e.size);
-    p = writeBooleanField(t, p, e.out);
-    p = writeNumberField(t, p, e.value);
+    let v: number;
+    v = e.dom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.vcpu;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.port;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.size;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    if (e.out === true) t[p++] = 0xc3; else if (e.out === false) t[p++] = 0xc2; else return FAIL;
+    v = e.value;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
     return p;
   },
   'lapic.timer': (e, t, p) => {
-    p = writeNumberField(t, p, e.dom);
-    p = writeNumberField(t, p, e.vcpu);
-    p = writeNumberField(t, p, e.lvt);
-    p = writeNumberField(t, p, e.initialCount);
-    p = writeNumberField(t, p, e.deadline);
-    p = writeBooleanField(t, p, e.pending);
+    let v: number;
+    v = e.dom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.vcpu;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.lvt;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.initialCount;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.deadline;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    if (e.pending === true) t[p++] = 0xc3; else if (e.pending === false) t[p++] = 0xc2; else return FAIL;
     return p;
   },
   'vmcs.write': (e, t, p) => {
-    p = writeNumberField(t, p, e.dom);
-    p = writeNumberField(t, p, e.vcpu);
-    p = writeNumberArrayField(t, p, e.delta);
-    p = writeNumberField(t, p, e.inject);
-    p = writeNumberField(t, p, e.errorCode);
-    p = writeNumberField(t, p, e.cr2);
+    let v: number, a: number[];
+    v = e.dom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.vcpu;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    a = e.delta;
+    if (!isShortArray(a)) return FAIL;
+    p = writeArrayHeader(t, p, a.length);
+    for (let i = 0; i < a.length; i++) {
+      const x = a[i];
+      if (x >>> 0 === x) { if (x < 0x40) t[p++] = x; else if (x < 0x100) { t[p] = 0xcc; t[p + 1] = x; p += 2; } else if (x < 0x10000) { t[p] = 0xcd; t[p + 1] = x >> 8; t[p + 2] = x & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = x >>> 24; t[p + 2] = (x >> 16) & 0xff; t[p + 3] = (x >> 8) & 0xff; t[p + 4] = x & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, x)) < 0) return FAIL;
+    }
+    v = e.inject;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.errorCode;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.cr2;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
     return p;
   },
   'pci.cfg': (e, t, p) => {
-    p = writeNumberField(t, p, e.dom);
-    p = writeNumberField(t, p, e.bdf);
-    p = writeNumberField(t, p, e.offset);
-    p = writeNumberField(t, p, e.size);
-    p = writeBooleanField(t, p, e.write);
-    p = writeNumberField(t, p, e.value);
-    p = writeBooleanField(t, p, e.present);
+    let v: number;
+    v = e.dom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.bdf;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.offset;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.size;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    if (e.write === true) t[p++] = 0xc3; else if (e.write === false) t[p++] = 0xc2; else return FAIL;
+    v = e.value;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    if (e.present === true) t[p++] = 0xc3; else if (e.present === false) t[p++] = 0xc2; else return FAIL;
     return p;
   },
   'pci.mmio': (e, t, p) => {
-    p = writeNumberField(t, p, e.dom);
-    p = writeNumberField(t, p, e.bdf);
-    p = writeNumberField(t, p, e.bar);
-    p = writeNumberField(t, p, e.offset);
-    p = writeNumberField(t, p, e.size);
-    p = writeBooleanField(t, p, e.write);
-    p = writeNumberField(t, p, e.value);
+    let v: number;
+    v = e.dom;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.bdf;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.bar;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.offset;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    v = e.size;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
+    if (e.write === true) t[p++] = 0xc3; else if (e.write === false) t[p++] = 0xc2; else return FAIL;
+    v = e.value;
+    if (v >>> 0 === v) { if (v < 0x40) t[p++] = v; else if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; p += 2; } else if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; p += 3; } else { t[p] = 0xce; t[p + 1] = v >>> 24; t[p + 2] = (v >> 16) & 0xff; t[p + 3] = (v >> 8) & 0xff; t[p + 4] = v & 0xff; p += 5; } } else if ((p = writeOtherNumber(t, p, v)) < 0) return FAIL;
     return p;
   },
 };
