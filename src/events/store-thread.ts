@@ -20,6 +20,9 @@ import {
 const BOOT = new URL('./store-thread-boot.mjs', import.meta.url);
 /** Chunks (and checkpoints) handed to the store thread and not yet stored, at most. */
 const MAX_IN_FLIGHT = 16;
+/** How long waitUntilReady waits for the thread to start (a few hundred ms on a quiet machine), and how often it looks. */
+const READY_WAIT_MAX_MS = 60_000;
+const READY_POLL_MS = 100;
 
 export class StoreThread {
   /** The process's store thread, while it has not failed. */
@@ -46,9 +49,10 @@ export class StoreThread {
   /** Blocks until the store thread has started (for a caller that knows a long run comes); throws if it failed to. */
   static waitUntilReady(): void {
     const thread = StoreThread.start();
-    while (Atomics.load(thread.signal, SIGNAL_READY) === 0) {
+    for (let waited = 0; Atomics.load(thread.signal, SIGNAL_READY) === 0; waited += READY_POLL_MS) {
       thread.check();
-      Atomics.wait(thread.signal, SIGNAL_READY, 0, 100);
+      if (waited >= READY_WAIT_MAX_MS) throw new Error(`the store thread did not start within ${READY_WAIT_MAX_MS / 1000} s`);
+      Atomics.wait(thread.signal, SIGNAL_READY, 0, READY_POLL_MS);
     }
   }
 
