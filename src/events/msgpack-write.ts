@@ -6,8 +6,8 @@
  * Each writer returns the position after what it wrote, or FAIL when the value needs
  * msgpackr itself (a string, bytes, a fraction); then what it wrote is garbage.
  *
- * The generated per-kind writers call writeUint32 and writeArrayHeader only with values
- * they have checked, so those two stay small and monomorphic, and V8 inlines them.
+ * The generated per-kind writers (generated/event-codecs.ts) write uint32s in place, as
+ * writeUint32 does, and call these for the rest.
  */
 
 export const FAIL = -1;
@@ -15,7 +15,7 @@ export const FAIL = -1;
 export const FAST_ARRAY_MAX = 64;
 
 /** An unsigned 32-bit integer (the caller has checked `v >>> 0 === v`). */
-export function writeUint32(t: Uint8Array, p: number, v: number): number {
+function writeUint32(t: Uint8Array, p: number, v: number): number {
   if (v < 0x40) { t[p] = v; return p + 1; }
   if (v < 0x100) { t[p] = 0xcc; t[p + 1] = v; return p + 2; }
   if (v < 0x10000) { t[p] = 0xcd; t[p + 1] = v >> 8; t[p + 2] = v & 0xff; return p + 3; }
