@@ -48,7 +48,7 @@ export function fieldClasses(schemaPath = SCHEMA_PATH): Map<string, Map<string, 
 
 /**
  * A uint32 `v` written in place (what msgpack-write's writeUint32 does): inline, because the
- * per-kind writers run for nearly every event and a call per field costs a third of their time.
+ * per-kind writers run for most events, and with a call per field encodeEvent took 1.3x as long.
  */
 const uint32 = (v: string): string => `if (${v} < 0x40) t[p++] = ${v}; else if (${v} < 0x100) { t[p] = 0xcc; t[p + 1] = ${v}; p += 2; } `
   + `else if (${v} < 0x10000) { t[p] = 0xcd; t[p + 1] = ${v} >> 8; t[p + 2] = ${v} & 0xff; p += 3; } `
