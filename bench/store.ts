@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { RecordingStore, RunWriter, GENESIS_HASH, chunkHash, inflateChunk } from '../src/events/store.ts';
 import { parseScenario } from '../src/core/machine/scenario.ts';
 import { recordScenario } from '../src/replay/recorder.ts';
+import { RUN_FORMATS } from '../src/replay/formats.ts';
 import { Timeline } from '../src/replay/timeline.ts';
 import { verifyChain, verifyRun } from '../src/replay/verify.ts';
 import { verifyRunParallel } from '../src/cli/parallel-verify.ts';
@@ -130,7 +131,7 @@ function measureAppend(source: string, target: string, runId: number): { rate: n
   const to = RecordingStore.create(target, 'bench');
   const run = to.createRun({
     name: 'append', parentRun: null, forkSeq: null, baseSeq: 0, seed: 'bench', scenario: '', scenarioPath: '',
-    config: '{}', simVersion: 'bench', headHash: GENESIS_HASH, writerPid: process.pid,
+    config: '{}', formats: RUN_FORMATS, simVersion: 'bench', headHash: GENESIS_HASH, writerPid: process.pid,
   });
   const writer = new RunWriter(to, run, 0, GENESIS_HASH);
   let appended = 0;

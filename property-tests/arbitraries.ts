@@ -6,8 +6,9 @@
  */
 import fc from 'fast-check';
 import yaml from 'js-yaml';
+import { makeEvent } from '../src/events/make-event.ts';
 import {
-  EVENT_FIELDS, EVENT_KINDS, GUEST_OP_NAMES, HYPERCALL_NAMES, INVARIANTS, PROFILES, makeEvent,
+  EVENT_FIELDS, EVENT_KINDS, GUEST_OP_NAMES, HYPERCALL_NAMES, INVARIANTS, PROFILES,
   type Event, type EventKind, type EventOf, type Profile,
 } from '../src/events/schema.ts';
 import { parseScenario } from '../src/core/machine/scenario.ts';

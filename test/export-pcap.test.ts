@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeEvent, type Event } from '../src/events/schema.ts';
+import { makeEvent } from '../src/events/make-event.ts';
+import type { Event } from '../src/events/schema.ts';
 import { GENESIS_HASH, RecordingStore, RunWriter } from '../src/events/store.ts';
 import { evolve } from '../src/core/machine/evolve.ts';
 import { parseScenario } from '../src/core/machine/scenario.ts';
@@ -18,6 +19,7 @@ import { dehydrate } from '../src/core/machine/snapshot.ts';
 import { initialState } from '../src/core/machine/state.ts';
 import { buildFrame } from '../src/core/hardware/nic/ethernet.ts';
 import { LINKTYPE_ETHERNET, PCAP_MAGIC, PCAP_SNAPLEN, parsePoints } from '../src/cli/export.ts';
+import { RUN_FORMATS } from '../src/replay/formats.ts';
 import { BIN, childEnv, cli, describeResult, fingerprint, listing, removeDir, tempDir, type CliResult } from './helpers/cli.ts';
 
 const SCENARIO = `seed: 7
@@ -65,7 +67,7 @@ function writeRecording(path: string): void {
     for (const [name, checkpointAt] of [['frames', 0], ['frames-checkpointed', 4]] as const) {
       const run = store.createRun({
         name, parentRun: null, forkSeq: null, baseSeq: 0, seed: '7', scenario: SCENARIO, scenarioPath: 'export.yaml',
-        config: '{}', simVersion: 'test', headHash: GENESIS_HASH, writerPid: process.pid,
+        config: '{}', formats: RUN_FORMATS, simVersion: 'test', headHash: GENESIS_HASH, writerPid: process.pid,
       });
       const writer = new RunWriter(store, run, 0, GENESIS_HASH);
       const state = initialState(config);

@@ -8,6 +8,7 @@ import { InputError } from '../events/errors.ts';
 import { RecordingStore, type RunRow, type RunStatus } from '../events/store.ts';
 import { parseScenario } from '../core/machine/scenario.ts';
 import type { MachineConfig } from '../core/hypervisor/config.ts';
+import { checkRunFormats } from '../replay/formats.ts';
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 export const SIM_VERSION: string = packageJson.version;
@@ -77,8 +78,10 @@ export function effectiveStatus(run: RunRow): RunStatus {
   return run.writerPid !== null && processAlive(run.writerPid) ? 'recording' : 'incomplete';
 }
 
+/** The run `ref` names (default: the newest), refused if this chronovisor cannot read its formats. */
 export function resolveRun(store: RecordingStore, ref: string | undefined): RunRow {
   const run = ref === undefined ? store.latestRun() : store.run(ref);
+  checkRunFormats(store, run);
   return { ...run, status: effectiveStatus(run) };
 }
 

@@ -3,6 +3,7 @@ import { InputError } from '../events/errors.ts';
 import { EVENT_KINDS, eventDomains, type Event, type EventKind } from '../events/schema.ts';
 import type { DamagedRun, RunRow } from '../events/store.ts';
 import { annotatedEvents, domainNames, eventLogJson, eventText, stateText, stateView } from '../replay/format.ts';
+import { runFormatProblem } from '../replay/formats.ts';
 import type { RunSummary } from '../replay/summary.ts';
 import { violationCount } from '../replay/summary.ts';
 import { Timeline } from '../replay/timeline.ts';
@@ -21,7 +22,9 @@ function runJson(run: RunRow) {
     id: run.id, name: run.name, parentRun: run.parentRun, forkSeq: run.forkSeq, status: effectiveStatus(run),
     events: run.eventCount, seed: run.seed, scenario: run.scenarioPath, config: JSON.parse(run.config),
     violations: summaryViolations(run),
-    head: run.headHash.toString('hex'), schemaVersion: run.schemaVersion, simVersion: run.simVersion,
+    head: run.headHash.toString('hex'), schemaVersion: run.schemaVersion, formats: run.formats, simVersion: run.simVersion,
+    // Why this chronovisor cannot read the run (another version of a format), or null.
+    unreadable: runFormatProblem(run) ?? null,
   };
 }
 
@@ -48,7 +51,8 @@ export function runsCommand(db: string, options: { json?: boolean }): number {
         }
         const r = runJson(entry);
         const from = r.parentRun === null ? '-' : `${r.parentRun}@${r.forkSeq}`;
-        out(`${String(r.id).padStart(4)}  ${r.name.padEnd(width)} ${from.padEnd(12)} ${r.status.padEnd(10)} ${String(r.events).padStart(9)} ${String(r.violations ?? '?').padStart(5)}  ${r.head.slice(0, 16)}`);
+        const unreadable = r.unreadable === null ? '' : `  unreadable: ${r.unreadable}`;
+        out(`${String(r.id).padStart(4)}  ${r.name.padEnd(width)} ${from.padEnd(12)} ${r.status.padEnd(10)} ${String(r.events).padStart(9)} ${String(r.violations ?? '?').padStart(5)}  ${r.head.slice(0, 16)}${unreadable}`);
       }
     }
     for (const r of damaged) note(`chronovisor: ${r.damage.message}`);

@@ -9,6 +9,8 @@ export type InputErrorCode =
   | 'not-a-recording'
   | 'schema-newer'
   | 'schema-older'
+  /** A run recorded in another version of a format (see src/replay/formats.ts). */
+  | 'format'
   | 'no-such-run'
   | 'no-such-file'
   | 'run-busy'

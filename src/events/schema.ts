@@ -1,5 +1,6 @@
 /**
- * The event union, schema v1: every fact the machine can state about one step.
+ * The event union, schema v2 (v2 added shadow.switch): every fact the machine can state about
+ * one step.
  *
  * Events carry their effects (bytes as stored, table entries as written), so folding a
  * recording never re-executes the machine. Field order is part of the schema: the codec
@@ -7,7 +8,7 @@
  */
 
 /** Bumped whenever a kind, a field or a field's meaning changes. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** Host frame number (machine frame, Xen's mfn). -1 means "none". */
 export type Mfn = number;
@@ -244,20 +245,6 @@ export const STEP_OPENERS: ReadonlySet<EventKind> = new Set<EventKind>([
   'machine.boot', 'guest.op', 'sched.switch', 'sched.idle', 'dom0.op', 'input', 'machine.halt',
   'cpu.step', 'exception', 'vm.exit', 'vm.entry', 'wire.rx',
 ]);
-
-type Builder = (fields: object) => Event;
-
-/** One generated constructor per kind: a literal in schema order (fast, and one shape each). */
-const BUILDERS = new Map<string, Builder>(EVENT_KINDS.map((kind) => {
-  const fields = EVENT_FIELDS[kind] as readonly string[];
-  const body = `return { kind: ${JSON.stringify(kind)}, ${fields.map((f) => `${f}: f.${f}`).join(', ')} };`;
-  return [kind, new Function('f', body) as Builder];
-}));
-
-/** Builds an event with its fields in schema order (the codec relies on that order). */
-export function makeEvent<K extends EventKind>(kind: K, fields: Shape[K]): Extract<Event, { kind: K }> {
-  return BUILDERS.get(kind)!(fields as object) as Extract<Event, { kind: K }>;
-}
 
 /** The domains an event concerns, for filtering logs by domain. */
 export function eventDomains(event: Event): DomainId[] {

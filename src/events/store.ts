@@ -12,13 +12,16 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { inflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
-import { ChunkBuilder, CodecError, EventCodec, journalToChunk, schemaCodecTables, type ChunkJournal, type CodecTables } from './codec.ts';
+import { journalToChunk } from './chunk-journal.ts';
+import { ChunkStorer, chunkHash, configureWriter } from './chunk-storer.ts';
+import { ChunkBuilder, CodecError, EventCodec, schemaCodecTables, type CodecTables } from './codec.ts';
 import { InputError, assert } from './errors.ts';
 import { SCHEMA_VERSION, type Event, type Seq } from './schema.ts';
+import { StoreThread } from './store-thread.ts';
+
+export { chunkHash } from './chunk-storer.ts';
 
 export const FORMAT_MARKER = 'chronovisor-recording';
 /** Events per chunk. Chunks are aligned on multiples of this in every run. */
@@ -40,6 +43,12 @@ export interface RunRow {
   scenarioPath: string;
   config: string;
   schemaVersion: number;
+  /**
+   * The versions of the formats above the events layer the run was recorded in (the
+   * compiled scenario, the machine's meaning of events, checkpoints), by name; {} for runs
+   * recorded before they were kept.
+   */
+  formats: RunFormats;
   simVersion: string;
   status: RunStatus;
   headHash: Buffer;
@@ -53,6 +62,8 @@ export interface DamagedRun {
   id: number;
   damage: RecordingDamage;
 }
+
+export type RunFormats = Readonly<Record<string, number>>;
 
 export interface ChunkRow {
   run: number;
@@ -86,7 +97,8 @@ CREATE TABLE IF NOT EXISTS runs (
   head_hash BLOB NOT NULL,
   event_count INTEGER NOT NULL DEFAULT 0,
   writer_pid INTEGER,
-  summary TEXT NOT NULL DEFAULT '{}'
+  summary TEXT NOT NULL DEFAULT '{}',
+  formats TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS chunks (
   run INTEGER NOT NULL, first_seq INTEGER NOT NULL, count INTEGER NOT NULL,
@@ -97,21 +109,6 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   PRIMARY KEY (run, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pages (hash BLOB PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;
 `;
-
-/**
- * sha256(prev || firstSeq || count || raw chunk bytes). Written as source (with createHash
- * and Buffer as its only free names) because the store thread evaluates the same text.
- */
-const CHUNK_HASH_SOURCE = `function chunkHash(prev, firstSeq, count, raw) {
-  const position = Buffer.alloc(12);
-  position.writeBigUInt64LE(BigInt(firstSeq), 0);
-  position.writeUInt32LE(count, 8);
-  return createHash('sha256').update(prev).update(position).update(raw).digest();
-}`;
-
-type ChunkHash = (prev: Uint8Array, firstSeq: Seq, count: number, raw: Uint8Array) => Buffer;
-
-export const chunkHash = new Function('createHash', 'Buffer', `return (${CHUNK_HASH_SOURCE});`)(createHash, Buffer) as ChunkHash;
 
 export function inflateChunk(bytes: Uint8Array): Buffer {
   return inflateRawSync(bytes);
@@ -253,15 +250,22 @@ export class RecordingStore {
 
   createRun(info: {
     name: string; parentRun: number | null; forkSeq: number | null; baseSeq: number; seed: string;
-    scenario: string; scenarioPath: string; config: string; simVersion: string; headHash: Buffer; writerPid: number;
+    scenario: string; scenarioPath: string; config: string; formats: RunFormats; simVersion: string; headHash: Buffer; writerPid: number;
   }): number {
+    this.addFormatsColumn();
     const result = this.db.prepare(`INSERT INTO runs
-      (name, parent_run, fork_seq, base_seq, seed, scenario, scenario_path, config, schema_version, sim_version,
+      (name, parent_run, fork_seq, base_seq, seed, scenario, scenario_path, config, schema_version, formats, sim_version,
        status, head_hash, event_count, writer_pid)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording', ?, ?, ?)`).run(
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording', ?, ?, ?)`).run(
       info.name, info.parentRun, info.forkSeq, info.baseSeq, info.seed, info.scenario, info.scenarioPath,
-      info.config, SCHEMA_VERSION, info.simVersion, info.headHash, info.baseSeq, info.writerPid);
+      info.config, SCHEMA_VERSION, JSON.stringify(info.formats), info.simVersion, info.headHash, info.baseSeq, info.writerPid);
     return Number(result.lastInsertRowid);
+  }
+
+  /** Recordings made before runs kept their formats lack the column; it is added when a run is added. */
+  private addFormatsColumn(): void {
+    const columns = this.db.prepare('PRAGMA table_info(runs)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'formats')) this.db.exec("ALTER TABLE runs ADD COLUMN formats TEXT NOT NULL DEFAULT '{}'");
   }
 
   finishRun(run: number, status: RunStatus, summary: string): void {
@@ -375,241 +379,17 @@ export class RecordingStore {
   }
 }
 
-const SQL_INSERT_CHUNK = 'INSERT INTO chunks (run, first_seq, count, hash, bytes) VALUES (?, ?, ?, ?, ?)';
-const SQL_UPDATE_HEAD = 'UPDATE runs SET head_hash = ?, event_count = ? WHERE id = ?';
-const SQL_INSERT_CHECKPOINT = 'INSERT OR REPLACE INTO checkpoints (run, seq, state) VALUES (?, ?, ?)';
-const SQL_INSERT_PAGE = 'INSERT OR IGNORE INTO pages (hash, bytes) VALUES (?, ?)';
-/** Chunks and checkpoints are deflated at this level (the chain hashes the raw bytes). */
-const DEFLATE_LEVEL = 1;
-
-interface PendingCheckpoint {
-  seq: Seq;
-  state: Uint8Array;
-  pages: [Uint8Array, Uint8Array][];
-}
-
-/** A chunk as the storing side gets it (the storer hashes it onto the chain). */
-interface ChunkCommit {
-  firstSeq: Seq;
-  count: number;
-  raw: Uint8Array;
-}
-
 /**
- * The store thread's program (plain JavaScript, evaluated in a worker): a ChunkStorer on its
- * own connection, fed by messages in order. After each message it counts it in `signal[0]`;
- * an error sets `signal[1]` and is posted on the error port.
+ * A recording this long (in chunks) hands deflating and storing to the store thread, once it
+ * is ready; the thread is started once a recording fills its first chunk, so that it is
+ * ready by then.
  */
-const STORE_THREAD_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { deflateRawSync } = require('node:zlib');
-const { createHash } = require('node:crypto');
-const Database = require(workerData.sqlite);
-const signal = new Int32Array(workerData.signal);
-const errors = workerData.errors;
-let storer;
-let db;
-let journalToChunk;
-parentPort.on('message', (m) => {
-  try {
-    if (m.t === 'open') {
-      db = new Database(workerData.path, { fileMustExist: true });
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      db.pragma('busy_timeout = 5000');
-      const ChunkStorer = new Function('return (' + workerData.storer + ');')();
-      const chunkHash = new Function('createHash', 'Buffer', 'return (' + workerData.hash + ');')(createHash, Buffer);
-      // (__name: what the TypeScript loader may call to keep function names; nothing to keep here.)
-      journalToChunk = new Function('__name', 'return (' + workerData.journal + ');')((f) => f);
-      storer = new ChunkStorer(db, workerData.run, workerData.committed, Buffer.from(new Uint8Array(workerData.head)), chunkHash, deflateRawSync, workerData.sql, workerData.level);
-    } else if (Atomics.load(signal, 1) === 0) {
-      if (m.t === 'chunk') storer.commit({ firstSeq: m.firstSeq, count: m.count, raw: journalToChunk(m.journal) });
-      else if (m.t === 'checkpoint') storer.checkpoint(m.checkpoint);
-      else if (m.t === 'close') db.close();
-      if (storer !== undefined) new Uint8Array(workerData.head).set(storer.head);
-    }
-  } catch (error) {
-    Atomics.store(signal, 1, 1);
-    errors.postMessage(String(error && error.stack || error));
-  }
-  Atomics.add(signal, 0, 1);
-  Atomics.notify(signal, 0);
-  if (m.t === 'close') { parentPort.close(); errors.close(); }
-});
-`;
-
-/**
- * Writes chunks and checkpoints into one run's tables: each chunk in its own transaction, with
- * the checkpoints it makes due (a checkpoint waits for the chunk that commits event seq-1, so
- * no checkpoint ever refers to events that are not on disk). Plain JavaScript, as source: the
- * recording thread compiles it, and a store thread evaluates the same text.
- */
-const CHUNK_STORER_SOURCE = `class ChunkStorer {
-  constructor(db, run, committed, head, hash, deflate, sql, level) {
-    this.db = db; this.run = run; this.committed = committed; this.head = head; this.hash = hash;
-    this.deflate = deflate; this.level = level;
-    this.insertChunk = db.prepare(sql.chunk); this.updateHead = db.prepare(sql.head);
-    this.insertCheckpoint = db.prepare(sql.checkpoint); this.insertPage = db.prepare(sql.page);
-    this.pending = [];
-  }
-  checkpoint(c) {
-    this.pending.push(c);
-    if (c.seq <= this.committed) this.commit(undefined);
-  }
-  commit(chunk) {
-    const committed = chunk === undefined ? this.committed : chunk.firstSeq + chunk.count;
-    const due = this.pending.filter((c) => c.seq <= committed);
-    if (chunk === undefined && due.length === 0) return;
-    const hash = chunk === undefined ? this.head : this.hash(this.head, chunk.firstSeq, chunk.count, chunk.raw);
-    const deflated = chunk === undefined ? undefined : this.deflate(chunk.raw, { level: this.level });
-    const states = due.map((c) => this.deflate(c.state, { level: this.level }));
-    this.db.transaction(() => {
-      if (chunk !== undefined) {
-        this.insertChunk.run(this.run, chunk.firstSeq, chunk.count, hash, deflated);
-        this.updateHead.run(hash, committed, this.run);
-      }
-      due.forEach((c, i) => {
-        for (const [pageHash, bytes] of c.pages) this.insertPage.run(pageHash, bytes);
-        this.insertCheckpoint.run(this.run, c.seq, states[i]);
-      });
-    })();
-    this.head = hash;
-    this.committed = committed;
-    this.pending = this.pending.filter((c) => c.seq > committed);
-  }
-  takePending() {
-    const pending = this.pending;
-    this.pending = [];
-    return pending;
-  }
-}`;
-
-const STORER_SQL = { chunk: SQL_INSERT_CHUNK, head: SQL_UPDATE_HEAD, checkpoint: SQL_INSERT_CHECKPOINT, page: SQL_INSERT_PAGE };
-
-interface ChunkStorer {
-  /** Events stored so far. */
-  committed: Seq;
-  /** The chain hash after them. */
-  head: Uint8Array;
-  checkpoint(c: PendingCheckpoint): void;
-  /** Commits `chunk` (if any) and the checkpoints it makes due, in one transaction. */
-  commit(chunk: ChunkCommit | undefined): void;
-  takePending(): PendingCheckpoint[];
-}
-
-type ChunkStorerClass = new (
-  db: Database.Database, run: number, committed: Seq, head: Uint8Array, hash: ChunkHash,
-  deflate: (bytes: Uint8Array, options: { level: number }) => Uint8Array, sql: typeof STORER_SQL, level: number,
-) => ChunkStorer;
-
-const ChunkStorer = new Function(`return (${CHUNK_STORER_SOURCE});`)() as ChunkStorerClass;
-
-/** A recording this long (in chunks) moves deflating and storing to a store thread. */
 const THREAD_AFTER_CHUNKS = 8;
-/** Chunks (and checkpoints) handed to the store thread and not yet stored, at most. */
-const THREAD_MAX_IN_FLIGHT = 16;
-
-/**
- * The store thread of one writer: deflates and stores chunks and checkpoints on a second
- * connection while the machine goes on. It changes when things reach the disk, never what:
- * the bytes, hashes and transactions are those of the recording thread's own ChunkStorer.
- */
-class StoreThread {
-  private readonly worker: Worker;
-  private readonly signal = new Int32Array(new SharedArrayBuffer(8));
-  private readonly errors: MessagePort;
-  private sent = 0;
-  /** [message count after which it is stored, committed seq then], for chunk messages in flight. */
-  private readonly inFlight: [number, Seq][] = [];
-  private committed: Seq;
-  /** The chain hash after the chunks stored, written by the thread after each message. */
-  private readonly head = new Uint8Array(new SharedArrayBuffer(32));
-
-  constructor(path: string, run: number, committed: Seq, head: Uint8Array) {
-    this.committed = committed;
-    this.head.set(head);
-    const { port1, port2 } = new MessageChannel();
-    this.errors = port1;
-    this.worker = new Worker(STORE_THREAD_SOURCE, {
-      eval: true,
-      // Plain JavaScript: none of the parent's loaders (tsx) or flags.
-      execArgv: [],
-      workerData: {
-        path, run, committed, signal: this.signal.buffer, head: this.head.buffer, errors: port2,
-        sqlite: createRequire(import.meta.url).resolve('better-sqlite3'), storer: CHUNK_STORER_SOURCE, hash: CHUNK_HASH_SOURCE,
-        journal: journalToChunk.toString(),
-        level: DEFLATE_LEVEL, sql: STORER_SQL,
-      },
-      transferList: [port2],
-    });
-    this.worker.unref();
-    this.post({ t: 'open' });
-  }
-
-  /** Events stored so far. */
-  get committedSeq(): Seq {
-    const done = Atomics.load(this.signal, 0);
-    while (this.inFlight.length > 0 && this.inFlight[0][0] <= done) this.committed = this.inFlight.shift()![1];
-    return this.committed;
-  }
-
-  /** The chain hash once everything sent is stored (waits for that). */
-  get headHash(): Buffer {
-    this.waitFor(this.sent);
-    return Buffer.from(this.head);
-  }
-
-  /** Hands a chunk over as its journal: the thread writes its bytes (journalToChunk), then stores it. */
-  chunk(firstSeq: Seq, count: number, journal: ChunkJournal): void {
-    // Copies the thread owns: the journal's arrays are views of the chunk builder's buffers.
-    const words = journal.words.slice();
-    const bytes = new Uint8Array(journal.bytes);
-    this.post({ t: 'chunk', firstSeq, count, journal: { count: journal.count, words, bytes, stepPrefix: journal.stepPrefix } }, [words.buffer, bytes.buffer]);
-    this.inFlight.push([this.sent, firstSeq + count]);
-    this.waitFor(this.sent - THREAD_MAX_IN_FLIGHT);
-  }
-
-  checkpoint(c: PendingCheckpoint): void {
-    // Exactly its bytes, owned by the thread (a view would take its whole buffer along).
-    const state = new Uint8Array(c.state);
-    const pages = c.pages.map(([hash, bytes]): [Uint8Array, Uint8Array] => [new Uint8Array(hash), new Uint8Array(bytes)]);
-    this.post({ t: 'checkpoint', checkpoint: { seq: c.seq, state, pages } }, [state.buffer, ...pages.flatMap(([h, b]) => [h.buffer as ArrayBuffer, b.buffer as ArrayBuffer])]);
-  }
-
-  /** Waits until everything sent is stored, and ends the thread (its connection closed). */
-  close(): void {
-    this.post({ t: 'close' });
-    this.waitFor(this.sent);
-    this.worker.terminate().catch(() => {});
-  }
-
-  private post(message: unknown, transfer: ArrayBuffer[] = []): void {
-    this.check();
-    this.worker.postMessage(message, transfer);
-    this.sent++;
-  }
-
-  /** Blocks until the thread has handled `count` messages. */
-  private waitFor(count: number): void {
-    for (let done = Atomics.load(this.signal, 0); done < count; done = Atomics.load(this.signal, 0)) {
-      this.check();
-      Atomics.wait(this.signal, 0, done, 1000);
-    }
-    this.check();
-  }
-
-  private check(): void {
-    if (Atomics.load(this.signal, 1) === 0) return;
-    const message = receiveMessageOnPort(this.errors)?.message;
-    this.worker.terminate().catch(() => {});
-    throw new Error(`the store thread failed: ${String(message ?? 'unknown error')}`);
-  }
-}
 
 /**
  * Appends one run's events, chunk by chunk, each chunk in its own transaction. Events are
  * encoded as they come (only their bytes are kept). A long recording hands deflating and
- * storing to a store thread (see StoreThread); flush() waits for it.
+ * storing to the store thread (see StoreThread) once it is ready; flush() waits for it.
  */
 export class RunWriter {
   private readonly chunk: ChunkBuilder;
@@ -617,6 +397,8 @@ export class RunWriter {
   private readonly storer: ChunkStorer;
   private thread: StoreThread | null = null;
   private chunksWritten = 0;
+  /** Chunks handed to the store thread (the rest the recording thread stored itself). */
+  chunksByThread = 0;
 
   /**
    * @param prefix events of the parent between the aligned base and the fork point
@@ -627,7 +409,7 @@ export class RunWriter {
     this.bufferFirstSeq = baseSeq;
     this.chunk = new ChunkBuilder(store.codec);
     for (const event of prefix) this.chunk.add(event);
-    this.storer = new ChunkStorer(store.db, run, baseSeq, head, chunkHash, deflateRawSync, STORER_SQL, DEFLATE_LEVEL);
+    this.storer = new ChunkStorer(store.db, run, baseSeq, head);
   }
 
   /** The seq the next appended event gets. */
@@ -667,7 +449,7 @@ export class RunWriter {
     if (this.thread !== null) {
       const thread = this.thread;
       this.thread = null;
-      thread.close();
+      thread.release();
       this.storer.committed = thread.committedSeq;
       this.storer.head = thread.headHash;
     }
@@ -683,7 +465,7 @@ export class RunWriter {
     this.thread = null;
     if (thread === null) return;
     try {
-      thread.close();
+      thread.release();
     } catch {
       // The failure being reported matters more than a failure to store.
     }
@@ -695,19 +477,26 @@ export class RunWriter {
     const firstSeq = this.bufferFirstSeq;
     const journal = this.chunk.takeJournal();
     this.bufferFirstSeq += count;
-    if (this.thread === null && ++this.chunksWritten > THREAD_AFTER_CHUNKS && this.store.path !== ':memory:') {
-      this.thread = new StoreThread(this.store.path, this.run, this.storer.committed, this.storer.head);
-      for (const c of this.storer.takePending()) this.thread.checkpoint(c);
+    if (this.thread === null && this.store.path !== ':memory:') {
+      if (++this.chunksWritten === 1) StoreThread.start();
+      else if (this.chunksWritten > THREAD_AFTER_CHUNKS) this.takeThread();
     }
-    if (this.thread !== null) this.thread.chunk(firstSeq, count, journal);
-    else this.storer.commit({ firstSeq, count, raw: journalToChunk(journal) });
+    if (this.thread !== null) {
+      this.thread.chunk(firstSeq, count, journal);
+      this.chunksByThread++;
+    } else {
+      this.storer.commit({ firstSeq, count, raw: journalToChunk(journal) });
+    }
   }
-}
 
-function configureWriter(db: Database.Database): void {
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 5000');
+  /** Moves storing to the store thread if it is ready (it starts in the background if not). */
+  private takeThread(): void {
+    const thread = StoreThread.acquire();
+    if (thread === undefined) return;
+    thread.open(this.store.path, this.run, this.storer.committed, this.storer.head);
+    for (const c of this.storer.takePending()) thread.checkpoint(c);
+    this.thread = thread;
+  }
 }
 
 function checkFormat(db: Database.Database, path: string): void {
@@ -717,12 +506,19 @@ function checkFormat(db: Database.Database, path: string): void {
     throw new InputError('not-a-recording', `${path}: not a chronovisor recording (an SQLite database without chronovisor's tables); give a file written by 'chronovisor run'`);
   }
   const version = Number((db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value);
-  if (version > SCHEMA_VERSION) {
-    throw new InputError('schema-newer', `${path}: recorded with event schema v${version}, but this chronovisor reads up to v${SCHEMA_VERSION}; upgrade chronovisor to open it`);
-  }
-  if (version < SCHEMA_VERSION) {
-    throw new InputError('schema-older', `${path}: recorded with event schema v${version}, older than this chronovisor's v${SCHEMA_VERSION}; re-record the scenario`);
-  }
+  const problem = formatProblem('its events', version, SCHEMA_VERSION);
+  if (problem !== undefined) throw new InputError(version > SCHEMA_VERSION ? 'schema-newer' : 'schema-older', `${path}: ${problem}`);
+}
+
+/**
+ * What to tell the user about a recording (or a part of it, `what`) in format `recorded`
+ * when this chronovisor reads `reads`; undefined when they are the same. No format has a
+ * migration yet: the way forward is to record the scenario again (or, for a newer
+ * recording, to use a chronovisor that reads it).
+ */
+export function formatProblem(what: string, recorded: number, reads: number): string | undefined {
+  if (recorded === reads) return undefined;
+  return `${what}: recorded by format ${recorded}; this chronovisor reads ${reads}: re-record it${recorded > reads ? ', or upgrade chronovisor' : ''}`;
 }
 
 /** Damage found while reading a run: what, where, and the command that checks all of it. */
@@ -785,6 +581,7 @@ function toRunRow(r: Record<string, unknown>, path: string): RunRow {
     scenarioPath: r.scenario_path as string,
     config: r.config as string,
     schemaVersion: r.schema_version as number,
+    formats: parseFormats(r, path),
     simVersion: r.sim_version as string,
     status: r.status as RunStatus,
     headHash: r.head_hash as Buffer,
@@ -792,6 +589,18 @@ function toRunRow(r: Record<string, unknown>, path: string): RunRow {
     writerPid: r.writer_pid as number | null,
     summary: r.summary as string,
   };
+}
+
+/** A run's formats column: a JSON object of versions; absent in files made before runs kept them. */
+function parseFormats(r: Record<string, unknown>, path: string): RunFormats {
+  if (r.formats === undefined) return {};
+  try {
+    const formats: unknown = JSON.parse(r.formats as string);
+    if (formats !== null && typeof formats === 'object' && Object.values(formats).every(Number.isInteger)) return formats as RunFormats;
+  } catch {
+    // Reported below, as any other damaged value.
+  }
+  throw new InputError('not-a-recording', `${path}: run ${String(r.id)}: its formats field (${JSON.stringify(r.formats)}) is damaged; it should be a JSON object of versions`);
 }
 
 function toChunkRow(r: Record<string, unknown>): ChunkRow {

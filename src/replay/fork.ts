@@ -10,6 +10,7 @@ import { Machine } from '../core/machine/machine.ts';
 import { inputProblem } from '../core/machine/scenario.ts';
 import { BlobCache, dehydrate, hydrate } from '../core/machine/snapshot.ts';
 import type { MachineState } from '../core/machine/state.ts';
+import { RUN_FORMATS } from './formats.ts';
 import { drive, type DriveOptions, type DriveResult } from './recorder.ts';
 import { SummaryBuilder } from './summary.ts';
 import { Timeline } from './timeline.ts';
@@ -67,7 +68,7 @@ export function forkRun(store: RecordingStore, request: ForkRequest, options: Dr
     name: request.name ?? `${parent.name}+fork@${forkSeq}`,
     parentRun: parent.id, forkSeq, baseSeq, seed: parent.seed, scenario: parent.scenario,
     scenarioPath: parent.scenarioPath, config: JSON.stringify({ set: Object.fromEntries(request.modifications) }),
-    simVersion: request.simVersion, headHash: head, writerPid: request.writerPid,
+    formats: RUN_FORMATS, simVersion: request.simVersion, headHash: head, writerPid: request.writerPid,
   });
   const writer = new RunWriter(store, run, baseSeq, head, prefix);
   const result = drive(store, writer, new Machine(state), request.modifications, forkSeq, options, summary);

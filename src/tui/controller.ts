@@ -13,6 +13,7 @@ import type { Event, Seq } from '../events/schema.ts';
 import type { RecordingStore, RunRow, RunStatus } from '../events/store.ts';
 import type { MachineState } from '../core/machine/state.ts';
 import { domainNames } from '../replay/format.ts';
+import { runFormatProblem } from '../replay/formats.ts';
 import { Timeline } from '../replay/timeline.ts';
 import { violationCount, type RunSummary } from '../replay/summary.ts';
 import { BlockIndex } from './block-index.ts';
@@ -371,7 +372,8 @@ export class TuiController {
   // ---- diff ----------------------------------------------------------------------
 
   private openPicker(): void {
-    const runs = this.options.store.runs().filter((r) => r.id !== this.run.id);
+    // Runs of other formats cannot be read, so they cannot be compared.
+    const runs = this.options.store.runs().filter((r) => r.id !== this.run.id && runFormatProblem(r) === undefined);
     if (runs.length === 0) { this.say('this recording has no other run: f forks one to compare with', false); return; }
     this.mode = { kind: 'picker', runs, selected: 0 };
   }

@@ -7,7 +7,8 @@
  * find is appended to the step as `violation` events.
  */
 import { assert } from '../../events/errors.ts';
-import { makeEvent, NO_DOMAIN, type Event, type EventFields, type EventKind } from '../../events/schema.ts';
+import { makeEvent } from '../../events/make-event.ts';
+import { NO_DOMAIN, type Event, type EventFields, type EventKind } from '../../events/schema.ts';
 import { createDomain } from '../hypervisor/domains.ts';
 import { nicBoot } from '../hypervisor/io/nic-pf-driver.ts';
 import { anyRunnable, isRunnable, passesTurn, passTurn, runnableVcpus, scheduleStep, type VcpuRef } from '../hypervisor/scheduler.ts';
@@ -27,6 +28,14 @@ const CHECKERS_BY_KIND = new Map<string, InvariantChecker[]>();
 for (const checker of INVARIANT_CHECKERS) {
   for (const kind of checker.kinds) CHECKERS_BY_KIND.set(kind, [...(CHECKERS_BY_KIND.get(kind) ?? []), checker]);
 }
+
+/**
+ * The version of what events mean: bump it when the machine decides differently from the
+ * same state (other events, other fields, another order) or evolve folds an event into
+ * another state. Runs record it; a recording of another version is refused rather than
+ * failing verify, since re-execution would no longer reproduce it.
+ */
+export const MACHINE_VERSION = 1;
 
 export class Machine {
   private events: Event[] = [];

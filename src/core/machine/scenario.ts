@@ -23,6 +23,14 @@ const OPS_MAX = 100_000;
 /** Reads a file a scenario names (a guest's assembly source), relative to the scenario. */
 export type ReadInclude = (path: string) => string;
 
+/**
+ * The version of the compiled scenario: bump it when the MachineConfig a scenario text
+ * compiles to changes (a field added, removed or meaning something else, a default, how an
+ * operation compiles). Runs record it; a recording compiled by another version is refused,
+ * since its first checkpoint and re-parsed scenario would no longer agree.
+ */
+export const SCENARIO_FORMAT_VERSION = 1;
+
 const tick = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const address = z.union([
   z.number().int().min(0).max(0xffff_ffff),
