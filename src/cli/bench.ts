@@ -1,9 +1,9 @@
-/** `chronovisor bench paging`: shadow paging versus EPT on the bundled workloads. */
-import { readFileSync } from 'node:fs';
+/** `chronovisor bench NAME`: benchmarks of the model (paging: shadow paging versus EPT on the bundled workloads). */
 import { fileURLToPath } from 'node:url';
 import { EXIT_CYCLES, WALK_REF_CYCLES, runPagingWorkload, type PagingResult } from '../replay/paging-bench.ts';
 import { InputError } from '../events/errors.ts';
 import { out } from './context.ts';
+import { guestFiles } from './guest-files.ts';
 
 const WORKLOADS = [
   { name: 'compute', file: 'bench-compute.asm', what: 'ALU loop, paging off' },
@@ -11,16 +11,27 @@ const WORKLOADS = [
   { name: 'page-fault', file: 'bench-pagefault.asm', what: 'demand paging, INVLPG' },
 ];
 
-function source(file: string): string {
-  return readFileSync(fileURLToPath(new URL(`../../recordings/guests/${file}`, import.meta.url)), 'utf8');
+/** The bundled guests are read as a scenario in recordings/ reads them, with their includes. */
+const BUNDLED = fileURLToPath(new URL('../../recordings/bench-paging.yaml', import.meta.url));
+
+interface BenchOptions {
+  json?: boolean;
 }
 
-export function benchCommand(what: string, options: { json?: boolean }): number {
-  if (what !== 'paging') throw new InputError('argument', `bench ${what}: no such benchmark; benchmarks: paging`);
+/** Every benchmark `chronovisor bench` runs, by name (test/cli-bench.test.ts runs each). */
+export const BENCHMARKS: Readonly<Record<string, (options: BenchOptions) => number>> = { paging: benchPaging };
+
+export function benchCommand(what: string, options: BenchOptions): number {
+  const bench = Object.hasOwn(BENCHMARKS, what) ? BENCHMARKS[what] : undefined;
+  if (bench === undefined) throw new InputError('argument', `bench ${what}: no such benchmark; benchmarks: ${Object.keys(BENCHMARKS).join(', ')}`);
+  return bench(options);
+}
+
+function benchPaging(options: BenchOptions): number {
   const results: PagingResult[] = [];
   for (const w of WORKLOADS) {
     for (const paging of ['shadow', 'ept'] as const) {
-      results.push(runPagingWorkload({ name: w.name, source: source(w.file) }, paging));
+      results.push(runPagingWorkload({ name: w.name, source: `guests/${w.file}`, readFile: guestFiles(BUNDLED).read }, paging));
     }
   }
   if (options.json) {

@@ -11,7 +11,7 @@
  */
 import type { Event } from '../events/schema.ts';
 import { Machine } from '../core/machine/machine.ts';
-import { parseScenario } from '../core/machine/scenario.ts';
+import { parseScenario, type ReadInclude } from '../core/machine/scenario.ts';
 import { initialState, type PagingMode } from '../core/machine/state.ts';
 import { exitReasonName } from '../core/hardware/vmx/exit-reasons.ts';
 import { nextStep } from './recorder.ts';
@@ -23,8 +23,9 @@ const EVENTS_MAX = 20_000_000;
 
 export interface PagingWorkload {
   name: string;
-  /** The guest's assembly source. */
+  /** The guest's assembly source, as a scenario names it: `readFile` reads it and its includes. */
   source: string;
+  readFile: ReadInclude;
 }
 
 export interface PagingResult {
@@ -39,18 +40,18 @@ export interface PagingResult {
   console: string;
 }
 
-function scenario(paging: PagingMode): string {
+function scenario(source: string, paging: PagingMode): string {
   return [
     'seed: paging-bench',
     'machine: { memoryMiB: 16, pcpus: 1, profile: secure, timeslice: 100000 }',
     'dom0: { memoryKiB: 64 }',
     'domains:',
-    `  - { name: guest, memoryKiB: 1024, paging: ${paging}, guest: { x86: { source: workload.asm } } }`,
+    `  - { name: guest, memoryKiB: 1024, paging: ${paging}, guest: { x86: { source: ${JSON.stringify(source)} } } }`,
   ].join('\n');
 }
 
 export function runPagingWorkload(workload: PagingWorkload, paging: PagingMode): PagingResult {
-  const config = parseScenario(scenario(paging), `${workload.name}-${paging}`, () => workload.source);
+  const config = parseScenario(scenario(workload.source, paging), `${workload.name}-${paging}`, workload.readFile);
   const machine = new Machine(initialState(config));
   const result: PagingResult = {
     workload: workload.name, paging, instructions: 0, exits: 0, exitsByReason: {}, pageWalks: 0, walkRefs: 0, cycles: 0, console: '',
