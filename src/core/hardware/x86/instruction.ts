@@ -18,6 +18,8 @@ export const MNEMONICS = [
   // system
   'hlt', 'cpuid', 'in', 'out', 'rdmsr', 'wrmsr', 'rdtsc', 'invlpg', 'lidt', 'cli', 'sti', 'nop',
   'pause', 'vmcall',
+  // flag control (SDM Vol. 1, 7.3.13.1)
+  'clc', 'stc', 'cmc', 'cld', 'std',
 ] as const;
 
 export type Mnemonic = (typeof MNEMONICS)[number];

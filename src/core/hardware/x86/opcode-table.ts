@@ -280,6 +280,11 @@ function systemForms(): FormEntry[] {
     form('vmcall', '', '0f 01 =c1'),
     form('cli', '', 'fa'),
     form('sti', '', 'fb'),
+    form('clc', '', 'f8'),
+    form('stc', '', 'f9'),
+    form('cmc', '', 'f5'),
+    form('cld', '', 'fc'),
+    form('std', '', 'fd'),
     // PAUSE is F3 90; it must be found before NOP, which shares the opcode byte.
     form('pause', '', '90', { mandatoryPrefix: 0xf3 }),
     form('nop', '', '90'),
