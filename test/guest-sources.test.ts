@@ -151,6 +151,14 @@ describe('guest sources are confined to the scenario folder and --guest-path', {
     assertRefused(scenario, await run(scenario, 'guests/erin.asm'), 'guests/erin.asm is not a regular file');
   });
 
+  test('a label alone on a line without a colon is warned about on stderr with its position, and the run goes on', async () => {
+    const { scenario } = caseDir();
+    writeFileSync(join(scenario, 'guests/erin.asm'), guest().replace('mov eax, 29', 'clc2\nmov eax, 29'));
+    const { args, r } = await run(scenario, 'guests/erin.asm');
+    assert.equal(r.code, 0, describeResult(args, r));
+    assert.match(r.stderr, /^guests\/erin\.asm:4:1: warning: label alone on a line without a colon might be in error \[-w\+label-orphan\] \(guest of domains\[0\]\.guest in erin\.yaml\)$/m);
+  });
+
   test('a missing source is "not found", with where it was looked for', async () => {
     const { scenario } = caseDir();
     assertRefused(scenario, await run(scenario, 'guests/none.asm'), `guests/none.asm not found (looked for ${join(scenario, 'guests/none.asm')})`);

@@ -40,7 +40,8 @@ export function readScenario(path: string, options: GuestFileOptions = {}): { te
   if (statSync(path).isDirectory()) throw new InputError('scenario', `${path}: a folder, not a scenario file; name the .yaml file in it`);
   const text = readFileSync(path, 'utf8');
   const guest = guestFiles(path, options);
-  return { text, config: parseScenario(text, path, guest.read), files: guest.files };
+  const config = parseScenario(text, path, guest.read, note);
+  return { text, config, files: guest.files };
 }
 
 /** Where `run` records by default: the scenario's name with .db, beside it. */
