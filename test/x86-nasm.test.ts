@@ -9,9 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { AssemblyError, MNEMONICS, assemble } from '../src/core/hardware/x86/index.ts';
+import { AssemblyError, MNEMONICS, assemble, disassemble } from '../src/core/hardware/x86/index.ts';
 import { NASM_INSTRUCTION_WORDS, NASM_NOT_LABEL_WORDS, NASM_RESERVED_WORDS } from '../src/core/hardware/x86/asm/nasm-words.ts';
 import { isError, isOrphanWarning, nasmLineMessages, nasmWordLists } from './fixtures/x86/nasm-words.ts';
+import { MEMORY_LABEL, formInstances, formsWithoutInstances } from './fixtures/x86/form-instances.ts';
 
 const NASM = process.env.NASM ?? 'nasm';
 const workDirectory = mkdtempSync(join(tmpdir(), 'x86-nasm-'));
@@ -256,6 +257,18 @@ describe('assembler output is byte-identical to nasm -f bin', () => {
     // A jump over padding: the padding depends on the jump's size, the jump's size on the padding.
     const chain = Array.from({ length: 24 }, (_, i) => [`l${i}: jz l${(i + 5) % 24}`, `times ${(i * 7) % 5} nop`, `align ${[2, 4, 8, 16][i % 4]}`, `jmp l${(i + 19) % 24}`]);
     assertSameAsNasm(lines('org 0x10000', chain.flat(), 'K equ 32', 'align K', 'end: align 64, db 0'));
+  });
+
+  test('every form of the opcode table, in each operand size, with each operand kind it takes', () => {
+    const instances = formInstances();
+    assert.deepEqual(formsWithoutInstances(instances), [], 'forms the generator (test/fixtures/x86/form-instances.ts) wrote no instruction for');
+    const source = lines('org 0x1000', `${MEMORY_LABEL} equ 0x1000`, instances.map((instance) => instance.text));
+    assertSameAsNasm(source);
+    // The disassembly of all of it is text nasm turns back into the same bytes.
+    const bytes = assemble(source).bytes;
+    const listing = disassemble(bytes, 0x1000);
+    assert.ok(listing.every((line) => !line.text.startsWith('db ')), 'every instance decodes');
+    assert.equal(hex(nasm(lines('org 0x1000', listing.map((line) => line.text)))), hex(bytes));
   });
 
   test('16-bit operand-size forms', () => {
