@@ -47,6 +47,8 @@ describe('assembler errors carry file:line:column', () => {
   test('align to a forward reference', () => assertError('bits 32\nalign N\nN equ 4\n', 2, 1, /non-constant argument supplied to ALIGN/));
   test('align with a fill that is not one instruction', () => assertError('bits 32\nalign 4, times 2 nop\n', 2, 10, /FILL must be one instruction or data directive/));
   test('align after an org that is not a multiple (NASM moves the image)', () => assertError('bits 32\norg 0x1001\nalign 4\n', 3, 1, /make org a multiple of 4/));
+  test('MOVZX r32 from unsized memory (byte or word?)', () => assertError('bits 32\nmovzx eax, [ebx]\n', 2, 12, /operation size not specified/));
+  test('SHORT on a jump that has no near form', () => assertError('bits 32\nloop short $\n', 2, 1, /invalid combination/));
   test('REP on a non-string instruction', () => assertError('bits 32\nrep add eax, ebx\n', 2, 5, /string instruction/));
   test('unterminated string', () => assertError("bits 32\ndb 'abc\n", 2, 4, /unterminated string/));
   test('bad digit', () => assertError('bits 32\nmov eax, 12z\n', 2, 10, /invalid digit/));
@@ -77,6 +79,10 @@ describe('assembler results', () => {
   test('assembling twice gives the same bytes (no hidden state)', () => {
     const source = 'bits 32\nl: jmp m\ntimes 100 nop\nm: jz l\n';
     assert.equal(hex(assemble(source).bytes), hex(assemble(source).bytes));
+  });
+
+  test('MOVZX/MOVSX r16 from unsized memory: a word is extended only from a byte, as NASM reads it', () => {
+    assert.equal(hex(assemble('bits 32\nmovzx ax, [ebx]\nmovsx di, [eax+4]\n').bytes), '660fb603660fbe7804');
   });
 
   test('object keys are not mnemonics', () => {

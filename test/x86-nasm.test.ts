@@ -12,7 +12,7 @@ import { after, describe, test } from 'node:test';
 import { AssemblyError, MNEMONICS, assemble, disassemble } from '../src/core/hardware/x86/index.ts';
 import { NASM_INSTRUCTION_WORDS, NASM_NOT_LABEL_WORDS, NASM_RESERVED_WORDS } from '../src/core/hardware/x86/asm/nasm-words.ts';
 import { isError, isOrphanWarning, nasmLineMessages, nasmWordLists } from './fixtures/x86/nasm-words.ts';
-import { MEMORY_LABEL, formInstances, formsWithoutInstances } from './fixtures/x86/form-instances.ts';
+import { MEMORY_LABEL, formInstances, formsWithoutInstances, wideFormLines } from './fixtures/x86/form-instances.ts';
 
 const NASM = process.env.NASM ?? 'nasm';
 const workDirectory = mkdtempSync(join(tmpdir(), 'x86-nasm-'));
@@ -269,6 +269,23 @@ describe('assembler output is byte-identical to nasm -f bin', () => {
     const listing = disassemble(bytes, 0x1000);
     assert.ok(listing.every((line) => !line.text.startsWith('db ')), 'every instance decodes');
     assert.equal(hex(nasm(lines('org 0x1000', listing.map((line) => line.text)))), hex(bytes));
+  });
+
+  test('every form with every register, memory with and without a size, boundary and sized immediates: accepted and refused as by nasm', () => {
+    const code = wideFormLines();
+    const said = nasmLineMessages(['org 0x1000', 'K equ 5', ...code, 'lbl: nop']).slice(2, -1);
+    const accepted = code.filter((line, i) => {
+      let ours = true;
+      try {
+        assemble(`bits 32\norg 0x1000\nK equ 5\n${line}\nlbl: nop\n`);
+      } catch (error) {
+        if (!(error instanceof AssemblyError)) throw error;
+        ours = false;
+      }
+      assert.equal(ours, !isError(said[i]), `"${line}": nasm said ${JSON.stringify(said[i])}; ours ${ours ? 'accepts it' : 'refuses it'}`);
+      return ours;
+    });
+    assertSameAsNasm(lines('org 0x1000', 'K equ 5', accepted, 'lbl: nop'));
   });
 
   test('16-bit operand-size forms', () => {
