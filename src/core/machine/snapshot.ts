@@ -10,10 +10,12 @@ import { createHash } from 'node:crypto';
 import { Packr } from 'msgpackr';
 import { assert } from '../../events/errors.ts';
 import type { PrngState } from './prng.ts';
-import type { GuestOp, MachineConfig } from './scenario.ts';
+import type { GuestOp, MachineConfig } from '../hypervisor/config.ts';
 import { eptSet } from '../hardware/paging/ept.ts';
 import type { IoState } from '../hypervisor/io/io-state.ts';
-import { sharePage, type Domain, type EptTable, type MachineState, type Page, type Vcpu, type X86Vcpu } from './state.ts';
+import type { MachineState } from './state.ts';
+import { sharePage, type Domain, type Page, type Vcpu, type X86Vcpu } from '../hypervisor/state.ts';
+import type { EptTable } from '../hardware/paging/ept.ts';
 
 export const SNAPSHOT_VERSION = 1;
 

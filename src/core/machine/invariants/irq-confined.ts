@@ -1,5 +1,5 @@
 import { NO_DOMAIN, NO_FRAME } from '../../../events/schema.ts';
-import { domainLabel } from '../state.ts';
+import { domainLabel } from '../../hypervisor/state.ts';
 import { pciBdfFormat } from '../../hardware/pci/index.ts';
 import type { InvariantChecker } from './types.ts';
 
