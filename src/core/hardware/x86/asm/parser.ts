@@ -106,6 +106,16 @@ function unknownWord(word: string): string {
   return `unknown instruction or directive '${word}'${known ? ' (NASM has it; it is outside the modelled subset)' : ''}`;
 }
 
+/** Why NASM would not read this word, at the start of a line, as a label (undefined: it would). */
+function whyNotALabel(word: string, written: string, colon: boolean, alone: boolean): string | undefined {
+  if (NASM_RESERVED_WORDS.has(word) || parseRegister(word) !== undefined) {
+    return `label or instruction expected at start of line: '${written}' is a register or keyword`;
+  }
+  if (colon) return NASM_NOT_LABEL_WORDS.has(word) ? `'${written}' is a NASM prefix or directive, which NASM does not take for a label; rename the label` : undefined;
+  if (NASM_INSTRUCTION_WORDS.has(word) || (NASM_NOT_LABEL_WORDS.has(word) && !alone)) return unknownWord(written);
+  return undefined;
+}
+
 /** Local labels start with one dot; "..@name" is NASM's non-local, scope-preserving form. */
 function isLocalName(name: string): boolean {
   return name.startsWith('.') && !name.startsWith('..');
@@ -180,18 +190,17 @@ class SourceParser {
     const token = stream.peek();
     if (token?.kind !== 'identifier') return null;
     const colon = stream.isPunctuation(':', 1);
-    const word = token.text.toLowerCase();
-    if (!colon && !token.escaped && isStatementKeyword(word)) return null;
-    if (!token.escaped && (NASM_RESERVED_WORDS.has(word) || parseRegister(word) !== undefined)) {
-      stream.fail(token.column, `label or instruction expected at start of line: '${token.text}' is a register or keyword`);
+    const alone = stream.peek(1) === undefined;
+    // "$name" is a name whatever the word; otherwise NASM's reading of the word decides.
+    if (!token.escaped) {
+      const word = token.text.toLowerCase();
+      if (!colon && isStatementKeyword(word)) return null;
+      const problem = whyNotALabel(word, token.text, colon, alone);
+      if (problem !== undefined) stream.fail(token.column, problem);
     }
-    if (colon && !token.escaped && NASM_NOT_LABEL_WORDS.has(word)) stream.fail(token.column, `'${token.text}' is a prefix or directive, not a label (as in NASM)`);
     // Without a colon, a name is a label only when a directive or instruction follows (or
     // nothing): otherwise "movq eax, 1" would read as label "movq" and blame "eax".
     const following = stream.keyword(1);
-    const alone = stream.peek(1) === undefined;
-    const nasmReadsOther = NASM_INSTRUCTION_WORDS.has(word) || (NASM_NOT_LABEL_WORDS.has(word) && !alone);
-    if (!colon && !token.escaped && nasmReadsOther) stream.fail(token.column, unknownWord(token.text));
     if (!colon && !alone && (following === undefined || !isStatementKeyword(following))) stream.fail(token.column, unknownWord(token.text));
     const location = stream.location(token.column);
     if (!colon && alone) this.warnings.push({ location, message: 'label alone on a line without a colon might be in error [-w+label-orphan]' });
