@@ -37,6 +37,7 @@ describe('assembler errors carry file:line:column', () => {
   test('16-bit addressing is not in the subset', () => assertError('bits 32\nmov eax, [bx]\n', 2, 10, /32-bit general registers/));
   test('three registers', () => assertError('bits 32\nmov eax, [eax+ebx+ecx]\n', 2, 10, /more than two registers/));
   test('label redefined', () => assertError('bits 32\na: nop\na: nop\n', 3, 1, /symbol 'a' redefined/));
+  test('TIMES past the output limit fails at once', () => assertError('bits 32\ntimes 0x7fffffff nop\n', 2, 1, /output too large/));
   test('negative TIMES', () => assertError('bits 32\ntimes -1 nop\n', 2, 1, /negative/));
   test('TIMES on a forward reference', () => assertError('bits 32\ntimes x nop\nx:\n', 2, 1, /non-constant argument supplied to TIMES/));
   test('division by zero', () => assertError('bits 32\nmov eax, 1/0\n', 2, 11, /division by zero/));

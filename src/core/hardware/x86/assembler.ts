@@ -144,7 +144,11 @@ class Pass implements EvaluationEnvironment {
 
   private repeat(times: TimesPrefix | null, body: () => void): void {
     const count = times === null ? 1n : this.timesCount(times);
-    for (let i = 0n; i < count; i += 1n) body();
+    for (let i = 0n; i < count; i += 1n) {
+      body();
+      // A body that emits a byte emits one each time: "times 0x7fffffff nop" fails now, not after 64 MiB of NOPs.
+      if (i === 0n && this.offset > this.here && this.offset + count - 1n > MAX_OUTPUT_BYTES) this.fail(times?.column ?? this.location.column, 'output too large');
+    }
   }
 
   private timesCount(times: TimesPrefix): bigint {
