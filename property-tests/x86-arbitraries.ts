@@ -137,8 +137,8 @@ export function idtPrologue(o: IdtOptions): string {
 export function idtHandlers(o: IdtOptions, stackTop: number): string {
   const common = [
     'stubs:',
-    '  times 256 call near common',
-    'common:',
+    '  times 256 call near stub_common',
+    'stub_common:', // not "common": NASM reads that as its COMMON directive
     '  xchg eax, [esp]', // EAX saved; EAX = the stub's return address
     '  sub eax, stubs + 5', // EAX = 5 * vector
     '  out 0xe9, al',

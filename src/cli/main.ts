@@ -14,6 +14,7 @@ import { exportPcapCommand } from './export.ts';
 import { exportJsonlCommand, exportPerfettoCommand } from './export-events.ts';
 import { fuzzCommand } from './fuzz.ts';
 import { ReaderGone } from './output.ts';
+import { GUEST_SOURCE_KIB_MAX_DEFAULT } from './guest-files.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 2;
@@ -36,6 +37,8 @@ function program(): Command {
     .addOption(new Option('--profile <profile>', 'override the scenario\'s profile').choices(['secure', 'vanilla']))
     .option('--fail-on-violation', 'stop at the first violation and exit 1')
     .option('--max-events <n>', 'stop after this many events')
+    .option('--guest-path <dir>', 'a folder guest sources and %include files may come from besides the scenario\'s own (repeatable)', collect, [])
+    .option('--max-source-kib <n>', `what the guest sources may total, an %include counting each time (default ${GUEST_SOURCE_KIB_MAX_DEFAULT})`)
     .action((scenario, options) => finish(runCommand(scenario, options)));
 
   cli.command('runs').argument('<db>', 'recording').description('list the runs of a recording')

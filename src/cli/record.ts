@@ -19,6 +19,8 @@ export interface RunOptions {
   profile?: string;
   failOnViolation?: boolean;
   maxEvents?: string;
+  guestPath?: string[];
+  maxSourceKib?: string;
 }
 
 function parseProfile(text: string | undefined): Profile | undefined {
@@ -71,7 +73,11 @@ function printResult(db: string, result: DriveResult, profile: Profile): void {
 /** `chronovisor run SCENARIO`: records one run; exit 1 when --fail-on-violation hits. */
 export function runCommand(scenarioPath: string, options: RunOptions): number {
   const profile = parseProfile(options.profile);
-  const scenario = { path: scenarioPath, ...readScenario(scenarioPath) };
+  const guestOptions = {
+    guestPaths: options.guestPath,
+    sourceKibMax: options.maxSourceKib === undefined ? undefined : parseCount(options.maxSourceKib, '--max-source-kib'),
+  };
+  const scenario = { path: scenarioPath, ...readScenario(scenarioPath, guestOptions) };
   const { config } = scenario;
   const db = options.out ?? defaultRecordingPath(scenarioPath);
   const store = openForWriting(db);
