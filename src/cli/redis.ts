@@ -66,10 +66,11 @@ export function redisClient(q: QueueUrl): Redis {
 export async function checkRedis(q: QueueUrl): Promise<void> {
   const probe = new Redis({
     host: q.host, port: q.port, db: q.db, username: q.username, password: q.password, ...(q.tls ? { tls: {} } : {}),
-    lazyConnect: true, connectTimeout: CONNECT_TIMEOUT_MS, maxRetriesPerRequest: 0, retryStrategy: () => null,
+    lazyConnect: true, connectTimeout: CONNECT_TIMEOUT_MS, maxRetriesPerRequest: 0, retryStrategy: () => null, enableReadyCheck: false,
   });
-  // Errors are handled through the promises below; without a listener ioredis would print them.
-  probe.on('error', () => {});
+  // The first error says most (a refused password, before "Connection is closed"); without a listener ioredis would print it.
+  let first: Error | undefined;
+  probe.on('error', (error: Error) => { first ??= error; });
   try {
     await probe.connect();
     const info = await probe.info('server');
@@ -79,7 +80,7 @@ export async function checkRedis(q: QueueUrl): Promise<void> {
     }
   } catch (error) {
     if (error instanceof InputError) throw error;
-    throw new InputError('argument', `--queue ${q.display}: ${whyRefused(error as Error, q)}`);
+    throw new InputError('argument', `--queue ${q.display}: ${whyRefused(first ?? (error as Error), q)}`);
   } finally {
     probe.disconnect();
   }

@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { PROFILES } from '../events/schema.ts';
 import { FLAWS } from '../core/hypervisor/flaws.ts';
-import { ACTION_KINDS, TENANTS, type Action } from './actions.ts';
+import { ACTION_KINDS, ATTACKER, TENANTS, type Action } from './actions.ts';
 import type { CampaignOptions, Counterexample } from './campaign.ts';
 import type { PlainCoverage } from './fuzz-machine.ts';
 import type { CorpusEntry } from './mutate.ts';
@@ -108,11 +108,17 @@ export function parseShard(data: unknown, simVersion: string): Shard {
 
 // ---- findings -------------------------------------------------------------------------------
 
+const DOMAIN_NAMES = new RegExp(`\\b(${[...TENANTS, ATTACKER, 'dom0'].join('|')})\\b`, 'g');
+
 /**
  * What makes two findings the same bug: the invariant (or model check) and its message with
- * the numbers taken out (frame numbers, domain ids, addresses differ between cases of one bug).
+ * what differs between cases of one bug taken out: the domains involved (alice as bob, bob
+ * as mallory), MAC addresses, frame numbers, ids and addresses.
  */
 export function findingSignature(finding: string): string {
-  const detail = finding.slice(findingClass(finding).length).replace(/0x[0-9a-f]+|\d+/gi, '#');
+  const detail = finding.slice(findingClass(finding).length)
+    .replace(DOMAIN_NAMES, '<domain>')
+    .replace(/\b([0-9a-f]{2}:){5}[0-9a-f]{2}\b/gi, '<mac>')
+    .replace(/0x[0-9a-f]+|\d+/gi, '#');
   return `${findingClass(finding)}${detail}`;
 }
