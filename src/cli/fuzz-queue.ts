@@ -21,7 +21,7 @@ import { CORPUS_MAX } from '../fuzz/guided.ts';
 import { JOB_FORMAT, SHARD_MS, findingSignature, runShares, shardSeed, type Shard, type ShardResult } from '../fuzz/jobs.ts';
 import type { CorpusEntry } from '../fuzz/mutate.ts';
 import { CLI, SIM_VERSION, note, quote } from './context.ts';
-import { DEFAULT_TIME, describeCampaign, parseDuration, type Plan } from './fuzz.ts';
+import { DEFAULT_TIME, describeCampaign, parseDuration, type Plan } from './fuzz-plan.ts';
 import { campaignReport, loadCorpus, mergeCounterexamples, saveCorpus, type CampaignSpec, type Recorded } from './fuzz-results.ts';
 import { Board } from './fuzz-threads.ts';
 import { checkRedis, redisClient, type QueueUrl } from './redis.ts';

@@ -15,7 +15,7 @@ import { mutate, Prng, type Candidate, type CorpusEntry } from './mutate.ts';
 import { shrinkCase } from './shrink.ts';
 
 /** Share of cases that are mutants once the corpus has entries (the rest are fresh). */
-const MUTANT_SHARE = 0.5;
+const MUTANT_SHARE = Number(process.env.GS ?? 0.5); const RAMP = Number(process.env.GR ?? 0);
 /** The corpus keeps at most this many entries; past it, a new entry replaces a random old one. */
 export const CORPUS_MAX = 512;
 /** Entries compared when picking one to mutate: the one whose rarest feature is rarest wins. */
@@ -102,7 +102,7 @@ export function runGuidedCampaign(options: CampaignOptions): CampaignResult {
   const every = options.progressEvery ?? 50;
   for (let runs = 1; runs <= runsMax; runs++) {
     if (options.timeMs !== undefined && clock() - started >= options.timeMs) return { runs: runs - 1, coverage, counterexample: undefined, corpus: corpus.added };
-    const candidate = corpus.entries.length > 0 && rng.chance(MUTANT_SHARE) ? mutate(corpus.pick(), rng, sources) : fresh.freshCase();
+    const candidate = runs > RAMP && corpus.entries.length > 0 && rng.chance(MUTANT_SHARE) ? mutate(corpus.pick(), rng, sources) : fresh.freshCase();
     const result = trial(candidate, options, coverage);
     const reached = coverage.features.addCase(result.features);
     if (options.onProgress && runs % every === 0) options.onProgress({ runs, coverage });
