@@ -108,6 +108,7 @@ class Coordinator {
   private async collect(index: number, result: ShardResult): Promise<void> {
     this.results.set(index, result);
     this.progress.delete(index);
+    this.board.update(`shard ${index}`, result.runs, Coverage.from(result.coverage));
     if (result.counterexample) {
       // Merging is idempotent (one run per signature and campaign): a shard merged before a restart finds its run again.
       const merged = mergeCounterexamples([result.counterexample], this.spec);
@@ -158,7 +159,6 @@ class Coordinator {
   }
 
   private updateBoard(workers: number): void {
-    for (const [index, r] of this.results) this.board.update(`shard ${index}`, r.runs, Coverage.from(r.coverage));
     for (const [index, p] of this.progress) {
       const coverage = new Coverage();
       coverage.exits = p.exits;

@@ -72,18 +72,35 @@ export async function runJobs(jobs: FuzzJob[], workers: number, hooks: Hooks): P
   return results.sort((a, b) => order(a) - order(b));
 }
 
-/** Threads that stay and take one job at a time (a `chronovisor worker`'s processors). */
+/** Threads that stay and take one job at a time (a `chronovisor worker`'s processors); a thread that dies is replaced. */
 export class ThreadPool {
   private readonly idle: Worker[] = [];
   private readonly waiting: ((w: Worker) => void)[] = [];
-  private readonly all: Worker[] = [];
+  private readonly all = new Set<Worker>();
+  private closing = false;
 
   constructor(size: number) {
-    for (let i = 0; i < size; i++) {
-      const worker = new Worker(BOOT, { workerData: { module: FUZZ_WORKER } });
-      this.all.push(worker);
-      this.idle.push(worker);
-    }
+    for (let i = 0; i < size; i++) this.release(this.spawn());
+  }
+
+  private spawn(): Worker {
+    const worker = new Worker(BOOT, { workerData: { module: FUZZ_WORKER } });
+    this.all.add(worker);
+    worker.once('exit', () => {
+      this.all.delete(worker);
+      const at = this.idle.indexOf(worker);
+      if (at >= 0) this.idle.splice(at, 1);
+    });
+    return worker;
+  }
+
+  /** Hands a thread to the next job waiting, or keeps it idle; a dead one is replaced first. */
+  private release(worker: Worker): void {
+    const live = this.all.has(worker) ? worker : this.closing ? undefined : this.spawn();
+    if (live === undefined) return;
+    const next = this.waiting.shift();
+    if (next) next(live);
+    else this.idle.push(live);
   }
 
   /** Runs a job on a free thread; `onProgress` sees its progress messages. */
@@ -94,22 +111,23 @@ export class ThreadPool {
         const onMessage = (m: WorkerMessage): void => {
           if (m.label !== job.label) return;
           if (m.type === 'progress') return onProgress(m.runs, m.coverage);
-          worker.off('message', onMessage).off('error', reject);
+          worker.off('message', onMessage).off('error', reject).off('exit', onExit);
           if (m.type === 'error') reject(new Error(m.message));
           else resolve({ runs: m.runs, ms: m.ms, coverage: m.coverage, corpus: m.corpus, counterexample: m.counterexample as ShardResult['counterexample'] });
         };
-        worker.on('message', onMessage).on('error', reject);
+        // A thread that dies mid-job (out of memory) fails the job; BullMQ retries it.
+        const onExit = (code: number): void => reject(new Error(`fuzz thread exited with ${code} during ${job.label}`));
+        worker.on('message', onMessage).on('error', reject).once('exit', onExit);
         worker.postMessage(job);
       });
     } finally {
-      const next = this.waiting.shift();
-      if (next) next(worker);
-      else this.idle.push(worker);
+      this.release(worker);
     }
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.all.map((w) => w.terminate()));
+    this.closing = true;
+    await Promise.all([...this.all].map((w) => w.terminate()));
   }
 }
 

