@@ -27,7 +27,7 @@ const EXIT_USAGE = 2;
 const TIMEOUT = { timeout: 180_000 };
 
 interface Found { finding: string; signature: string; run: number; mode: string }
-interface Report { campaign: string; runs: number; duplicates: number; counterexamples: Found[] }
+interface Report { campaign: string; queue: string; workers: number; runs: number; duplicates: number; counterexamples: Found[] }
 
 let root: string;
 let redis: RedisServer;
@@ -111,6 +111,8 @@ test('two worker processes share a campaign, find a planted flaw, and each bug i
     assert.ok(taken.every((t) => t.length > 0), `shards per worker: ${JSON.stringify(taken)}`);
     assert.equal(new Set(taken.flat()).size, 6);
     assert.ok(report.runs > 0 && report.runs <= 600);
+    assert.equal(report.workers, 2, 'the coordinator saw both workers');
+    assert.equal(report.queue, redis.url);
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
   }
@@ -164,6 +166,27 @@ test('a coordinator killed mid-campaign is resumed with --resume and finishes it
     // Resuming a finished campaign prints its report again.
     const again = await ok(args, dir, EXIT_FOUND);
     assert.deepEqual(JSON.parse(again.stdout), report);
+  } finally {
+    await w.stop();
+  }
+});
+
+test('a guided campaign on the queue: the coordinator merges the corpus, later shards carry it, the recording keeps it', TIMEOUT, async () => {
+  const dir = caseDir();
+  const w = worker(dir);
+  try {
+    await w.waitFor(/taking shards/);
+    const args = ['fuzz', '--queue', redis.url, '--guided', '--runs', '400', '--seed', '3', '--out', 'gq.db', '--json'];
+    const report = JSON.parse((await ok(args, dir, 0)).stdout) as Report & { mode: string; corpus: number };
+    assert.equal(report.mode, 'guided');
+    assert.ok(report.corpus > 0, 'the campaign has a corpus');
+    const carried = [...w.stderr.matchAll(/guided, corpus (\d+)/g)].map((m) => Number(m[1]));
+    assert.equal(carried.length, 4, 'four shards');
+    assert.equal(carried[0], 0, 'the first shard starts from an empty corpus');
+    assert.ok(carried.at(-1)! > 0, `a later shard carries what earlier ones found: ${carried.join(', ')}`);
+    // The next guided campaign on the same recording starts from the corpus it kept.
+    await ok(['fuzz', '--queue', redis.url, '--guided', '--runs', '100', '--seed', '9', '--out', 'gq.db', '--json'], dir, 0);
+    assert.match(w.stderr, new RegExp(`seed 9, 100 cases, guided, corpus ${Math.min(report.corpus, 128)}`));
   } finally {
     await w.stop();
   }

@@ -49,12 +49,12 @@ interface Stored {
   deadlineMs: number | undefined;
 }
 
-/** Worker processes and their slots, from the names workers give their connections (worker.ts). */
+/** Worker processes and their slots, from the names workers give their connections (worker.ts; BullMQ keeps it as `rawname`). */
 async function workerSlots(queue: Queue): Promise<{ workers: number; slots: number }> {
-  const clients = await queue.getWorkers();
+  const names = new Set((await queue.getWorkers()).map((c) => c.rawname ?? c.name ?? ''));
   let slots = 0;
-  for (const c of clients) slots += Number(/chronovisor-c(\d+)-/.exec(c.name ?? '')?.[1] ?? 1);
-  return { workers: clients.length, slots };
+  for (const name of names) slots += Number(/chronovisor-c(\d+)-/.exec(name)?.[1] ?? 1);
+  return { workers: names.size, slots };
 }
 
 class Coordinator {
@@ -65,6 +65,8 @@ class Coordinator {
   private found = false;
   private readonly recorded: Recorded[] = [];
   private duplicates = 0;
+  /** The most worker processes seen at once (this coordinator's polls only). */
+  workersSeen = 0;
 
   constructor(private readonly redis: Redis, private readonly queue: Queue, readonly id: string, readonly stored: Stored, private readonly board: Board) {}
 
@@ -91,7 +93,7 @@ class Coordinator {
     const index = this.shards;
     const s = this.spec;
     const shard: Shard = {
-      format: JOB_FORMAT, simVersion: SIM_VERSION, campaign: this.id, index,
+      format: JOB_FORMAT, simVersion: SIM_VERSION, campaign: this.id, index, ...(this.stored.deadlineMs !== undefined ? { deadlineMs: this.stored.deadlineMs } : {}),
       options: {
         profile: s.profile, flaws: s.flaws, seed: shardSeed(s.seed, index), ...budget,
         ...(s.focus ? { focus: s.focus } : {}), ...(s.maxActions !== undefined ? { maxCommands: s.maxActions } : {}),
@@ -145,8 +147,8 @@ class Coordinator {
         await this.collect(index, job.returnvalue);
       } else if (state === 'failed') {
         throw new InputError('argument', `campaign ${this.id}: shard ${index} failed on a worker: ${job.failedReason}`);
-      } else if (this.found && this.stored.deadlineMs !== undefined && state === 'waiting') {
-        // A timed campaign ends at its first finding: shards not started are dropped.
+      } else if (this.stored.deadlineMs !== undefined && (this.found || Date.now() >= this.stored.deadlineMs) && state === 'waiting') {
+        // A timed campaign ends at its first finding or its deadline: shards not started are dropped.
         await job.remove();
         this.results.set(index, { runs: 0, ms: 0, coverage: new Coverage().plain(), counterexample: undefined, corpus: [] });
       } else {
@@ -172,6 +174,7 @@ class Coordinator {
     for (;;) {
       const outstanding = await this.poll();
       const { workers, slots } = await workerSlots(this.queue);
+      this.workersSeen = Math.max(this.workersSeen, workers);
       let queued = outstanding;
       for (let budget = this.nextBudget(Date.now()); budget !== undefined && queued < Math.max(slots, 1) + 1; budget = this.nextBudget(Date.now())) {
         await this.addShard(budget);
@@ -247,7 +250,7 @@ export async function queueCampaign(p: Plan, q: QueueUrl, resumeId: string | und
     await coordinator.load();
     await coordinator.run().finally(() => board.stop());
     const { recorded, duplicates, corpus } = coordinator.report();
-    const totals = { ...coordinator.totals(), seconds: (Date.now() - stored.createdMs) / 1000, workers: `queue ${q.display}`, seed: stored.spec.seed, corpus };
+    const totals = { ...coordinator.totals(), seconds: (Date.now() - stored.createdMs) / 1000, workers: coordinator.workersSeen, queue: q.display, seed: stored.spec.seed, corpus };
     const report = campaignReport(plan, totals, recorded, duplicates, plan.json);
     const exitCode = recorded.length > 0 ? 1 : 0;
     process.stdout.write(report);

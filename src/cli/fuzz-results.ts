@@ -175,7 +175,8 @@ export function saveCorpus(entries: readonly CorpusEntry[], p: CampaignSpec): vo
 
 // ---- the report ---------------------------------------------------------------------------------
 
-export interface Totals { runs: number; coverage: Coverage; seconds: number; workers: number | string; seed: number; corpus: number }
+/** A campaign's figures; `workers`: threads, or for a queue campaign the most worker processes seen at once. */
+export interface Totals { runs: number; coverage: Coverage; seconds: number; workers: number; queue?: string; seed: number; corpus: number }
 
 /** The campaign's report, as printed on stdout: one JSON document, or text with the coverage table. */
 export function campaignReport(p: CampaignSpec, t: Totals, recorded: Recorded[], duplicates: number, json: boolean): string {
@@ -185,7 +186,7 @@ export function campaignReport(p: CampaignSpec, t: Totals, recorded: Recorded[],
 function jsonReport(p: CampaignSpec, t: Totals, recorded: Recorded[], duplicates: number): string {
   const { coverage } = t;
   return JSON.stringify({
-    profile: p.profile, flaws: p.flaws, focus: p.focus ?? null, mode: p.guided ? 'guided' : 'random', seed: t.seed, workers: t.workers, ...(p.campaign ? { campaign: p.campaign } : {}),
+    profile: p.profile, flaws: p.flaws, focus: p.focus ?? null, mode: p.guided ? 'guided' : 'random', seed: t.seed, workers: t.workers, ...(t.queue ? { queue: t.queue } : {}), ...(p.campaign ? { campaign: p.campaign } : {}),
     runs: t.runs, seconds: t.seconds, runsPerSecond: t.runs / t.seconds, vmExits: coverage.exits, vmExitsPerSecond: coverage.exits / t.seconds, corpus: t.corpus,
     coverage: {
       exitReasons: [...coverage.exitReasons].sort((a, b) => a - b), faultReasons: [...coverage.faultReasons].sort((a, b) => a - b), eventKinds: [...coverage.kinds].sort(),

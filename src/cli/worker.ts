@@ -40,7 +40,9 @@ async function processShard(job: Job, pool: ThreadPool): Promise<ShardResult> {
     note(`worker: refused job ${job.id}: ${error.message}`);
     throw new UnrecoverableError(`refused by worker ${hostname()}:${process.pid}: ${error.message}`);
   }
-  const { options } = shard;
+  // A shard of a timed campaign that starts late runs only until the campaign's end (clocks are assumed in step, as NTP keeps them).
+  const left = shard.deadlineMs === undefined ? Infinity : shard.deadlineMs - Date.now();
+  const options = shard.options.timeMs !== undefined && left < shard.options.timeMs ? { ...shard.options, timeMs: Math.max(1, left) } : shard.options;
   note(`worker: shard ${job.id}: seed ${options.seed}, ${options.runs !== undefined ? `${options.runs} cases` : `${options.timeMs} ms`}${options.guided ? `, guided, corpus ${options.corpus?.length ?? 0}` : ''}`);
   let reported = 0;
   const result = await pool.run({ label: String(job.id), options, hashCounterexample: true }, (runs, coverage) => {

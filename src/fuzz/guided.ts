@@ -30,12 +30,21 @@ const TOURNAMENT = 3;
 class Corpus {
   readonly entries: CorpusEntry[];
   readonly added: CorpusEntry[] = [];
+  /** Features some entry was first to reach, the starting corpus's included: a case that reaches only these is not new. */
+  private readonly known: Set<string>;
 
   constructor(start: readonly CorpusEntry[], private readonly coverage: Coverage, private readonly rng: Prng) {
     this.entries = [...start].slice(-CORPUS_MAX);
+    this.known = new Set(this.entries.flatMap((e) => e.features));
+  }
+
+  /** Of the features a case was the campaign's first to reach, those the corpus does not know either. */
+  unknown(features: readonly string[]): string[] {
+    return features.filter((f) => !this.known.has(f));
   }
 
   add(entry: CorpusEntry): void {
+    for (const f of entry.features) this.known.add(f);
     this.added.push(entry);
     if (this.entries.length < CORPUS_MAX) this.entries.push(entry);
     else this.entries[this.rng.below(CORPUS_MAX)] = entry;
@@ -111,7 +120,7 @@ export function runGuidedCampaign(options: CampaignOptions): CampaignResult {
     if (options.timeMs !== undefined && clock() - started >= options.timeMs) return { runs: runs - 1, coverage, counterexample: undefined, corpus: corpus.added };
     const candidate = runs >= mutateFrom && corpus.entries.length > 0 && rng.chance(MUTANT_SHARE) ? mutate(corpus.pick(), rng, sources) : fresh.freshCase();
     const result = trial(candidate, options, coverage);
-    const reached = coverage.features.addCase(result.features);
+    const reached = corpus.unknown(coverage.features.addCase(result.features));
     if (options.onProgress && runs % every === 0) options.onProgress({ runs, coverage });
     if (result.finding !== undefined) {
       const msToFind = options.clock ? clock() - started : undefined;

@@ -33,6 +33,11 @@ export interface Shard {
   campaign: string;
   index: number;
   options: ShardOptions;
+  /**
+   * A timed campaign's end (ms since the epoch, the coordinator's clock): a shard that starts
+   * late runs only until then, so shards queued ahead never run past the campaign's time.
+   */
+  deadlineMs?: number;
 }
 
 /** What a shard sends back. A counterexample comes with the head hash of its recording on the worker. */
@@ -75,6 +80,7 @@ const shardSchema = z.object({
   simVersion: z.string(),
   campaign: z.string().min(1),
   index: int.nonnegative(),
+  deadlineMs: z.number().optional(),
   options: z.object({
     profile: z.enum(PROFILES),
     flaws: z.array(z.enum(FLAWS)),
