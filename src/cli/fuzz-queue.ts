@@ -211,7 +211,7 @@ async function createCampaign(redis: Redis, p: Plan): Promise<{ id: string; stor
   };
   await redis.hset(campaignKey(id), { stored: JSON.stringify(stored), shards: '0' });
   // A guided campaign starts from the corpus its recording kept.
-  const corpus = p.guided ? loadCorpus(stored.spec, true) : [];
+  const corpus = p.guided ? loadCorpus(stored.spec) : [];
   if (corpus.length > 0) await redis.rpush(`${campaignKey(id)}:corpus`, ...corpus.map((e) => JSON.stringify(e)));
   return { id, stored };
 }

@@ -3,7 +3,7 @@
  * de-duplicated by invariant and signature), the guided mode's corpus (a table of the same
  * file), and the report (text or JSON, with the coverage table).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Profile } from '../events/schema.ts';
@@ -142,9 +142,9 @@ function fuzzInfo(config: string): RunFuzzInfo | undefined {
 
 const CORPUS_DDL = 'CREATE TABLE IF NOT EXISTS fuzz_corpus (id INTEGER PRIMARY KEY, profile TEXT NOT NULL, entry TEXT NOT NULL)';
 
-/** The corpus a guided campaign starts from: the newest entries of the file whose actions fit the focus. */
-export function loadCorpus(p: CampaignSpec, exists: boolean): CorpusEntry[] {
-  if (!exists) return [];
+/** The corpus a guided campaign starts from: the newest entries of the file (if there is one) whose actions fit the focus. */
+export function loadCorpus(p: CampaignSpec): CorpusEntry[] {
+  if (!existsSync(p.db)) return [];
   const store = openForReading(p.db);
   try {
     const table = store.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fuzz_corpus'").get();

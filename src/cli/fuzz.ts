@@ -3,7 +3,6 @@
  * of a BullMQ queue: fuzz-queue.ts), counterexamples recorded as runs, and the scoreboard of
  * planted flaws.
  */
-import { existsSync } from 'node:fs';
 import { FLAWS, type FlawName } from '../core/hypervisor/flaws.ts';
 import type { Counterexample } from '../fuzz/campaign.ts';
 import { shardSeed } from '../fuzz/jobs.ts';
@@ -35,8 +34,7 @@ function campaignJobs(p: Plan, corpus: CorpusEntry[]): FuzzJob[] {
 
 
 async function localCampaign(p: Plan): Promise<number> {
-  const existed = existsSync(p.db);
-  const corpus = p.guided ? loadCorpus(p, existed) : [];
+  const corpus = p.guided ? loadCorpus(p) : [];
   const jobs = campaignJobs(p, corpus);
   note(describeCampaign(p, `${jobs.length} worker${jobs.length > 1 ? 's' : ''}`) + (p.guided ? `, corpus of ${corpus.length} from ${p.db}` : ''));
   const board = new Board('fuzz');
