@@ -10,7 +10,8 @@ import {
   EVENT_FIELDS, EVENT_KINDS, GUEST_OP_NAMES, HYPERCALL_NAMES, INVARIANTS, PROFILES, makeEvent,
   type Event, type EventKind, type EventOf, type Profile,
 } from '../src/events/schema.ts';
-import { parseScenario, type MachineConfig } from '../src/core/machine/scenario.ts';
+import { parseScenario } from '../src/core/machine/scenario.ts';
+import type { MachineConfig } from '../src/core/hypervisor/config.ts';
 
 // ---- value ranges ---------------------------------------------------------------------
 

@@ -16,7 +16,8 @@
 import fc from 'fast-check';
 import yaml from 'js-yaml';
 import type { Profile } from '../src/events/schema.ts';
-import { parseScenario, type MachineConfig } from '../src/core/machine/scenario.ts';
+import { parseScenario } from '../src/core/machine/scenario.ts';
+import type { MachineConfig } from '../src/core/hypervisor/config.ts';
 
 export const ORG = 0x1000;
 export const IDT = 0x6c00;

@@ -10,7 +10,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PROFILES, type Profile } from '../src/events/schema.ts';
 import { RecordingStore } from '../src/events/store.ts';
-import { parseScenario, type MachineConfig } from '../src/core/machine/scenario.ts';
+import { parseScenario } from '../src/core/machine/scenario.ts';
+import type { MachineConfig } from '../src/core/hypervisor/config.ts';
 import { recordScenario } from '../src/replay/recorder.ts';
 
 const SCENARIO = fileURLToPath(new URL('../recordings/two-tenants.yaml', import.meta.url));

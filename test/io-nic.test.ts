@@ -13,22 +13,26 @@ import type { Event } from '../src/events/schema.ts';
 import { evolve } from '../src/core/machine/evolve.ts';
 import { Machine } from '../src/core/machine/machine.ts';
 import { writeFrameWithKey } from '../src/core/hypervisor/memory/guest-memory.ts';
-import { PAGE_SIZE, parseScenario, type SecurityRule } from '../src/core/machine/scenario.ts';
+import { parseScenario } from '../src/core/machine/scenario.ts';
+import { PAGE_SIZE } from '../src/core/hypervisor/config.ts';
+import type { SecurityRule } from '../src/core/hardware/nic/switch.ts';
 import { ownerPlaintext } from '../src/core/hypervisor/memory/smm.ts';
 import { stateDigest } from '../src/core/machine/snapshot.ts';
 import { initialState } from '../src/core/machine/state.ts';
 import { buildFrame, parseFrame, tagFrame, type FrameSpec } from '../src/core/hardware/nic/ethernet.ts';
-import type { NicVf } from '../src/core/hypervisor/io/io-state.ts';
+import type { NicVf } from '../src/core/hardware/nic/vf.ts';
 import {
-  nicAttach, nicBoot, nicDetach, nicMmioRead, nicMmioWrite, nicServiceQueues, nicVfOf, wireReceive,
-} from '../src/core/hypervisor/io/nic.ts';
-import {
-  DCTL_ENABLE, EICR_RX, EICR_TX, RXD_STA_DD, RXD_STA_EOP, TXD_CMD_EOP, TXD_CMD_RS, TXD_STA_DD, VFCTRL, VFCTRL_RST,
-  VFEICR, VFEIMC, VFEIMS, VFMACL, VFRDBAL, VFRDH, VFRDLEN, VFRDT, VFRXDCTL, VFSTATUS, VFSTATUS_LU, VFTDBAL, VFTDH,
-  VFTDLEN, VFTDT, VFTXDCTL,
+  DCTL_ENABLE, EICR_RX, EICR_TX, RXD_STA_DD, RXD_STA_EOP, TXD_CMD_EOP, TXD_CMD_RS, TXD_STA_DD, VFCTRL, VFCTRL_RST, VFEICR,
+  VFEIMC, VFEIMS, VFMACL, VFRDBAL, VFRDH, VFRDLEN, VFRDT, VFRXDCTL, VFSTATUS, VFSTATUS_LU, VFTDBAL, VFTDH, VFTDLEN, VFTDT,
+  VFTXDCTL,
 } from '../src/core/hardware/nic/registers.ts';
 import { isGroupMac, securityGroupAllows, switchDecide, type SwitchConfig } from '../src/core/hardware/nic/switch.ts';
-import { vtdBoot } from '../src/core/hypervisor/vtd-driver/vtd-driver.ts';
+import { vtdBoot } from '../src/core/hypervisor/vtd-driver/iommu-domains.ts';
+import { nicAttach, nicBoot, nicDetach, nicVfOf } from '../src/core/hypervisor/io/nic-pf-driver.ts';
+import { nicPort } from '../src/core/hypervisor/io/io-path.ts';
+import { nicMmioRead, nicMmioWrite } from '../src/core/hypervisor/io/vf-mmio.ts';
+import { nicServiceQueues } from '../src/core/hardware/nic/device.ts';
+import { wireReceive } from '../src/core/machine/wire.ts';
 
 // ---- the switch, pure ----------------------------------------------------------------------
 
@@ -466,7 +470,7 @@ test('vanilla: with dom0\'s backend down, no guest\'s I/O moves', () => {
   assert.deepEqual(frameAts(events, from), ['wire.in:ok', 'switch:backend-down']);
   assert.equal(r(m, BOB, VFRDH), 0);
   m.emit('netback.state', { up: true, reason: 'dom0 restarted' });
-  nicServiceQueues(m);
+  nicServiceQueues(nicPort(m));
   assert.equal(r(m, ALICE, VFTDH), 1, 'the queued frame goes once the backend is back');
   assert.equal(r(m, BOB, VFRDH), 1);
 });

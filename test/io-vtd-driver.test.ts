@@ -12,18 +12,19 @@ import fc from 'fast-check';
 import { evolve } from '../src/core/machine/evolve.ts';
 import { Machine } from '../src/core/machine/machine.ts';
 import { writeFrameWithKey } from '../src/core/hypervisor/memory/guest-memory.ts';
-import { PAGE_SIZE, parseScenario, type MachineConfig } from '../src/core/machine/scenario.ts';
+import { parseScenario } from '../src/core/machine/scenario.ts';
+import { PAGE_SIZE, type MachineConfig } from '../src/core/hypervisor/config.ts';
 import { stateDigest } from '../src/core/machine/snapshot.ts';
 import { initialState } from '../src/core/machine/state.ts';
-import { writeXenWords } from '../src/core/hypervisor/io/io-evolve.ts';
 import {
-  dmaRead, dmaWrite, interruptRequest, msiProgram, vtdAssignDevice, vtdBoot, vtdDeassignDevice,
-  vtdDestroyDomain, vtdMapPage, vtdMemory, vtdServiceFaults, vtdUnmapPage,
-} from '../src/core/hypervisor/vtd-driver/vtd-driver.ts';
-import {
-  VTD_GSTS_CFIS, VTD_GSTS_IRES, VTD_GSTS_IRTPS, VTD_GSTS_QIES, VTD_GSTS_RTPS, VTD_GSTS_TES,
-  vtdCompatibilityMsi, vtdStaleEntries,
+  VTD_GSTS_CFIS, VTD_GSTS_IRES, VTD_GSTS_IRTPS, VTD_GSTS_QIES, VTD_GSTS_RTPS, VTD_GSTS_TES, vtdCompatibilityMsi, vtdStaleEntries,
 } from '../src/core/hardware/iommu/index.ts';
+import { dmaRead, dmaWrite } from '../src/core/hypervisor/vtd-driver/dma.ts';
+import { interruptRequest, msiProgram } from '../src/core/hypervisor/vtd-driver/interrupt-remapping.ts';
+import {
+  vtdAssignDevice, vtdBoot, vtdDeassignDevice, vtdDestroyDomain, vtdMapPage, vtdServiceFaults, vtdUnmapPage,
+} from '../src/core/hypervisor/vtd-driver/iommu-domains.ts';
+import { hostPhysicalMemory, writeXenWords } from '../src/core/hypervisor/memory/host-frames.ts';
 
 const scenario = (profile: 'secure' | 'vanilla'): MachineConfig => parseScenario(`seed: 7
 machine: { memoryMiB: 4, pcpus: 1, profile: ${profile} }
@@ -80,7 +81,7 @@ function plant(m: Machine, dom: number, gpa: number, text: string): Uint8Array {
 }
 
 function stale(m: Machine): string[] {
-  return vtdStaleEntries(m.state.io.vtd, vtdMemory(m.state)).map((s) => `${s.cache} ${s.key}: ${s.detail}`);
+  return vtdStaleEntries(m.state.io.vtd, hostPhysicalMemory(m.state)).map((s) => `${s.cache} ${s.key}: ${s.detail}`);
 }
 
 test('boot latches the tables and turns on DMA and interrupt remapping, never CFI', () => {
@@ -194,7 +195,7 @@ test('unmap clears the leaf and invalidates the IOTLB before the frame can go', 
 
 /** The address of the level-1 table on the way to `iova` (4-level walk from slptptr). */
 function walkToLeafTable(m: Machine, slptptr: number, iova: number): number {
-  const memory = vtdMemory(m.state);
+  const memory = hostPhysicalMemory(m.state);
   let table = slptptr;
   for (let level = 4; level > 1; level--) {
     const index = Math.floor(iova / 2 ** (12 + 9 * (level - 1))) % 512;

@@ -245,3 +245,96 @@ test('imports follow events <- core <- replay <- fuzz/tui <- cli', () => {
   }
   assert.deepEqual(offences, []);
 });
+
+// ---- inside src/core: hardware <- hypervisor <- machine ---------------------------------
+
+/** What each layer of src/core may import from src/core (itself included). */
+const CORE_ALLOWED: Record<string, readonly string[]> = {
+  hardware: ['hardware'],
+  hypervisor: ['hypervisor', 'hardware'],
+  machine: ['machine', 'hypervisor', 'hardware'],
+};
+const CORE = join(SRC, 'core');
+const coreLayerOf = (path: string): string | undefined => {
+  const rel = relative(CORE, path);
+  return rel.startsWith('..') ? undefined : rel.split(sep)[0];
+};
+
+test('src/core holds its three layers and nothing beside them', () => {
+  assert.deepEqual(readdirSync(CORE).sort(), Object.keys(CORE_ALLOWED).sort());
+});
+
+test('inside src/core imports follow hardware <- hypervisor <- machine', () => {
+  const offences: string[] = [];
+  for (const f of files.filter((x) => x.layer === 'core')) {
+    const from = coreLayerOf(f.path)!;
+    for (const { spec, index } of importsOf(f.code)) {
+      if (!spec.startsWith('.')) continue;
+      const to = coreLayerOf(resolve(dirname(f.path), spec));
+      if (to !== undefined && !CORE_ALLOWED[from].includes(to)) {
+        offences.push(`${shown(f.path)}:${lineOf(f.code, index)}: core/${from} imports core/${to} (${spec}); core/${from} may import only ${CORE_ALLOWED[from].map((l) => `core/${l}`).join(', ')}`);
+      }
+    }
+  }
+  assert.deepEqual(offences, []);
+});
+
+// ---- no import circles ------------------------------------------------------------------
+
+/** The strongly connected components of more than one file (Tarjan), each sorted. */
+function circles(edges: ReadonlyMap<string, readonly string[]>): string[][] {
+  let next = 0;
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const found: string[][] = [];
+  const visit = (v: string): void => {
+    index.set(v, next);
+    low.set(v, next++);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of edges.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) {
+        low.set(v, Math.min(low.get(v)!, index.get(w)!));
+      }
+    }
+    if (low.get(v) !== index.get(v)) return;
+    const component: string[] = [];
+    let w: string;
+    do {
+      w = stack.pop()!;
+      onStack.delete(w);
+      component.push(w);
+    } while (w !== v);
+    if (component.length > 1) found.push(component.sort());
+  };
+  for (const v of edges.keys()) if (!index.has(v)) visit(v);
+  return found;
+}
+
+/** Every relative import of every file under src/, type-only ones included, by file. */
+function importGraph(): Map<string, string[]> {
+  const paths = new Set(files.map((f) => f.path));
+  const resolveSpec = (from: string, spec: string): string | undefined => {
+    const base = resolve(dirname(from), spec);
+    return [base, `${base}.ts`, `${base}.tsx`, join(base, 'index.ts')].find((p) => paths.has(p));
+  };
+  return new Map(files.map((f) => [f.path, importsOf(f.code).flatMap(({ spec }) => {
+    const target = spec.startsWith('.') ? resolveSpec(f.path, spec) : undefined;
+    return target === undefined ? [] : [target];
+  })]));
+}
+
+test('the circle finder finds circles and only circles', () => {
+  const graph = new Map([['a', ['b']], ['b', ['c']], ['c', ['a', 'd']], ['d', ['e']], ['e', ['d']], ['f', ['a']]]);
+  assert.deepEqual(circles(graph).map((c) => c.join(',')).sort(), ['a,b,c', 'd,e']);
+  assert.deepEqual(circles(new Map([['a', ['b']], ['b', []]])), []);
+});
+
+test('no import circle anywhere under src/ (type-only imports count)', () => {
+  assert.deepEqual(circles(importGraph()).map((c) => c.map(shown).join(' -> ')), []);
+});

@@ -7,12 +7,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AssertionFailed } from '../src/events/errors.ts';
 import {
-  PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_IO, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY,
-  PCI_CONFIG_ADDRESS_ENABLE, PCI_CONFIG_DATA_PORT, PCI_NO_BDF, pciBarRanges, pciBdf, pciBusAdd,
-  pciBusCreate, pciBusMasterEnabled, pciConfigAddressRead, pciConfigAddressWrite, pciConfigDataRead,
-  pciConfigDataWrite, pciConfigRead, pciConfigWrite, pciFunctionCreate, pciIoLookup, pciMmioLookup, pciRun,
-  sriovNicPf, sriovNicPfSpec, type Bdf, type PciBus, type PciCfgEffect,
+  PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_IO, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PCI_CONFIG_ADDRESS_ENABLE,
+  PCI_CONFIG_DATA_PORT, PCI_NO_BDF, pciBarRanges, pciBdf, pciBusAdd, pciBusCreate, pciBusMasterEnabled, pciConfigAddressRead,
+  pciConfigAddressWrite, pciConfigDataRead, pciConfigDataWrite, pciConfigRead, pciConfigWrite, pciFunctionCreate, pciIoLookup,
+  pciMmioLookup, pciRun, type Bdf, type PciBus, type PciCfgEffect,
 } from '../src/core/hardware/pci/index.ts';
+import { sriovNicPf, sriovNicPfSpec } from '../src/core/hardware/nic/pf-config.ts';
 
 const PF: Bdf = pciBdf(2, 0, 0);
 

@@ -6,12 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PCI_MSI_ADDRESS_HI,
-  PCI_MSI_ADDRESS_LO, PCI_MSI_DATA_64, PCI_MSI_FLAGS, PCI_MSI_FLAGS_ENABLE, PCI_MSI_MASK_64, PCI_MSI_PENDING_64,
-  PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE, PCI_MSIX_FLAGS_MASKALL, PCI_SRIOV_CTRL_MSE, PCI_SRIOV_CTRL_VFE,
-  pciBdf, pciBusCreate, pciConfigRead, pciConfigWrite, pciFunctionCreate, pciMmioRead, pciMmioWrite,
-  pciMsiSignal, pciRun, sriovNicPf, sriovNicPfSpec, type Bdf, type PciBus, type PciMsiMessage,
+  PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PCI_MSI_ADDRESS_HI, PCI_MSI_ADDRESS_LO,
+  PCI_MSI_DATA_64, PCI_MSI_FLAGS, PCI_MSI_FLAGS_ENABLE, PCI_MSI_MASK_64, PCI_MSI_PENDING_64, PCI_MSIX_FLAGS,
+  PCI_MSIX_FLAGS_ENABLE, PCI_MSIX_FLAGS_MASKALL, PCI_SRIOV_CTRL_MSE, PCI_SRIOV_CTRL_VFE, pciBdf, pciBusCreate, pciConfigRead,
+  pciConfigWrite, pciFunctionCreate, pciMmioRead, pciMmioWrite, pciMsiSignal, pciRun, type Bdf, type PciBus, type PciMsiMessage,
 } from '../src/core/hardware/pci/index.ts';
+import { sriovNicPf, sriovNicPfSpec } from '../src/core/hardware/nic/pf-config.ts';
 
 const PF: Bdf = pciBdf(2, 0, 0);
 const MSIX_BAR = 0xfe100000; // PF BAR4: table at 0, PBA at 0x2000

@@ -14,13 +14,13 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { enableMapSet, freeze, produce } from 'immer';
 import {
-  PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PCI_CONFIG_DATA_PORT, PCI_NO_BDF, PCI_SRIOV_CTRL,
-  PCI_SRIOV_CTRL_VFE, PCI_SRIOV_NUM_VF, PCI_SRIOV_TOTAL_VF, PCI_SRIOV_VF_OFFSET, PCI_SRIOV_VF_STRIDE,
-  pciApplyAll, pciBarDecode, pciBdf, pciBusCreate, pciConfigAddressWrite, pciConfigDataRead,
-  pciConfigDataWrite, pciConfigRead, pciConfigWrite, pciFunctionCreate, pciFunctionsPresent, pciGetLe,
-  pciMmioRead, pciMmioWrite, pciMsiSignal, pciRun, sriovNicPf,
-  type Bdf, type PciBarSpec, type PciBus, type PciCfgEffect, type PciEffect, type PciOutcome,
+  PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PCI_CONFIG_DATA_PORT, PCI_NO_BDF, PCI_SRIOV_CTRL, PCI_SRIOV_CTRL_VFE,
+  PCI_SRIOV_NUM_VF, PCI_SRIOV_TOTAL_VF, PCI_SRIOV_VF_OFFSET, PCI_SRIOV_VF_STRIDE, pciApplyAll, pciBarDecode, pciBdf,
+  pciBusCreate, pciConfigAddressWrite, pciConfigDataRead, pciConfigDataWrite, pciConfigRead, pciConfigWrite, pciFunctionCreate,
+  pciFunctionsPresent, pciGetLe, pciMmioRead, pciMmioWrite, pciMsiSignal, pciRun, type Bdf, type PciBarSpec, type PciBus,
+  type PciCfgEffect, type PciEffect, type PciOutcome,
 } from '../src/core/hardware/pci/index.ts';
+import { sriovNicPf } from '../src/core/hardware/nic/pf-config.ts';
 
 enableMapSet();
 

@@ -7,13 +7,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  PCI_CAP_ID_EXP, PCI_CAP_ID_MSIX, PCI_CLASS_NETWORK_ETHERNET, PCI_COMMAND, PCI_COMMAND_MASTER,
-  PCI_EXP_DEVCTL, PCI_EXP_DEVCTL_BCR_FLR, PCI_INTERRUPT_PIN, PCI_SRIOV_CTRL, PCI_SRIOV_CTRL_MSE,
-  PCI_SRIOV_CTRL_VFE, PCI_SRIOV_NUM_VF, PCI_SRIOV_SYS_PGSIZE, PCI_VENDOR_ID_INTEL, NIC_82599_VF_DEVICE_ID,
-  pciBarRanges, pciBdf, pciBdfFormat, pciBusCreate, pciCapabilityList, pciConfigRead, pciConfigWrite,
-  pciFunctionAt, pciFunctionsPresent, pciIdentityOf, pciMmioLookup, pciRun, sriovNicPf,
-  type Bdf, type PciBus, type SriovNicOptions,
+  PCI_CAP_ID_EXP, PCI_CAP_ID_MSIX, PCI_CLASS_NETWORK_ETHERNET, PCI_COMMAND, PCI_COMMAND_MASTER, PCI_EXP_DEVCTL,
+  PCI_EXP_DEVCTL_BCR_FLR, PCI_INTERRUPT_PIN, PCI_SRIOV_CTRL, PCI_SRIOV_CTRL_MSE, PCI_SRIOV_CTRL_VFE, PCI_SRIOV_NUM_VF,
+  PCI_SRIOV_SYS_PGSIZE, PCI_VENDOR_ID_INTEL, pciBarRanges, pciBdf, pciBdfFormat, pciBusCreate, pciCapabilityList, pciConfigRead,
+  pciConfigWrite, pciFunctionAt, pciFunctionsPresent, pciIdentityOf, pciMmioLookup, pciRun, type Bdf, type PciBus,
 } from '../src/core/hardware/pci/index.ts';
+import { NIC_82599_VF_DEVICE_ID, sriovNicPf, type SriovNicOptions } from '../src/core/hardware/nic/pf-config.ts';
 
 const PF: Bdf = pciBdf(2, 0, 0);
 const SRIOV = 0x100;

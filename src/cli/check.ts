@@ -5,7 +5,9 @@ import { forkRun } from '../replay/fork.ts';
 import { domainNames, eventJson, eventText } from '../replay/format.ts';
 import { Timeline } from '../replay/timeline.ts';
 import { violationCount } from '../replay/summary.ts';
-import { SIM_VERSION, note, openForReading, openForWriting, out, parseCount, parseSeq, parseSets, quote, resolveRun, CLI } from './context.ts';
+import {
+  SIM_VERSION, note, openForReading, openForWriting, out, parseCount, parseSeq, parseSets, quote, resolveRun, CLI,
+} from './context.ts';
 import { verifyRunParallel } from './parallel-verify.ts';
 import { startProgress } from './progress.ts';
 

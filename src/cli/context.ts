@@ -6,7 +6,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { InputError } from '../events/errors.ts';
 import { RecordingStore, type RunRow, type RunStatus } from '../events/store.ts';
-import { parseScenario, type MachineConfig } from '../core/machine/scenario.ts';
+import { parseScenario } from '../core/machine/scenario.ts';
+import type { MachineConfig } from '../core/hypervisor/config.ts';
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 export const SIM_VERSION: string = packageJson.version;

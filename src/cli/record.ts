@@ -5,10 +5,12 @@ import { fileURLToPath } from 'node:url';
 import { InputError } from '../events/errors.ts';
 import { PROFILES, type Profile } from '../events/schema.ts';
 import type { RecordingStore } from '../events/store.ts';
-import type { MachineConfig } from '../core/machine/scenario.ts';
+import type { MachineConfig } from '../core/hypervisor/config.ts';
 import { recordScenario, type DriveResult } from '../replay/recorder.ts';
 import { violationCount } from '../replay/summary.ts';
-import { SIM_VERSION, defaultRecordingPath, note, openForReading, openForWriting, out, parseCount, quote, readScenario, CLI } from './context.ts';
+import {
+  SIM_VERSION, defaultRecordingPath, note, openForReading, openForWriting, out, parseCount, quote, readScenario, CLI,
+} from './context.ts';
 import { startProgress } from './progress.ts';
 
 export interface RunOptions {

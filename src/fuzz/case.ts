@@ -7,7 +7,8 @@ import fc from 'fast-check';
 import yaml from 'js-yaml';
 import type { Profile } from '../events/schema.ts';
 import type { FlawName } from '../core/hypervisor/flaws.ts';
-import { scenarioFromObject, type MachineConfig } from '../core/machine/scenario.ts';
+import { scenarioFromObject } from '../core/machine/scenario.ts';
+import type { MachineConfig } from '../core/hypervisor/config.ts';
 import { ATTACKER, TENANT_IPS, TENANT_MACS, TENANT_PAGES, TENANTS, actionInput, type Action } from './actions.ts';
 
 /** Inputs wait for the machine to go quiet (nextStep applies a pending input then). */

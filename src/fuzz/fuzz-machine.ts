@@ -6,7 +6,7 @@
 import type { Event, EventOf, Profile } from '../events/schema.ts';
 import type { FlawName } from '../core/hypervisor/flaws.ts';
 import { Machine } from '../core/machine/machine.ts';
-import type { MachineConfig } from '../core/machine/scenario.ts';
+import type { MachineConfig } from '../core/hypervisor/config.ts';
 import { cloneState, initialState, type MachineState } from '../core/machine/state.ts';
 import { nextStep } from '../replay/recorder.ts';
 import { actionInput, type Action } from './actions.ts';

@@ -12,7 +12,8 @@
 import type { Event } from '../events/schema.ts';
 import { Machine } from '../core/machine/machine.ts';
 import { parseScenario } from '../core/machine/scenario.ts';
-import { initialState, type PagingMode } from '../core/machine/state.ts';
+import { initialState } from '../core/machine/state.ts';
+import type { PagingMode } from '../core/hardware/vmx/controls.ts';
 import { exitReasonName } from '../core/hardware/vmx/exit-reasons.ts';
 import { nextStep } from './recorder.ts';
 

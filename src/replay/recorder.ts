@@ -7,7 +7,7 @@ import { assert } from '../events/errors.ts';
 import type { Event, Seq } from '../events/schema.ts';
 import { GENESIS_HASH, RunWriter, type RecordingStore, type RunStatus } from '../events/store.ts';
 import { Machine } from '../core/machine/machine.ts';
-import type { MachineConfig } from '../core/machine/scenario.ts';
+import type { MachineConfig } from '../core/hypervisor/config.ts';
 import { dehydrate } from '../core/machine/snapshot.ts';
 import { initialState, type MachineState } from '../core/machine/state.ts';
 import { SummaryBuilder, type RunSummary } from './summary.ts';

@@ -3,7 +3,7 @@
  * pane), the guest frame and bytes it touched (memory pane) and its host frame (SMM pane).
  */
 import { eventDomains, eventFrame, type DomainId, type Event, type Mfn } from '../events/schema.ts';
-import { PAGE_SIZE } from '../core/machine/scenario.ts';
+import { PAGE_SIZE } from '../core/hypervisor/config.ts';
 import type { MachineState } from '../core/machine/state.ts';
 
 export interface GuestBytes {

@@ -6,7 +6,7 @@
  * fair share, and a cut section ends with a line saying how many lines it left out.
  */
 import type { DomainId } from '../events/schema.ts';
-import type { NicVf } from '../core/hypervisor/io/io-state.ts';
+import type { NicVf } from '../core/hardware/nic/vf.ts';
 import { NIC_PF_BDF } from '../core/hypervisor/io/io-state.ts';
 import {
   VTD_GSTS_IRES, VTD_GSTS_QIES, VTD_GSTS_TES, vtdFaultReasonName,

@@ -6,8 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { DomainId } from '../events/schema.ts';
-import type { GuestOp } from '../core/machine/scenario.ts';
-import type { Domain, MachineState, X86Vcpu } from '../core/machine/state.ts';
+import type { GuestOp } from '../core/hypervisor/config.ts';
+import type { MachineState } from '../core/machine/state.ts';
+import type { Domain, X86Vcpu } from '../core/hypervisor/state.ts';
 import { disassembleAt } from '../core/machine/inspect.ts';
 import { exitReasonName } from '../core/hardware/vmx/exit-reasons.ts';
 import type { DomainNames } from '../replay/format.ts';

@@ -4,7 +4,7 @@
  * decrypted with the owner's key from the SMM key table).
  */
 import type { DomainId } from '../events/schema.ts';
-import { PAGE_SIZE } from '../core/machine/scenario.ts';
+import { PAGE_SIZE } from '../core/hypervisor/config.ts';
 import { ownerPlaintext } from '../core/hypervisor/memory/smm.ts';
 import type { MachineState } from '../core/machine/state.ts';
 import type { DomainNames } from '../replay/format.ts';

@@ -4,7 +4,7 @@
  * a key (shown by a hash prefix, never the key) and whose key each pCPU holds live.
  */
 import type { DomainId, Mfn } from '../events/schema.ts';
-import { XEN_RESERVED_FRAMES } from '../core/machine/scenario.ts';
+import { XEN_RESERVED_FRAMES } from '../core/hypervisor/config.ts';
 import type { MachineState } from '../core/machine/state.ts';
 import type { DomainNames } from '../replay/format.ts';
 import { line, type Line, type Span } from './lines.ts';

@@ -5,7 +5,7 @@
  */
 import type { DomainId, Event, Mfn, Seq } from '../events/schema.ts';
 import type { RunRow, RunStatus } from '../events/store.ts';
-import { XEN_RESERVED_FRAMES } from '../core/machine/scenario.ts';
+import { XEN_RESERVED_FRAMES } from '../core/hypervisor/config.ts';
 import type { MachineState } from '../core/machine/state.ts';
 import { disassembleAt } from '../core/machine/inspect.ts';
 import type { StateDifference } from '../replay/diff.ts';

@@ -5,7 +5,7 @@
  */
 import { makeEvent, type Event, type EventKind, type EventOf } from '../../src/events/schema.ts';
 import { Machine } from '../../src/core/machine/machine.ts';
-import type { MachineConfig } from '../../src/core/machine/scenario.ts';
+import type { MachineConfig } from '../../src/core/hypervisor/config.ts';
 import { initialState } from '../../src/core/machine/state.ts';
 
 export interface Rig {

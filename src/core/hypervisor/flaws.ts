@@ -3,7 +3,6 @@
  * after the real bug class (spec-facts.md, "Real bug classes"). A scenario's `flaws:` list or
  * a `flaw.NAME=on` input turns one on; the fuzzer must find every one.
  */
-import type { MachineState } from '../machine/state.ts';
 
 export const FLAW_INFO = {
   'no-scrub': 'frames a live guest gives back are not scrubbed before their next owner (XSA-245)',
@@ -22,6 +21,6 @@ export type FlawName = keyof typeof FLAW_INFO;
 export const FLAWS = Object.keys(FLAW_INFO) as FlawName[];
 
 /** True when the flaw is planted in this machine (secure-profile mechanisms only read this). */
-export function hasFlaw(state: Pick<MachineState, 'flaws'>, flaw: FlawName): boolean {
+export function hasFlaw(state: { readonly flaws: readonly string[] }, flaw: FlawName): boolean {
   return state.flaws.includes(flaw);
 }

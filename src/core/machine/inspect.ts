@@ -1,61 +1,13 @@
 /**
- * Looking into a machine state from outside, as a debugger does: read a guest's memory by
- * linear address (through its own page tables and the p2m, decrypted with its key) and
- * disassemble the instruction at EIP as the vCPU fetches it. Pure functions of the state;
- * nothing is emitted.
+ * Looking into a machine state from outside, as a debugger does: the instruction at EIP as
+ * the vCPU fetches it. A pure function of the state; nothing is emitted.
  */
-import { PAGE_SIZE } from './scenario.ts';
-import { ownerPlaintext } from '../hypervisor/memory/smm.ts';
-import type { MachineState } from './state.ts';
-import { CR0_PG, guestWalk, type WalkPort } from '../hardware/paging/guest-walk.ts';
 import { decode, formatInstruction } from '../hardware/x86/index.ts';
-import { ExitReason } from '../hardware/cpu/outcomes.ts';
-
-function gpaPort(state: MachineState, dom: number): WalkPort {
-  return {
-    read32(gpa) {
-      const mfn = state.domains.get(dom)?.p2m.get(Math.floor(gpa / PAGE_SIZE));
-      if (mfn === undefined) return { kind: 'exit', reason: ExitReason.EPT_VIOLATION, qualification: 0, gla: null, gpa };
-      return Buffer.from(ownerPlaintext(state, mfn, gpa % PAGE_SIZE, 4)).readUInt32LE(0);
-    },
-    write32: () => undefined,
-  };
-}
-
-/**
- * Bytes at a guest-linear address, or undefined where the guest has nothing mapped: through
- * the guest's page tables (as Xen's copy_from_guest reads), or with `asFetched` through the
- * vCPU's TLB first, as the processor does. The two differ after the guest rewrites a page
- * table entry without INVLPG: the TLB may keep the old translation, on hardware too.
- */
-export function readGuestLinear(state: MachineState, dom: number, vcpu: number, linear: number, length: number, asFetched = false): Uint8Array | undefined {
-  const x86 = state.domains.get(dom)?.vcpus[vcpu]?.x86;
-  if (!x86) return undefined;
-  const out = new Uint8Array(length);
-  for (let i = 0; i < length;) {
-    const address = (linear + i) >>> 0;
-    const offset = address % PAGE_SIZE;
-    const cached = asFetched ? x86.tlb.get(address >>> 12) : undefined;
-    let mfn = cached?.mfn;
-    if (mfn === undefined) {
-      let gpa = address;
-      if ((x86.cpu.cr0 & CR0_PG) !== 0) {
-        const walk = guestWalk(gpaPort(state, dom), x86.cpu, address, false);
-        if ('kind' in walk) return i === 0 ? undefined : out.subarray(0, i);
-        gpa = walk.gpa;
-      }
-      mfn = state.domains.get(dom)!.p2m.get(Math.floor(gpa / PAGE_SIZE));
-      if (mfn === undefined) return i === 0 ? undefined : out.subarray(0, i);
-    }
-    const n = Math.min(length - i, PAGE_SIZE - offset);
-    out.set(ownerPlaintext(state, mfn, offset, n), i);
-    i += n;
-  }
-  return out;
-}
+import { readGuestLinear } from '../hypervisor/memory/copy-from-guest.ts';
+import type { HostState } from '../hypervisor/state.ts';
 
 /** The instruction at `eip` in NASM syntax, or a note saying why there is none. */
-export function disassembleAt(state: MachineState, dom: number, vcpu: number, eip: number): string {
+export function disassembleAt(state: HostState, dom: number, vcpu: number, eip: number): string {
   const bytes = readGuestLinear(state, dom, vcpu, eip, 15, true);
   if (bytes === undefined) return '(not mapped)';
   const decoded = decode(bytes, 0);

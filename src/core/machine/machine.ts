@@ -7,18 +7,20 @@
  * find is appended to the step as `violation` events.
  */
 import { assert } from '../../events/errors.ts';
-import { NO_DOMAIN, makeEvent, type Event, type EventFields, type EventKind } from '../../events/schema.ts';
+import { makeEvent, NO_DOMAIN, type Event, type EventFields, type EventKind } from '../../events/schema.ts';
+import { createDomain } from '../hypervisor/domains.ts';
+import { nicBoot } from '../hypervisor/io/nic-pf-driver.ts';
+import { anyRunnable, isRunnable, passesTurn, passTurn, runnableVcpus, scheduleStep, type VcpuRef } from '../hypervisor/scheduler.ts';
+import { runX86Step } from '../hypervisor/vmx/vcpu-run.ts';
+import { wakeTick } from '../hypervisor/vmx/vcpu.ts';
+import { vtdBoot } from '../hypervisor/vtd-driver/iommu-domains.ts';
 import { evolve } from './evolve.ts';
-import { performDom0Action, runDom0Action, runGuestOperation } from './guests/scripted.ts';
-import { parseDeviceDma, parseDeviceMsi, parseDom0Input } from './scenario.ts';
+import { runDom0Action } from './guests/dom0.ts';
+import { runGuestOperation } from './guests/scripted.ts';
+import { actOnInput } from './inputs.ts';
 import { INVARIANT_CHECKERS, type InvariantChecker } from './invariants/index.ts';
-import { anyRunnable, isRunnable, passTurn, passesTurn, runnableVcpus, scheduleStep, type VcpuRef } from '../hypervisor/scheduler.ts';
 import type { MachineState } from './state.ts';
-import { runX86Step, wakeTick } from '../hypervisor/vmx/vcpu-run.ts';
-import { createDomain, reloadImage } from '../hypervisor/xen.ts';
-import { NIC_PF_BDF } from '../hypervisor/io/io-state.ts';
-import { nicBoot, wireDeliver, wireReceive } from '../hypervisor/io/nic.ts';
-import { dmaRead, dmaWrite, interruptRequest, vtdBoot } from '../hypervisor/vtd-driver/vtd-driver.ts';
+import { wireReceive } from './wire.ts';
 
 /** The checkers that look at each kind of event. */
 const CHECKERS_BY_KIND = new Map<string, InvariantChecker[]>();
@@ -137,7 +139,7 @@ export class Machine {
   private runVcpu(pcpu: number, ref: VcpuRef): void {
     const domain = this.state.domains.get(ref.dom)!;
     const x86 = domain.vcpus[ref.vcpu].x86;
-    if (x86) runX86Step({ m: this, pcpu, domain, vcpu: ref.vcpu, x86 });
+    if (x86) runX86Step({ host: this, pcpu, domain, vcpu: ref.vcpu, x86 });
     else runGuestOperation(this, pcpu, ref);
   }
 
@@ -155,32 +157,3 @@ export class Machine {
   }
 }
 
-/**
- * What an input does beyond the state change its event carries: a dom0 action, a hostile
- * device's DMA or interrupt request, a frame from the wire, a new x86 image (the input's own
- * fold resets the vCPU; the image is written here).
- */
-function actOnInput(m: Machine, key: string, value: string): void {
-  const [family, name] = key.split('.');
-  const bytes = (): Uint8Array => Uint8Array.from(Buffer.from(value, 'hex'));
-  if (family === 'dom0') {
-    performDom0Action(m, parseDom0Input(name, value, m.state.config.domains.map((d) => d.name)), -1);
-  } else if (key === 'device.dma') {
-    deviceDma(m, parseDeviceDma(value)!);
-  } else if (key === 'device.msi') {
-    const msi = parseDeviceMsi(value)!;
-    interruptRequest(m, msi.sid, msi.address, msi.data);
-  } else if (key === 'wire.frame') {
-    wireDeliver(m, bytes());
-  } else if (family === 'domain' && key.endsWith('.x86')) {
-    reloadImage(m, name, bytes());
-  }
-}
-
-/** A device doing DMA on its own (a hostile or broken VF): only an enabled VF has a source id. */
-function deviceDma(m: Machine, dma: NonNullable<ReturnType<typeof parseDeviceDma>>): void {
-  const fn = m.state.io.pci.functions.get(NIC_PF_BDF)?.sriov?.vfs[dma.vf - 1];
-  if (fn === undefined) return;
-  if (dma.write) dmaWrite(m, fn.bdf, dma.iova, dma.data);
-  else dmaRead(m, fn.bdf, dma.iova, dma.len);
-}

@@ -7,127 +7,21 @@
 import yaml from 'js-yaml';
 import { z } from 'zod';
 import { InputError } from '../../events/errors.ts';
-import { HYPERCALL_NAMES, PROFILES, type Profile } from '../../events/schema.ts';
-import { FLAWS, type FlawName } from '../hypervisor/flaws.ts';
-import { AssemblyError, assemble } from '../hardware/x86/index.ts';
+import { PROFILES, type Profile } from '../../events/schema.ts';
 import { buildFrame, isIpv4, isMac } from '../hardware/nic/ethernet.ts';
+import { assemble, AssemblyError } from '../hardware/x86/index.ts';
+import {
+  DOM0_OPS, PAGE_SIZE, XEN_RESERVED_FRAMES, type Dom0Action, type DomainSpec, type GuestImage, type GuestOp, type InputSpec,
+  type MachineConfig, type NetworkConfig,
+} from '../hypervisor/config.ts';
+import { FLAWS, type FlawName } from '../hypervisor/flaws.ts';
 
-export const PAGE_SIZE = 4096;
-/** Frames below this belong to Xen itself and are never given to a domain (1 MiB). */
-export const XEN_RESERVED_FRAMES = 256;
 const GFN_LIMIT = 1 << 20;
 const REPEAT_TIMES_MAX = 1_000_000_000;
 const OPS_MAX = 100_000;
 
-/** A compiled scripted-guest operation. `repeat`/`end` are loop control, free of time. */
-export type GuestOp =
-  | { op: 'write'; gpa: number; bytes: Uint8Array }
-  | { op: 'read'; gpa: number; len: number }
-  | { op: 'canary'; gpa: number; secret: Uint8Array | null; len: number }
-  | { op: 'scan' }
-  | { op: 'hypercall'; call: (typeof HYPERCALL_NAMES)[number]; args: number[]; text: string }
-  | { op: 'yield' }
-  | { op: 'exit' }
-  /** The scripted NIC driver (io/scripted-nic.ts): set the VF up, send a frame, give an rx buffer, write a register. */
-  | { op: 'nic_setup' }
-  | { op: 'nic_tx'; frame: Uint8Array; buffer: number | null }
-  | { op: 'nic_rx'; buffer: number }
-  | { op: 'mmio'; bar: number; offset: number; value: number }
-  | { op: 'repeat'; slot: number; times: number; end: number }
-  | { op: 'end'; slot: number; start: number };
-
-export interface Dom0Action {
-  at: number;
-  op: (typeof DOM0_OPS)[number];
-  domain: string;
-  gfn: number;
-  offset: number;
-  len: number;
-}
-
-/** An x86 guest's image, assembled from its source when the scenario is read. */
-export interface GuestImage {
-  /** Guest-physical address of the first byte (the source's org). */
-  load: number;
-  bytes: Uint8Array;
-  entry: number;
-  /** Initial ESP. */
-  stack: number;
-}
-
-export interface DomainSpec {
-  name: string;
-  memoryKiB: number;
-  maxMemoryKiB: number;
-  vcpus: number;
-  start: number;
-  /** One program per vCPU (vCPUs beyond the list run nothing); empty for an x86 guest. */
-  programs: GuestOp[][];
-  /** The x86 image, or null for a scripted guest. */
-  image: GuestImage | null;
-  paging: 'ept' | 'shadow';
-  /** The domain's network port: a VF of the NIC (secure) or dom0's backend (vanilla); null: none. */
-  nic: NicSpec | null;
-}
-
-export interface NicSpec {
-  mac: string;
-  /** Port VLAN (0: untagged). */
-  vlan: number;
-  ip: string;
-  spoofcheck: boolean;
-}
-
-/** One security-group rule (stateless, like an ACL): what may enter or leave a domain. */
-export interface SecurityRule {
-  domain: string;
-  direction: 'ingress' | 'egress';
-  protocol: 'udp' | 'tcp' | 'any';
-  /** The remote end, as address/prefix ("10.0.0.0/24"; "0.0.0.0/0" for any). */
-  remote: string;
-  /** Destination port (ingress) or destination port on the remote end (egress); 0: any. */
-  port: number;
-  action: 'allow' | 'deny';
-}
-
-export interface WireFrame {
-  at: number;
-  frame: Uint8Array;
-}
-
-export interface NetworkConfig {
-  /** VFs the PF driver enables at boot. */
-  vfs: number;
-  securityGroups: SecurityRule[];
-  /** Frames arriving from the external wire, in tick order. */
-  wire: WireFrame[];
-}
-
 /** Reads a file a scenario names (a guest's assembly source), relative to the scenario. */
 export type ReadInclude = (path: string) => string;
-
-export interface InputSpec {
-  at: number;
-  key: string;
-  value: string;
-}
-
-export interface MachineConfig {
-  seed: string;
-  profile: Profile;
-  frames: number;
-  pcpus: number;
-  /** Operations a scripted vCPU runs per turn. */
-  quantum: number;
-  /** Instructions an x86 vCPU runs per turn (the scheduler's time slice). */
-  timeslice: number;
-  flaws: FlawName[];
-  dom0MemoryKiB: number;
-  dom0Actions: Dom0Action[];
-  domains: DomainSpec[];
-  inputs: InputSpec[];
-  network: NetworkConfig;
-}
 
 const tick = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const address = z.union([
@@ -553,8 +447,6 @@ export function parseDeviceMsi(value: string): { sid: number; address: number; d
   if (parts.length !== 3 || parts.some(Number.isNaN) || parts[0] > 0xffff || parts[1] > 0xffff_ffff || parts[2] > 0xffff_ffff) return undefined;
   return { sid: parts[0], address: parts[1], data: parts[2] };
 }
-
-const DOM0_OPS = ['foreign_read', 'create_domain', 'destroy_domain', 'assign_vf', 'deassign_vf', 'crash_backend'] as const;
 
 /**
  * A dom0 action given as an input: `dom0.OP=DOMAIN`, or for foreign_read

@@ -6,14 +6,15 @@
  * are shared by every checkpoint of every run. Maps are written as entry lists sorted by key,
  * so equal states encode to equal bytes: the digest of a state is the hash of its encoding.
  */
-import { createHash } from 'node:crypto';
 import { Packr } from 'msgpackr';
+import { createHash } from 'node:crypto';
 import { assert } from '../../events/errors.ts';
-import type { PrngState } from './prng.ts';
-import type { GuestOp, MachineConfig } from './scenario.ts';
-import { eptSet } from '../hardware/paging/ept.ts';
+import { eptSet, type EptTable } from '../hardware/paging/ept.ts';
+import type { GuestOp, MachineConfig } from '../hypervisor/config.ts';
 import type { IoState } from '../hypervisor/io/io-state.ts';
-import { sharePage, type Domain, type EptTable, type MachineState, type Page, type Vcpu, type X86Vcpu } from './state.ts';
+import { sharePage, type Domain, type Page, type Vcpu, type X86Vcpu } from '../hypervisor/state.ts';
+import type { PrngState } from './prng.ts';
+import type { MachineState } from './state.ts';
 
 export const SNAPSHOT_VERSION = 1;
 

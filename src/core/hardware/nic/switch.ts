@@ -15,9 +15,20 @@
  * 6. security groups, ingress: each receiving domain's rules, per receiver.
  */
 import type { DomainId } from '../../../events/schema.ts';
-import type { SecurityRule } from '../../machine/scenario.ts';
 import { ipv4Number, parseFrame, tagFrame, untagFrame, type FrameHeader } from './ethernet.ts';
-import type { NicVf } from '../../hypervisor/io/io-state.ts';
+import type { NicVf } from './vf.ts';
+
+/** One security-group rule (stateless, like an ACL): what may enter or leave a domain. */
+export interface SecurityRule {
+  domain: string;
+  direction: 'ingress' | 'egress';
+  protocol: 'udp' | 'tcp' | 'any';
+  /** The remote end, as address/prefix ("10.0.0.0/24"; "0.0.0.0/0" for any). */
+  remote: string;
+  /** Destination port (ingress) or destination port on the remote end (egress); 0: any. */
+  port: number;
+  action: 'allow' | 'deny';
+}
 
 /** Why a frame was dropped ('ok': it was not). The net.frame event's `verdict`. */
 export type Verdict =

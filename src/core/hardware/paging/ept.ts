@@ -3,7 +3,14 @@
  * PD -> PT, 512 entries a level, indexed by guest-physical address bits 47:39, 38:30, 29:21
  * and 20:12. Only leaf entries carry bits; the model's intermediate entries are always RWX.
  */
-import type { EptEntry, EptTable } from '../../machine/state.ts';
+/** An EPT leaf entry: the host frame and the low bits (R/W/X, memory type). */
+export interface EptEntry {
+  mfn: number;
+  bits: number;
+}
+
+/** The 4-level EPT as the model keeps it: PML4 -> PDPT -> PD -> PT, 512 entries each. */
+export type EptTable = Map<number, Map<number, Map<number, Map<number, EptEntry>>>>;
 
 export const EPT_READ = 1;
 export const EPT_WRITE = 2;

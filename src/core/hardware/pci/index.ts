@@ -1,10 +1,11 @@
 /**
  * The PCI model: configuration space (config-space.ts, register names in pci-regs.ts), the
- * bus with configuration mechanism #1 and BAR decoding (bus.ts), message signalled
- * interrupts (msi.ts) and the SR-IOV NIC's PF identity (sriov-nic.ts).
+ * bus with configuration mechanism #1 and BAR decoding (bus.ts), and message
+ * signalled interrupts (msi.ts). The SR-IOV NIC's PF identity is the NIC's (../nic/pf-config.ts).
  */
 export * from './pci-regs.ts';
 export * from './config-space.ts';
+export * from './config-image.ts';
+export * from './config-access.ts';
 export * from './msi.ts';
 export * from './bus.ts';
-export * from '../nic/pf-config.ts';

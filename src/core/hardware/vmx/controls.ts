@@ -6,7 +6,9 @@
  * and CR4 paging bits and every #PF; under EPT it sees none of them.
  */
 import type { ExitControls } from '../cpu/interpreter.ts';
-import type { PagingMode } from '../../machine/state.ts';
+
+/** How guest-physical memory is virtualised: the processor's EPT, or the hypervisor's shadow page tables. */
+export type PagingMode = 'ept' | 'shadow';
 
 const CR0_PE = 1 << 0;
 const CR0_WP = 1 << 16;

@@ -3,9 +3,16 @@
  * register (vector 7:0, mask 16, mode 18:17: 00 one-shot, 01 periodic) and the initial
  * count, here in ticks (retired instructions) with a divide of 1. At reset the LVT is masked.
  */
-import type { X86Vcpu } from '../../machine/state.ts';
-
-export type Lapic = X86Vcpu['lapic'];
+/**
+ * The timer's registers: the LVT timer register, the initial count (in ticks, retired
+ * instructions), the tick the count runs out (-1: stopped) and whether its interrupt is pending.
+ */
+export interface Lapic {
+  lvt: number;
+  initialCount: number;
+  deadline: number;
+  pending: boolean;
+}
 
 export const LVT_MASKED = 1 << 16;
 const LVT_MODE_SHIFT = 17;

@@ -5,25 +5,12 @@
  */
 import type { DomainId } from '../../../events/schema.ts';
 import { vtdInitialState, type VtdState } from '../../hardware/iommu/index.ts';
-import { pciBusCreate, sriovNicPf, type PciBus } from '../../hardware/pci/index.ts';
-import type { MachineConfig } from '../../machine/scenario.ts';
+import { sriovNicPf } from '../../hardware/nic/pf-config.ts';
+import type { NicVf } from '../../hardware/nic/vf.ts';
+import { pciBusCreate, type PciBus } from '../../hardware/pci/index.ts';
+import type { MachineConfig } from '../config.ts';
 
-/** One virtual function of the NIC as the PF driver configured it, and its registers. */
-export interface NicVf {
-  /** VF number, 1-based as SR-IOV counts. */
-  vf: number;
-  /** Routing id on the host bus (the source id of its DMA). */
-  bdf: number;
-  /** The domain it is assigned to (-1: none). */
-  dom: DomainId;
-  /** The MAC the PF forced on it, and its port VLAN (0: untagged). */
-  mac: string;
-  vlan: number;
-  /** Per-VF MAC anti-spoofing (IFLA_VF_SPOOFCHK). */
-  spoofcheck: boolean;
-  /** BAR0 registers by name (nic-regs.ts), as the device holds them. */
-  regs: Record<string, number>;
-}
+export type { NicVf };
 
 /** Xen's IOMMU driver state: where its tables are and what it has programmed. */
 export interface XenVtd {

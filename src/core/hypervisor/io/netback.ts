@@ -7,17 +7,12 @@
  * Frames cross dom0's software bridge, which does not check source MACs (a stock vif), and a
  * dom0 fault (`netbackUp` false) stops every guest's I/O at once.
  */
-import { NO_DOMAIN, NO_FRAME, type Gpa } from '../../../events/schema.ts';
-import type { Machine } from '../../machine/machine.ts';
-import { writeFrameWithKey } from '../memory/guest-memory.ts';
-import { PAGE_SIZE } from '../../machine/scenario.ts';
-import type { NicVf } from './io-state.ts';
+import { NO_DOMAIN, NO_FRAME, type EventOf, type Gpa } from '../../../events/schema.ts';
 import type { Verdict } from '../../hardware/nic/switch.ts';
-
-/** Whether dom0's backend runs: when it does not, nothing moves for anyone. */
-export function netbackUp(m: Machine): boolean {
-  return m.state.io.netbackUp;
-}
+import type { NicVf } from '../../hardware/nic/vf.ts';
+import { PAGE_SIZE } from '../config.ts';
+import { writeFrameWithKey } from '../memory/guest-memory.ts';
+import type { Host, HostState } from '../state.ts';
 
 interface GrantPiece {
   gfn: number;
@@ -28,8 +23,8 @@ interface GrantPiece {
 }
 
 /** A grant copy is per page: the guest's p2m names each frame (NO_FRAME: not mapped). */
-function grantPieces(m: Machine, vf: NicVf, gpa: Gpa, length: number): GrantPiece[] {
-  const p2m = m.state.domains.get(vf.dom)?.p2m;
+function grantPieces(host: Host, vf: NicVf, gpa: Gpa, length: number): GrantPiece[] {
+  const p2m = host.state.domains.get(vf.dom)?.p2m;
   const pieces: GrantPiece[] = [];
   for (let at = 0; at < length;) {
     const address = gpa + at;
@@ -46,14 +41,14 @@ function grantPieces(m: Machine, vf: NicVf, gpa: Gpa, length: number): GrantPiec
  * dom0 copies guest memory out (a tx request, a ring descriptor): the bytes as stored, which
  * in vanilla is the guest's plaintext. Undefined when a page is not mapped (the grant fails).
  */
-export function netbackRead(m: Machine, vf: NicVf, gpa: Gpa, length: number, dir: 'tx' | 'rx'): Uint8Array | undefined {
-  const pieces = grantPieces(m, vf, gpa, length);
+export function netbackRead(host: Host, vf: NicVf, gpa: Gpa, length: number, dir: 'tx' | 'rx'): Uint8Array | undefined {
+  const pieces = grantPieces(host, vf, gpa, length);
   if (pieces.some((p) => p.mfn === NO_FRAME)) return undefined;
   const out = new Uint8Array(length);
   for (const p of pieces) {
-    const page = m.state.memory.get(p.mfn);
+    const page = host.state.memory.get(p.mfn);
     const data = page === undefined ? new Uint8Array(p.length) : page.bytes.slice(p.offset, p.offset + p.length);
-    m.emit('netback.copy', { dom: vf.dom, dir, gfn: p.gfn, offset: p.offset, data });
+    host.emit('netback.copy', { dom: vf.dom, dir, gfn: p.gfn, offset: p.offset, data });
     out.set(data, p.at);
   }
   return out;
@@ -64,26 +59,26 @@ export function netbackRead(m: Machine, vf: NicVf, gpa: Gpa, length: number, dir
  * then the write); a ring response (`copy` false) is dom0 filling the shared ring. The bytes
  * land as the guest's own (written on its behalf, under its key if it has one).
  */
-export function netbackWrite(m: Machine, vf: NicVf, gpa: Gpa, data: Uint8Array, dir: 'tx' | 'rx', copy: boolean): boolean {
-  const pieces = grantPieces(m, vf, gpa, data.length);
+export function netbackWrite(host: Host, vf: NicVf, gpa: Gpa, data: Uint8Array, dir: 'tx' | 'rx', copy: boolean): boolean {
+  const pieces = grantPieces(host, vf, gpa, data.length);
   if (pieces.some((p) => p.mfn === NO_FRAME)) return false;
   for (const p of pieces) {
     const bytes = data.slice(p.at, p.at + p.length);
-    if (copy) m.emit('netback.copy', { dom: vf.dom, dir, gfn: p.gfn, offset: p.offset, data: bytes });
-    writeFrameWithKey(m, vf.dom, vf.dom, p.gfn * PAGE_SIZE + p.offset, p.mfn, p.offset, bytes);
+    if (copy) host.emit('netback.copy', { dom: vf.dom, dir, gfn: p.gfn, offset: p.offset, data: bytes });
+    writeFrameWithKey(host, vf.dom, vf.dom, p.gfn * PAGE_SIZE + p.offset, p.mfn, p.offset, bytes);
   }
   return true;
 }
 
 /** dom0 has the guest's frame: it goes to the bridge. */
-export function netbackTransmit(m: Machine, vf: NicVf, frame: Uint8Array): Verdict {
-  m.emit('net.frame', { at: 'netback.tx', dom: vf.dom, vlan: vf.vlan, verdict: 'ok', frame: frame.slice() });
+export function netbackTransmit(host: Host, vf: NicVf, frame: Uint8Array): Verdict {
+  host.emit('net.frame', { at: 'netback.tx', dom: vf.dom, vlan: vf.vlan, verdict: 'ok', frame: frame.slice() });
   return 'ok';
 }
 
 /** The bridge hands dom0 a frame for a guest's vif: dom0 holds it before copying it in. */
-export function netbackReceive(m: Machine, vf: NicVf, frame: Uint8Array): Verdict {
-  m.emit('net.frame', { at: 'netback.rx', dom: vf.dom, vlan: vf.vlan, verdict: 'ok', frame: frame.slice() });
+export function netbackReceive(host: Host, vf: NicVf, frame: Uint8Array): Verdict {
+  host.emit('net.frame', { at: 'netback.rx', dom: vf.dom, vlan: vf.vlan, verdict: 'ok', frame: frame.slice() });
   return 'ok';
 }
 
@@ -93,9 +88,14 @@ export function netbackReceive(m: Machine, vf: NicVf, frame: Uint8Array): Verdic
  * (APIC id = vCPU). No device sends it, so no interrupt remapping is involved; a
  * destination the domain does not have reaches nobody.
  */
-export function netbackNotify(m: Machine, vf: NicVf, address: number, data: number): void {
+export function netbackNotify(host: Host, vf: NicVf, address: number, data: number): void {
   const apicId = (address >>> 12) & 0xff;
-  const vcpus = m.state.domains.get(vf.dom)?.vcpus.length ?? 0;
+  const vcpus = host.state.domains.get(vf.dom)?.vcpus.length ?? 0;
   const dom = apicId < vcpus ? vf.dom : NO_DOMAIN;
-  m.emit('msi', { sid: vf.bdf, address: address >>> 0, data: data >>> 0, index: -1, fault: 0, dom, vcpu: dom === NO_DOMAIN ? -1 : apicId, vector: data & 0xff, effects: '' });
+  host.emit('msi', { sid: vf.bdf, address: address >>> 0, data: data >>> 0, index: -1, fault: 0, dom, vcpu: dom === NO_DOMAIN ? -1 : apicId, vector: data & 0xff, effects: '' });
+}
+
+/** netback.state: dom0's backend went down (or came back). */
+export function applyNetbackState(state: HostState, e: EventOf<'netback.state'>): void {
+  state.io.netbackUp = e.up;
 }

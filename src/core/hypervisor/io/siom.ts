@@ -12,21 +12,10 @@
  *
  * The buffers are drained within the step that fills them: the state keeps their depth only.
  */
-import type { DomainId } from '../../../events/schema.ts';
-import type { Machine } from '../../machine/machine.ts';
-import type { NicVf } from './io-state.ts';
+import type { DomainId, EventOf } from '../../../events/schema.ts';
 import type { Verdict } from '../../hardware/nic/switch.ts';
-import { dmaRead, dmaWrite } from '../vtd-driver/vtd-driver.ts';
-
-/** The device reads guest memory: a DMA with the VF's source id (undefined: a VT-d fault). */
-export function siomRead(m: Machine, vf: NicVf, iova: number, len: number): Uint8Array | undefined {
-  return dmaRead(m, vf.bdf, iova, len);
-}
-
-/** The device writes guest memory: a DMA with the VF's source id (false: a VT-d fault). */
-export function siomWrite(m: Machine, vf: NicVf, iova: number, data: Uint8Array): boolean {
-  return dmaWrite(m, vf.bdf, iova, data);
-}
+import type { NicVf } from '../../hardware/nic/vf.ts';
+import type { Host, HostState } from '../state.ts';
 
 /**
  * The tag a frame gets as it enters a buffer: the domain whose VF carried it in or out.
@@ -42,10 +31,10 @@ export function siomTagMatches(tag: DomainId, vf: NicVf): boolean {
 }
 
 /** A buffer hands the frame on: dequeue, then the controller's tag check (reject on mismatch). */
-function dequeueChecked(m: Machine, vf: NicVf, dir: 'tx' | 'rx', tag: DomainId, len: number): Verdict {
-  m.emit('siom.buffer', { dom: vf.dom, dir, op: 'dequeue', tag, len });
+function dequeueChecked(host: Host, vf: NicVf, dir: 'tx' | 'rx', tag: DomainId, len: number): Verdict {
+  host.emit('siom.buffer', { dom: vf.dom, dir, op: 'dequeue', tag, len });
   if (siomTagMatches(tag, vf)) return 'ok';
-  m.emit('siom.buffer', { dom: vf.dom, dir, op: 'reject', tag, len });
+  host.emit('siom.buffer', { dom: vf.dom, dir, op: 'reject', tag, len });
   return 'tag-mismatch';
 }
 
@@ -53,11 +42,11 @@ function dequeueChecked(m: Machine, vf: NicVf, dir: 'tx' | 'rx', tag: DomainId, 
  * A frame the VF fetched from its guest: into the domain's tx buffer, tagged; the MUX selects
  * it; the device transmit controller checks the tag against the VF's domain.
  */
-export function siomTransmit(m: Machine, vf: NicVf, frame: Uint8Array): Verdict {
+export function siomTransmit(host: Host, vf: NicVf, frame: Uint8Array): Verdict {
   const tag = siomTag(vf);
-  m.emit('siom.buffer', { dom: vf.dom, dir: 'tx', op: 'enqueue', tag, len: frame.length });
-  m.emit('net.frame', { at: 'siom.tx', dom: vf.dom, vlan: vf.vlan, verdict: 'ok', frame: frame.slice() });
-  return dequeueChecked(m, vf, 'tx', tag, frame.length);
+  host.emit('siom.buffer', { dom: vf.dom, dir: 'tx', op: 'enqueue', tag, len: frame.length });
+  host.emit('net.frame', { at: 'siom.tx', dom: vf.dom, vlan: vf.vlan, verdict: 'ok', frame: frame.slice() });
+  return dequeueChecked(host, vf, 'tx', tag, frame.length);
 }
 
 /**
@@ -65,9 +54,17 @@ export function siomTransmit(m: Machine, vf: NicVf, frame: Uint8Array): Verdict 
  * domain's rx buffer, tagged; the I/O-bus receive controller takes it out and checks the tag
  * against the receiving VF's domain before the receive DMA.
  */
-export function siomReceive(m: Machine, vf: NicVf, frame: Uint8Array): Verdict {
+export function siomReceive(host: Host, vf: NicVf, frame: Uint8Array): Verdict {
   const tag = siomTag(vf);
-  m.emit('siom.buffer', { dom: vf.dom, dir: 'rx', op: 'enqueue', tag, len: frame.length });
-  m.emit('net.frame', { at: 'siom.rx', dom: vf.dom, vlan: vf.vlan, verdict: 'ok', frame: frame.slice() });
-  return dequeueChecked(m, vf, 'rx', tag, frame.length);
+  host.emit('siom.buffer', { dom: vf.dom, dir: 'rx', op: 'enqueue', tag, len: frame.length });
+  host.emit('net.frame', { at: 'siom.rx', dom: vf.dom, vlan: vf.vlan, verdict: 'ok', frame: frame.slice() });
+  return dequeueChecked(host, vf, 'rx', tag, frame.length);
+}
+
+/** siom.buffer: a buffer's depth (frames waiting) moves; an empty buffer is forgotten. */
+export function applySiomBuffer(state: HostState, e: EventOf<'siom.buffer'>): void {
+  const buffers = e.dir === 'tx' ? state.io.siom.tx : state.io.siom.rx;
+  const depth = (buffers.get(e.dom) ?? 0) + (e.op === 'enqueue' ? 1 : e.op === 'dequeue' ? -1 : 0);
+  if (depth > 0) buffers.set(e.dom, depth);
+  else buffers.delete(e.dom);
 }

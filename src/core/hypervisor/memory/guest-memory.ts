@@ -3,12 +3,11 @@
  * SMM's page permission check and encryption. Scripted guests and, later, instructions both
  * come through here; nothing else reads or writes guest frames.
  */
-import { NO_FRAME, type DomainId, type Gpa, type Mfn } from '../../../events/schema.ts';
-import type { Machine } from '../../machine/machine.ts';
-import { PAGE_SIZE } from '../../machine/scenario.ts';
-import { decryptLines, encryptLines, gfnOf, lineSpan, pageOffset, pptDenial } from './smm.ts';
-import { ensureKey } from '../xen.ts';
+import { NO_FRAME, type DomainId, type EventOf, type Gpa, type Mfn } from '../../../events/schema.ts';
 import { forgetDecodes } from '../../hardware/cpu/interpreter.ts';
+import { PAGE_SIZE } from '../config.ts';
+import { isPrivatePage, makePagePrivate, type Host, type HostState } from '../state.ts';
+import { decryptLines, encryptLines, ensureKey, gfnOf, lineSpan, pageOffset, pptDenial } from './smm.ts';
 
 interface Piece {
   gpa: Gpa;
@@ -32,17 +31,17 @@ function pieces(gpa: Gpa, length: number): Piece[] {
 }
 
 /** Translates through the p2m and the page permission table, or records the fault. */
-function translate(m: Machine, dom: DomainId, gpa: Gpa, write: boolean): Mfn | undefined {
-  const mfn = m.state.domains.get(dom)?.p2m.get(gfnOf(gpa));
+function translate(host: Host, dom: DomainId, gpa: Gpa, write: boolean): Mfn | undefined {
+  const mfn = host.state.domains.get(dom)?.p2m.get(gfnOf(gpa));
   const access = write ? 'w' : 'r';
   if (mfn === undefined) {
-    m.emit('mem.fault', { dom, gpa, mfn: NO_FRAME, access, reason: 'p2m-missing' });
+    host.emit('mem.fault', { dom, gpa, mfn: NO_FRAME, access, reason: 'p2m-missing' });
     return undefined;
   }
-  if (m.state.profile === 'secure') {
-    const denial = pptDenial(m.state, dom, mfn, write);
+  if (host.state.profile === 'secure') {
+    const denial = pptDenial(host.state, dom, mfn, write);
     if (denial !== undefined) {
-      m.emit('mem.fault', { dom, gpa, mfn, access, reason: `ppt-denied: ${denial}` });
+      host.emit('mem.fault', { dom, gpa, mfn, access, reason: `ppt-denied: ${denial}` });
       return undefined;
     }
   }
@@ -50,11 +49,11 @@ function translate(m: Machine, dom: DomainId, gpa: Gpa, write: boolean): Mfn | u
 }
 
 /** A guest write on `pcpu`. Returns false when a fault stopped it part way. */
-export function guestWrite(m: Machine, dom: DomainId, pcpu: number, gpa: Gpa, data: Uint8Array): boolean {
+export function guestWrite(host: Host, dom: DomainId, pcpu: number, gpa: Gpa, data: Uint8Array): boolean {
   for (const piece of pieces(gpa, data.length)) {
-    const mfn = translate(m, dom, piece.gpa, true);
+    const mfn = translate(host, dom, piece.gpa, true);
     if (mfn === undefined) return false;
-    writeFrame(m, dom, pcpu, piece.gpa, mfn, piece.offset, data.subarray(piece.at, piece.at + piece.length));
+    writeFrame(host, dom, pcpu, piece.gpa, mfn, piece.offset, data.subarray(piece.at, piece.at + piece.length));
   }
   return true;
 }
@@ -65,18 +64,18 @@ export function guestWrite(m: Machine, dom: DomainId, pcpu: number, gpa: Gpa, da
  * the pCPU (a scrubbed, absent frame reads as zeros, so its first write encrypts the whole
  * page); in vanilla the bytes as they are.
  */
-export function writeFrame(m: Machine, dom: DomainId, pcpu: number, gpa: Gpa, mfn: Mfn, offset: number, bytes: Uint8Array): void {
-  writeFrameWithKey(m, dom, m.state.sched.smmLive[pcpu], gpa, mfn, offset, bytes);
+export function writeFrame(host: Host, dom: DomainId, pcpu: number, gpa: Gpa, mfn: Mfn, offset: number, bytes: Uint8Array): void {
+  writeFrameWithKey(host, dom, host.state.sched.smmLive[pcpu], gpa, mfn, offset, bytes);
 }
 
 /** writeFrame with the key named: the domain builder writes a new guest's image with its key. */
-export function writeFrameWithKey(m: Machine, dom: DomainId, keyDom: DomainId, gpa: Gpa, mfn: Mfn, offset: number, bytes: Uint8Array): void {
-  if (m.state.profile === 'vanilla') {
-    m.emit('mem.write', { dom, gpa, mfn, offset, stored: bytes.slice() });
+export function writeFrameWithKey(host: Host, dom: DomainId, keyDom: DomainId, gpa: Gpa, mfn: Mfn, offset: number, bytes: Uint8Array): void {
+  if (host.state.profile === 'vanilla') {
+    host.emit('mem.write', { dom, gpa, mfn, offset, stored: bytes.slice() });
     return;
   }
-  const key = ensureKey(m, keyDom);
-  const page = m.state.memory.get(mfn);
+  const key = ensureKey(host, keyDom);
+  const page = host.state.memory.get(mfn);
   const { start, end } = page === undefined ? { start: 0, end: PAGE_SIZE } : lineSpan(offset, bytes.length);
   // The page's plaintext under this key (cached), patched: only the lines written are
   // encrypted again.
@@ -85,11 +84,11 @@ export function writeFrameWithKey(m: Machine, dom: DomainId, keyDom: DomainId, g
   lines.set(before.subarray(start, end));
   lines.set(bytes, offset - start);
   const stored = encryptLines(key, mfn, start, lines);
-  m.emit('mem.encrypt', { dom, mfn, offset: start, len: end - start, keyDom });
-  m.emit('mem.write', { dom, gpa, mfn, offset: start, stored });
+  host.emit('mem.encrypt', { dom, mfn, offset: start, len: end - start, keyDom });
+  host.emit('mem.write', { dom, gpa, mfn, offset: start, stored });
   // The new page's plaintext is known without decrypting it. When the stored page was written
   // in place (a private page), so is its cached plaintext: the cache entry stays right.
-  const after = m.state.memory.get(mfn)!.bytes;
+  const after = host.state.memory.get(mfn)!.bytes;
   const inPlace = page !== undefined && after === page.bytes;
   const plain = inPlace ? before : page === undefined ? new Uint8Array(PAGE_SIZE) : before.slice();
   if (inPlace) forgetDecodes(plain);
@@ -112,11 +111,11 @@ const LINES_SCRATCH = new Uint8Array(PAGE_SIZE);
  * the scripted path's mem.read carries as value). Emits nothing: the CPU's loads show in
  * the registers they fill.
  */
-export function readFramePlain(m: Machine, pcpu: number, mfn: Mfn): Uint8Array {
-  const page = m.state.memory.get(mfn);
+export function readFramePlain(host: Host, pcpu: number, mfn: Mfn): Uint8Array {
+  const page = host.state.memory.get(mfn);
   if (page === undefined) return ZERO_PAGE;
-  if (m.state.profile === 'vanilla') return page.bytes;
-  return plaintextUnder(ensureKey(m, m.state.sched.smmLive[pcpu]), mfn, page.bytes);
+  if (host.state.profile === 'vanilla') return page.bytes;
+  return plaintextUnder(ensureKey(host, host.state.sched.smmLive[pcpu]), mfn, page.bytes);
 }
 
 function plaintextUnder(key: Uint8Array, mfn: Mfn, stored: Uint8Array): Uint8Array {
@@ -128,31 +127,31 @@ function plaintextUnder(key: Uint8Array, mfn: Mfn, stored: Uint8Array): Uint8Arr
 }
 
 /** A guest read on `pcpu`; undefined when a fault stopped it. */
-export function guestRead(m: Machine, dom: DomainId, pcpu: number, gpa: Gpa, length: number): Uint8Array | undefined {
+export function guestRead(host: Host, dom: DomainId, pcpu: number, gpa: Gpa, length: number): Uint8Array | undefined {
   const value = new Uint8Array(length);
   for (const piece of pieces(gpa, length)) {
-    const mfn = translate(m, dom, piece.gpa, false);
+    const mfn = translate(host, dom, piece.gpa, false);
     if (mfn === undefined) return undefined;
-    const part = readPiece(m, dom, pcpu, piece, mfn);
+    const part = readPiece(host, dom, pcpu, piece, mfn);
     value.set(part, piece.at);
   }
   return value;
 }
 
-function readPiece(m: Machine, dom: DomainId, pcpu: number, piece: Piece, mfn: Mfn): Uint8Array {
-  const page = m.state.memory.get(mfn);
+function readPiece(host: Host, dom: DomainId, pcpu: number, piece: Piece, mfn: Mfn): Uint8Array {
+  const page = host.state.memory.get(mfn);
   const end = piece.offset + piece.length;
   const stored = page === undefined ? new Uint8Array(piece.length) : page.bytes.slice(piece.offset, end);
   let value = stored;
-  if (m.state.profile === 'secure' && page !== undefined) {
-    const keyDom = m.state.sched.smmLive[pcpu];
-    const key = ensureKey(m, keyDom);
+  if (host.state.profile === 'secure' && page !== undefined) {
+    const keyDom = host.state.sched.smmLive[pcpu];
+    const key = ensureKey(host, keyDom);
     const span = lineSpan(piece.offset, piece.length);
     const plain = decryptLines(key, mfn, span.start, page.bytes.subarray(span.start, span.end));
     value = plain.slice(piece.offset - span.start, end - span.start);
-    m.emit('mem.decrypt', { dom, mfn, offset: span.start, len: span.end - span.start, keyDom });
+    host.emit('mem.decrypt', { dom, mfn, offset: span.start, len: span.end - span.start, keyDom });
   }
-  m.emit('mem.read', { dom, gpa: piece.gpa, mfn, offset: piece.offset, stored, value });
+  host.emit('mem.read', { dom, gpa: piece.gpa, mfn, offset: piece.offset, stored, value });
   return value;
 }
 
@@ -160,14 +159,33 @@ function readPiece(m: Machine, dom: DomainId, pcpu: number, piece: Piece, mfn: M
  * dom0 maps a guest frame (a foreign mapping) and reads it. SMM does not decrypt for dom0,
  * so in the secure profile it sees the bytes as stored: ciphertext.
  */
-export function foreignRead(m: Machine, target: DomainId, gfn: number, offset: number, length: number): void {
-  const mfn = m.state.domains.get(target)?.p2m.get(gfn);
+export function foreignRead(host: Host, target: DomainId, gfn: number, offset: number, length: number): void {
+  const mfn = host.state.domains.get(target)?.p2m.get(gfn);
   if (mfn === undefined) {
-    m.emit('mem.fault', { dom: 0, gpa: gfn * PAGE_SIZE + offset, mfn: NO_FRAME, access: 'r', reason: 'p2m-missing' });
+    host.emit('mem.fault', { dom: 0, gpa: gfn * PAGE_SIZE + offset, mfn: NO_FRAME, access: 'r', reason: 'p2m-missing' });
     return;
   }
   const n = Math.min(length, PAGE_SIZE - offset);
-  const page = m.state.memory.get(mfn);
+  const page = host.state.memory.get(mfn);
   const value = page === undefined ? new Uint8Array(n) : page.bytes.slice(offset, offset + n);
-  m.emit('dom0.foreign_read', { target, gfn, mfn, offset, value });
+  host.emit('dom0.foreign_read', { target, gfn, mfn, offset, value });
+}
+
+// ---- the fold ----
+
+export function applyWrite(state: HostState, e: EventOf<'mem.write'>, live: boolean): void {
+  const old = state.memory.get(e.mfn);
+  if (live && old !== undefined && isPrivatePage(old.bytes)) {
+    // Bytes only this machine holds: written in place, saving a page copy per store.
+    old.bytes.set(e.stored, e.offset);
+    // In vanilla the CPU fetches the stored bytes themselves: their cached decodes are stale.
+    if (state.profile === 'vanilla') forgetDecodes(old.bytes);
+    if (old.writer !== e.dom) state.memory.set(e.mfn, { bytes: old.bytes, writer: e.dom });
+    return;
+  }
+  // A new page (snapshots and clones share the old one), copied in one pass (never a Buffer view).
+  const bytes = old !== undefined ? new Uint8Array(old.bytes) : new Uint8Array(PAGE_SIZE);
+  bytes.set(e.stored, e.offset);
+  state.memory.set(e.mfn, { bytes, writer: e.dom });
+  if (live) makePagePrivate(bytes);
 }

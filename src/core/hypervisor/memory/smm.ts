@@ -7,10 +7,10 @@
  * physical address as the tweak, so equal plaintext at two addresses never looks alike.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, type Cipher, type Decipher } from 'node:crypto';
-import { RIGHT_READ, RIGHT_WRITE, type DomainId, type Mfn } from '../../../events/schema.ts';
 import { assert } from '../../../events/errors.ts';
-import { PAGE_SIZE } from '../../machine/scenario.ts';
-import type { MachineState } from '../../machine/state.ts';
+import { NO_DOMAIN, RIGHT_READ, RIGHT_WRITE, type DomainId, type EventOf, type Mfn } from '../../../events/schema.ts';
+import { PAGE_SIZE } from '../config.ts';
+import type { Host, HostState } from '../state.ts';
 
 export const LINE_SIZE = 64;
 const KEY_BYTES = 64;
@@ -120,7 +120,7 @@ export function lineSpan(offset: number, len: number): { start: number; end: num
 }
 
 /** Why SMM refuses an access, or undefined when the page permission table allows it. */
-export function pptDenial(state: MachineState, dom: DomainId, mfn: Mfn, write: boolean): string | undefined {
+export function pptDenial(state: HostState, dom: DomainId, mfn: Mfn, write: boolean): string | undefined {
   const entry = state.ppt.get(mfn);
   if (entry === undefined) return 'frame not in the page permission table';
   if (entry.owner !== dom) return `frame owned by domain ${entry.owner}`;
@@ -129,7 +129,7 @@ export function pptDenial(state: MachineState, dom: DomainId, mfn: Mfn, write: b
 }
 
 /** The plaintext of `len` bytes of a frame as its owner would read them. */
-export function ownerPlaintext(state: MachineState, mfn: Mfn, offset: number, len: number): Uint8Array {
+export function ownerPlaintext(state: HostState, mfn: Mfn, offset: number, len: number): Uint8Array {
   const page = state.memory.get(mfn);
   if (page === undefined) return new Uint8Array(len);
   const owner = state.ppt.get(mfn)?.owner;
@@ -146,5 +146,54 @@ export function gfnOf(gpa: number): number {
 
 export function pageOffset(gpa: number): number {
   return gpa & (PAGE_SIZE - 1);
+}
+
+// ---- the fold of SMM's events: the page permission table and the key table ----
+
+/** Ownership changes also move the frame between the free pool and its owner. */
+export function applyPpt(state: HostState, e: EventOf<'smm.ppt.update'>): void {
+  if (e.owner === NO_DOMAIN) {
+    state.ppt.delete(e.mfn);
+    state.freeStack.push(e.mfn);
+    return;
+  }
+  if (e.prevOwner === NO_DOMAIN) takeFromFreePool(state, e.mfn);
+  state.ppt.set(e.mfn, { owner: e.owner, rights: e.rights });
+}
+
+function takeFromFreePool(state: HostState, mfn: number): void {
+  const top = state.freeStack.length - 1;
+  if (top >= 0 && state.freeStack[top] === mfn) {
+    state.freeStack.pop();
+  } else if (mfn === state.nextFresh) {
+    state.nextFresh += 1;
+  } else {
+    const index = state.freeStack.lastIndexOf(mfn);
+    if (index >= 0) state.freeStack.splice(index, 1);
+  }
+}
+
+/** smm.scrub: the frame is cleared (it reads as zeros until written again). */
+export function applyScrub(state: HostState, e: EventOf<'smm.scrub'>): void {
+  state.memory.delete(e.mfn);
+}
+
+export function applyKeyAssign(state: HostState, e: EventOf<'smm.key.assign'>): void {
+  state.keyTable.set(e.dom, e.key);
+}
+
+export function applyKeyRevoke(state: HostState, e: EventOf<'smm.key.revoke'>): void {
+  state.keyTable.delete(e.dom);
+}
+
+/** The key SMM uses for `dom`, assigning it on first use (for example after a profile switch). */
+export function ensureKey(host: Host, dom: DomainId): Uint8Array {
+  assert(dom !== NO_DOMAIN, 'SMM asked for the key of no domain: a vCPU ran without a context switch');
+  let key = host.state.keyTable.get(dom);
+  if (key === undefined) {
+    key = deriveDomainKey(host.state.config.seed, dom);
+    host.emit('smm.key.assign', { dom, key });
+  }
+  return key;
 }
 

@@ -7,14 +7,13 @@
  * while TLB fills and the accessed/dirty bits a page walk sets are committed either way, as
  * the processor does. Everything is committed after the step's opening event.
  */
-import { PAGE_SIZE } from '../../machine/scenario.ts';
-import type { Machine } from '../../machine/machine.ts';
-import { readFramePlain, writeFrame } from '../memory/guest-memory.ts';
 import type { CpuBus, Fault } from '../../hardware/cpu/bus.ts';
 import { ExitReason } from '../../hardware/cpu/outcomes.ts';
-import type { Domain, TlbEntry, X86Vcpu } from '../../machine/state.ts';
 import { EPT_WALK_REFS, eptTranslate, type EptAccess } from '../../hardware/paging/ept.ts';
-import { CR0_PG, PTE_DIRTY, PTE_WRITABLE, guestWalk, type WalkPort } from '../../hardware/paging/guest-walk.ts';
+import { CR0_PG, guestWalk, PTE_DIRTY, PTE_WRITABLE, type WalkPort } from '../../hardware/paging/guest-walk.ts';
+import { PAGE_SIZE } from '../config.ts';
+import { readFramePlain, writeFrame } from '../memory/guest-memory.ts';
+import type { Domain, Host, TlbEntry, X86Vcpu } from '../state.ts';
 
 /** TLB entries a vCPU holds before the oldest is evicted. */
 export const TLB_ENTRIES = 64;
@@ -49,7 +48,7 @@ export class GuestBus implements CpuBus {
   /** The last shadow-table miss: the #PF that the exception bitmap turned into a VM exit. */
   shadowFault: { linear: number; errorCode: number } | null = null;
 
-  constructor(private readonly m: Machine, private readonly domain: Domain, private readonly vcpu: number, private readonly pcpu: number) {
+  constructor(private readonly host: Host, private readonly domain: Domain, private readonly vcpu: number, private readonly pcpu: number) {
     this.x86 = domain.vcpus[vcpu].x86!;
   }
 
@@ -127,7 +126,7 @@ export class GuestBus implements CpuBus {
     const offset = gpa & (PAGE_SIZE - 1);
     const pending = this.walkWrites?.findLast((w) => w.mfn === mfn && w.offset === offset);
     if (pending) return Buffer.from(pending.bytes).readUInt32LE(0);
-    const plain = readFramePlain(this.m, this.pcpu, mfn);
+    const plain = readFramePlain(this.host, this.pcpu, mfn);
     return (plain[offset] | (plain[offset + 1] << 8) | (plain[offset + 2] << 16) | (plain[offset + 3] << 24)) >>> 0;
   }
 
@@ -143,7 +142,7 @@ export class GuestBus implements CpuBus {
   fetchPage(linear: number): Uint8Array | Fault {
     const mfn = this.translate(linear, 'fetch');
     if (isFault(mfn)) return mfn;
-    return readFramePlain(this.m, this.pcpu, mfn);
+    return readFramePlain(this.host, this.pcpu, mfn);
   }
 
   /** Instruction bytes straight from the page's plaintext (a view, not a copy). */
@@ -151,14 +150,14 @@ export class GuestBus implements CpuBus {
     const offset = linear & (PAGE_SIZE - 1);
     const mfn = this.translate(linear, 'fetch');
     if (isFault(mfn)) return mfn;
-    const first = readFramePlain(this.m, this.pcpu, mfn).subarray(offset, Math.min(PAGE_SIZE, offset + count));
+    const first = readFramePlain(this.host, this.pcpu, mfn).subarray(offset, Math.min(PAGE_SIZE, offset + count));
     if (first.length === count) return first;
     // The instruction may run into the next page; if that page faults, the decoder will ask.
     const next = this.translate((linear + first.length) >>> 0, 'fetch');
     if (isFault(next)) return first;
     const out = new Uint8Array(count);
     out.set(first);
-    out.set(readFramePlain(this.m, this.pcpu, next).subarray(0, count - first.length), first.length);
+    out.set(readFramePlain(this.host, this.pcpu, next).subarray(0, count - first.length), first.length);
     return out;
   }
 
@@ -167,7 +166,7 @@ export class GuestBus implements CpuBus {
     if (this.stores === null && offset + bytes <= PAGE_SIZE) {
       const mfn = this.translate(linear, 'read');
       if (isFault(mfn)) return mfn;
-      const plain = readFramePlain(this.m, this.pcpu, mfn);
+      const plain = readFramePlain(this.host, this.pcpu, mfn);
       let value = 0;
       for (let i = bytes - 1; i >= 0; i--) value = value * 256 + plain[offset + i];
       return value;
@@ -201,7 +200,7 @@ export class GuestBus implements CpuBus {
     if (stored !== undefined) return stored.value;
     const mfn = this.translate(linear, access);
     if (isFault(mfn)) return mfn;
-    return readFramePlain(this.m, this.pcpu, mfn)[linear & (PAGE_SIZE - 1)];
+    return readFramePlain(this.host, this.pcpu, mfn)[linear & (PAGE_SIZE - 1)];
   }
 
   // ---- commit ----------------------------------------------------------------------------
@@ -213,16 +212,16 @@ export class GuestBus implements CpuBus {
 
   /** Emits what the step did to the TLB and memory; stores only if the instruction retired. */
   commit(retired: boolean): void {
-    const { m, domain, vcpu } = this;
+    const { host, domain, vcpu } = this;
     if (this.fills !== null) {
       for (const fill of this.fills) {
         const tlb = this.x86.tlb;
         const evicted = tlb.size >= TLB_ENTRIES && !tlb.has(fill.page) ? tlb.keys().next().value! : -1;
-        m.emit('tlb.fill', { dom: domain.id, vcpu, page: fill.page, mfn: fill.mfn, flags: fill.flags, evicted, refs: fill.refs });
+        host.emit('tlb.fill', { dom: domain.id, vcpu, page: fill.page, mfn: fill.mfn, flags: fill.flags, evicted, refs: fill.refs });
       }
     }
-    if (this.walkWrites !== null) for (const w of this.walkWrites) writeFrame(m, domain.id, this.pcpu, w.gpa, w.mfn, w.offset, w.bytes);
-    if (retired && this.stores !== null) for (const run of this.storeRuns(this.stores)) writeFrame(m, domain.id, this.pcpu, run.gpa, run.mfn, run.offset, run.bytes);
+    if (this.walkWrites !== null) for (const w of this.walkWrites) writeFrame(host, domain.id, this.pcpu, w.gpa, w.mfn, w.offset, w.bytes);
+    if (retired && this.stores !== null) for (const run of this.storeRuns(this.stores)) writeFrame(host, domain.id, this.pcpu, run.gpa, run.mfn, run.offset, run.bytes);
   }
 
   /** Buffered stores grouped into contiguous runs within one frame. */
@@ -246,7 +245,7 @@ export class GuestBus implements CpuBus {
   /** A run of stores as a physical write; its gpa comes from Xen's machine-to-phys map. */
   private toRun(r: { start: number; mfn: number; bytes: number[] }): PhysicalWrite {
     const offset = r.start & (PAGE_SIZE - 1);
-    const gfn = this.m.state.m2p.get(r.mfn)?.gfn;
+    const gfn = this.host.state.m2p.get(r.mfn)?.gfn;
     return { gpa: gfn === undefined ? -1 : gfn * PAGE_SIZE + offset, mfn: r.mfn, offset, bytes: Uint8Array.from(r.bytes) };
   }
 }

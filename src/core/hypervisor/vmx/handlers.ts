@@ -2,42 +2,21 @@
  * The hypervisor's VM-exit handlers: what Xen does when the guest traps, decided from the
  * exit information and the guest state, returned as an action for the vCPU driver to apply.
  */
-import { EINVAL, addToPhysmap, addToPhysmapCheck, decreaseCount, decreaseReservation, populateCheck, populatePhysmap } from '../xen.ts';
-import { cloneCpu, type CpuState } from '../../hardware/cpu/cpu-state.ts';
-import type { Machine } from '../../machine/machine.ts';
-import { readGuestLinear } from '../../machine/inspect.ts';
-import { guestWalk, CR0_PG, PTE_DIRTY, PTE_WRITABLE, type WalkPort } from '../../hardware/paging/guest-walk.ts';
-import { PAGE_SIZE } from '../../machine/scenario.ts';
-import { readFramePlain, writeFrame } from '../memory/guest-memory.ts';
-import type { Domain, ExitInfo, X86Vcpu } from '../../machine/state.ts';
-import { ExitReason, Vector } from '../../hardware/vmx/exit-reasons.ts';
-import { writeInitialCount, writeLvt, type Lapic } from '../../hardware/vmx/lapic.ts';
-import { Cr4, checkCr0, checkCr4 } from '../../hardware/cpu/control-registers.ts';
 import type { Fault } from '../../hardware/cpu/bus.ts';
+import { checkCr0, checkCr4, Cr4 } from '../../hardware/cpu/control-registers.ts';
+import { cloneCpu, type CpuState } from '../../hardware/cpu/cpu-state.ts';
+import { ExitReason } from '../../hardware/cpu/outcomes.ts';
+import { CR0_PG, guestWalk, PTE_DIRTY, PTE_WRITABLE, type WalkPort } from '../../hardware/paging/guest-walk.ts';
+import { writeInitialCount, writeLvt, type Lapic } from '../../hardware/vmx/lapic.ts';
+import { PAGE_SIZE } from '../config.ts';
 import { isPciConfigPort, pciConfigDataAccess } from '../io/vpci.ts';
+import { readGuestLinear } from '../memory/copy-from-guest.ts';
+import { readFramePlain, writeFrame } from '../memory/guest-memory.ts';
+import {
+  addToPhysmap, addToPhysmapCheck, decreaseCount, decreaseReservation, EINVAL, populateCheck, populatePhysmap,
+} from '../memory/memory-ops.ts';
+import { gp, resume, type ExitAction, type ExitContext } from './exit-action.ts';
 import { emulateMmio, inMmioWindow } from './mmio.ts';
-
-export interface Injection {
-  vector: number;
-  errorCode: number;
-  cr2: number;
-}
-
-export type ExitAction =
-  | { kind: 'resume'; cpu: CpuState; inject: Injection | null }
-  | { kind: 'halt'; cpu: CpuState }
-  | { kind: 'crash'; reason: string }
-  | { kind: 'shutdown' }
-  | { kind: 'deschedule' };
-
-export interface ExitContext {
-  m: Machine;
-  domain: Domain;
-  vcpu: number;
-  pcpu: number;
-  x86: X86Vcpu;
-  exit: ExitInfo;
-}
 
 const EAX = 0, ECX = 1, EDX = 2, EBX = 3, ESI = 6;
 const ENOSYS = -38;
@@ -47,8 +26,6 @@ export const DEBUG_CONSOLE_PORT = 0xe9;
 const HYPERCALL_MEMORY_OP = 12, HYPERCALL_CONSOLE_IO = 18, HYPERCALL_SCHED_OP = 29;
 const XENMEM_DECREASE_RESERVATION = 1, XENMEM_POPULATE_PHYSMAP = 6, XENMEM_ADD_TO_PHYSMAP = 7;
 const SCHEDOP_YIELD = 0, SCHEDOP_SHUTDOWN = 2;
-
-export const gp = (): Injection => ({ vector: Vector.GP, errorCode: 0, cr2: 0 });
 
 /**
  * A copy of the guest state with EIP moved past the exiting instruction. The instruction
@@ -85,8 +62,6 @@ export function handleExit(ctx: ExitContext): ExitAction {
     default: return { kind: 'crash', reason: `unhandled VM exit ${ctx.exit.reason}` };
   }
 }
-
-export const resume = (cpu: CpuState, inject: Injection | null = null): ExitAction => ({ kind: 'resume', cpu, inject });
 
 /** A 12-character vendor string as the three little-endian words CPUID returns it in. */
 const vendorWords = (text: string): number[] => [0, 4, 8].map((at) => Buffer.from(text, 'latin1').readUInt32LE(at));
@@ -127,23 +102,23 @@ function hypercall(ctx: ExitContext): ExitAction {
     if (arg1 === SCHEDOP_SHUTDOWN) return { kind: 'shutdown' };
     result = 0;
   } else if (nr === HYPERCALL_MEMORY_OP && arg1 === XENMEM_POPULATE_PHYSMAP) {
-    const errno = populateCheck(ctx.m.state, ctx.domain.id, arg2 | 0, arg3 | 0);
+    const errno = populateCheck(ctx.host.state, ctx.domain.id, arg2 | 0, arg3 | 0);
     result = errno === 0 ? arg3 : errno;
     emitHypercall(ctx, 'populate_physmap', [arg2 | 0, arg3 | 0], result);
-    if (errno === 0) populatePhysmap(ctx.m, ctx.domain.id, arg2, arg3);
+    if (errno === 0) populatePhysmap(ctx.host, ctx.domain.id, arg2, arg3);
   } else if (nr === HYPERCALL_MEMORY_OP && arg1 === XENMEM_DECREASE_RESERVATION) {
     const count = Math.min(arg3 >>> 0, 4096);
     const gfns = Array.from({ length: count }, (_, i) => arg2 + i);
-    const done = arg3 >>> 0 > 4096 ? EINVAL : decreaseCount(ctx.m.state, ctx.domain.id, gfns);
+    const done = arg3 >>> 0 > 4096 ? EINVAL : decreaseCount(ctx.host.state, ctx.domain.id, gfns);
     result = done;
     emitHypercall(ctx, 'decrease_reservation', [arg2 | 0, arg3 | 0], result);
-    if (done > 0) decreaseReservation(ctx.m, ctx.domain.id, gfns.slice(0, done));
+    if (done > 0) decreaseReservation(ctx.host, ctx.domain.id, gfns.slice(0, done));
   } else if (nr === HYPERCALL_MEMORY_OP && arg1 === XENMEM_ADD_TO_PHYSMAP) {
     // XENMAPSPACE_gmfn_foreign: ECX = the foreign domain, EDX = its gfn, ESI = where to map it.
     const [domid, gfn, gpfn] = [arg2 | 0, arg3 | 0, cpu.gpr[ESI] | 0];
-    result = addToPhysmapCheck(ctx.m.state, ctx.domain.id, domid, gfn, gpfn);
+    result = addToPhysmapCheck(ctx.host.state, ctx.domain.id, domid, gfn, gpfn);
     emitHypercall(ctx, 'add_to_physmap', [domid, gfn, gpfn], result);
-    if (result === 0) addToPhysmap(ctx.m, ctx.domain.id, domid, gfn, gpfn);
+    if (result === 0) addToPhysmap(ctx.host, ctx.domain.id, domid, gfn, gpfn);
   } else {
     emitHypercall(ctx, `hypercall_${nr}`, [arg1 | 0, arg2 | 0, arg3 | 0], ENOSYS);
   }
@@ -152,7 +127,7 @@ function hypercall(ctx: ExitContext): ExitAction {
 }
 
 function emitHypercall(ctx: ExitContext, op: string, args: number[], result: number, text = ''): void {
-  ctx.m.emit('hypercall', { dom: ctx.domain.id, vcpu: ctx.vcpu, op, args, text, result });
+  ctx.host.emit('hypercall', { dom: ctx.domain.id, vcpu: ctx.vcpu, op, args, text, result });
 }
 
 /**
@@ -161,7 +136,7 @@ function emitHypercall(ctx: ExitContext, op: string, args: number[], result: num
  */
 function readGuestText(ctx: ExitContext, linear: number, length: number): string | undefined {
   if (length > CONSOLE_WRITE_MAX) return undefined;
-  const bytes = readGuestLinear(ctx.m.state, ctx.domain.id, ctx.vcpu, linear, length);
+  const bytes = readGuestLinear(ctx.host.state, ctx.domain.id, ctx.vcpu, linear, length);
   return bytes === undefined || bytes.length < length ? undefined : Buffer.from(bytes).toString('latin1');
 }
 
@@ -175,9 +150,9 @@ function portIo(ctx: ExitContext): ExitAction {
   // The guest's virtual PCI bus answers configuration mechanism #1; elsewhere no device
   // answers: reads float high and writes vanish (a byte to DEBUG_CONSOLE_PORT is console output).
   let value = isIn ? mask : (cpu.gpr[EAX] & mask) >>> 0;
-  if (isPciConfigPort(port, size)) value = (pciConfigDataAccess(ctx.m, ctx.domain.id, port, size, !isIn, value) & mask) >>> 0;
+  if (isPciConfigPort(port, size)) value = (pciConfigDataAccess(ctx.host, ctx.domain.id, port, size, !isIn, value) & mask) >>> 0;
   if (isIn) cpu.gpr[EAX] = ((cpu.gpr[EAX] & ~mask) | value) >>> 0;
-  ctx.m.emit('io', { dom: ctx.domain.id, vcpu: ctx.vcpu, port, size, out: !isIn, value });
+  ctx.host.emit('io', { dom: ctx.domain.id, vcpu: ctx.vcpu, port, size, out: !isIn, value });
   return resume(cpu);
 }
 
@@ -188,7 +163,7 @@ const MSR_X2APIC_TIMER_CURRENT = 0x839, MSR_X2APIC_TIMER_DIVIDE = 0x83e;
 function msr(ctx: ExitContext): ExitAction {
   const cpu = advanced(ctx);
   const index = cpu.gpr[ECX];
-  const tick = ctx.m.state.tick;
+  const tick = ctx.host.state.tick;
   const lapic = ctx.x86.lapic;
   if (ctx.exit.reason === ExitReason.MSR_READ) {
     let value: number | undefined;
@@ -216,7 +191,7 @@ function msr(ctx: ExitContext): ExitAction {
 }
 
 function emitTimer(ctx: ExitContext, next: Lapic): void {
-  ctx.m.emit('lapic.timer', { dom: ctx.domain.id, vcpu: ctx.vcpu, lvt: next.lvt, initialCount: next.initialCount, deadline: next.deadline, pending: next.pending });
+  ctx.host.emit('lapic.timer', { dom: ctx.domain.id, vcpu: ctx.vcpu, lvt: next.lvt, initialCount: next.initialCount, deadline: next.deadline, pending: next.pending });
 }
 
 /** MOV to/from CR under shadow paging (and CR0/CR4 writes of masked bits). */
@@ -252,9 +227,9 @@ function invlpg(ctx: ExitContext): ExitAction {
 }
 
 function flushShadow(ctx: ExitContext, page: number): void {
-  const { m, domain, vcpu } = ctx;
-  m.emit('shadow.sync', { dom: domain.id, vcpu, op: 'flush', page, mfn: -1, flags: 0 });
-  m.emit('tlb.flush', { dom: domain.id, vcpu, scope: page < 0 ? 'all' : 'page', page });
+  const { host, domain, vcpu } = ctx;
+  host.emit('shadow.sync', { dom: domain.id, vcpu, op: 'flush', page, mfn: -1, flags: 0 });
+  host.emit('tlb.flush', { dom: domain.id, vcpu, scope: page < 0 ? 'all' : 'page', page });
 }
 
 /**
@@ -263,7 +238,7 @@ function flushShadow(ctx: ExitContext, page: number): void {
  * the instruction run again; if not, the fault is the guest's and is reflected to it.
  */
 function shadowPageFault(ctx: ExitContext): ExitAction {
-  const { m, domain } = ctx;
+  const { host, domain } = ctx;
   const cpu = ctx.x86.cpu;
   const linear = ctx.exit.qualification >>> 0;
   const isWrite = (ctx.exit.errorCode & 2) !== 0;
@@ -285,8 +260,8 @@ function shadowPageFault(ctx: ExitContext): ExitAction {
   if (mfn === undefined) return resume(cloneCpu(cpu), gp());
   // Writable in the shadow only once the guest's dirty bit is set, so the first write traps.
   const shadowFlags = isWrite || (flags & PTE_DIRTY) !== 0 ? flags : flags & ~PTE_WRITABLE;
-  m.emit('shadow.sync', { dom: domain.id, vcpu: ctx.vcpu, op: 'fill', page: linear >>> 12, mfn, flags: shadowFlags });
-  m.emit('tlb.flush', { dom: domain.id, vcpu: ctx.vcpu, scope: 'page', page: linear >>> 12 });
+  host.emit('shadow.sync', { dom: domain.id, vcpu: ctx.vcpu, op: 'fill', page: linear >>> 12, mfn, flags: shadowFlags });
+  host.emit('tlb.flush', { dom: domain.id, vcpu: ctx.vcpu, scope: 'page', page: linear >>> 12 });
   return resume(cloneCpu(cpu));
 }
 
@@ -301,7 +276,7 @@ class P2mPort implements WalkPort {
   read32(gpa: number): number | Fault {
     const mfn = this.frame(gpa);
     if (mfn === undefined) return notMapped(gpa);
-    const plain = readFramePlain(this.ctx.m, this.ctx.pcpu, mfn);
+    const plain = readFramePlain(this.ctx.host, this.ctx.pcpu, mfn);
     const o = gpa & (PAGE_SIZE - 1);
     return (plain[o] | (plain[o + 1] << 8) | (plain[o + 2] << 16) | (plain[o + 3] << 24)) >>> 0;
   }
@@ -311,7 +286,7 @@ class P2mPort implements WalkPort {
     if (mfn === undefined) return notMapped(gpa);
     const bytes = new Uint8Array(4);
     new DataView(bytes.buffer).setUint32(0, value >>> 0, true);
-    writeFrame(this.ctx.m, this.ctx.domain.id, this.ctx.pcpu, gpa, mfn, gpa & (PAGE_SIZE - 1), bytes);
+    writeFrame(this.ctx.host, this.ctx.domain.id, this.ctx.pcpu, gpa, mfn, gpa & (PAGE_SIZE - 1), bytes);
     return undefined;
   }
 

@@ -5,15 +5,15 @@
  * to the device and every other access to memory as usual - any instruction the
  * interpreter knows, as KVM's emulator does for the instructions it knows.
  */
-import { cloneCpu } from '../../hardware/cpu/cpu-state.ts';
 import type { AccessSize, CpuBus, Fault } from '../../hardware/cpu/bus.ts';
+import { cloneCpu } from '../../hardware/cpu/cpu-state.ts';
 import { stepInto } from '../../hardware/cpu/interpreter.ts';
 import { NIC_GUEST_BAR0, NIC_GUEST_BAR3, NIC_VF_BAR_BYTES } from '../../hardware/nic/registers.ts';
-import { nicMmioRead, nicMmioWrite } from '../io/nic.ts';
-import { GuestBus } from './guest-bus.ts';
 import { CR0_PG, guestWalk, type WalkPort } from '../../hardware/paging/guest-walk.ts';
 import { xenHvmControls } from '../../hardware/vmx/controls.ts';
-import { gp, resume, type ExitAction, type ExitContext } from './handlers.ts';
+import { nicMmioRead, nicMmioWrite } from '../io/vf-mmio.ts';
+import { gp, resume, type ExitAction, type ExitContext } from './exit-action.ts';
+import { GuestBus } from './guest-bus.ts';
 
 /** The BAR a guest-physical address falls in (0 registers, 3 MSI-X table), if in the window. */
 function barAt(gpa: number): { bar: number; offset: number } | undefined {
@@ -24,7 +24,7 @@ function barAt(gpa: number): { bar: number; offset: number } | undefined {
 
 /** True when `gpa` is in the BAR window of a VF assigned to the exiting domain. */
 export function inMmioWindow(ctx: ExitContext, gpa: number): boolean {
-  return gpa >= 0 && barAt(gpa) !== undefined && ctx.m.state.io.vfs.some((v) => v.dom === ctx.domain.id);
+  return gpa >= 0 && barAt(gpa) !== undefined && ctx.host.state.io.vfs.some((v) => v.dom === ctx.domain.id);
 }
 
 /** The emulator's memory: guest paging walked by the hypervisor; the window goes to the device. */
@@ -50,24 +50,24 @@ class MmioBus implements CpuBus {
     const at = this.window(linear, false);
     if (at === undefined) return this.inner.read(linear, bytes);
     if ('kind' in at) return at;
-    return nicMmioRead(this.ctx.m, this.ctx.domain.id, at.bar, at.offset, bytes);
+    return nicMmioRead(this.ctx.host, this.ctx.domain.id, at.bar, at.offset, bytes);
   }
 
   write(linear: number, bytes: AccessSize, value: number): Fault | undefined {
     const at = this.window(linear, true);
     if (at === undefined) return this.inner.write(linear, bytes, value);
     if ('kind' in at) return at;
-    nicMmioWrite(this.ctx.m, this.ctx.domain.id, at.bar, at.offset, bytes, value);
+    nicMmioWrite(this.ctx.host, this.ctx.domain.id, at.bar, at.offset, bytes, value);
     return undefined;
   }
 }
 
 /** Emulates the trapped instruction; the guest gets #GP if it cannot be emulated. */
 export function emulateMmio(ctx: ExitContext, walk: WalkPort): ExitAction {
-  const { m, domain, vcpu, pcpu, x86 } = ctx;
-  const bus = new MmioBus(ctx, walk, new GuestBus(m, domain, vcpu, pcpu));
+  const { host, domain, vcpu, pcpu, x86 } = ctx;
+  const bus = new MmioBus(ctx, walk, new GuestBus(host, domain, vcpu, pcpu));
   const cpu = cloneCpu(x86.cpu);
-  const outcome = stepInto(x86.cpu, cpu, bus, xenHvmControls(domain.paging), m.state.tick);
+  const outcome = stepInto(x86.cpu, cpu, bus, xenHvmControls(domain.paging), host.state.tick);
   if (outcome.kind === 'retired') {
     bus.inner.commit(true);
     cpu.interruptibility = 0;

@@ -4,48 +4,36 @@
  * hypervisor's handler. Every step starts with its opener (vm.entry, cpu.step, exception or
  * vm.exit); what the instruction did to the TLB and memory follows it.
  */
-import { BLOCKING_BY_STI, cloneCpu, copyCpuInto, cpuDelta, resetCpu, type CpuState } from '../../hardware/cpu/cpu-state.ts';
+import type { EventOf } from '../../../events/schema.ts';
+import { applyCpuDelta, BLOCKING_BY_STI, cloneCpu, copyCpuInto, cpuDelta, resetCpu, type CpuState } from '../../hardware/cpu/cpu-state.ts';
 import { causesDoubleFault, deliverEvent, type EventDetail } from '../../hardware/cpu/exceptions.ts';
 import { stepInto, type ExitControls } from '../../hardware/cpu/interpreter.ts';
-import type { Machine } from '../../machine/machine.ts';
+import { ExitReason, Vector } from '../../hardware/cpu/outcomes.ts';
+import { interceptsException, xenHvmControls } from '../../hardware/vmx/controls.ts';
+import { lapicVector, nextDeadline, timerDue } from '../../hardware/vmx/lapic.ts';
+import { destroyDomain } from '../domains.ts';
+import { advanceTurn, usedPcpu } from '../pcpu-turns.ts';
+import { x86Of, type Domain, type ExitInfo, type Host, type HostState, type X86Vcpu } from '../state.ts';
+import type { ExitAction, Injection } from './exit-action.ts';
 import { GuestBus } from './guest-bus.ts';
-import type { Domain, ExitInfo, X86Vcpu } from '../../machine/state.ts';
-import { destroyDomain } from '../xen.ts';
-import { xenHvmControls, interceptsException } from '../../hardware/vmx/controls.ts';
-import { ExitReason, Vector } from '../../hardware/vmx/exit-reasons.ts';
-import { handleExit, type ExitAction, type Injection } from './handlers.ts';
-import { lapicMasked, lapicVector, nextDeadline, timerDue } from '../../hardware/vmx/lapic.ts';
+import { handleExit } from './handlers.ts';
+import { interruptsEnabled } from './vcpu.ts';
 
-const EFLAGS_IF = 1 << 9;
 const CONTROLS: Record<'ept' | 'shadow', ExitControls> = { ept: xenHvmControls('ept'), shadow: xenHvmControls('shadow') };
 const controlsFor = (paging: 'ept' | 'shadow'): ExitControls => CONTROLS[paging];
 
 export interface X86Context {
-  m: Machine;
+  host: Host;
   pcpu: number;
   domain: Domain;
   vcpu: number;
   x86: X86Vcpu;
 }
 
-/** IF is set and no STI shadow blocks interrupts. */
-export const interruptsEnabled = (x86: X86Vcpu): boolean => (x86.cpu.eflags & EFLAGS_IF) !== 0 && x86.cpu.interruptibility === 0;
-
-/** A halted vCPU wakes for a pending (or due) interrupt it can take. */
-export function canWake(x86: X86Vcpu, tick: number): boolean {
-  return interruptsEnabled(x86) && (x86.lapic.pending || x86.irr.length > 0 || timerDue(x86.lapic, tick));
-}
-
-/** The tick a halted vCPU waits for, if any. */
-export function wakeTick(x86: X86Vcpu): number | undefined {
-  const lapic = x86.lapic;
-  return x86.halted && interruptsEnabled(x86) && !lapic.pending && !lapicMasked(lapic) && lapic.deadline >= 0 ? lapic.deadline : undefined;
-}
-
 export function runX86Step(ctx: X86Context): void {
-  const { x86, m } = ctx;
+  const { x86, host } = ctx;
   if (!x86.inGuest) return enterGuest(ctx);
-  if (timerDue(x86.lapic, m.state.tick)) return takeExit(ctx, exitInfo(ExitReason.EXTERNAL_INTERRUPT), { afterExit: () => fireTimer(ctx) });
+  if (timerDue(x86.lapic, host.state.tick)) return takeExit(ctx, exitInfo(ExitReason.EXTERNAL_INTERRUPT), { afterExit: () => fireTimer(ctx) });
   if ((x86.lapic.pending || x86.irr.length > 0) && interruptsEnabled(x86)) return takeExit(ctx, exitInfo(ExitReason.INTERRUPT_WINDOW));
   executeInstruction(ctx);
 }
@@ -61,12 +49,12 @@ function exitInfo(reason: number, fields: Partial<ExitInfo> = {}): ExitInfo {
 
 function emitTimer(ctx: X86Context, deadline: number, pending: boolean): void {
   const { lvt, initialCount } = ctx.x86.lapic;
-  ctx.m.emit('lapic.timer', { dom: ctx.domain.id, vcpu: ctx.vcpu, lvt, initialCount, deadline, pending });
+  ctx.host.emit('lapic.timer', { dom: ctx.domain.id, vcpu: ctx.vcpu, lvt, initialCount, deadline, pending });
 }
 
 /** The timer fires while the guest runs: its interrupt becomes pending. */
 function fireTimer(ctx: X86Context): void {
-  emitTimer(ctx, nextDeadline(ctx.x86.lapic, ctx.m.state.tick), true);
+  emitTimer(ctx, nextDeadline(ctx.x86.lapic, ctx.host.state.tick), true);
 }
 
 /**
@@ -77,20 +65,20 @@ function fireTimer(ctx: X86Context): void {
 const SCRATCH_CPU: CpuState = resetCpu(0, 0);
 
 function executeInstruction(ctx: X86Context): void {
-  const { m, domain, vcpu, pcpu, x86 } = ctx;
+  const { host, domain, vcpu, pcpu, x86 } = ctx;
   const before = x86.cpu;
   const cpu = SCRATCH_CPU;
   copyCpuInto(cpu, before);
-  const bus = new GuestBus(m, domain, vcpu, pcpu);
-  const outcome = stepInto(before, cpu, bus, controlsFor(domain.paging), m.state.tick);
+  const bus = new GuestBus(host, domain, vcpu, pcpu);
+  const outcome = stepInto(before, cpu, bus, controlsFor(domain.paging), host.state.tick);
   if (outcome.kind === 'retired') {
     // The STI shadow lasts exactly one instruction. (Single-step traps, TF, are not modelled.)
     cpu.interruptibility = outcome.interruptShadow ? BLOCKING_BY_STI : 0;
     // Built here rather than by makeEvent (this runs per instruction): the schema's field order.
-    m.emitEvent({ kind: 'cpu.step', dom: domain.id, vcpu, pcpu, eip: before.eip, next: cpu.eip, delta: cpuDelta(before, cpu, false) });
+    host.emitEvent({ kind: 'cpu.step', dom: domain.id, vcpu, pcpu, eip: before.eip, next: cpu.eip, delta: cpuDelta(before, cpu, false) });
     bus.commit(true);
-    if (outcome.tlbFlush) m.emit('tlb.flush', { dom: domain.id, vcpu, scope: 'all', page: -1 });
-    if (outcome.invlpg !== undefined) m.emit('tlb.flush', { dom: domain.id, vcpu, scope: 'page', page: outcome.invlpg >>> 12 });
+    if (outcome.tlbFlush) host.emit('tlb.flush', { dom: domain.id, vcpu, scope: 'all', page: -1 });
+    if (outcome.invlpg !== undefined) host.emit('tlb.flush', { dom: domain.id, vcpu, scope: 'page', page: outcome.invlpg >>> 12 });
     return;
   }
   if (outcome.kind === 'exit') return takeExit(ctx, faultExit(bus, outcome, outcome.length), { bus });
@@ -113,7 +101,7 @@ function faultExit(bus: GuestBus, fault: { reason: number; qualification: number
 
 /** An exception the guest handles itself: delivered through its IDT. */
 function deliverToGuest(ctx: X86Context, bus: GuestBus, vector: number, errorCode: number | null, cr2: number | undefined, software: boolean, length: number): void {
-  const { m, domain, vcpu, pcpu, x86 } = ctx;
+  const { host, domain, vcpu, pcpu, x86 } = ctx;
   bus.discardStores();
   const cpu = cloneCpu(x86.cpu);
   const detail: EventDetail = { cr2, instructionLength: software ? length : undefined };
@@ -124,7 +112,7 @@ function deliverToGuest(ctx: X86Context, bus: GuestBus, vector: number, errorCod
   if (typeof result === 'object' || result === 'triple-fault') return takeExit(ctx, exitInfo(ExitReason.TRIPLE_FAULT), { bus });
   // The event as the handler received it: a broken gate or a fault on the way changes it.
   const delivered = detail.delivered!;
-  m.emit('exception', {
+  host.emit('exception', {
     dom: domain.id, vcpu, pcpu, vector: delivered.vector, errorCode: delivered.errorCode ?? -1,
     cr2: delivered.vector === Vector.PF || delivered.vector === Vector.DF ? cpu.cr2 : -1, delta: cpuDelta(x86.cpu, cpu),
   });
@@ -147,19 +135,19 @@ interface ExitOptions {
 }
 
 function takeExit(ctx: X86Context, exit: ExitInfo, { bus, afterExit, preempted = false, delivering }: ExitOptions = {}): void {
-  const { m, domain, vcpu, pcpu } = ctx;
-  m.emit('vm.exit', { dom: domain.id, vcpu, pcpu, ...exit });
+  const { host, domain, vcpu, pcpu } = ctx;
+  host.emit('vm.exit', { dom: domain.id, vcpu, pcpu, ...exit });
   bus?.commit(false);
   afterExit?.();
   if (preempted) return;
-  const x86 = m.state.domains.get(domain.id)!.vcpus[vcpu].x86!;
-  let action = handleExit({ m, domain: m.state.domains.get(domain.id)!, vcpu, pcpu, x86, exit });
+  const x86 = host.state.domains.get(domain.id)!.vcpus[vcpu].x86!;
+  let action = handleExit({ host, domain: host.state.domains.get(domain.id)!, vcpu, pcpu, x86, exit });
   if (delivering && action.kind === 'resume' && action.inject !== null) action = combineWithDelivery(action, delivering);
   switch (action.kind) {
     case 'resume': return writeVmcs(ctx, x86.cpu, action.cpu, action.inject);
-    case 'halt': m.emit('vcpu.halt', { dom: domain.id, vcpu, delta: cpuDelta(x86.cpu, action.cpu) }); return;
-    case 'shutdown': destroyDomain(m, domain.id, 'shutdown'); return;
-    case 'crash': destroyDomain(m, domain.id, `crashed: ${action.reason}`); return;
+    case 'halt': host.emit('vcpu.halt', { dom: domain.id, vcpu, delta: cpuDelta(x86.cpu, action.cpu) }); return;
+    case 'shutdown': destroyDomain(host, domain.id, 'shutdown'); return;
+    case 'crash': destroyDomain(host, domain.id, `crashed: ${action.reason}`); return;
     case 'deschedule': return;
   }
 }
@@ -182,7 +170,7 @@ function combineWithDelivery(action: Extract<ExitAction, { kind: 'resume' }>, de
 function writeVmcs(ctx: X86Context, before: CpuState, after: CpuState, inject: Injection | null): void {
   const delta = cpuDelta(before, after);
   if (delta.length === 0 && inject === null) return;
-  ctx.m.emit('vmcs.write', {
+  ctx.host.emit('vmcs.write', {
     dom: ctx.domain.id, vcpu: ctx.vcpu, delta, inject: inject?.vector ?? -1, errorCode: inject?.errorCode ?? -1, cr2: inject?.cr2 ?? 0,
   });
 }
@@ -192,8 +180,8 @@ function writeVmcs(ctx: X86Context, before: CpuState, after: CpuState, inject: I
  * it) through the guest's IDT, and go back to running the guest.
  */
 function enterGuest(ctx: X86Context): void {
-  const { m, domain, vcpu, pcpu, x86 } = ctx;
-  const tick = m.state.tick;
+  const { host, domain, vcpu, pcpu, x86 } = ctx;
+  const tick = host.state.tick;
   const fired = timerDue(x86.lapic, tick);
   const timerPending = x86.lapic.pending || fired;
   // The highest vector requested goes first, as the APIC prioritises; a remapped MSI and the timer compete so.
@@ -203,7 +191,7 @@ function enterGuest(ctx: X86Context): void {
   const takeExternal = canTake && !takeTimer && external >= 0;
   const injection = x86.injection ?? (takeTimer ? { vector: lapicVector(x86.lapic), errorCode: -1, cr2: 0 } : takeExternal ? { vector: external, errorCode: -1, cr2: 0 } : null);
   const cpu = cloneCpu(x86.cpu);
-  const bus = new GuestBus(m, domain, vcpu, pcpu);
+  const bus = new GuestBus(host, domain, vcpu, pcpu);
   let delivered: EventDetail['delivered'];
   if (injection !== null) {
     const cr2 = injection.vector === Vector.PF ? injection.cr2 : undefined;
@@ -214,8 +202,57 @@ function enterGuest(ctx: X86Context): void {
     if (typeof result === 'object' || result === 'triple-fault') return takeExit(ctx, exitInfo(ExitReason.TRIPLE_FAULT), { bus });
     delivered = detail.delivered!;
   }
-  m.emit('vm.entry', { dom: domain.id, vcpu, delta: cpuDelta(x86.cpu, cpu), inject: delivered?.vector ?? -1, errorCode: delivered?.errorCode ?? -1 });
+  host.emit('vm.entry', { dom: domain.id, vcpu, delta: cpuDelta(x86.cpu, cpu), inject: delivered?.vector ?? -1, errorCode: delivered?.errorCode ?? -1 });
   bus.commit(true);
   if (fired || takeTimer) emitTimer(ctx, fired ? nextDeadline(x86.lapic, tick) : x86.lapic.deadline, timerPending && !takeTimer);
 }
 
+// ---- the fold of the vCPU's events ----
+
+export function applyCpuStep(state: HostState, e: EventOf<'cpu.step'>): void {
+  // x86Of's lookup with its checks inline (this runs per instruction).
+  const x86 = state.domains.get(e.dom)?.vcpus[e.vcpu]?.x86;
+  const cpu = (x86 === undefined || x86 === null ? x86Of(state, e.dom, e.vcpu) : x86).cpu;
+  applyCpuDelta(cpu, e.delta);
+  cpu.eip = e.next;
+  usedPcpu(state, e.pcpu);
+}
+
+export function applyException(state: HostState, e: EventOf<'exception'>): void {
+  applyCpuDelta(x86Of(state, e.dom, e.vcpu).cpu, e.delta);
+  usedPcpu(state, e.pcpu);
+}
+
+export function applyExit(state: HostState, e: EventOf<'vm.exit'>): void {
+  const x86 = x86Of(state, e.dom, e.vcpu);
+  x86.inGuest = false;
+  x86.exit = { reason: e.reason, qualification: e.qualification, gla: e.gla, gpa: e.gpa, length: e.length, vector: e.vector, errorCode: e.errorCode };
+  advanceTurn(state, e.pcpu);
+}
+
+export function applyEntry(state: HostState, e: EventOf<'vm.entry'>): void {
+  const x86 = x86Of(state, e.dom, e.vcpu);
+  applyCpuDelta(x86.cpu, e.delta);
+  x86.inGuest = true;
+  x86.halted = false;
+  x86.injection = null;
+  // An external interrupt taken leaves the request register (one bit per vector, as in the APIC's IRR).
+  if (e.inject >= 0 && x86.irr.includes(e.inject)) x86.irr = x86.irr.filter((v) => v !== e.inject);
+}
+
+export function applyVmcsWrite(state: HostState, e: EventOf<'vmcs.write'>): void {
+  const x86 = x86Of(state, e.dom, e.vcpu);
+  applyCpuDelta(x86.cpu, e.delta);
+  x86.injection = e.inject < 0 ? null : { vector: e.inject, errorCode: e.errorCode, cr2: e.cr2 };
+}
+
+export function applyVcpuHalt(state: HostState, e: EventOf<'vcpu.halt'>): void {
+  const x86 = x86Of(state, e.dom, e.vcpu);
+  applyCpuDelta(x86.cpu, e.delta);
+  x86.halted = true;
+}
+
+export function applyLapicTimer(state: HostState, e: EventOf<'lapic.timer'>): void {
+  const { lvt, initialCount, deadline, pending } = e;
+  x86Of(state, e.dom, e.vcpu).lapic = { lvt, initialCount, deadline, pending };
+}

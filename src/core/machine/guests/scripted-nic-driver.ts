@@ -9,15 +9,15 @@
  * buffers 0x5000 and 0x5800 (by descriptor, alternately), rx buffers 0x6000 + 0x800 * (i % 4).
  */
 import type { DomainId } from '../../../events/schema.ts';
-import type { Machine } from '../machine.ts';
-import { guestWrite } from '../../hypervisor/memory/guest-memory.ts';
 import { macBytes } from '../../hardware/nic/ethernet.ts';
-import { nicMmioRead, nicMmioWrite } from '../../hypervisor/io/nic.ts';
 import {
   DCTL_ENABLE, DESC_BYTES, EICR_RX, EICR_TX, NIC_GUEST_BDF, TXD_CMD_EOP, TXD_CMD_RS, VFEIMS, VFRDBAH, VFRDBAL, VFRDLEN, VFRDT,
   VFRXDCTL, VFTDBAH, VFTDBAL, VFTDLEN, VFTDT, VFTXDCTL,
 } from '../../hardware/nic/registers.ts';
+import { nicMmioRead, nicMmioWrite } from '../../hypervisor/io/vf-mmio.ts';
 import { PCI_CONFIG_ADDRESS, PCI_CONFIG_DATA, pciConfigDataAccess } from '../../hypervisor/io/vpci.ts';
+import { guestWrite } from '../../hypervisor/memory/guest-memory.ts';
+import type { MachineHost } from '../state.ts';
 
 export const TX_RING = 0x4000;
 export const RX_RING = 0x4800;
@@ -31,17 +31,17 @@ const PCI_COMMAND_MEMORY_AND_MASTER = 0x6;
 const MSIX_MESSAGE_CONTROL = 0x72;
 const MSIX_ENABLE = 0x8000;
 
-type Ctx = { m: Machine; dom: DomainId; vcpu: number; pcpu: number };
+type Ctx = { host: MachineHost; dom: DomainId; vcpu: number; pcpu: number };
 
-const bar0 = (c: Ctx, offset: number, value: number): void => nicMmioWrite(c.m, c.dom, 0, offset, 4, value);
+const bar0 = (c: Ctx, offset: number, value: number): void => nicMmioWrite(c.host, c.dom, 0, offset, 4, value);
 
 /** One configuration write through ports 0xCF8/0xCFC, recorded as the port accesses and the cycle. */
 function configWrite(c: Ctx, offset: number, size: number, value: number): void {
   const address = (0x8000_0000 | (NIC_GUEST_BDF << 8) | (offset & 0xfc)) >>> 0;
-  c.m.emit('io', { dom: c.dom, vcpu: c.vcpu, port: PCI_CONFIG_ADDRESS, size: 4, out: true, value: address });
+  c.host.emit('io', { dom: c.dom, vcpu: c.vcpu, port: PCI_CONFIG_ADDRESS, size: 4, out: true, value: address });
   const port = PCI_CONFIG_DATA + (offset & 3);
-  pciConfigDataAccess(c.m, c.dom, port, size, true, value);
-  c.m.emit('io', { dom: c.dom, vcpu: c.vcpu, port, size, out: true, value });
+  pciConfigDataAccess(c.host, c.dom, port, size, true, value);
+  c.host.emit('io', { dom: c.dom, vcpu: c.vcpu, port, size, out: true, value });
 }
 
 function descriptor(address: number, length: number, command: number): Uint8Array {
@@ -64,14 +64,14 @@ export function nicSetup(c: Ctx): void {
   bar0(c, VFRDBAL, RX_RING);
   bar0(c, VFRDBAH, 0);
   bar0(c, VFRDLEN, RING_ENTRIES * DESC_BYTES);
-  for (let i = 0; i < RING_ENTRIES; i++) guestWrite(c.m, c.dom, c.pcpu, RX_RING + i * DESC_BYTES, descriptor(RX_BUFFERS[i % RX_BUFFERS.length], 0, 0));
+  for (let i = 0; i < RING_ENTRIES; i++) guestWrite(c.host, c.dom, c.pcpu, RX_RING + i * DESC_BYTES, descriptor(RX_BUFFERS[i % RX_BUFFERS.length], 0, 0));
   bar0(c, VFRXDCTL, DCTL_ENABLE);
   bar0(c, VFRDT, RING_ENTRIES - 1);
   // MSI-X entry 0 in BAR3: address, upper address, data (the vector), vector control (unmasked).
-  nicMmioWrite(c.m, c.dom, 3, 0x0, 4, 0xfee00000);
-  nicMmioWrite(c.m, c.dom, 3, 0x4, 4, 0);
-  nicMmioWrite(c.m, c.dom, 3, 0x8, 4, SCRIPTED_MSI_VECTOR);
-  nicMmioWrite(c.m, c.dom, 3, 0xc, 4, 0);
+  nicMmioWrite(c.host, c.dom, 3, 0x0, 4, 0xfee00000);
+  nicMmioWrite(c.host, c.dom, 3, 0x4, 4, 0);
+  nicMmioWrite(c.host, c.dom, 3, 0x8, 4, SCRIPTED_MSI_VECTOR);
+  nicMmioWrite(c.host, c.dom, 3, 0xc, 4, 0);
   bar0(c, VFEIMS, EICR_RX | EICR_TX);
 }
 
@@ -81,26 +81,26 @@ export function nicSetup(c: Ctx): void {
  * whatever that address holds.
  */
 export function nicTransmit(c: Ctx, frame: Uint8Array, buffer: number | null): void {
-  const tail = nicMmioRead(c.m, c.dom, 0, VFTDT, 4) % RING_ENTRIES;
+  const tail = nicMmioRead(c.host, c.dom, 0, VFTDT, 4) % RING_ENTRIES;
   const address = buffer ?? TX_BUFFERS[tail % TX_BUFFERS.length];
   if (buffer === null) {
-    const own = c.m.state.io.vfs.find((v) => v.dom === c.dom);
+    const own = c.host.state.io.vfs.find((v) => v.dom === c.dom);
     const bytes = frame.slice();
     if (own && bytes.subarray(6, 12).every((b) => b === 0)) bytes.set(macBytes(own.mac), 6);
-    guestWrite(c.m, c.dom, c.pcpu, address, bytes);
+    guestWrite(c.host, c.dom, c.pcpu, address, bytes);
   }
-  guestWrite(c.m, c.dom, c.pcpu, TX_RING + tail * DESC_BYTES, descriptor(address, frame.length, TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS));
+  guestWrite(c.host, c.dom, c.pcpu, TX_RING + tail * DESC_BYTES, descriptor(address, frame.length, TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS));
   bar0(c, VFTDT, (tail + 1) % RING_ENTRIES);
 }
 
 /** Gives the device one more rx descriptor, pointing at `buffer`. */
 export function nicPostReceive(c: Ctx, buffer: number): void {
-  const tail = nicMmioRead(c.m, c.dom, 0, VFRDT, 4) % RING_ENTRIES;
-  guestWrite(c.m, c.dom, c.pcpu, RX_RING + tail * DESC_BYTES, descriptor(buffer, 0, 0));
+  const tail = nicMmioRead(c.host, c.dom, 0, VFRDT, 4) % RING_ENTRIES;
+  guestWrite(c.host, c.dom, c.pcpu, RX_RING + tail * DESC_BYTES, descriptor(buffer, 0, 0));
   bar0(c, VFRDT, (tail + 1) % RING_ENTRIES);
 }
 
 /** A raw register write, as a driver (or an attacker) may make. */
 export function nicRegisterWrite(c: Ctx, bar: number, offset: number, value: number): void {
-  nicMmioWrite(c.m, c.dom, bar, offset, 4, value);
+  nicMmioWrite(c.host, c.dom, bar, offset, 4, value);
 }

@@ -1,5 +1,5 @@
 import type { Event } from '../../../events/schema.ts';
-import { domainLabel } from '../state.ts';
+import { domainLabel } from '../../hypervisor/state.ts';
 import type { InvariantChecker } from './types.ts';
 
 function reader(event: Event): { dom: number; value: Uint8Array; mfn: number } | undefined {

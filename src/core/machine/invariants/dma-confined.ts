@@ -1,7 +1,7 @@
 import { NO_DOMAIN } from '../../../events/schema.ts';
 import { pciBdfFormat } from '../../hardware/pci/index.ts';
-import { PAGE_SIZE } from '../scenario.ts';
-import { domainLabel } from '../state.ts';
+import { PAGE_SIZE } from '../../hypervisor/config.ts';
+import { domainLabel } from '../../hypervisor/state.ts';
 import type { InvariantChecker } from './types.ts';
 
 /** Every DMA that reaches memory reaches a frame the device's domain owns. */

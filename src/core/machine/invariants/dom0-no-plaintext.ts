@@ -1,5 +1,5 @@
 import { ownerPlaintext } from '../../hypervisor/memory/smm.ts';
-import { domainLabel } from '../state.ts';
+import { domainLabel } from '../../hypervisor/state.ts';
 import type { InvariantChecker } from './types.ts';
 
 /**

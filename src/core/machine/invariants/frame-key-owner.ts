@@ -1,5 +1,5 @@
 import { NO_DOMAIN } from '../../../events/schema.ts';
-import { domainLabel } from '../state.ts';
+import { domainLabel } from '../../hypervisor/state.ts';
 import type { InvariantChecker } from './types.ts';
 
 /** A frame is encrypted with its owner's key, never with the key of whoever happened to be live. */

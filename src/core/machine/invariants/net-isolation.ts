@@ -1,7 +1,7 @@
 import { NO_DOMAIN, NO_FRAME } from '../../../events/schema.ts';
 import { parseFrame } from '../../hardware/nic/ethernet.ts';
 import { securityGroupAllows } from '../../hardware/nic/switch.ts';
-import { domainLabel } from '../state.ts';
+import { domainLabel } from '../../hypervisor/state.ts';
 import type { InvariantChecker } from './types.ts';
 
 const VF_RX = /^vf(\d+)\.rx$/;

@@ -1,5 +1,5 @@
 import { NO_FRAME } from '../../../events/schema.ts';
-import { domainLabel } from '../state.ts';
+import { domainLabel } from '../../hypervisor/state.ts';
 import type { InvariantChecker } from './types.ts';
 
 /** No frame is mapped at two places (two domains, or two gfns of one domain). */

@@ -1,9 +1,10 @@
 import { NO_DOMAIN, NO_FRAME } from '../../../events/schema.ts';
 import { vtdStaleEntries } from '../../hardware/iommu/index.ts';
-import { vtdMemory } from '../../hypervisor/vtd-driver/vtd-driver.ts';
-import { PAGE_SIZE } from '../scenario.ts';
-import { domainLabel, type MachineState } from '../state.ts';
 import { pciBdfFormat } from '../../hardware/pci/index.ts';
+import { PAGE_SIZE } from '../../hypervisor/config.ts';
+import { hostPhysicalMemory } from '../../hypervisor/memory/host-frames.ts';
+import { domainLabel } from '../../hypervisor/state.ts';
+import type { MachineState } from '../state.ts';
 import type { InvariantChecker } from './types.ts';
 
 /**
@@ -17,7 +18,7 @@ export const noStaleTranslation: InvariantChecker = {
     // When Xen waits for its invalidations, the unit's caches must agree with the tables.
     if (event.kind === 'vtd.op') {
       if (event.op !== 'wait' && event.op !== 'domain.free') return undefined;
-      const [stale] = vtdStaleEntries(state.io.vtd, vtdMemory(state));
+      const [stale] = vtdStaleEntries(state.io.vtd, hostPhysicalMemory(state));
       if (stale === undefined) return undefined;
       return { dom: stale.did > 0 ? stale.did - 1 : NO_DOMAIN, mfn: NO_FRAME, detail: `the ${stale.cache} entry ${stale.cache === 'iotlb' ? '' : `for source ${pciBdfFormat(stale.sid)} `}outlives its mapping: ${stale.detail}` };
     }

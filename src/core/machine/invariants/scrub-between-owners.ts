@@ -1,5 +1,5 @@
 import { NO_DOMAIN } from '../../../events/schema.ts';
-import { domainLabel } from '../state.ts';
+import { domainLabel } from '../../hypervisor/state.ts';
 import type { InvariantChecker } from './types.ts';
 
 /** A frame reaches a new owner only after the previous owner's data was scrubbed (XSA-245). */
