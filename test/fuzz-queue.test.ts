@@ -250,6 +250,8 @@ test('bad URLs, an unreachable Redis and a refused password: exit 2 with the URL
       [['fuzz', '--queue', redis.url, '--workers', '2'], /--queue --workers 2: a queue campaign runs on 'chronovisor worker/],
       [['fuzz', '--queue', redis.url, '--resume', 'x', '--flaw', 'no-scrub'], /--resume x: the campaign keeps the options it was started with; drop --flaw/],
       [['worker', '--queue', redis.url, '--concurrency', '0'], /--concurrency 0: expected a whole number >= 1/],
+      [['fuzz', '--queue', redis.url, '--scoreboard'], /--scoreboard --queue: the scoreboard runs on this machine's threads; drop --queue/],
+      [['fuzz', '--queue', redis.url, '--seed', '1', '--path', '2:1'], /--queue --path 2:1: replaying one case needs no queue; drop --queue/],
     ];
     await Promise.all(cases.map(async ([args, message]) => {
       const dir = caseDir();

@@ -122,9 +122,9 @@ export function plan(o: FuzzOptions): Plan {
   const timeMs = o.time === undefined ? undefined : parseDuration(o.time, '--time');
   const seed = parseSeed(o.seed);
   const workers = o.workers === undefined ? availableParallelism() : parseCount(o.workers, '--workers');
+  checkModes(o);
   if (o.scoreboard) checkScoreboard(o);
   const path = parsePath(o.path, o);
-  checkModes(o);
   const queue = o.queue === undefined ? undefined : parseQueueUrl(o.queue);
   const db = o.scoreboard ? '' : checkOut(o.out ?? 'fuzz.db');
   return { profile, flaws, focus, maxActions, seed, workers, runs, timeMs, path, db, json: o.json === true, guided: o.guided === true, queue };

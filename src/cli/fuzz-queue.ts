@@ -143,8 +143,12 @@ class Coordinator {
         throw new InputError('argument', `campaign ${this.id}: shard ${index} is gone from ${QUEUE_PREFIX}:${QUEUE_NAME} (was Redis emptied?); start a new campaign`);
       }
       const state = await job.getState();
-      if (state === 'completed') {
-        await this.collect(index, job.returnvalue);
+      // The job read before its state may predate its completion: its result is read again.
+      const result = state === 'completed' ? (await Job.fromId<Shard, ShardResult>(this.queue, job.id!))?.returnvalue : undefined;
+      if (result) {
+        await this.collect(index, result);
+      } else if (state === 'completed') {
+        outstanding++;
       } else if (state === 'failed') {
         throw new InputError('argument', `campaign ${this.id}: shard ${index} failed on a worker: ${job.failedReason}`);
       } else if (this.stored.deadlineMs !== undefined && (this.found || Date.now() >= this.stored.deadlineMs) && state === 'waiting') {
