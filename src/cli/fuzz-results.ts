@@ -35,7 +35,7 @@ export interface CampaignSpec {
 // ---- counterexamples as runs ----------------------------------------------------------------
 
 /** The options that shape the cases: a reproduction needs them as they were. */
-export const caseFlags = (p: Pick<CampaignSpec, 'focus' | 'maxActions'>): string =>
+const caseFlags = (p: Pick<CampaignSpec, 'focus' | 'maxActions'>): string =>
   `${p.focus ? ` --focus ${p.focus.join(',')}` : ''}${p.maxActions !== undefined ? ` --max-actions ${p.maxActions}` : ''}`;
 
 /** A random case is found again from its seed and path; a guided one depends on the corpus it came from, so its recording is what replays it. */

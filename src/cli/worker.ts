@@ -24,7 +24,7 @@ export interface WorkerOptions {
  * lock ran out. Short, so that a killed worker's shard moves on within seconds; safe, because
  * the lock is renewed by this event loop, which no shard blocks.
  */
-export const LOCK_MS = 6_000;
+const LOCK_MS = 6_000;
 const STALLED_CHECK_MS = 3_000;
 /** Times a shard may lose its worker before it fails (a shard that kills every worker). */
 const STALLED_MAX = 5;

@@ -86,7 +86,7 @@ function nudgeMsiAddress(address: number, rng: Prng): number {
 }
 
 /** A small step on one of the action's values. */
-export function nudge(action: Action, rng: Prng): Action {
+function nudge(action: Action, rng: Prng): Action {
   switch (action.kind) {
     case 'dma':
       return rng.chance(0.7)
