@@ -107,8 +107,19 @@ interface Shape {
   'tlb.flush': { dom: DomainId; vcpu: number; scope: string; page: number };
   /** An EPT leaf entry written: mfn -1 removes it; bits are the entry's low bits (R/W/X, memory type). */
   'ept.update': { dom: DomainId; gfn: Gfn; mfn: Mfn; bits: number };
-  /** The shadow page table (virtual TLB): op 'fill' adds page -> mfn, 'flush' drops one page or (-1) all. */
+  /**
+   * The shadow page table (virtual TLB): op 'fill' adds page -> mfn, 'flush' drops one page or
+   * (page -1) all of it, with the shadows kept for other address spaces.
+   */
   'shadow.sync': { dom: DomainId; vcpu: number; op: string; page: number; mfn: Mfn; flags: number };
+  /**
+   * MOV to CR3 under shadow paging: the current shadow is kept under its page directory
+   * (`save`, a frame number of the guest's CR3; -1: not kept), the one kept for the incoming
+   * page directory (`restore`) becomes current (empty if none was kept), `evict` is dropped
+   * to make room (-1: none); `refs` is what resynchronising the restored shadow against the
+   * guest's tables cost, in paging-structure references.
+   */
+  'shadow.switch': { dom: DomainId; vcpu: number; save: number; restore: number; evict: number; refs: number };
   /** Port I/O emulated by the hypervisor. */
   io: { dom: DomainId; vcpu: number; port: number; size: number; out: boolean; value: number };
   /** The vCPU's local APIC timer: LVT timer register, initial count, the tick it runs out (-1: stopped), interrupt pending. */
@@ -219,6 +230,7 @@ export const EVENT_FIELDS: { readonly [K in EventKind]: readonly (keyof Shape[K]
   'netback.copy': ['dom', 'dir', 'gfn', 'offset', 'data'],
   'netback.state': ['up', 'reason'],
   'wire.rx': ['index', 'frame'],
+  'shadow.switch': ['dom', 'vcpu', 'save', 'restore', 'evict', 'refs'],
 };
 
 export const EVENT_KINDS = Object.keys(EVENT_FIELDS) as EventKind[];

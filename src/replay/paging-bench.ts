@@ -85,6 +85,10 @@ function count(result: PagingResult, event: Event): void {
       result.pageWalks++;
       result.walkRefs += event.refs;
       return;
+    case 'shadow.switch':
+      // The hypervisor's resync of a kept shadow reads the guest's tables too.
+      result.walkRefs += event.refs;
+      return;
     case 'io':
       if (event.port === 0xe9 && event.out) result.console += String.fromCharCode(event.value & 0xff);
       return;

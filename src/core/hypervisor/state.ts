@@ -90,6 +90,11 @@ export interface X86Vcpu {
   tlb: Map<number, TlbEntry>;
   /** Shadow paging's shadow page table (the virtual TLB): linear page -> host frame. */
   shadow: Map<number, TlbEntry>;
+  /**
+   * The shadows Xen keeps for address spaces not running now, by the frame number of their
+   * page directory (the guest's CR3), least recently used first.
+   */
+  shadowCache: Map<number, Map<number, TlbEntry>>;
   /** The local APIC timer. */
   lapic: Lapic;
   /** External interrupts (remapped MSIs) requested and not yet injected: vectors, ascending. */

@@ -19,7 +19,7 @@ import { applyWrite } from '../hypervisor/memory/guest-memory.ts';
 import { applyEptUpdate, applyP2m } from '../hypervisor/memory/memory-ops.ts';
 import { applyKeyAssign, applyKeyRevoke, applyPpt, applyScrub } from '../hypervisor/memory/smm.ts';
 import { applyHypercall, applyIdle, applySwitch } from '../hypervisor/scheduler.ts';
-import { applyShadowSync, applyTlbFill, applyTlbFlush } from '../hypervisor/vmx/translation-caches.ts';
+import { applyShadowSwitch, applyShadowSync, applyTlbFill, applyTlbFlush } from '../hypervisor/vmx/translation-caches.ts';
 import {
   applyCpuStep, applyEntry, applyException, applyExit, applyLapicTimer, applyVcpuHalt, applyVmcsWrite,
 } from '../hypervisor/vmx/vcpu-run.ts';
@@ -59,6 +59,7 @@ const APPLY: { [K in EventKind]: Apply<K> } = {
   'tlb.fill': applyTlbFill,
   'tlb.flush': applyTlbFlush,
   'shadow.sync': applyShadowSync,
+  'shadow.switch': applyShadowSwitch,
   'mem.write': applyWrite,
   'mem.read': observation,
   'mem.encrypt': observation,

@@ -114,6 +114,8 @@ function plainX86(x: X86Vcpu) {
     tlb: [...x.tlb.entries()].map(([page, e]) => [page, e.mfn, e.flags]),
     shadow: sortedEntries(x.shadow).map(([page, e]) => [page, e.mfn, e.flags]),
     lapic: x.lapic, irr: x.irr,
+    // Only under shadow paging, and only once a CR3 load kept one: other states stay as they were.
+    ...(x.shadowCache.size === 0 ? {} : { shadowCache: [...x.shadowCache].map(([cr3, shadow]) => [cr3, sortedEntries(shadow).map(([page, e]) => [page, e.mfn, e.flags])]) }),
   };
 }
 
@@ -151,6 +153,7 @@ function hydrateX86(p: any): X86Vcpu {
   return {
     cpu: { ...p.cpu, gpr: [...p.cpu.gpr] }, vpid: p.vpid, exit: p.exit, inGuest: p.inGuest, halted: p.halted, injection: p.injection,
     tlb: entries(p.tlb), shadow: entries(p.shadow), lapic: p.lapic, irr: [...p.irr],
+    shadowCache: new Map((p.shadowCache ?? []).map(([cr3, list]: [number, number[][]]) => [cr3, entries(list)])),
   };
 }
 

@@ -34,6 +34,7 @@ export function newX86Vcpu(spec: DomainSpec, dom: number, vcpu: number): X86Vcpu
     injection: null,
     tlb: new Map(),
     shadow: new Map(),
+    shadowCache: new Map(),
     lapic: resetLapic(),
     irr: [],
   };

@@ -47,7 +47,8 @@ function cachedByCpu(state: MachineState, mfn: number): string | undefined {
   for (const domain of state.domains.values()) {
     for (const [v, vcpu] of domain.vcpus.entries()) {
       if (!vcpu.x86) continue;
-      for (const [what, table] of [['TLB', vcpu.x86.tlb], ['shadow page table', vcpu.x86.shadow]] as const) {
+      const kept = [...vcpu.x86.shadowCache].map(([cr3, shadow]) => [`shadow page table kept for CR3 0x${(cr3 * 4096).toString(16)}`, shadow] as const);
+      for (const [what, table] of [['TLB', vcpu.x86.tlb] as const, ['shadow page table', vcpu.x86.shadow] as const, ...kept]) {
         for (const [page, entry] of table) {
           if (entry.mfn === mfn) return `${domainLabel(state, domain.id)}.v${v}'s ${what} still maps linear page 0x${page.toString(16)} to it`;
         }
