@@ -63,8 +63,10 @@ const INDEX_STEPS = [1, -1];
 
 /** A guest operation's numeric fields a nudge may change, with the steps that make sense for each. */
 const OP_FIELD_STEPS: Record<string, number[]> = { gpa: ADDRESS_STEPS, buffer: ADDRESS_STEPS, gfn: INDEX_STEPS, gpfn: INDEX_STEPS, domid: INDEX_STEPS, count: INDEX_STEPS, len: [1, -1, 8, -8] };
-/** Lower bounds of the fields (the generators never go below them; -1 is a gfn they do use). */
+/** Bounds of the fields, as the scenario schema takes them (-1 is a gfn the generators do use). */
 const OP_FIELD_MIN: Record<string, number> = { gpa: 0, buffer: 0, gfn: -1, gpfn: -1, domid: -1, count: 1, len: 1 };
+const ADDRESS_MAX = 0xffff_ffff;
+const OP_FIELD_MAX: Record<string, number> = { gpa: ADDRESS_MAX, buffer: ADDRESS_MAX, len: 4 * PAGE_BYTES };
 
 function nudgeOp(op: unknown, rng: Prng): unknown {
   if (typeof op !== 'object' || op === null) return op;
@@ -73,7 +75,7 @@ function nudgeOp(op: unknown, rng: Prng): unknown {
   const fields = Object.keys(body).filter((k) => k in OP_FIELD_STEPS && typeof body[k] === 'number');
   if (fields.length === 0) return op;
   const field = rng.pick(fields);
-  const value = Math.max(OP_FIELD_MIN[field], (body[field] as number) + rng.pick(OP_FIELD_STEPS[field]));
+  const value = Math.min(OP_FIELD_MAX[field] ?? Infinity, Math.max(OP_FIELD_MIN[field], (body[field] as number) + rng.pick(OP_FIELD_STEPS[field])));
   return { [name]: { ...body, [field]: value } };
 }
 
@@ -90,7 +92,7 @@ function nudge(action: Action, rng: Prng): Action {
   switch (action.kind) {
     case 'dma':
       return rng.chance(0.7)
-        ? { ...action, iova: Math.max(0, action.iova + rng.pick(ADDRESS_STEPS)) }
+        ? { ...action, iova: Math.min(ADDRESS_MAX, Math.max(0, action.iova + rng.pick(ADDRESS_STEPS))) }
         : { ...action, vf: 1 + ((action.vf - 1 + rng.pick([1, 3])) % 4) };
     case 'msi': {
       if (rng.chance(0.6)) return { ...action, address: nudgeMsiAddress(action.address, rng) };
