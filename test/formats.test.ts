@@ -91,7 +91,7 @@ describe('a run whose machine format is newer is refused by every read command',
       db.prepare('UPDATE runs SET parent_run = 1, fork_seq = 0 WHERE id = 2').run();
     });
     await refused(dir, ['log', 'good.db', '--run', '2', '--limit', '1'],
-      /^chronovisor: good\.db: run 1 \(tenants-secure\) \(the parent of run 2\): the meaning of its events .*: recorded by format 2; this chronovisor reads 1: re-record it, or upgrade chronovisor\n$/);
+      new RegExp(`^chronovisor: good\\.db: run 1 \\(tenants-secure\\) \\(the parent of run 2\\): the meaning of its events .*: recorded by format ${newer}; this chronovisor reads ${RUN_FORMATS.machine}: re-record it, or upgrade chronovisor\n$`));
   });
 
   test('runs lists it, marked, and the readable run unmarked (exit 0)', async () => {
@@ -100,7 +100,7 @@ describe('a run whose machine format is newer is refused by every read command',
     assert.equal(text.code, 0, describeResult(['runs'], text));
     const lines = text.stdout.trim().split('\n');
     assert.equal(lines.length, 3, text.stdout);
-    assert.match(lines[1], /tenants-secure .* unreadable: the meaning of its events .*: recorded by format 2; this chronovisor reads 1: re-record it, or upgrade chronovisor$/);
+    assert.match(lines[1], new RegExp(`tenants-secure .* unreadable: the meaning of its events .*: recorded by format ${newer}; this chronovisor reads ${RUN_FORMATS.machine}: re-record it, or upgrade chronovisor$`));
     assert.doesNotMatch(lines[2], /unreadable/);
     const json = await cli(['runs', 'good.db', '--json'], dir);
     const runs = parseJsonLines<{ id: number; formats: Record<string, number>; unreadable: string | null }>(json.stdout);

@@ -1,5 +1,6 @@
 /**
- * The event union, schema v2 (v2 added shadow.switch): every fact the machine can state about
+ * The event union, schema v3 (v2 added shadow.switch; v3 the invariants over the tables
+ * guest-table-confined, iommu-table-confined and vlan-confined): every fact the machine can state about
  * one step.
  *
  * Events carry their effects (bytes as stored, table entries as written), so folding a
@@ -8,7 +9,7 @@
  */
 
 /** Bumped whenever a kind, a field or a field's meaning changes. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** Host frame number (machine frame, Xen's mfn). -1 means "none". */
 export type Mfn = number;
@@ -56,6 +57,9 @@ export const INVARIANTS = [
   'irq-confined',
   'net-isolation',
   'frame-key-owner',
+  'guest-table-confined',
+  'iommu-table-confined',
+  'vlan-confined',
 ] as const;
 export type InvariantName = (typeof INVARIANTS)[number];
 

@@ -16,6 +16,10 @@ export type Tenant = (typeof TENANTS)[number];
 export const ATTACKER = 'erin';
 export const TENANT_MACS: Record<Tenant, string> = { alice: '02:00:00:00:00:0a', bob: '02:00:00:00:00:0b', mallory: '02:00:00:00:00:0c' };
 export const TENANT_IPS: Record<Tenant, string> = { alice: '10.0.0.1', bob: '10.0.0.2', mallory: '10.0.1.3' };
+/** Each tenant's port VLAN: mallory is alone on hers, and knows the others' MACs. */
+export const TENANT_VLANS: Record<Tenant, number> = { alice: 10, bob: 10, mallory: 20 };
+/** The x86 attacker's VF (the fourth), so that its EPT or shadow tables hold the BAR window. */
+export const ATTACKER_NIC = { mac: '02:00:00:00:00:0e', vlan: 30, ip: '10.0.2.4' };
 /** Pages each tenant has (its gfns are 0 .. TENANT_PAGES-1). */
 export const TENANT_PAGES = 8;
 /** The VFs' routing ids: 02:10.0, 02:10.2, ... (first VF offset 0x80, stride 2 from the PF at 02:00.0). */
@@ -74,6 +78,17 @@ const guestOp: fc.Arbitrary<unknown> = fc.oneof(
   {
     weight: 4,
     arbitrary: fc.tuple(fc.constantFrom(...TENANTS), fc.constantFrom(...TX_BUFFERS)).map(([t, buffer]) => ({ write: { gpa: buffer + 6, hex: TENANT_MACS[t].replaceAll(':', '') } })),
+  },
+  // Two tenants on different VLANs that know each other's MAC: a unicast to the neighbour,
+  // carrying the neighbour's VLAN in an 802.1Q tag the guest wrote itself.
+  {
+    weight: 3,
+    arbitrary: fc.record({ to: fc.constantFrom(...TENANTS), hex: hexBytes(16) }).map(({ to, hex }) => ({ nic_tx: { dst: TENANT_MACS[to], vlan: TENANT_VLANS[to], hex } })),
+  },
+  // The same tag written over a frame already queued (after the driver built it).
+  {
+    weight: 2,
+    arbitrary: fc.tuple(fc.constantFrom(10, 20, 30), fc.constantFrom(...TX_BUFFERS)).map(([v, buffer]) => ({ write: { gpa: buffer + 12, hex: `8100${v.toString(16).padStart(4, '0')}` } })),
   },
   { weight: 1, arbitrary: fc.constant('scan') },
   { weight: 3, arbitrary: fc.record({ gfn, count: fc.integer({ min: 1, max: 3 }) }).map((h) => ({ hypercall: { op: 'populate_physmap', ...h } })) },

@@ -1,5 +1,6 @@
 /**
- * A fuzz case: a small machine (three scripted tenants with a VF each, and an x86 attacker) and the adversarial actions applied to it one after another. A case is a
+ * A fuzz case: a small machine (three scripted tenants and an x86 attacker, a VF each) and
+ * the adversarial actions applied to it one after another. A case is a
  * scenario like any other: the actions are inputs, each applied when the machine has gone
  * quiet after the one before, so a recording of the case replays exactly.
  */
@@ -9,7 +10,7 @@ import type { Profile } from '../events/schema.ts';
 import type { FlawName } from '../core/hypervisor/flaws.ts';
 import { scenarioFromObject } from '../core/machine/scenario.ts';
 import type { MachineConfig } from '../core/hypervisor/config.ts';
-import { ATTACKER, TENANT_IPS, TENANT_MACS, TENANT_PAGES, TENANTS, actionInput, type Action } from './actions.ts';
+import { ATTACKER, ATTACKER_NIC, TENANT_IPS, TENANT_MACS, TENANT_PAGES, TENANT_VLANS, TENANTS, actionInput, type Action } from './actions.ts';
 
 /** Inputs wait for the machine to go quiet (nextStep applies a pending input then). */
 export const WHEN_QUIET = Number.MAX_SAFE_INTEGER;
@@ -41,10 +42,11 @@ export function caseDocument(shape: CaseShape, profile: Profile, flaws: readonly
   const domains: Record<string, unknown>[] = TENANTS.map((name) => ({
     name,
     memoryKiB: TENANT_PAGES * 4,
-    nic: { mac: TENANT_MACS[name], vlan: name === 'mallory' ? 20 : 10, ip: TENANT_IPS[name] },
+    nic: { mac: TENANT_MACS[name], vlan: TENANT_VLANS[name], ip: TENANT_IPS[name] },
     guest: { ops: TENANT_START },
   }));
-  domains.push({ name: ATTACKER, memoryKiB: TENANT_PAGES * 4, paging: shape.paging, guest: { x86: { hex: PARKED_X86, load: 0x1000 } } });
+  // The attacker has a VF: its BAR window sits in its EPT (misconfigured: every access exits) or shadow tables.
+  domains.push({ name: ATTACKER, memoryKiB: TENANT_PAGES * 4, paging: shape.paging, nic: ATTACKER_NIC, guest: { x86: { hex: PARKED_X86, load: 0x1000 } } });
   return {
     seed: shape.seed,
     machine: { memoryMiB: 2, pcpus: shape.pcpus, profile, quantum: shape.quantum, timeslice: 200 },

@@ -11,6 +11,7 @@
 import type { Event, EventKind, EventOf } from '../../events/schema.ts';
 import { applyNicReg } from '../hardware/nic/device.ts';
 import { applyCreate, applyDestroy } from '../hypervisor/domains.ts';
+import { applyNetFrame } from '../hypervisor/io/io-state.ts';
 import { applyNetbackState } from '../hypervisor/io/netback.ts';
 import { applyNicVf } from '../hypervisor/io/nic-pf-driver.ts';
 import { applySiomBuffer } from '../hypervisor/io/siom.ts';
@@ -82,7 +83,7 @@ const APPLY: { [K in EventKind]: Apply<K> } = {
   'msi': applyMsi,
   'nic.vf': applyNicVf,
   'nic.reg': (state, e) => applyNicReg(state.io, e),
-  'net.frame': observation,
+  'net.frame': (state, e) => applyNetFrame(state.io, e),
   'siom.buffer': applySiomBuffer,
   'netback.copy': observation,
   'netback.state': applyNetbackState,

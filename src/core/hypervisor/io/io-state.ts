@@ -3,8 +3,9 @@
  * bookkeeping of it, the NIC's virtual functions, SIOM's per-domain buffers and dom0's
  * network backend. Plain data, like the rest of the machine state.
  */
-import type { DomainId } from '../../../events/schema.ts';
+import type { DomainId, EventOf } from '../../../events/schema.ts';
 import { vtdInitialState, type VtdState } from '../../hardware/iommu/index.ts';
+import { parseFrame } from '../../hardware/nic/ethernet.ts';
 import { sriovNicPf } from '../../hardware/nic/pf-config.ts';
 import type { NicVf } from '../../hardware/nic/vf.ts';
 import { pciBusCreate, type PciBus } from '../../hardware/pci/index.ts';
@@ -47,6 +48,12 @@ export interface IoState {
   netbackUp: boolean;
   /** Index of the next frame from the wire (config.network.wire). */
   wireNext: number;
+  /**
+   * Where the frame on its way through the switch entered it: a VF (by number) or the wire,
+   * and the 802.1Q tag it carried there (0: untagged). What the VLAN oracle reads, rather
+   * than the VLAN the device reports with a delivered frame.
+   */
+  ingress: { port: number | 'wire'; tag: number } | null;
 }
 
 /** Routing id of the NIC's PF (02:00.0). */
@@ -69,5 +76,17 @@ export function initialIoState(config: MachineConfig): IoState {
     siom: { tx: new Map(), rx: new Map() },
     netbackUp: true,
     wireNext: 0,
+    ingress: null,
   };
+}
+
+const VF_TX = /^vf(\d+)\.tx$/;
+
+/** net.frame: a frame a VF sent, or one from the wire, is the one the switch now carries. */
+export function applyNetFrame(io: IoState, e: EventOf<'net.frame'>): void {
+  if (e.at === 'wire.in') io.ingress = { port: 'wire', tag: parseFrame(e.frame)?.vlan ?? 0 };
+  else if (e.verdict === 'ok' && e.at.endsWith('.tx')) {
+    const vf = VF_TX.exec(e.at);
+    if (vf !== null) io.ingress = { port: Number(vf[1]), tag: parseFrame(e.frame)?.vlan ?? 0 };
+  }
 }

@@ -2,6 +2,8 @@ import { canaryConfined } from './canary-confined.ts';
 import { dmaConfined } from './dma-confined.ts';
 import { dom0NoPlaintext } from './dom0-no-plaintext.ts';
 import { frameKeyOwner } from './frame-key-owner.ts';
+import { guestTableConfined } from './guest-table-confined.ts';
+import { iommuTableConfined } from './iommu-table-confined.ts';
 import { irqConfined } from './irq-confined.ts';
 import { netIsolation } from './net-isolation.ts';
 import { noAliasing } from './no-aliasing.ts';
@@ -9,9 +11,11 @@ import { noStaleTranslation } from './no-stale-translation.ts';
 import { scrubBetweenOwners } from './scrub-between-owners.ts';
 import { singleOwner } from './single-owner.ts';
 import type { InvariantChecker } from './types.ts';
+import { vlanConfined } from './vlan-confined.ts';
 
 export const INVARIANT_CHECKERS: readonly InvariantChecker[] = [
   singleOwner, noAliasing, scrubBetweenOwners, canaryConfined, dom0NoPlaintext,
   dmaConfined, noStaleTranslation, irqConfined, netIsolation, frameKeyOwner,
+  guestTableConfined, iommuTableConfined, vlanConfined,
 ];
 export type { Breach, InvariantChecker } from './types.ts';
