@@ -194,7 +194,7 @@ function jsonReport(p: CampaignSpec, t: Totals, recorded: Recorded[], duplicates
     },
     duplicates,
     counterexamples: recorded.map(({ c, run }) => ({
-      mode: c.mode, seed: c.seed, path: c.path, finding: c.finding, signature: findingSignature(c.finding), actions: c.actions.map(actionText), runsToFind: c.runsToFind, run, db: p.db, reproduce: reproduce(c, p, run),
+      mode: c.mode, seed: c.seed, path: c.path, finding: c.finding, signature: findingSignature(c.finding), actions: c.actions.map(actionText), runsToFind: c.runsToFind, msToFind: c.msToFind ?? null, run, db: p.db, reproduce: reproduce(c, p, run),
     })),
   });
 }
