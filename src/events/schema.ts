@@ -68,6 +68,7 @@ interface Shape {
   'machine.boot': { profile: Profile; frames: number; pcpus: number; seed: string };
   'guest.op': { dom: DomainId; vcpu: number; pcpu: number; pc: number; op: number; next: number; loops: number[] };
   'sched.switch': { pcpu: number; fromDom: DomainId; fromVcpu: number; toDom: DomainId; toVcpu: number; smmLive: DomainId; quantum: number };
+  /** ticks > 0: nothing runs until the next thing due, time jumps there; 0: the pCPU sleeps (scheduler.ts). */
   'sched.idle': { pcpu: number; ticks: number };
   'dom0.op': { index: number; op: string; target: DomainId; result: number };
   /** `index` is the scenario input's position, or -1 for a modification from outside (a fork). */

@@ -2,6 +2,13 @@
  * A deterministic round-robin scheduler: pCPUs take turns; each runs its vCPU for a quantum
  * of operations, then the next runnable vCPU (after the last one picked) is switched in.
  * Every switch is Xen's context_switch, which tells SMM whose key is live (hook 2).
+ *
+ * A pCPU with nothing to run while every runnable vCPU runs elsewhere goes to sleep
+ * (`sched.idle` with 0 ticks) and the turns skip it (pcpu-turns.ts), until a vCPU it could
+ * run is runnable: then it is switched to that vCPU at once (`sched.switch`), as an idle
+ * CPU woken by an IPI. Before sleeping, such a pCPU spent every other step of a machine with
+ * one busy vCPU passing its turn; asleep it costs no step, and a tick is a round of the
+ * pCPUs that have work, as it was a round in which the idle ones did nothing.
  */
 import { NO_DOMAIN, type DomainId, type EventOf } from '../../events/schema.ts';
 import { hasFlaw } from './flaws.ts';
@@ -38,9 +45,9 @@ export function anyRunnable(state: HostState): boolean {
 }
 
 /**
- * Whether the pCPU whose turn it is passes it: it runs nothing, and every runnable vCPU
- * (there is one) is running on another pCPU. What scheduleStep would decide, without
- * building lists: on a machine with more pCPUs than work this is every other step.
+ * Whether the pCPU whose turn it is has nothing to do: it runs nothing, and every runnable
+ * vCPU (there is one) is running on another pCPU. What scheduleStep would decide, without
+ * building lists. Such a pCPU goes to sleep (passTurn).
  */
 export function passesTurn(state: HostState): boolean {
   const pcpu = state.sched.turn;
@@ -62,9 +69,34 @@ function runningElsewhere(state: HostState, pcpu: number, dom: DomainId, vcpu: n
   return false;
 }
 
-/** The pCPU whose turn it is has nothing to run: it lets the tick go by. */
+/** The pCPU whose turn it is has nothing to run: it sleeps, and the turns skip it. */
 export function passTurn(host: Host): void {
   host.emit('sched.idle', { pcpu: host.state.sched.turn, ticks: 0 });
+}
+
+/** Whether some runnable vCPU runs on no pCPU (what a sleeping pCPU waits for). */
+function anyWaiting(state: HostState): boolean {
+  for (const domain of state.domains.values()) {
+    for (let vcpu = 0; vcpu < domain.vcpus.length; vcpu++) {
+      if (isRunnable(state, domain.id, vcpu) && !runningElsewhere(state, -1, domain.id, vcpu)) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Wakes the first sleeping pCPU (in turn order) when a vCPU it could run is runnable, by
+ * switching it to that vCPU now rather than at a turn it no longer takes. Returns whether
+ * it did (the step is the switch). Cheap when no pCPU sleeps, the usual case.
+ */
+export function wakeSleeper(host: Host): boolean {
+  const sched = host.state.sched;
+  const count = sched.pcpus.length;
+  let sleeper = -1;
+  for (let i = 0; i < count && sleeper < 0; i++) if (sched.pcpus[(sched.turn + i) % count].asleep) sleeper = (sched.turn + i) % count;
+  if (sleeper < 0 || !anyWaiting(host.state)) return false;
+  contextSwitch(host, sleeper, pickNext(host.state, sleeper, runnableVcpus(host.state))!);
+  return true;
 }
 
 /** Runnable vCPUs in round-robin order. */
@@ -130,16 +162,19 @@ function contextSwitch(host: Host, pcpu: number, to: VcpuRef): void {
 // ---- the fold of the scheduler's events ----
 
 export function applySwitch(state: HostState, e: EventOf<'sched.switch'>): void {
-  state.sched.pcpus[e.pcpu] = { dom: e.toDom, vcpu: e.toVcpu, quantumLeft: e.quantum };
+  state.sched.pcpus[e.pcpu] = { dom: e.toDom, vcpu: e.toVcpu, quantumLeft: e.quantum, asleep: false };
   state.sched.smmLive[e.pcpu] = e.smmLive;
   if (e.toDom !== NO_DOMAIN) state.sched.cursor = e.toDom * 256 + e.toVcpu;
 }
 
+/** sched.idle: with ticks, time jumps to the next thing due and every pCPU wakes; without, the pCPU sleeps. */
 export function applyIdle(state: HostState, e: EventOf<'sched.idle'>): void {
   if (e.ticks > 0) {
     state.tick += e.ticks;
     state.sched.turn = 0;
+    for (const pcpu of state.sched.pcpus) pcpu.asleep = false;
   } else {
+    state.sched.pcpus[e.pcpu].asleep = true;
     advanceTurn(state, e.pcpu);
   }
 }

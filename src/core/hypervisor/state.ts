@@ -127,6 +127,11 @@ export interface Pcpu {
   dom: DomainId;
   vcpu: number;
   quantumLeft: number;
+  /**
+   * Asleep: it had nothing to run while every runnable vCPU ran elsewhere. The turns skip
+   * it until a vCPU it could run is runnable (the scheduler then switches it in at once).
+   */
+  asleep: boolean;
 }
 
 export interface HostState {

@@ -11,7 +11,7 @@ import { makeEvent } from '../../events/make-event.ts';
 import { NO_DOMAIN, type Event, type EventFields, type EventKind } from '../../events/schema.ts';
 import { createDomain } from '../hypervisor/domains.ts';
 import { nicBoot } from '../hypervisor/io/nic-pf-driver.ts';
-import { anyRunnable, isRunnable, passesTurn, passTurn, runnableVcpus, scheduleStep, type VcpuRef } from '../hypervisor/scheduler.ts';
+import { anyRunnable, isRunnable, passesTurn, passTurn, runnableVcpus, scheduleStep, wakeSleeper, type VcpuRef } from '../hypervisor/scheduler.ts';
 import { runX86Step } from '../hypervisor/vmx/vcpu-run.ts';
 import { wakeTick } from '../hypervisor/vmx/vcpu.ts';
 import { vtdBoot } from '../hypervisor/vtd-driver/iommu-domains.ts';
@@ -36,8 +36,9 @@ for (const checker of INVARIANT_CHECKERS) {
  * failing verify, since re-execution would no longer reproduce it.
  * 2: the invariants over the tables (guest-table-confined, iommu-table-confined,
  *    vlan-confined) and net.frame folded into the switch's ingress record.
+ * 3: a pCPU with nothing to run sleeps (one sched.idle) instead of passing every turn.
  */
-export const MACHINE_VERSION = 2;
+export const MACHINE_VERSION = 3;
 
 export class Machine {
   private events: Event[] = [];
@@ -134,6 +135,7 @@ export class Machine {
     if (action !== undefined && action.at <= s.tick) return runDom0Action(this, s.dom0Next);
     const frame = s.config.network.wire[s.io.wireNext];
     if (frame !== undefined && frame.at <= s.tick) return wireReceive(this, s.io.wireNext);
+    if (wakeSleeper(this)) return;
     const current = s.sched.pcpus[s.sched.turn];
     // The common case first: the vCPU on this pCPU goes on, with no need to look at the others.
     if (current.dom !== NO_DOMAIN && current.quantumLeft > 0 && isRunnable(s, current.dom, current.vcpu)) {

@@ -50,7 +50,7 @@ export function initialState(config: MachineConfig): MachineState {
     domains: new Map(),
     sched: {
       turn: 0,
-      pcpus: Array.from({ length: config.pcpus }, () => ({ dom: NO_DOMAIN, vcpu: 0, quantumLeft: 0 })),
+      pcpus: Array.from({ length: config.pcpus }, () => ({ dom: NO_DOMAIN, vcpu: 0, quantumLeft: 0, asleep: false })),
       smmLive: Array.from({ length: config.pcpus }, () => NO_DOMAIN),
       cursor: -1,
     },
