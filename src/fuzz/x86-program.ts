@@ -2,8 +2,8 @@
  * Generated x86 attackers: straight-line programs built from instruction templates that
  * exit to the hypervisor or touch what it guards (memory and its caches, hypercalls with
  * hostile arguments, PCI configuration ports, the VF's MMIO window, its own page tables and
- * control registers), with raw bytes mixed in. Encoded directly (no assembler), so a case
- * costs microseconds to build. The guest starts with paging off (linear = guest-physical)
+ * control registers, a second address space to switch to), with raw bytes mixed in. Encoded
+ * directly (no assembler), so a case costs microseconds to build. The guest starts with paging off (linear = guest-physical)
  * until a snippet builds a page directory and turns paging on.
  */
 import fc from 'fast-check';
@@ -42,6 +42,15 @@ const PAGING_ON = [
   0x0f, 0x20, 0xc0, 0x0d, ...u32(CR0_PG), 0x0f, 0x22, 0xc0, // cr0 |= PG
 ];
 
+/** A second address space: its own page directory (the first 4 MiB, PSE), CR3 loaded with it. */
+const SECOND_DIRECTORY = 0x6000;
+const OTHER_SPACE = [
+  0xc7, 0x05, ...u32(SECOND_DIRECTORY), ...u32(0x83), // mov dword [PD2], 0x83
+  MOV_EAX, ...u32(SECOND_DIRECTORY), 0x0f, 0x22, 0xd8, // mov cr3, eax
+];
+/** Back to the first address space: under shadow paging, a switch between two kept shadows. */
+const FIRST_SPACE = [MOV_EAX, ...u32(PAGE_DIRECTORY), 0x0f, 0x22, 0xd8];
+
 /**
  * Page-table manipulation: a PDE of the attacker's choosing (any frame number, any flags: a
  * 4 MiB page over memory it does not have, a table pointer into its own data), then INVLPG
@@ -56,6 +65,8 @@ const pde = fc.record({ index: fc.nat(1023), frame: fc.oneof(fc.nat(0x3ff), fc.c
 const snippet: fc.Arbitrary<number[]> = fc.oneof(
   { weight: 1, arbitrary: fc.constant(PAGING_ON) },
   { weight: 2, arbitrary: pde },
+  { weight: 1, arbitrary: fc.constant(OTHER_SPACE) },
+  { weight: 1, arbitrary: fc.constant(FIRST_SPACE) },
   { weight: 3, arbitrary: address.map((a) => [0xa1, ...u32(a)]) }, // mov eax, [a]
   { weight: 3, arbitrary: fc.tuple(address, fc.nat()).map(([a, v]) => [MOV_EAX, ...u32(v), 0xa3, ...u32(a)]) }, // mov [a], eax
   { weight: 3, arbitrary: fc.tuple(page, fc.integer({ min: 1, max: 2 })).map(([g, n]) => memoryOp(1, g, n)) }, // decrease_reservation(gfn, n)
