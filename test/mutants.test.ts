@@ -48,7 +48,7 @@ test('a mutation whose text moved, or is there twice, is refused with its name',
 test('summary: kill counts and medians per mode, against a brute-force count and sort', () => {
   const outcome = fc.record({ name: fc.constantFrom('a', 'b', 'c', 'd', 'e'), mode: fc.constantFrom('random' as const, 'guided' as const), found: fc.boolean(), seconds: fc.integer({ min: 1, max: 60 }) });
   fc.assert(fc.property(fc.uniqueArray(outcome, { selector: (o) => `${o.name}/${o.mode}` }), (raw) => {
-    const outcomes: MutantOutcome[] = raw.map((o) => ({ ...o, seconds: o.found ? o.seconds : null, finding: o.found ? 'x' : null }));
+    const outcomes: MutantOutcome[] = raw.map((o) => ({ ...o, seconds: o.found ? o.seconds : null, cases: 1, finding: o.found ? 'x' : null }));
     for (const s of summarize(outcomes)) {
       const mine = outcomes.filter((o) => o.mode === s.mode);
       assert.equal(s.total, mine.length);

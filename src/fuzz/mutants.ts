@@ -148,12 +148,14 @@ export function applyMutation(source: string, m: Mutation): string {
   return source.slice(0, at) + m.replacement + source.slice(at + m.text.length);
 }
 
-/** One mutant fuzzed in one mode: found after so many seconds, with this finding, or not found. */
+/** One mutant fuzzed in one mode: found after so many seconds and cases, with this finding, or not found. */
 export interface MutantOutcome {
   name: string;
   mode: 'random' | 'guided';
   found: boolean;
   seconds: number | null;
+  /** Cases run until found (or in all, when not found); null for a crash. */
+  cases: number | null;
   finding: string | null;
 }
 
