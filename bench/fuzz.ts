@@ -8,9 +8,15 @@
  *   machine, then 1 and 2 `chronovisor worker` processes on a redis-server started here
  *   (same machine): cases/s and exits/s, the scaling from 1 to 2, and the queue's overhead
  *   against the threads at 1 worker;
+ * - the mutation suite (npm run mutants) at a shorter budget per mutant and mode
+ *   (CHRONOVISOR_BENCH_MUTANT_SECONDS, default 15): kill rate and median time to find per
+ *   mode, and random's median over guided's where both found the mutant;
  * - the machine's own exit handling rate: a guest looping on CPUID, recording off. That is
  *   the ceiling for exits per second, not what the fuzzer achieves.
  */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import type { ModeSummary } from '../src/fuzz/mutants.ts';
 import { Machine } from '../src/core/machine/machine.ts';
 import { parseScenario } from '../src/core/machine/scenario.ts';
 import { initialState } from '../src/core/machine/state.ts';
@@ -82,6 +88,31 @@ function flawFigures(): Figure[] {
   ];
 }
 
+const MUTANT_SECONDS = Number(process.env.CHRONOVISOR_BENCH_MUTANT_SECONDS ?? 15);
+const GOAL_KILL = 0.9;
+const GOAL_GUIDED_SPEEDUP = 3;
+
+/** The mutation suite, each mutant fuzzed MUTANT_SECONDS per mode (a child process: it copies the tree). */
+function mutantFigures(): Figure[] {
+  const script = join(import.meta.dirname, '..', 'scripts', 'mutants.ts');
+  const run = spawnSync(process.execPath, ['--import', 'tsx', script, '--time', `${MUTANT_SECONDS}s`, '--json'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (run.status !== 0) throw new Error(`npm run mutants failed (exit ${run.status}): ${run.stderr}`);
+  const { summary } = JSON.parse(run.stdout) as { summary: ModeSummary[] };
+  const by = (mode: string): ModeSummary => summary.find((s) => s.mode === mode)!;
+  const rows = summary.flatMap((s): Figure[] => [
+    { name: `  mutants killed within ${MUTANT_SECONDS} s, ${s.mode}`, value: `${s.killed} of ${s.total}`, goal: `>= ${GOAL_KILL * 100}% (in 60 s)`, ok: s.killed >= GOAL_KILL * s.total },
+    { name: `  median time to find a mutant, ${s.mode} (s; where both modes found it: ${s.medianWhereBoth?.toFixed(2) ?? '-'})`, value: s.median === null ? '-' : s.median.toFixed(2) },
+  ]);
+  const random = by('random').medianWhereBoth;
+  const guided = by('guided').medianWhereBoth;
+  const speedup = random !== null && guided !== null && guided > 0 ? random / guided : NaN;
+  return [
+    { name: `the mutation suite (npm run mutants), ${MUTANT_SECONDS} s per mutant and mode, 1 worker:`, value: '' },
+    ...rows,
+    { name: '  guided speed-up: random\'s median time to find over guided\'s, where both found it', value: Number.isNaN(speedup) ? '-' : `${speedup.toFixed(2)}x`, goal: `>= ${GOAL_GUIDED_SPEEDUP}x`, ok: speedup >= GOAL_GUIDED_SPEEDUP },
+  ];
+}
+
 const CPUID_LOOP = (iterations: number): string => `
 seed: exit-bench
 machine: { memoryMiB: 4, pcpus: 1, profile: secure, timeslice: 100000 }
@@ -133,6 +164,7 @@ export async function benchFuzz(): Promise<Figure[]> {
     { name: `time to find each planted flaw, random and guided (at most ${FLAW_RUNS} cases):`, value: '' },
     ...flawFigures(),
     ...(await queueScaling()),
+    ...mutantFigures(),
     { name: `machine's exit handling rate, not the fuzzer's: CPUID loop, ${fmt(raw.exits)} exits, recording off (exits/s)`, value: fmt(raw.perSecond) },
   ];
 }
