@@ -110,7 +110,7 @@ test('two worker processes share a campaign, find a planted flaw, and each bug i
     const taken = workers.map(shardsStarted);
     assert.ok(taken.every((t) => t.length > 0), `shards per worker: ${JSON.stringify(taken)}`);
     assert.equal(new Set(taken.flat()).size, 6);
-    assert.ok(report.runs > 0 && report.runs <= 600);
+    assert.ok(report.runs > 0 && report.runs <= 600, `runs ${report.runs}`);
     assert.equal(report.workers, 2, 'the coordinator saw both workers');
     assert.equal(report.queue, redis.url);
   } finally {

@@ -98,6 +98,14 @@ export function runCampaign(options: CampaignOptions): CampaignResult {
   let firstFailure: { runs: number; ms: number | undefined } | undefined;
   const every = options.progressEvery ?? 50;
   const property = fc.property(caseShapeArbitrary, commandsArbitrary(options.maxCommands ?? DEFAULT_MAX_COMMANDS, options.focus), (shape, commands) => {
+    // After the first failure fast-check is shrinking: those trials are not the campaign's
+    // cases (the guided mode does not count its shrinking either), so the cases a campaign
+    // reports stay within its --runs budget.
+    if (firstFailure !== undefined) {
+      const { finding } = executeCase(shape, commands, options, new Coverage());
+      if (finding !== undefined) throw new Finding(finding);
+      return;
+    }
     runs++;
     if (options.onProgress && runs % every === 0) options.onProgress({ runs, coverage });
     const { real, finding } = executeCase(shape, commands, options, coverage);
