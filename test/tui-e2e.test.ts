@@ -108,36 +108,36 @@ after(() => {
 test('tui in tmux: step, rewind, search, fork, diff, quit', async () => {
   const s = 'main';
   start(s, [db, '--run', '2']);
-  await shows(s, 'seq 0/6000');
+  await shows(s, 'seq 0/6001');
   assert.match(screen(s), /> +0 {2}machine\.boot profile=vanilla/);
 
   keys(s, 'l');
-  await shows(s, 'seq 1/6000');
+  await shows(s, 'seq 1/6001');
   keys(s, 'L');
-  await shows(s, 'seq 1001/6000');
+  await shows(s, 'seq 1001/6001');
   keys(s, 'h');
-  const rewound = await shows(s, 'seq 1000/6000');
+  const rewound = await shows(s, 'seq 1000/6001');
   assert.match(rewound, /> +1000 {2}\S/, 'the selected row is event 1000');
   keys(s, 'g');
-  await shows(s, 'seq 0/6000');
+  await shows(s, 'seq 0/6001');
 
   keys(s, '/');
   typeText(s, 'violation');
   keys(s, 'Enter');
   const found = await shows(s, /violation at seq (\d+)/);
   const seq = Number(/violation at seq (\d+)/.exec(found)![1]);
-  assert.match(found, new RegExp(`seq ${seq}/6000`));
+  assert.match(found, new RegExp(`seq ${seq}/6001`));
   assert.match(found, new RegExp(`V> +${seq} {2}violation invariant=`));
   keys(s, 'n');
   await waitFor(s, 'the next violation', (text) => Number(/violation at seq (\d+)/.exec(text)?.[1] ?? seq) > seq);
   keys(s, 'N');
-  await shows(s, `seq ${seq}/6000`);
+  await shows(s, `seq ${seq}/6001`);
 
   keys(s, 'f');
   await shows(s, `fork run 2 (two-tenants-vanilla) at seq ${seq}`);
   keys(s, 'Enter');
   const diff = await shows(s, 'forked: run 3');
-  assert.match(diff, /diff {2}A: run 2 two-tenants-vanilla \(6000\) {2}B: run 3 two-tenants-vanilla\+fork@\d+ \(\d+\) {2}first divergence \d+/);
+  assert.match(diff, /diff {2}A: run 2 two-tenants-vanilla \(6001\) {2}B: run 3 two-tenants-vanilla\+fork@\d+ \(\d+\) {2}first divergence \d+/);
   assert.match(diff, /!> +\d+ {2}A /, 'the cursor is on a differing event');
 
   keys(s, 'Escape');
@@ -156,14 +156,14 @@ test('tui in tmux: step, rewind, search, fork, diff, quit', async () => {
 
 test('tui in tmux: Ctrl+C and SIGTERM also give the terminal back', async () => {
   start('ctrl-c', [db, '--run', '2']);
-  await shows('ctrl-c', 'seq 0/6000');
+  await shows('ctrl-c', 'seq 0/6001');
   keys('ctrl-c', 'C-c');
   const byKey = await exited('ctrl-c');
   assert.equal(byKey.alternate, '0', byKey.screen);
   assert.equal(byKey.status, '0', byKey.screen);
 
   start('term', [db, '--run', '2']);
-  await shows('term', 'seq 0/6000');
+  await shows('term', 'seq 0/6001');
   process.kill(pidOf('term'), 'SIGTERM');
   const bySignal = await exited('term');
   assert.equal(bySignal.alternate, '0', bySignal.screen);
