@@ -158,7 +158,9 @@ test('a coordinator killed mid-campaign is resumed with --resume and finishes it
     const r = await ok(args, dir, EXIT_FOUND);
     const report = JSON.parse(r.stdout) as Report;
     assert.equal(report.campaign, id);
-    assert.equal(report.runs > 200, true, `all three shards ran: ${report.runs} cases`);
+    // Cases counted up to each shard's finding (shrinking is not counted): within the budget;
+    // that all three shards ran is checked on the worker's log below.
+    assert.ok(report.runs > 0 && report.runs <= 300, `${report.runs} cases`);
     assert.equal(report.counterexamples.length, 1, describeResult(args, r));
     assert.match(report.counterexamples[0].finding, /^net-isolation:/);
     await verified('r.db', report.counterexamples[0].run, dir);
