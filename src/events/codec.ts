@@ -10,6 +10,7 @@
  */
 import { Packr } from 'msgpackr';
 import { journalToChunk, type ChunkJournal } from './chunk-journal.ts';
+import { ChunkSummaryBuilder } from './chunk-summary.ts';
 import { EVENT_READERS, EVENT_RECORDS, FAST_VALUES, type EventRecord } from './generated/event-codecs.ts';
 import { FAIL, FAST_ARRAY_MAX } from './msgpack-write.ts';
 import { EVENT_FIELDS, EVENT_KINDS, type Event, type EventKind } from './schema.ts';
@@ -76,6 +77,7 @@ export class ChunkBuilder {
   private position = 0;
   private words = new Uint32Array(1 << 16);
   private word = 0;
+  private readonly summary = new ChunkSummaryBuilder();
   count = 0;
 
   constructor(private readonly codec: EventCodec) {}
@@ -101,6 +103,7 @@ export class ChunkBuilder {
         }
         if (i === n) {
           this.word = q + n;
+          this.summary.addStep(dom);
           return;
         }
       }
@@ -109,6 +112,7 @@ export class ChunkBuilder {
   }
 
   private addBytes(event: Event): void {
+    this.summary.add(event);
     if (this.bytes.length - this.position < FAST_EVENT_MAX) this.growBytes(FAST_EVENT_MAX);
     const start = this.position;
     const end = this.codec.encodeInto(event, this.bytes, start);
@@ -133,6 +137,7 @@ export class ChunkBuilder {
       words: this.words.subarray(0, this.word),
       bytes: this.bytes.subarray(0, this.position),
       stepPrefix: this.codec.stepPrefix ?? NO_PREFIX,
+      summary: this.summary.take(),
     };
     this.position = 0;
     this.word = 0;

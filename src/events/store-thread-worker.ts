@@ -80,7 +80,7 @@ export class StoreThreadServer {
         break;
       }
       case 'chunk':
-        this.openStorer().commit({ firstSeq: message.firstSeq, count: message.count, raw: journalToChunk(message.journal) });
+        this.openStorer().commit({ firstSeq: message.firstSeq, count: message.count, raw: journalToChunk(message.journal), summary: message.journal.summary });
         break;
       case 'checkpoint':
         this.openStorer().checkpoint(message.checkpoint);

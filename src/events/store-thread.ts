@@ -103,7 +103,7 @@ export class StoreThread {
     // Copies the thread owns: the journal's arrays are views of the chunk builder's buffers.
     const words = journal.words.slice();
     const bytes = new Uint8Array(journal.bytes);
-    this.post({ t: 'chunk', firstSeq, count, journal: { count: journal.count, words, bytes, stepPrefix: journal.stepPrefix } }, [words.buffer, bytes.buffer]);
+    this.post({ t: 'chunk', firstSeq, count, journal: { count: journal.count, words, bytes, stepPrefix: journal.stepPrefix, summary: journal.summary } }, [words.buffer, bytes.buffer]);
     this.inFlight.push([this.sent, firstSeq + count]);
     this.waitFor(this.sent - MAX_IN_FLIGHT);
   }

@@ -15,7 +15,7 @@ import { existsSync, statSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { journalToChunk } from './chunk-journal.ts';
-import { ChunkStorer, chunkHash, configureWriter } from './chunk-storer.ts';
+import { CHUNK_INDEX_VERSION, ChunkStorer, chunkHash, configureWriter, hasChunkIndexTable } from './chunk-storer.ts';
 import { ChunkBuilder, CodecError, EventCodec, schemaCodecTables, type CodecTables } from './codec.ts';
 import { InputError, assert } from './errors.ts';
 import { SCHEMA_VERSION, type Event, type Seq } from './schema.ts';
@@ -73,6 +73,17 @@ export interface ChunkRow {
   bytes: Buffer;
 }
 
+/** A chunk's entry in the chunk index (chunk-summary.ts), as stored. */
+export interface ChunkSummaryRow {
+  firstSeq: Seq;
+  kindsLo: number;
+  kindsHi: number;
+  domains: number;
+  violations: number;
+  /** The folded text filter; null when the chunk holds no text a filter keeps. */
+  text: Buffer | null;
+}
+
 export interface DecodedChunk {
   firstSeq: Seq;
   events: Event[];
@@ -110,6 +121,18 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 CREATE TABLE IF NOT EXISTS pages (hash BLOB PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;
 `;
 
+/**
+ * The chunk index (chunk-summary.ts): added to any recording a writer opens, so a file made
+ * before it gains it; its runs recorded before have no rows, and read as chunks that may
+ * hold anything.
+ */
+const CHUNK_INDEX_DDL = `
+CREATE TABLE IF NOT EXISTS chunk_index (
+  run INTEGER NOT NULL, first_seq INTEGER NOT NULL,
+  kinds_lo INTEGER NOT NULL, kinds_hi INTEGER NOT NULL, domains INTEGER NOT NULL, violations INTEGER NOT NULL, text BLOB,
+  PRIMARY KEY (run, first_seq)) WITHOUT ROWID;
+`;
+
 export function inflateChunk(bytes: Uint8Array): Buffer {
   return inflateRawSync(bytes);
 }
@@ -121,10 +144,13 @@ interface OpenOptions {
 export class RecordingStore {
   readonly codec: EventCodec;
   private readonly statements: ReturnType<RecordingStore['prepare']>;
+  /** Reads of the chunk index, when the recording has one of the version this program reads. */
+  private readonly summaryStatements: ReturnType<RecordingStore['prepareSummaries']> | undefined;
 
   private constructor(readonly db: Database.Database, readonly path: string, readonly readonly: boolean) {
     this.codec = new EventCodec(this.loadCodecTables(), (s) => this.saveStructures(s));
     this.statements = this.prepare();
+    this.summaryStatements = hasChunkIndexTable(db) ? this.prepareSummaries() : undefined;
   }
 
   /** Opens an existing recording; refuses files that are not one, or are of a newer schema. */
@@ -145,7 +171,10 @@ export class RecordingStore {
       if (error instanceof InputError) throw error;
       throw new InputError('not-a-recording', `${path}: not a chronovisor recording (${(error as Error).message})`);
     }
-    if (!readonly) configureWriter(db);
+    if (!readonly) {
+      configureWriter(db);
+      addChunkIndex(db);
+    }
     return new RecordingStore(db, path, readonly);
   }
 
@@ -155,6 +184,7 @@ export class RecordingStore {
     const db = new Database(path);
     configureWriter(db);
     db.exec(DDL);
+    addChunkIndex(db);
     const tables = schemaCodecTables();
     db.transaction(() => {
       const meta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
@@ -190,6 +220,14 @@ export class RecordingStore {
       checkpointSeqs: db.prepare('SELECT seq FROM checkpoints WHERE run = ? ORDER BY seq'),
       page: db.prepare('SELECT bytes FROM pages WHERE hash = ?'),
       hasPage: db.prepare('SELECT 1 FROM pages WHERE hash = ?'),
+    };
+  }
+
+  private prepareSummaries() {
+    const columns = 'first_seq AS firstSeq, kinds_lo AS kindsLo, kinds_hi AS kindsHi, domains, violations, text';
+    return {
+      forward: this.db.prepare(`SELECT ${columns} FROM chunk_index WHERE run = ? AND first_seq >= ? AND first_seq < ? ORDER BY first_seq LIMIT ?`),
+      backward: this.db.prepare(`SELECT ${columns} FROM chunk_index WHERE run = ? AND first_seq <= ? AND first_seq >= ? ORDER BY first_seq DESC LIMIT ?`),
     };
   }
 
@@ -344,6 +382,22 @@ export class RecordingStore {
     return { firstSeq: row.firstSeq, events };
   }
 
+  /** Whether the recording has a chunk index this program reads (its runs may still lack rows). */
+  get hasChunkIndex(): boolean {
+    return this.summaryStatements !== undefined;
+  }
+
+  /**
+   * Up to `limit` chunk index rows of the run's own chunks whose first seq lies in [from, to),
+   * in seq order, or (direction -1) in [to, from] from the highest down. [] when the recording
+   * has no index; a chunk without a row (recorded before the index) is simply not listed.
+   */
+  chunkSummaries(run: number, from: Seq, to: Seq, direction: 1 | -1, limit: number): ChunkSummaryRow[] {
+    const statements = this.summaryStatements;
+    if (statements === undefined) return [];
+    return (direction > 0 ? statements.forward.all(run, from, to, limit) : statements.backward.all(run, from, to, limit)) as ChunkSummaryRow[];
+  }
+
   // ---- checkpoints and pages ----------------------------------------------------------
 
   /** A checkpoint's state bytes (stored deflated). */
@@ -485,7 +539,7 @@ export class RunWriter {
       this.thread.chunk(firstSeq, count, journal);
       this.chunksByThread++;
     } else {
-      this.storer.commit({ firstSeq, count, raw: journalToChunk(journal) });
+      this.storer.commit({ firstSeq, count, raw: journalToChunk(journal), summary: journal.summary });
     }
   }
 
@@ -497,6 +551,16 @@ export class RunWriter {
     for (const c of this.storer.takePending()) thread.checkpoint(c);
     this.thread = thread;
   }
+}
+
+/** Adds the chunk index to a recording that has none (one of another version is left alone, and not written). */
+function addChunkIndex(db: Database.Database): void {
+  const known = db.prepare("SELECT value FROM meta WHERE key = 'chunk_index_version'").get();
+  if (known !== undefined) return;
+  db.transaction(() => {
+    db.exec(CHUNK_INDEX_DDL);
+    db.prepare("INSERT INTO meta (key, value) VALUES ('chunk_index_version', ?)").run(String(CHUNK_INDEX_VERSION));
+  })();
 }
 
 function checkFormat(db: Database.Database, path: string): void {

@@ -15,6 +15,8 @@ import { CHUNK_EVENTS, GENESIS_HASH, damaged } from '../events/store.ts';
 import { evolve } from '../core/machine/evolve.ts';
 import { BlobCache, hydrate } from '../core/machine/snapshot.ts';
 import type { MachineState } from '../core/machine/state.ts';
+import { ChunkSearch, type ChunkQuery } from './chunk-search.ts';
+import type { DomainNames } from './format.ts';
 
 enableMapSet();
 
@@ -133,6 +135,15 @@ export class Timeline {
 
   events(from: Seq, to: Seq): Event[] {
     return [...this.iterate(from, to)].map(([, e]) => e);
+  }
+
+  /**
+   * A search of the chunk index for chunks that may hold a match of `query`, or undefined
+   * when the index cannot rule anything out (no index, or nothing in the query it knows).
+   */
+  chunkSearch(query: ChunkQuery, names: DomainNames): ChunkSearch | undefined {
+    const search = new ChunkSearch(this.store, this.lineage, this.length, query, names);
+    return search.useful ? search : undefined;
   }
 
   /** The checkpoint nearest at or before `seq` across the lineage. */
