@@ -118,7 +118,16 @@ function program(): Command {
     .option('--out <db>', 'recording for counterexamples (default: fuzz.db; not created when nothing is found)')
     .option('--json', 'one JSON report on stdout')
     .option('--scoreboard', 'a bounded campaign per planted flaw (and the clean secure profile): found, runs and seconds to find, length; exit 0 only when every flaw is found and the clean one finds nothing')
+    .option('--guided', 'coverage-guided: mutate a corpus of cases that reached something new (kept in --out) besides generating fresh ones')
+    .option('--queue <url>', 'run the campaign on chronovisor worker processes through this Redis, redis://HOST:PORT[/DB]')
+    .option('--resume <campaign>', 'resume a queue campaign whose coordinator stopped (with --queue; the id it printed)')
     .action(async (options) => finish(await fuzzCommand(options)));
+
+  // Loaded on demand: BullMQ is not needed by the other commands.
+  cli.command('worker').description('run the shards of fuzz campaigns from a BullMQ queue (until Ctrl-C)')
+    .requiredOption('--queue <url>', 'the Redis of the queue, redis://HOST:PORT[/DB]')
+    .option('--concurrency <n>', 'shards at once, each on a thread (default: one per core)')
+    .action(async (options) => finish(await (await import('./worker.ts')).workerCommand(options)));
 
   // Loaded on demand: Ink and React are not needed by the other commands.
   cli.command('tui').argument('<db>', 'recording').description('browse, rewind, fork and diff a recording in the terminal')

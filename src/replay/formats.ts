@@ -43,9 +43,14 @@ export function runFormatProblem(run: RunRow): string | undefined {
   return undefined;
 }
 
-/** Refuses a run this chronovisor cannot read, or whose parents it cannot (a fork reads their chunks). */
+/**
+ * Refuses a run this chronovisor cannot read, or whose parents it cannot (a fork reads their
+ * chunks). A parent link that loops is damage, which the readers report: the walk stops there.
+ */
 export function checkRunFormats(store: RecordingStore, run: RunRow): void {
-  for (let r: RunRow | undefined = run; r !== undefined; r = r.parentRun === null ? undefined : store.run(r.parentRun)) {
+  const seen = new Set<number>();
+  for (let r: RunRow | undefined = run; r !== undefined && !seen.has(r.id); r = r.parentRun === null ? undefined : store.run(r.parentRun)) {
+    seen.add(r.id);
     const problem = runFormatProblem(r);
     if (problem === undefined) continue;
     const whose = r.id === run.id ? '' : ` (the parent of run ${run.id})`;
