@@ -15,11 +15,12 @@ import { makeEvent } from '../src/events/make-event.ts';
 import { EVENT_KINDS, eventDomains, type Event, type Seq } from '../src/events/schema.ts';
 import { CHUNK_EVENTS, RecordingStore, type RunRow } from '../src/events/store.ts';
 import { parseScenario } from '../src/core/machine/scenario.ts';
-import { ChunkMatcher, type ChunkQuery } from '../src/replay/chunk-search.ts';
+import { ChunkMatcher, chunkSearchOf, type ChunkQuery } from '../src/replay/chunk-search.ts';
 import { forkRun } from '../src/replay/fork.ts';
 import { eventText } from '../src/replay/format.ts';
 import { recordScenario } from '../src/replay/recorder.ts';
 import { Timeline } from '../src/replay/timeline.ts';
+import { BlockIndex, SUMMARIES_FROM_EVENTS } from '../src/tui/block-index.ts';
 import { eventArbitrary, kindsWithoutArbitrary } from '../property-tests/arbitraries.ts';
 import { loopScenario, removeDir, tempDir } from './helpers/cli.ts';
 
@@ -74,13 +75,13 @@ describe('the chunk index of a recording', () => {
   before(() => {
     dir = tempDir('chronovisor-chunk-index');
     store = RecordingStore.create(join(dir, 'index.db'), 'test');
-    const text = loopScenario({ seed: 3, times: 3000 }).replace('- yield', '- yield\n              - hypercall: { op: console_write, text: "tick" }');
+    const text = loopScenario({ seed: 3, times: 50_000 }).replace('- yield', '- yield\n              - hypercall: { op: console_write, text: "tick" }');
     const identity = { scenarioText: text, scenarioPath: 'loop.yaml', config: '{}', simVersion: 'test', writerPid: process.pid };
     const recorded = recordScenario(store, parseScenario(text, 'loop.yaml'), { name: 'loop', ...identity });
     root = store.run(recorded.run);
-    assert.ok(root.eventCount > 5 * CHUNK_EVENTS, `${root.eventCount} events: several chunks`);
-    // A fork half way that prints something else: its chunks differ from the parent's from there.
-    const at = Math.floor(root.eventCount / 2);
+    assert.ok(root.eventCount > SUMMARIES_FROM_EVENTS, `${root.eventCount} events: long enough for the TUI to index it from the chunk index`);
+    // A fork three quarters in that prints something else: its chunks differ from the parent's from there.
+    const at = Math.floor(root.eventCount * 0.75);
     const forked = forkRun(store, { parent: root, at, modifications: [['domain.alice.ops', '[{hypercall: {op: console_write, text: "forked here"}}]']], simVersion: 'test', writerPid: process.pid }, {});
     fork = store.run(forked.run);
   });
@@ -116,7 +117,7 @@ describe('the chunk index of a recording', () => {
 
   /** The first chunk the index lets through, read to the end if need be. */
   function firstThrough(timeline: Timeline, text: string, from: Seq, direction: 1 | -1): Seq | undefined {
-    const search = timeline.chunkSearch({ texts: [text] }, NAMES)!;
+    const search = chunkSearchOf(timeline, { texts: [text] }, NAMES)!;
     for (let seq: Seq | undefined = from; ;) {
       const { found, next } = search.next(seq, direction, 3);
       if (found !== undefined || next === undefined) return found;
@@ -135,6 +136,33 @@ describe('the chunk index of a recording', () => {
     }
     assert.equal(firstThrough(timeline, 'forked here', 0, 1), Math.floor(fork.forkSeq! / CHUNK_EVENTS) * CHUNK_EVENTS, 'the parent\'s chunks are skipped');
     assert.equal(firstThrough(new Timeline(store, root), 'forked here', 0, 1), undefined, 'the parent never printed it');
+  });
+
+  test('the TUI\'s block index read from the chunk index holds what one read event by event does', () => {
+    const timeline = new Timeline(store, fork);
+    // The same recording without its chunk index, as one made before it existed.
+    const copy = join(dir, 'no-index.db');
+    store.db.exec(`VACUUM INTO '${copy}'`);
+    const bare = RecordingStore.open(copy);
+    bare.db.exec("DROP TABLE chunk_index; DELETE FROM meta WHERE key = 'chunk_index_version'");
+    bare.close();
+    const withoutIndex = RecordingStore.open(copy, { readonly: true });
+    assert.equal(withoutIndex.hasChunkIndex, false);
+    const fromRows = new BlockIndex(() => timeline);
+    const byEvent = new BlockIndex(() => new Timeline(withoutIndex, withoutIndex.run(fork.id)));
+    for (const index of [fromRows, byEvent]) {
+      index.length = timeline.length;
+      assert.equal(index.scan(Infinity, () => 0), true);
+    }
+    assert.equal(fromRows.blockSize, CHUNK_EVENTS, 'blocks of whole chunks');
+    assert.deepEqual([...fromRows.names], [...byEvent.names]);
+    assert.equal(fromRows.violations, byEvent.violations);
+    for (let first = 0; first < timeline.length; first += CHUNK_EVENTS) {
+      const to = Math.min(timeline.length, first + CHUNK_EVENTS);
+      assert.deepEqual(fromRows.kindsIn(first, to), byEvent.kindsIn(first, to), `kinds of chunk ${first}`);
+      for (const dom of [0, 1, 2]) assert.equal(fromRows.mayContain(fromRows.blockOf(first), undefined, 1 << dom), byEvent.mayContain(byEvent.blockOf(first), undefined, 1 << dom) || byEvent.mayContain(byEvent.blockOf(to - 1), undefined, 1 << dom));
+    }
+    withoutIndex.close();
   });
 
   // Last: it removes a row.

@@ -37,7 +37,7 @@ function fakeTimeline(events: Event[]): Timeline {
     length: events.length,
     event: (seq: number) => events[seq],
     // No chunk index: the search tests every event the block index lets through.
-    chunkSearch: () => undefined,
+    store: { hasChunkIndex: false },
     *iterate(from = 0, to = events.length) {
       for (let seq = Math.max(0, from); seq < Math.min(to, events.length); seq++) yield [seq, events[seq]] as [number, Event];
     },

@@ -11,9 +11,10 @@
  */
 import { kindsOf, type KindMask } from '../events/chunk-summary.ts';
 import { EVENT_FIELDS, EVENT_KINDS, type EventKind, type Seq } from '../events/schema.ts';
-import { CHUNK_EVENTS, type RecordingStore, type RunRow } from '../events/store.ts';
+import { CHUNK_EVENTS } from '../events/store.ts';
 import { filterMayHold, queryTrigrams } from '../events/text-trigrams.ts';
 import { fieldWords, type DomainNames } from './format.ts';
+import type { Timeline } from './timeline.ts';
 
 /** What a match needs from a chunk. */
 export interface ChunkQuery {
@@ -92,6 +93,16 @@ export class ChunkMatcher {
   }
 }
 
+/**
+ * A search of the timeline's chunk index for chunks that may hold a match of `query`, or
+ * undefined when the index cannot rule anything out (no index, or nothing in the query it
+ * knows of).
+ */
+export function chunkSearchOf(timeline: Timeline, query: ChunkQuery, names: DomainNames): ChunkSearch | undefined {
+  const search = new ChunkSearch(timeline, query, names);
+  return timeline.store.hasChunkIndex && search.selective ? search : undefined;
+}
+
 /** Rows read per query of the index. */
 const BATCH_ROWS = 512;
 
@@ -102,62 +113,31 @@ const BATCH_ROWS = 512;
 export class ChunkSearch {
   private readonly matcher: ChunkMatcher;
 
-  /**
-   * @param lineage the run and its ancestors, the run first (RecordingStore.lineage)
-   * @param length the run's events
-   */
-  constructor(
-    private readonly store: RecordingStore,
-    private readonly lineage: readonly RunRow[],
-    private readonly length: Seq,
-    query: ChunkQuery,
-    names: DomainNames,
-  ) {
+  constructor(private readonly timeline: Timeline, query: ChunkQuery, names: DomainNames) {
     this.matcher = new ChunkMatcher(query, names);
   }
 
-  /** Whether the index can rule anything out for this query (a recording without an index cannot). */
-  get useful(): boolean {
-    return this.store.hasChunkIndex && this.matcher.selective;
+  /** Whether the summaries can rule anything out for this query. */
+  get selective(): boolean {
+    return this.matcher.selective;
   }
 
   /**
    * The first seq of the first chunk from the one holding `seq` on, in `direction`, that may
-   * hold a match: at most `rowsMax` rows are read; `undefined` with `next` when the search
-   * should go on from `next` (a later call), `found` when it found one, neither when no
-   * chunk is left.
+   * hold a match (`found`); after `rowsMax` rows without one, where to go on from (`next`);
+   * neither when no chunk is left.
    */
   next(seq: Seq, direction: 1 | -1, rowsMax = BATCH_ROWS): { found?: Seq; next?: Seq } {
-    let expected = Math.floor(seq / CHUNK_EVENTS) * CHUNK_EVENTS;
-    let rows = 0;
-    while (expected >= 0 && expected < this.length) {
-      const owner = this.ownerOf(expected);
-      // The owner's share of this run's chunks: [owner.baseSeq, end).
-      const end = Math.min(this.shareEnd(owner), this.length);
-      const batch = direction > 0
-        ? this.store.chunkSummaries(owner.id, expected, end, 1, BATCH_ROWS)
-        : this.store.chunkSummaries(owner.id, expected, owner.baseSeq, -1, BATCH_ROWS);
-      for (const row of batch) {
-        // A chunk with no row (recorded before the index) may hold anything.
-        if (row.firstSeq !== expected) return { found: expected };
-        if (this.matcher.mayMatch(row)) return { found: expected };
-        expected += direction * CHUNK_EVENTS;
-        if (++rows >= rowsMax) return { next: expected };
-      }
-      if (batch.length === BATCH_ROWS) continue;
-      // The owner's rows are over: a chunk of its share left without one may hold anything.
-      if (direction > 0 ? expected < end : expected >= owner.baseSeq) return { found: expected };
+    let from = seq;
+    for (let read = 0; read < rowsMax;) {
+      const rows = this.timeline.summaryRows(from, direction, Math.min(BATCH_ROWS, rowsMax - read));
+      if (rows.length === 0) return {};
+      // A chunk without a row (recorded before the index) may hold anything.
+      const hit = rows.find(({ row }) => row === undefined || this.matcher.mayMatch(row));
+      if (hit !== undefined) return { found: hit.first };
+      read += rows.length;
+      from = rows[rows.length - 1].first + direction * CHUNK_EVENTS;
     }
-    return {};
-  }
-
-  private ownerOf(seq: Seq): RunRow {
-    return this.lineage.find((r) => seq >= r.baseSeq)!;
-  }
-
-  /** Where the chunks `owner` stores for this run end: the base of the next run down the lineage. */
-  private shareEnd(owner: RunRow): Seq {
-    const index = this.lineage.indexOf(owner);
-    return index === 0 ? Infinity : this.lineage[index - 1].baseSeq;
+    return from >= 0 && from < this.timeline.length ? { next: from } : {};
   }
 }

@@ -10,13 +10,11 @@
 import { enableMapSet, freeze, produce } from 'immer';
 import { assert } from '../events/errors.ts';
 import { STEP_OPENERS, type Event, type Seq } from '../events/schema.ts';
-import type { DecodedChunk, RecordingStore, RunRow } from '../events/store.ts';
+import type { ChunkSummaryRow, DecodedChunk, RecordingStore, RunRow } from '../events/store.ts';
 import { CHUNK_EVENTS, GENESIS_HASH, damaged } from '../events/store.ts';
 import { evolve } from '../core/machine/evolve.ts';
 import { BlobCache, hydrate } from '../core/machine/snapshot.ts';
 import type { MachineState } from '../core/machine/state.ts';
-import { ChunkSearch, type ChunkQuery } from './chunk-search.ts';
-import type { DomainNames } from './format.ts';
 
 enableMapSet();
 
@@ -138,12 +136,27 @@ export class Timeline {
   }
 
   /**
-   * A search of the chunk index for chunks that may hold a match of `query`, or undefined
-   * when the index cannot rule anything out (no index, or nothing in the query it knows).
+   * The chunk index rows of up to `max` consecutive chunks of this run (its lineage's, for a
+   * fork), from the one holding `from` towards the end (direction 1) or the start (-1); a
+   * chunk without a row (recorded before the index) comes with none. One query per run of
+   * the lineage crossed.
    */
-  chunkSearch(query: ChunkQuery, names: DomainNames): ChunkSearch | undefined {
-    const search = new ChunkSearch(this.store, this.lineage, this.length, query, names);
-    return search.useful ? search : undefined;
+  summaryRows(from: Seq, direction: 1 | -1, max: number): { first: Seq; row: ChunkSummaryRow | undefined }[] {
+    const out: { first: Seq; row: ChunkSummaryRow | undefined }[] = [];
+    let first = Math.floor(from / CHUNK_EVENTS) * CHUNK_EVENTS;
+    while (out.length < max && first >= 0 && first < this.length) {
+      const owner = this.ownerOf(first);
+      // The owner's share of this run's chunks: [owner.baseSeq, end).
+      const end = Math.min(this.length, ...this.lineage.slice(0, this.lineage.indexOf(owner)).map((r) => r.baseSeq));
+      const want = max - out.length;
+      const rows = direction > 0 ? this.store.chunkSummaries(owner.id, first, end, 1, want) : this.store.chunkSummaries(owner.id, first, owner.baseSeq, -1, want);
+      let i = 0;
+      for (; out.length < max && (direction > 0 ? first < end : first >= owner.baseSeq); first += direction * CHUNK_EVENTS) {
+        const row = rows[i]?.firstSeq === first ? rows[i++] : undefined;
+        out.push({ first, row });
+      }
+    }
+    return out;
   }
 
   /** The checkpoint nearest at or before `seq` across the lineage. */

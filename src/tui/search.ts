@@ -11,10 +11,11 @@
  */
 import { EVENT_KINDS, eventDomains, type DomainId, type Event, type EventKind, type Seq } from '../events/schema.ts';
 import { CHUNK_EVENTS } from '../events/store.ts';
-import type { ChunkSearch } from '../replay/chunk-search.ts';
+import { chunkSearchOf, type ChunkSearch } from '../replay/chunk-search.ts';
 import { eventText, type DomainNames } from '../replay/format.ts';
 import type { Timeline } from '../replay/timeline.ts';
-import { domainBit, kindMask, type BlockIndex, type KindMask } from './block-index.ts';
+import { domainBit, kindMask, type KindMask } from '../events/chunk-summary.ts';
+import type { BlockIndex } from './block-index.ts';
 
 export interface Matcher {
   /** The query as typed, for messages. */
@@ -138,7 +139,7 @@ export class SearchJob {
   ) {
     this.cursor = from;
     this.start = from;
-    this.chunks = timeline.chunkSearch(matcher, names);
+    this.chunks = chunkSearchOf(timeline, matcher, names);
   }
 
   private inRange(): boolean {
