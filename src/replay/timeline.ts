@@ -100,12 +100,16 @@ export class Timeline {
     return chunk;
   }
 
+  /** The chain hash stored with the chunk that starts at `first` (undefined: no such chunk). */
+  chunkHash(first: Seq): Buffer | undefined {
+    return this.store.chunkHashAt(this.ownerOf(first).id, first);
+  }
+
   /** The chain hash before the chunk starting at `first`: the hash stored with the chunk before it. */
   private chainHashBefore(first: Seq): Uint8Array {
     if (first === 0) return GENESIS_HASH;
     const previous = first - CHUNK_EVENTS;
-    const owner = this.ownerOf(previous);
-    const hash = this.store.chunkHashAt(owner.id, previous);
+    const hash = this.chunkHash(previous);
     if (hash === undefined) {
       throw damaged(this.store.path, this.run.id, previous, `the chunk of events ${previous}..${first - 1} is missing, so the chunk after it cannot be checked`);
     }
