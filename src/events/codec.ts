@@ -46,7 +46,7 @@ type ToRecord = (event: Event, code: number) => EventRecord;
 type FastValues = (event: Event, target: Uint8Array, position: number) => number;
 
 /** Room the fast path may need for one event: header, kind code, fields of arrays of uint32s. */
-const FAST_EVENT_MAX = 4096;
+export const FAST_EVENT_MAX = 4096;
 
 /**
  * The fast path of the encoder (see msgpack-write.ts) per kind: its writer, and its record
@@ -288,6 +288,24 @@ export class EventCodec {
     const agrees = (headerLength === 1 || headerLength === 2) && reference[0] >= 0x40 && reference[0] < 0x80 && Buffer.compare(reference.subarray(headerLength), scratch.subarray(0, length)) === 0;
     fast.header = agrees ? Uint8Array.from(reference.subarray(0, headerLength)) : false;
     return fast.header;
+  }
+
+  /** A kind's code in this recording's kind table (undefined: it has none). */
+  kindCode(kind: EventKind): number | undefined {
+    return this.codes.get(kind);
+  }
+
+  /**
+   * The kind code of the record at `position` of a chunk's bytes, read from its header
+   * alone (no decoding): a shared structure's id in one byte (0x40-0x5f) or two (0x60-0x7f
+   * and a high byte), as msgpackr writes it with two-byte record ids, then `k`, the first
+   * field of every record, as a positive fixint. -1 when the bytes there are not such a record.
+   */
+  static recordKindCode(bytes: Uint8Array, position: number): number {
+    const first = bytes[position];
+    if (first === undefined || first < 0x40 || first >= 0x80) return -1;
+    const code = bytes[position + (first < 0x60 ? 1 : 2)];
+    return code === undefined || code >= 0x80 ? -1 : code;
   }
 
   decodeChunk(bytes: Uint8Array): Event[] {

@@ -215,6 +215,7 @@ export class RecordingStore {
       runByName: db.prepare('SELECT * FROM runs WHERE name = ? ORDER BY id DESC LIMIT 1'),
       chunkAt: db.prepare('SELECT * FROM chunks WHERE run = ? AND first_seq <= ? ORDER BY first_seq DESC LIMIT 1'),
       chunksFrom: db.prepare('SELECT * FROM chunks WHERE run = ? AND first_seq >= ? ORDER BY first_seq'),
+      chunkHeadsFrom: db.prepare('SELECT first_seq AS firstSeq, count, hash FROM chunks WHERE run = ? AND first_seq >= ? ORDER BY first_seq'),
       chunkHashAt: db.prepare('SELECT hash FROM chunks WHERE run = ? AND first_seq = ?'),
       checkpointAtOrBefore: db.prepare('SELECT seq, state FROM checkpoints WHERE run = ? AND seq <= ? ORDER BY seq DESC LIMIT 1'),
       checkpointSeqs: db.prepare('SELECT seq FROM checkpoints WHERE run = ? ORDER BY seq'),
@@ -345,6 +346,11 @@ export class RecordingStore {
     for (const row of this.statements.chunksFrom.iterate(run, firstSeq)) {
       yield toChunkRow(row as Record<string, unknown>);
     }
+  }
+
+  /** The position, count and chain hash of the run's own chunks from `firstSeq` on, in order, without their bytes (a lazy iterator). */
+  *chunkHeads(run: number, firstSeq: Seq = 0): Generator<{ firstSeq: Seq; count: number; hash: Buffer }> {
+    yield* this.statements.chunkHeadsFrom.iterate(run, firstSeq) as Iterable<{ firstSeq: Seq; count: number; hash: Buffer }>;
   }
 
   /** The chain hash stored with the chunk that starts at `firstSeq`, if that chunk is there. */

@@ -10,7 +10,7 @@
 import { enableMapSet, freeze, produce } from 'immer';
 import { assert } from '../events/errors.ts';
 import { STEP_OPENERS, type Event, type Seq } from '../events/schema.ts';
-import type { ChunkSummaryRow, DecodedChunk, RecordingStore, RunRow } from '../events/store.ts';
+import type { ChunkRow, ChunkSummaryRow, DecodedChunk, RecordingStore, RunRow } from '../events/store.ts';
 import { CHUNK_EVENTS, GENESIS_HASH, damaged } from '../events/store.ts';
 import { evolve } from '../core/machine/evolve.ts';
 import { BlobCache, hydrate } from '../core/machine/snapshot.ts';
@@ -98,6 +98,12 @@ export class Timeline {
       throw damaged(this.store.path, this.run.id, seq, `the run says it holds ${this.length} events, but its chunks end at seq ${chunk.firstSeq + chunk.events.length}`);
     }
     return chunk;
+  }
+
+  /** The stored row of the chunk that starts at `first` (its own run's, or an ancestor's), if it is there. */
+  chunkRow(first: Seq): ChunkRow | undefined {
+    const row = this.store.chunkRowAt(this.ownerOf(first).id, first);
+    return row?.firstSeq === first ? row : undefined;
   }
 
   /** The chain hash stored with the chunk that starts at `first` (undefined: no such chunk). */
