@@ -21,6 +21,12 @@ enableMapSet();
 const CHUNK_CACHE_SIZE = 64;
 const STATE_CACHE_SIZE = 64;
 /**
+ * Checkpoint blobs (pages, mostly) kept decoded: 16 MiB of pages. The cache's default holds
+ * 64k of them, 256 MiB, which a long run's checkpoints fill: a reader's memory would grow
+ * with the recording.
+ */
+const BLOB_CACHE_SIZE = 4096;
+/**
  * Folding inside immer costs several times a plain fold: from a cached snapshot only short
  * distances (stepping, paging) are cheaper than a private fold from the checkpoint.
  */
@@ -51,7 +57,7 @@ export class Timeline {
   private lineage: RunRow[];
 
   constructor(readonly store: RecordingStore, public run: RunRow) {
-    this.blobs = new BlobCache((hash) => store.page(hash));
+    this.blobs = new BlobCache((hash) => store.page(hash), BLOB_CACHE_SIZE);
     this.lineage = this.loadLineage();
   }
 
