@@ -17,7 +17,7 @@ import Database from 'better-sqlite3';
 import { journalToChunk } from './chunk-journal.ts';
 import { CHUNK_INDEX_VERSION, ChunkStorer, chunkHash, configureWriter, hasChunkIndexTable } from './chunk-storer.ts';
 import { ChunkBuilder, CodecError, EventCodec, schemaCodecTables, type CodecTables } from './codec.ts';
-import { InputError, assert } from './errors.ts';
+import { InputError, assert, isStorageFull } from './errors.ts';
 import { SCHEMA_VERSION, type Event, type Seq } from './schema.ts';
 import { StoreThread } from './store-thread.ts';
 
@@ -309,6 +309,22 @@ export class RecordingStore {
 
   finishRun(run: number, status: RunStatus, summary: string): void {
     this.db.prepare('UPDATE runs SET status = ?, summary = ?, writer_pid = NULL WHERE id = ?').run(status, summary, run);
+  }
+
+  /**
+   * finishRun after the disk refused a write: again, once the WAL's frames are in the
+   * database and the WAL restarts (written again from its start, in space it already has).
+   * False if the disk refused that too.
+   */
+  finishRunWhenFull(run: number, status: RunStatus, summary: string): boolean {
+    try {
+      this.db.pragma('wal_checkpoint(RESTART)');
+      this.finishRun(run, status, summary);
+      return true;
+    } catch (error) {
+      if (isStorageFull(error)) return false;
+      throw error;
+    }
   }
 
   // ---- chunks -----------------------------------------------------------------------
