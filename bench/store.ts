@@ -179,7 +179,7 @@ function measureChunkReads(store: RecordingStore, runId: number): { seconds: num
 }
 
 /** Seeks to random positions: each on a fresh timeline (cold) and all on one (warm). */
-function measureSeeks(store: RecordingStore, runId: number, events: number) {
+export function measureSeeks(store: RecordingStore, runId: number, events: number) {
   const prng = seedPrng('seek-bench');
   const positions = Array.from({ length: 200 }, () => nextU32(prng) % (events + 1));
   const time = (timeline: () => Timeline): number[] => positions.map((seq) => {
