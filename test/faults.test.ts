@@ -11,13 +11,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Database from 'better-sqlite3';
 import { CHUNK_EVENTS } from '../src/events/store.ts';
-import { BIN, childEnv, cli, describeResult, parseJsonLines, removeDir, startCli, tempDir, type CliResult } from './helpers/cli.ts';
+import { BIN, childEnv, cli, committedChunks, describeResult, parseJsonLines, removeDir, startCli, tempDir, type CliResult } from './helpers/cli.ts';
 
 const LONG = fileURLToPath(new URL('../recordings/long.yaml', import.meta.url));
 /** Only a guard against a writer that never commits; the test waits on the database, not on time. */
@@ -82,20 +81,6 @@ describe('a disk that does not take more', () => {
     assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('tiny.db')), []);
   });
 });
-
-/** Chunks committed so far, or -1 while the file or its tables are not there yet. */
-function committedChunks(path: string): number {
-  if (!existsSync(path) || !existsSync(`${path}-wal`)) return -1;
-  let db: Database.Database | undefined;
-  try {
-    db = new Database(path, { readonly: true, fileMustExist: true });
-    return (db.prepare('SELECT count(*) AS n FROM chunks').get() as { n: number }).n;
-  } catch {
-    return -1;
-  } finally {
-    db?.close();
-  }
-}
 
 describe('SIGKILL while the store thread stores', () => {
   test('every committed chunk is readable, the run incomplete, verify proves it', async () => {
