@@ -16,14 +16,14 @@ import { SummaryBuilder, type RunSummary } from './summary.ts';
 /** Events between checkpoints (cpu.step events counted at their weight): bounds what a seek folds. */
 export const CHECKPOINT_EVERY = 8192;
 /**
- * Checkpoints are spaced by what a seek pays to reach the state between them, not by count:
- * a seek decodes every event from the checkpoint on (~1.5 us each, whatever its kind) and
- * folds them (a cpu.step a fraction of other events: a few registers, no page copies). On
- * the long workload (recordings/long.yaml, 87% cpu.steps) a cpu.step costs about half of
- * another event in all, so a checkpoint covers two of them per other event: ~11k events,
- * three chunks to decode, where counting a cpu.step at a quarter made a seek decode six.
+ * A cpu.step folds in a fraction of what other events cost (a few registers, no page
+ * copies), so a checkpoint covers this many of them per other event: recording a CPU-bound
+ * run takes a quarter of the checkpoints. What a seek pays is mostly decoding (~1.5 us an
+ * event, whatever its kind: six chunks between checkpoints on the long workload); counting
+ * a cpu.step as half an event halves that, but costs 7% more bytes per cpu.step and twice
+ * the checkpoints while recording (measured at 1M events), so the spacing stays here.
  */
-const CPU_STEPS_PER_EVENT = 2;
+const CPU_STEPS_PER_EVENT = 4;
 
 export interface DriveOptions {
   /** Stop after this many events of this run (counted from where it starts). */
