@@ -117,7 +117,7 @@ export const out = (line: string): void => { process.stdout.write(`${line}\n`); 
 export const note = (line: string): void => { process.stderr.write(`${line}\n`); };
 
 /** Bytes, as a person reads them (1.5 MB). */
-export function formatBytes(bytes: number): string {
+function formatBytes(bytes: number): string {
   const units = ['bytes', 'kB', 'MB', 'GB', 'TB'];
   let value = bytes;
   let unit = 0;
