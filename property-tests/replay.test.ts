@@ -187,6 +187,33 @@ test('forking just after any input of a run with program-replacing inputs works 
   }), { numRuns: runs(80) });
 });
 
+test('regression: a page written in vanilla between two secure stretches decrypts the same live and replayed', () => {
+  // A vanilla write changed a page in place while SMM's plaintext cache still held the page's
+  // old plaintext; back in secure, the live run read the stale cache and a replay the bytes.
+  const text = [
+    "seed: ' '",
+    'machine: { memoryMiB: 2, pcpus: 1, profile: secure, quantum: 1 }',
+    'dom0: { memoryKiB: 16 }',
+    'domains:',
+    '  - { name: eve, memoryKiB: 16, start: 1, guest: { ops: [] } }',
+    '  - { name: mallory, memoryKiB: 16, guest: { ops: [] } }',
+    '  - name: zed',
+    '    memoryKiB: 16',
+    '    guest: { ops: [ { repeat: { times: 600, ops: [yield, { read: { gpa: 8184, len: 16 } }, { write: { gpa: 12272, text: zed was here } }] } } ] }',
+    'inputs:',
+    '  - { at: 3, set: { profile: vanilla } }',
+    '  - { at: 9, set: { profile: secure } }',
+  ].join('\n');
+  const store = dir.store();
+  const full = record(store, text, { checkpointEvery: CHECKPOINT_EVERY }).row;
+  const report = verifyRun(store, full);
+  assert.ok(report.ok, describe(report));
+  const stopped = record(store, text, { maxEvents: 1 }).row;
+  const resumed = forkRun(store, { parent: stopped, at: stopped.eventCount, modifications: [], simVersion: SIM_VERSION, writerPid: process.pid });
+  assert.equal(firstDivergence(new Timeline(store, full), new Timeline(store, store.run(resumed.run))), undefined);
+  store.close();
+});
+
 test('regression: fork between two domain.NAME.ops inputs (no checkpoint holds the first program)', () => {
   const text = [
     'seed: 1',

@@ -178,6 +178,10 @@ export function applyWrite(state: HostState, e: EventOf<'mem.write'>, live: bool
   if (live && old !== undefined && isPrivatePage(old.bytes)) {
     // Bytes only this machine holds: written in place, saving a page copy per store.
     old.bytes.set(e.stored, e.offset);
+    // Whatever plaintext was cached for these bytes is stale now (writeFrameWithKey caches the
+    // new one after this fold); a write that bypasses SMM, in vanilla or by a device, would
+    // otherwise be decrypted from the cache once the profile is secure again.
+    plaintextCache.delete(old.bytes);
     // In vanilla the CPU fetches the stored bytes themselves: their cached decodes are stale.
     if (state.profile === 'vanilla') forgetDecodes(old.bytes);
     if (old.writer !== e.dom) state.memory.set(e.mfn, { bytes: old.bytes, writer: e.dom });
