@@ -12,6 +12,7 @@ import { benchCommand } from './bench.ts';
 import { diffCommand, forkCommand, verifyCommand } from './check.ts';
 import { exportPcapCommand } from './export.ts';
 import { fuzzCommand } from './fuzz.ts';
+import { historyCommand, indexCommand, whoWroteCommand } from './forensics.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 2;
@@ -104,6 +105,30 @@ function program(): Command {
     .option('--json', 'one JSON report on stdout')
     .option('--scoreboard', 'a bounded campaign per planted flaw (and the clean secure profile): found, runs and seconds to find, length; exit 0 only when every flaw is found and the clean one finds nothing')
     .action(async (options) => finish(await fuzzCommand(options)));
+
+  cli.command('index').argument('<db>', 'recording').description('build the forensic index (history, who-wrote, provenance, reach, explain build it on first use)')
+    .option('--run <run>', 'only this run (default: all)')
+    .option('--force', 'rebuild it even if it is up to date')
+    .action((db, options) => finish(indexCommand(db, options)));
+
+  const addressHelp = 'an address: mfn:321/64, mfn:321+0x10, gpa:alice:0x1000/62, linear:erin.v0:0x8000, iova:02:10.0:0x2000, reg:erin.v0:eax';
+  cli.command('history').argument('<db>', 'recording').argument('<address>', addressHelp)
+    .description('every access to an address: reads, writes, fetches, DMA, copies, scrubs, and changes of its mapping, owner and key')
+    .option('--run <run>', 'run id or name (default: the newest)')
+    .option('--from <seq>', 'first seq')
+    .option('--to <seq>', 'last seq (inclusive)')
+    .option('--at <seq>', 'where the address is resolved (default: the end of the range)')
+    .option('--kind <kind>', 'only these accesses: r, w, x, map, unmap, own, key, scrub, dma, copy (repeatable or a comma list)', collect, [])
+    .option('--limit <n>', 'print at most n accesses')
+    .option('--json', 'one JSON object per access')
+    .action((db, address, options) => finish(historyCommand(db, address, options)));
+
+  cli.command('who-wrote').argument('<db>', 'recording').argument('<address>', addressHelp)
+    .description('for each byte, the last write before a seq and who made it')
+    .requiredOption('--at <seq>', 'the position: writes before this seq count')
+    .option('--run <run>', 'run id or name (default: the newest)')
+    .option('--json', 'as JSON')
+    .action((db, address, options) => finish(whoWroteCommand(db, address, options)));
 
   // Loaded on demand: Ink and React are not needed by the other commands.
   cli.command('tui').argument('<db>', 'recording').description('browse, rewind, fork and diff a recording in the terminal')

@@ -11,7 +11,8 @@ export type InputErrorCode =
   | 'schema-older'
   | 'no-such-run'
   | 'no-such-file'
-  | 'run-busy';
+  | 'run-busy'
+  | 'no-index';
 
 export class InputError extends Error {
   override readonly name = 'InputError';

@@ -1,0 +1,224 @@
+/**
+ * The forensic index and the queries on it, against references that do not use it:
+ *
+ * - re-executing an x86 step (what finds reads and fetches) reproduces the recorded step:
+ *   its register delta and the bytes its stores committed;
+ * - the last write of every byte agrees with a brute-force fold over every event, and that
+ *   fold is itself checked against the state: a byte whose stored value changed was written;
+ * - the index gives the same accesses as walking the whole run without it (complete,
+ *   stopped and forked runs; a run recorded in several chunks);
+ * - a write's data bytes are all the bytes whose plaintext it changed.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { STEP_OPENERS, type Event, type Seq } from '../src/events/schema.ts';
+import { CHUNK_EVENTS, type RecordingStore, type RunRow } from '../src/events/store.ts';
+import { PAGE_SIZE } from '../src/core/hypervisor/config.ts';
+import { evolve } from '../src/core/machine/evolve.ts';
+import { decodeVtdEffects } from '../src/core/hypervisor/vtd-driver/vtd-op.ts';
+import { ownerPlaintext } from '../src/core/hypervisor/memory/smm.ts';
+import { cpuDelta } from '../src/core/hardware/cpu/cpu-state.ts';
+import { Timeline } from '../src/replay/timeline.ts';
+import { forkRun } from '../src/replay/fork.ts';
+import { IndexBuild } from '../src/replay/forensics/index-build.ts';
+import { ForensicIndex } from '../src/replay/forensics/index-query.ts';
+import { replayX86Step } from '../src/replay/forensics/cpu-replay.ts';
+import { StepWalker, type Access } from '../src/replay/forensics/steps.ts';
+import { scenarioArbitrary } from './arbitraries.ts';
+import { faultScenario, instructionScenario, timerScenario } from './x86-arbitraries.ts';
+import { SIM_VERSION, TempDir, record, runs } from './helpers.ts';
+
+const dir = new TempDir();
+after(() => dir.cleanup());
+
+const fraction = fc.double({ min: 0, max: 1, noNaN: true });
+/** Scripted recordings in both profiles (some several chunks long), and x86 ones. */
+const recordings = fc.oneof(
+  { weight: 3, arbitrary: scenarioArbitrary().map((s) => s.text) },
+  { weight: 1, arbitrary: scenarioArbitrary({ long: true }).map((s) => s.text) },
+  { weight: 3, arbitrary: instructionScenario({ maxChunks: 8 }).map((s) => s.text) },
+  { weight: 1, arbitrary: faultScenario().map((s) => s.text) },
+  { weight: 1, arbitrary: timerScenario().map((s) => s.text) },
+);
+
+function buildIndex(store: RecordingStore, run: RunRow): ForensicIndex {
+  const build = new IndexBuild(store, run);
+  assert.equal(build.work(), true);
+  build.commit();
+  return new ForensicIndex(store, store.run(run.id));
+}
+
+test('re-executing an x86 step reproduces its recorded register delta and the bytes its stores committed', () => {
+  fc.assert(fc.property(fc.oneof(instructionScenario({ maxChunks: 8 }), faultScenario(), timerScenario()), (scenario) => {
+    const store = dir.store();
+    const { row } = record(store, scenario.text);
+    const timeline = new Timeline(store, row);
+    const state = timeline.mutableStateAt(0);
+    let step: { seq: Seq; replay: ReturnType<typeof replayX86Step>; events: Event[] } | undefined;
+    const check = (): void => {
+      if (step?.replay === undefined) return;
+      const opener = step.events[0];
+      if (opener.kind === 'cpu.step') {
+        assert.equal(step.replay.outcome, 'retired', `seq ${step.seq}`);
+        assert.equal(step.replay.before.eip, opener.eip, `seq ${step.seq}: eip`);
+        assert.deepEqual(cpuDelta(step.replay.before, step.replay.after!, false), opener.delta, `seq ${step.seq}: the registers it changed`);
+        assert.equal(step.replay.after!.eip, opener.next, `seq ${step.seq}: next eip`);
+      }
+      // Every committed store and page-walk write is a mem.write of the step, in order, on the frame and bytes named.
+      const writes = step.events.filter((e) => e.kind === 'mem.write');
+      const commits = opener.kind === 'vm.exit' ? step.replay.commits.filter((c) => c.kind === 'walk') : step.replay.commits;
+      if (opener.kind !== 'vm.exit') assert.equal(writes.length, commits.length, `seq ${step.seq}: ${writes.length} mem.write, ${commits.length} commits`);
+      commits.forEach((c, i) => {
+        const w = writes[i] as Extract<Event, { kind: 'mem.write' }>;
+        assert.equal(w.mfn, c.range.mfn, `seq ${step!.seq} write ${i}: frame`);
+        assert.ok(w.offset <= c.range.offset && c.range.offset + c.range.length <= w.offset + w.stored.length, `seq ${step!.seq} write ${i}: bytes`);
+      });
+    };
+    for (const [seq, event] of timeline.iterate()) {
+      if (STEP_OPENERS.has(event.kind)) {
+        check();
+        step = { seq, replay: replayX86Step(state, event), events: [] };
+      }
+      step!.events.push(event);
+      evolve(state, event);
+    }
+    check();
+    store.close();
+  }), { numRuns: runs(40) });
+});
+
+/**
+ * The brute force: last writer per frame byte, by event kind alone (no index, no steps).
+ * Every byte whose stored value an event changed must be one it names, which checks the
+ * rules against the state itself.
+ */
+function bruteForceWrites(timeline: Timeline, from: Seq, at: readonly Seq[]): Map<Seq, Map<number, Int32Array>> {
+  const state = timeline.mutableStateAt(from);
+  const last = new Map<number, Int32Array>();
+  const snapshots = new Map<Seq, Map<number, Int32Array>>();
+  const wanted = [...at].sort((a, b) => a - b);
+  const mark = (mfn: number, offset: number, length: number, seq: Seq): Set<number> => {
+    let bytes = last.get(mfn);
+    if (bytes === undefined) last.set(mfn, (bytes = new Int32Array(PAGE_SIZE).fill(-1)));
+    for (let b = offset; b < offset + length; b++) bytes[b] = seq;
+    return new Set(Array.from({ length }, (_, i) => mfn * PAGE_SIZE + offset + i));
+  };
+  let next = 0;
+  for (const [seq, event] of timeline.iterate(from)) {
+    while (next < wanted.length && wanted[next] === seq) snapshots.set(wanted[next++], new Map([...last].map(([m, b]) => [m, b.slice()])));
+    const named = new Set<number>();
+    const add = (s: Set<number>): void => { for (const x of s) named.add(x); };
+    if (event.kind === 'mem.write') add(mark(event.mfn, event.offset, event.stored.length, seq));
+    if (event.kind === 'smm.scrub') add(mark(event.mfn, 0, PAGE_SIZE, seq));
+    if (event.kind === 'vtd.op') {
+      for (const mfn of event.free) add(mark(mfn, 0, PAGE_SIZE, seq));
+      for (let i = 0; i + 2 < event.words.length; i += 3) add(mark(Math.floor(event.words[i] / PAGE_SIZE), event.words[i] % PAGE_SIZE, 8, seq));
+    }
+    if (event.kind === 'vtd.op' || event.kind === 'dma.request' || event.kind === 'msi') {
+      for (const e of decodeVtdEffects(event.effects)) if (e.kind === 'memory.write32') add(mark(Math.floor(e.hpa / PAGE_SIZE), e.hpa % PAGE_SIZE, 4, seq));
+    }
+    const before = new Map([...state.memory].map(([m, p]) => [m, p.bytes]));
+    evolve(state, event);
+    for (const mfn of new Set([...before.keys(), ...state.memory.keys()])) {
+      const a = before.get(mfn);
+      const b = state.memory.get(mfn)?.bytes;
+      if (a === b) continue;
+      for (let i = 0; i < PAGE_SIZE; i++) {
+        if ((a?.[i] ?? 0) !== (b?.[i] ?? 0)) assert.ok(named.has(mfn * PAGE_SIZE + i), `seq ${seq} (${event.kind}) changed byte ${i} of frame ${mfn}, which the brute force does not count as written`);
+      }
+    }
+  }
+  while (next < wanted.length) snapshots.set(wanted[next++], new Map([...last].map(([m, b]) => [m, b.slice()])));
+  return snapshots;
+}
+
+test('who-wrote: the last write of every byte agrees with a brute-force fold over every event', () => {
+  fc.assert(fc.property(recordings, fc.array(fraction, { minLength: 1, maxLength: 6 }), (text, fractions) => {
+    const store = dir.store();
+    const { row } = record(store, text);
+    const index = buildIndex(store, row);
+    const timeline = new Timeline(store, row);
+    const at = fractions.map((f) => Math.floor(f * row.eventCount));
+    const truth = bruteForceWrites(timeline, 0, at);
+    for (const seq of at) {
+      for (const [mfn, bytes] of truth.get(seq)!) {
+        const found = index.lastWrites({ mfn, offset: 0, length: PAGE_SIZE }, seq);
+        for (let b = 0; b < PAGE_SIZE; b++) assert.equal(found[b]?.seq ?? -1, bytes[b], `frame ${mfn} byte ${b} before seq ${seq}`);
+      }
+    }
+    store.close();
+  }), { numRuns: runs(30) });
+});
+
+/** Every access of a run, walking it from its start without the index. */
+function directAccesses(timeline: Timeline): Access[] {
+  const all: Access[] = [];
+  const start = timeline.loadCheckpoint(0);
+  const walker = new StepWalker(start.state, (step) => all.push(...step.accesses));
+  for (const [seq, event] of timeline.iterate(start.seq)) walker.feed(seq, event);
+  walker.finish();
+  return all;
+}
+
+function assertSameAccesses(index: ForensicIndex, direct: Access[], from: Seq, to: Seq, what: string): void {
+  const byFrame = new Map<number, Access[]>();
+  for (const a of direct) if (a.seq >= from && a.seq < to) byFrame.set(a.mfn, [...(byFrame.get(a.mfn) ?? []), a]);
+  for (const [mfn, expected] of byFrame) {
+    const found = [...index.accesses(mfn, from, to)];
+    const key = (a: Access): string => `${a.seq}:${a.kind}:${a.offset}:${a.length}:${a.dataOffset}:${a.dataLength}`;
+    assert.deepEqual(found.map(key), expected.map(key), `${what}: frame ${mfn}, seqs ${from}..${to}`);
+  }
+}
+
+test('history: the index gives the same accesses as walking the run without it (complete, stopped and forked runs)', () => {
+  fc.assert(fc.property(recordings, fraction, fraction, fc.boolean(), fraction, (text, a, b, stop, forkAt) => {
+    const store = dir.store();
+    const { row } = record(store, text, stop ? { maxEvents: 1 + Math.floor(CHUNK_EVENTS * 1.5 * a) } : {});
+    const index = buildIndex(store, row);
+    const timeline = new Timeline(store, row);
+    const direct = directAccesses(timeline);
+    const [from, to] = [Math.floor(Math.min(a, b) * row.eventCount), Math.ceil(Math.max(a, b) * row.eventCount)];
+    assertSameAccesses(index, direct, 0, row.eventCount, 'whole run');
+    assertSameAccesses(index, direct, from, to, 'a range');
+    // A fork shares its parent's chunks below its base: the parent's rows answer for them.
+    const at = timeline.stepBoundaryAtOrBefore(Math.floor(forkAt * (row.eventCount - 1)));
+    const fork = forkRun(store, { parent: row, at, modifications: [['quantum', '2']], name: 'fork', simVersion: SIM_VERSION, writerPid: process.pid }, { maxEvents: 3000 });
+    const forkRow = store.run(fork.run);
+    const forkIndex = buildIndex(store, forkRow);
+    assertSameAccesses(forkIndex, directAccesses(new Timeline(store, forkRow)), 0, forkRow.eventCount, 'fork');
+    store.close();
+  }), { numRuns: runs(25) });
+});
+
+test('a write\'s data bytes are every byte whose plaintext it changed (SMM re-encrypts the rest of its lines as they were)', () => {
+  fc.assert(fc.property(recordings, (text) => {
+    const store = dir.store();
+    const { row } = record(store, text);
+    const timeline = new Timeline(store, row);
+    const start = timeline.loadCheckpoint(0);
+    let before: Map<number, Uint8Array> = new Map();
+    const walker = new StepWalker(start.state, (step) => {
+      for (const w of step.writes) {
+        assert.ok(w.dataOffset >= w.event.offset && w.dataOffset + w.dataLength <= w.event.offset + w.event.stored.length, `seq ${w.seq}: data inside what was stored`);
+      }
+    });
+    for (const [seq, event] of timeline.iterate(start.seq)) {
+      const state = walker.current;
+      const owner = event.kind === 'mem.write' ? state.ppt.get(event.mfn)?.owner : undefined;
+      if (event.kind === 'mem.write') before = new Map([[event.mfn, ownerPlaintext(state, event.mfn, event.offset, event.stored.length)]]);
+      walker.feed(seq, event);
+      if (event.kind !== 'mem.write' || state.ppt.get(event.mfn)?.owner !== owner) continue;
+      const after = ownerPlaintext(walker.current, event.mfn, event.offset, event.stored.length);
+      const access = walker.lastWrite;
+      assert.ok(access !== undefined);
+      for (let i = 0; i < after.length; i++) {
+        const byte = event.offset + i;
+        if (before.get(event.mfn)![i] !== after[i]) {
+          assert.ok(byte >= access.dataOffset && byte < access.dataOffset + access.dataLength, `seq ${seq}: byte ${byte} changed outside the data bytes ${access.dataOffset}+${access.dataLength}`);
+        }
+      }
+    }
+    store.close();
+  }), { numRuns: runs(30) });
+});

@@ -1,0 +1,143 @@
+/**
+ * The forensic commands end to end, through the real command line, on the bundled demo
+ * scenarios: the questions the forensics issue asks are answered by one command each, the
+ * index is built on first use (and by `index`), and bad input is a clean exit 2 that leaves
+ * the recording as it was.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, cpSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BIN, childEnv, cli, describeResult, fingerprint, parseJsonLines, removeDir, tempDir, type CliResult } from './helpers/cli.ts';
+
+const RECORDINGS = fileURLToPath(new URL('../recordings/', import.meta.url));
+
+let root: string;
+/** Runs 1 and 2: two-tenants secure and vanilla; runs 3 and 4: network secure and vanilla (the demo's order). */
+let demo: string;
+/** The same recording, never indexed. */
+let pristine: string;
+
+async function ok(args: string[], cwd = root): Promise<CliResult> {
+  const r = await cli(args, cwd);
+  assert.equal(r.code, 0, describeResult(args, r));
+  return r;
+}
+
+before(async () => {
+  root = tempDir('chronovisor-forensics');
+  for (const file of ['two-tenants.yaml', 'network.yaml']) copyFileSync(join(RECORDINGS, file), join(root, file));
+  cpSync(join(RECORDINGS, 'guests'), join(root, 'guests'), { recursive: true });
+  for (const args of [
+    ['run', 'two-tenants.yaml', '--out', 'demo.db', '--name', 'two-tenants-secure'],
+    ['run', 'two-tenants.yaml', '--out', 'demo.db', '--profile', 'vanilla', '--name', 'two-tenants-vanilla'],
+    ['run', 'network.yaml', '--out', 'demo.db', '--name', 'network-secure'],
+    ['run', 'network.yaml', '--out', 'demo.db', '--profile', 'vanilla', '--name', 'network-vanilla'],
+  ]) await ok(args);
+  demo = join(root, 'demo.db');
+  pristine = join(root, 'pristine.db');
+  copyFileSync(demo, pristine);
+});
+
+after(() => removeDir(root));
+
+test('who-wrote mfn:321/64 at seq 1042 of run 2 names alice\'s write at seq 980 (the index is built on first use)', async () => {
+  const r = await ok(['who-wrote', demo, 'mfn:321/64', '--at', '1042', '--run', '2']);
+  const lines = r.stdout.split('\n');
+  assert.match(lines[0], /^who wrote mfn:321\/64 before seq 1042 \(run 2 two-tenants-vanilla\):/);
+  assert.match(lines[1], /^ {2}mfn:321\/31 +seq 980: alice \(scripted\), plants a canary at gpa 0x1000: "alice: card 4929-1234-56"/);
+  assert.match(lines[2], /^ {2}mfn:321\+0x1f\/33 +never written since the recording began/);
+  const json = JSON.parse((await ok(['who-wrote', demo, 'gpa:alice:0x1000/64', '--at', '1042', '--run', '2', '--json'])).stdout);
+  assert.equal(json.runs[0].writer.seq, 980);
+  assert.equal(json.runs[0].bytes, 'mfn:321/31');
+  assert.equal(json.runs[1].writer, undefined);
+});
+
+test('history lists every access of a frame with its actor, whichever name it is given', async () => {
+  const byFrame = await ok(['history', demo, 'mfn:321/64', '--run', '2', '--to', '1100', '--json']);
+  const byGpa = await ok(['history', demo, 'gpa:alice:0x1000/64', '--run', '2', '--to', '1100', '--at', '1000', '--json']);
+  assert.equal(byGpa.stdout, byFrame.stdout, 'the owner\'s gpa and the frame give the same history');
+  const rows = parseJsonLines<{ seq: number; access: string; actor: string }>(byFrame.stdout);
+  assert.deepEqual(rows.map((r) => [r.seq, r.access, r.actor]), [
+    [144, 'own', 'SMM'], [145, 'map', 'Xen'], [980, 'w', 'alice (scripted)'], [1042, 'r', 'dom0'],
+  ]);
+  // erin's kernel starts at 0x1000 with cli: the one fetch of that byte, found by re-executing the run.
+  const x86 = parseJsonLines<{ seq: number; access: string; actor: string; what: string }>((await ok(['history', demo, 'linear:erin.v0:0x1000/1', '--run', '2', '--at', '1100', '--kind', 'x', '--json'])).stdout);
+  assert.deepEqual(x86.map((r) => [r.seq, r.access, r.actor, r.what]), [[995, 'x', 'erin.v0', 'cli']]);
+});
+
+test('index builds every run, says when it is up to date, and --force rebuilds', async () => {
+  const copy = join(root, 'index.db');
+  copyFileSync(demo, copy);
+  const first = await ok(['index', copy]);
+  assert.match(first.stdout, /^run 1 \(two-tenants-secure\): \d+ events indexed, \d+ bytes of index rows$/m);
+  assert.match(first.stdout, /^run 4 \(network-vanilla\): 259\d+ events indexed/m);
+  const again = await ok(['index', copy, '--run', '2']);
+  assert.equal(again.stdout, 'run 2 (two-tenants-vanilla): index up to date\n');
+  const forced = await ok(['index', copy, '--run', '2', '--force']);
+  assert.match(forced.stdout, /^run 2 \(two-tenants-vanilla\): \d+ events indexed/);
+});
+
+function assertUsage(args: string[], r: CliResult, pattern: RegExp): void {
+  assert.equal(r.code, 2, describeResult(args, r));
+  assert.equal(r.stdout, '', describeResult(args, r));
+  assert.match(r.stderr, pattern, describeResult(args, r));
+  assert.doesNotMatch(r.stderr, /internal error|\n\s+at /, describeResult(args, r));
+}
+
+test('bad input is exit 2 with a message naming the argument, and the recording stays as it was', async () => {
+  const dir = tempDir('chronovisor-forensics-bad');
+  try {
+    const db = join(dir, 'r.db');
+    copyFileSync(demo, db);
+    await ok(['index', db]);
+    const before = fingerprint(db);
+    const cases: [string[], RegExp][] = [
+      [['who-wrote', db, 'phys:0x1000', '--at', '5'], /ADDR phys:0x1000: unknown address space 'phys'/],
+      [['who-wrote', db, 'gpa:zoe:0x1000', '--at', '1042', '--run', '2'], /ADDR: no domain 'zoe' at seq 1042; domains then: /],
+      [['who-wrote', db, 'mfn:321+0x2000', '--at', '5'], /offset 0x2000 is beyond the frame/],
+      [['who-wrote', db, 'mfn:321', '--at', '99999999', '--run', '2'], /--at 99999999: run 2 has 85962 events; give 0\.\.85962/],
+      [['history', db, 'mfn:321', '--run', '2', '--kind', 'q'], /--kind q: no such access; accesses: r, w, x/],
+      [['who-wrote', db, 'mfn:321'], /required option '--at <seq>'/],
+    ];
+    for (const [args, pattern] of cases) assertUsage(args, await cli(args, dir), pattern);
+    assert.deepEqual(fingerprint(db), before);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+/** Runs the CLI as an unprivileged user when this test runs as root (root may write any file). */
+function cliAsUser(args: string[], cwd: string): Promise<CliResult> {
+  if (process.getuid?.() !== 0) return cli(args, cwd);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: childEnv(), uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+  });
+}
+
+test('a read-only recording without an index is exit 2 naming the fix, and is not changed', async () => {
+  const dir = tempDir('chronovisor-forensics-ro');
+  try {
+    const db = join(dir, 'ro.db');
+    copyFileSync(pristine, db);
+    const before = fingerprint(db);
+    chmodSync(db, 0o444);
+    // The folder stays writable: SQLite opens even a read-only database with a shared-memory file beside it.
+    chmodSync(dir, 0o777);
+    const args = ['who-wrote', db, 'mfn:321/64', '--at', '1042', '--run', '2'];
+    assertUsage(args, await cliAsUser(args, dir), /has no forensic index, and the file is read-only, so none can be added; run 'npx chronovisor index .*ro\.db' on a copy you may write/);
+    chmodSync(dir, 0o755);
+    chmodSync(db, 0o644);
+    assert.deepEqual(fingerprint(db), before);
+  } finally {
+    removeDir(dir);
+  }
+});
