@@ -12,7 +12,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { STEP_OPENERS, type Event, type Seq } from '../src/events/schema.ts';
+import { STEP_OPENERS, type Event, type EventOf, type Seq } from '../src/events/schema.ts';
 import { CHUNK_EVENTS, type RecordingStore, type RunRow } from '../src/events/store.ts';
 import { PAGE_SIZE } from '../src/core/hypervisor/config.ts';
 import { evolve } from '../src/core/machine/evolve.ts';
@@ -25,6 +25,8 @@ import { IndexBuild } from '../src/replay/forensics/index-build.ts';
 import { ForensicIndex } from '../src/replay/forensics/index-query.ts';
 import { replayX86Step } from '../src/replay/forensics/cpu-replay.ts';
 import { StepWalker, type Access } from '../src/replay/forensics/steps.ts';
+import { ForensicSession } from '../src/replay/forensics/session.ts';
+import { provenance, type Hop, type Provenance } from '../src/replay/forensics/provenance.ts';
 import { scenarioArbitrary } from './arbitraries.ts';
 import { faultScenario, instructionScenario, timerScenario } from './x86-arbitraries.ts';
 import { SIM_VERSION, TempDir, record, runs } from './helpers.ts';
@@ -221,4 +223,160 @@ test('a write\'s data bytes are every byte whose plaintext it changed (SMM re-en
     }
     store.close();
   }), { numRuns: runs(30) });
+});
+
+// ---- provenance ------------------------------------------------------------------------------
+
+/** The origins reached from the hops that made the queried bytes. */
+function originsOf(result: Provenance): Hop[] {
+  const seen = new Set<number>();
+  const found: Hop[] = [];
+  const visit = (id: number): void => {
+    if (seen.has(id)) return;
+    seen.add(id);
+    const hop = result.hops[id];
+    if (hop.origin !== undefined) found.push(hop);
+    hop.from.forEach(visit);
+  };
+  result.roots.forEach(visit);
+  return found;
+}
+
+test('provenance of a planted secret ends at its plant while no later write changed it (scripted guests, both profiles)', () => {
+  fc.assert(fc.property(scenarioArbitrary(), fraction, fc.nat(), (scenario, when, pick) => {
+    const store = dir.store();
+    const { row } = record(store, scenario.text);
+    buildIndex(store, row);
+    const session = new ForensicSession(store, store.run(row.id));
+    const timeline = session.timeline;
+    const plants = [...timeline.iterate()].filter(([, e]) => e.kind === 'guest.canary') as [Seq, EventOf<'guest.canary'>][];
+    if (plants.length === 0) { store.close(); return; }
+    const [plantSeq, plant] = plants[pick % plants.length];
+    const at = plantSeq + 1 + Math.floor(when * (row.eventCount - plantSeq - 1));
+    // The brute force: for every frame byte, the scripted write that last set it (by the operation's own bytes), or the scrub or other write.
+    const last = scriptedWriters(timeline, at);
+    const state = timeline.stateAt(at);
+    const domain = state.domains.get(plant.dom);
+    for (let i = 0; i < plant.secret.length; i++) {
+      const gpa = plant.gpa + i;
+      const mfn = domain?.p2m.get(Math.floor(gpa / PAGE_SIZE));
+      if (mfn === undefined) continue;
+      const expected = last.get(mfn * PAGE_SIZE + (gpa % PAGE_SIZE));
+      const origins = originsOf(provenance(session, { kind: 'memory', ranges: [{ mfn, offset: gpa % PAGE_SIZE, length: 1 }] }, at));
+      assert.equal(origins.length, 1, `byte ${i} of the canary planted at seq ${plantSeq}: one origin, got ${origins.map((o) => o.origin).join(' | ')}`);
+      const origin = origins[0].origin!;
+      if (expected === undefined) assert.match(origin, /^uninitialised/);
+      else if (expected.kind === 'canary') assert.match(origin, new RegExp(`^scenario plant: the canary secret .* planted \\(guest\\.canary at seq ${expected.seq}\\)$`), `byte ${i} at seq ${at}`);
+      else if (expected.kind === 'op') assert.match(origin, /^scenario: .*'s operation #\d+/, `byte ${i} at seq ${at}`);
+      else assert.match(origin, /^scrubbed at seq|^uninitialised|^a write of unknown source|^the device/, `byte ${i} at seq ${at}: ${origin}`);
+    }
+    store.close();
+  }), { numRuns: runs(30) });
+});
+
+/** Last setter of every frame byte before `at`, from the scripted operations' own bytes (not from the index). */
+function scriptedWriters(timeline: Timeline, at: Seq): Map<number, { kind: 'canary' | 'op' | 'other'; seq: Seq }> {
+  const last = new Map<number, { kind: 'canary' | 'op' | 'other'; seq: Seq }>();
+  let canary: Seq | undefined;
+  let opEnd: number | undefined;
+  for (const [seq, event] of timeline.iterate(0, at)) {
+    if (STEP_OPENERS.has(event.kind)) { canary = undefined; opEnd = undefined; }
+    if (event.kind === 'guest.op') {
+      const op = timeline.stateAt(seq).domains.get(event.dom)?.programs[event.vcpu]?.[event.pc];
+      opEnd = op?.op === 'write' ? op.gpa + op.bytes.length : undefined;
+    }
+    if (event.kind === 'guest.canary') { canary = seq; opEnd = event.gpa + event.secret.length; }
+    if (event.kind === 'smm.scrub') for (let b = 0; b < PAGE_SIZE; b++) last.set(event.mfn * PAGE_SIZE + b, { kind: 'other', seq });
+    if (event.kind !== 'mem.write') continue;
+    const scripted = opEnd !== undefined && event.gpa >= 0;
+    const start = scripted ? event.gpa % PAGE_SIZE : event.offset;
+    const end = scripted ? Math.min(PAGE_SIZE, start + opEnd! - event.gpa) : event.offset + event.stored.length;
+    for (let b = start; b < end; b++) last.set(event.mfn * PAGE_SIZE + b, { kind: canary !== undefined ? 'canary' : scripted ? 'op' : 'other', seq: canary ?? seq });
+  }
+  return last;
+}
+
+/**
+ * x86: secrets planted by immediate stores, moved around between memory and registers by
+ * random copies (mov, xchg, push/pop, byte stores, movzx), overwritten by other immediates.
+ * A small model says which immediate each byte of each slot holds at the end; provenance of
+ * each byte must end at exactly that immediate (or the zero of a movzx, or nothing written).
+ */
+type Label = string;
+const REGS = ['eax', 'ebx', 'ecx', 'edx', 'esi', 'edi'];
+const LOW = { eax: 'al', ebx: 'bl', ecx: 'cl', edx: 'dl' } as Record<string, string>;
+const SLOTS = 4;
+const SLOT_BASE = 0x3000;
+
+const copyOp = fc.oneof(
+  fc.record({ op: fc.constant('load' as const), r: fc.nat(REGS.length - 1), s: fc.nat(SLOTS - 1) }),
+  fc.record({ op: fc.constant('store' as const), r: fc.nat(REGS.length - 1), s: fc.nat(SLOTS - 1) }),
+  fc.record({ op: fc.constant('store8' as const), r: fc.nat(3), s: fc.nat(SLOTS - 1), b: fc.nat(3) }),
+  fc.record({ op: fc.constant('movrr' as const), r: fc.nat(REGS.length - 1), q: fc.nat(REGS.length - 1) }),
+  fc.record({ op: fc.constant('xchg' as const), r: fc.nat(REGS.length - 1), q: fc.nat(REGS.length - 1) }),
+  fc.record({ op: fc.constant('pushpop' as const), r: fc.nat(REGS.length - 1), q: fc.nat(REGS.length - 1) }),
+  fc.record({ op: fc.constant('imm' as const), r: fc.nat(REGS.length - 1) }),
+  fc.record({ op: fc.constant('zx' as const), r: fc.nat(REGS.length - 1), s: fc.nat(SLOTS - 1), b: fc.nat(3) }),
+);
+
+function copyProgram(ops: { op: string; r?: number; q?: number; s?: number; b?: number }[]): { asm: string; slots: Label[][] } {
+  const regs = new Map<string, Label[]>(REGS.map((r) => [r, [0, 1, 2, 3].map(() => 'reset')]));
+  const slots: Label[][] = Array.from({ length: SLOTS }, () => [0, 1, 2, 3].map(() => 'uninitialised'));
+  const lines = ['bits 32', 'org 0x1000', '  mov esp, 0x9000'];
+  let next = 0;
+  const imm = (): { value: string; label: Label } => {
+    const value = `0x${(0x51000000 + ++next * 0x10101).toString(16)}`;
+    return { value, label: value };
+  };
+  for (let s = 0; s < 2; s++) {
+    const v = imm();
+    lines.push(`  mov dword [${SLOT_BASE + 4 * s}], ${v.value}`);
+    slots[s] = [0, 1, 2, 3].map(() => v.label);
+  }
+  const slot = (s: number, b = 0): string => `0x${(SLOT_BASE + 4 * s + b).toString(16)}`;
+  for (const o of ops) {
+    const r = REGS[o.r ?? 0];
+    const q = REGS[o.q ?? 0];
+    switch (o.op) {
+      case 'load': lines.push(`  mov ${r}, [${slot(o.s!)}]`); regs.set(r, [...slots[o.s!]]); break;
+      case 'store': lines.push(`  mov [${slot(o.s!)}], ${r}`); slots[o.s!] = [...regs.get(r)!]; break;
+      case 'store8': { const reg = REGS[o.r!]; lines.push(`  mov [${slot(o.s!, o.b!)}], ${LOW[reg]}`); slots[o.s!][o.b!] = regs.get(reg)![0]; break; }
+      case 'movrr': lines.push(`  mov ${r}, ${q}`); regs.set(r, [...regs.get(q)!]); break;
+      case 'xchg': { lines.push(`  xchg ${r}, ${q}`); const a = regs.get(r)!; regs.set(r, regs.get(q)!); regs.set(q, a); break; }
+      case 'pushpop': lines.push(`  push ${r}`, `  pop ${q}`); regs.set(q, [...regs.get(r)!]); break;
+      case 'imm': { const v = imm(); lines.push(`  mov ${r}, ${v.value}`); regs.set(r, [0, 1, 2, 3].map(() => v.label)); break; }
+      case 'zx': lines.push(`  movzx ${r}, byte [${slot(o.s!, o.b!)}]`); regs.set(r, [slots[o.s!][o.b!], 'zero', 'zero', 'zero']); break;
+    }
+  }
+  lines.push('  mov eax, 29', '  mov ebx, 2', '  vmcall', 'done:', '  jmp done');
+  return { asm: `${lines.join('\n')}\n`, slots };
+}
+
+test('provenance through x86 copies ends at the immediate that planted each byte (a model of the copies says which)', () => {
+  fc.assert(fc.property(fc.array(copyOp, { maxLength: 30 }), fc.constantFrom('secure', 'vanilla'), fc.constantFrom('ept', 'shadow'), (ops, profile, paging) => {
+    const { asm, slots } = copyProgram(ops);
+    const text = `seed: 5\nmachine: { memoryMiB: 2, pcpus: 1, profile: ${profile} }\ndom0: { memoryKiB: 16 }\ndomains:\n  - name: guest\n    memoryKiB: 64\n    paging: ${paging}\n    guest: { x86: { asm: ${JSON.stringify(asm)} } }\n`;
+    const store = dir.store();
+    const { row } = record(store, text);
+    buildIndex(store, row);
+    const session = new ForensicSession(store, store.run(row.id));
+    // Just before the shutdown hypercall's exit: the last cpu.step (the guest's memory is still mapped).
+    const events = [...session.timeline.iterate()];
+    const at = events.findLastIndex(([, e]) => e.kind === 'cpu.step') + 1;
+    for (let s = 0; s < SLOTS; s++) {
+      for (let b = 0; b < 4; b++) {
+        const resolved = session.resolve(`gpa:guest:0x${(SLOT_BASE + 4 * s + b).toString(16)}`, at);
+        const origins = originsOf(provenance(session, resolved, at));
+        const label = slots[s][b];
+        const where = `slot ${s} byte ${b} (${label})\n${asm}`;
+        assert.equal(origins.length, 1, `${where}: one origin, got ${origins.map((o) => o.origin).join(' | ')}`);
+        const origin = origins[0].origin!;
+        if (label === 'uninitialised') assert.match(origin, /^uninitialised/, where);
+        else if (label === 'reset') assert.match(origin, /^the register as the vCPU started/, where);
+        else if (label === 'zero') assert.match(origin, /^a constant the processor made for movzx/, where);
+        else assert.match(origin, new RegExp(`^an immediate of mov [^,]+, ${label} `), where);
+      }
+    }
+    store.close();
+  }), { numRuns: runs(40) });
 });

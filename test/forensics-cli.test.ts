@@ -68,9 +68,36 @@ test('history lists every access of a frame with its actor, whichever name it is
   assert.deepEqual(x86.map((r) => [r.seq, r.access, r.actor, r.what]), [[995, 'x', 'erin.v0', 'cli']]);
 });
 
+test('provenance of gpa:bob:0x14000/62 at seq 70470 of run 4 reaches alice\'s instructions through netback\'s copies and the switch', async () => {
+  const r = await ok(['provenance', demo, 'gpa:bob:0x14000/62', '--at', '70470', '--run', '4', '--json']);
+  const result = JSON.parse(r.stdout) as { roots: number[]; hops: { id: number; seq: number; actor: string; what: string; transformation: string; origin?: string; from: number[] }[]; origins: number[] };
+  const hops = result.hops;
+  // The first hop is the write of bob's buffer: dom0's grant copy of the frame.
+  assert.deepEqual(result.roots.map((id) => [hops[id].seq, hops[id].actor]), [[70469, 'dom0 netback']]);
+  /** The seqs and actors on the chain from the root through the first source each time, to an origin. */
+  const chain: string[] = [];
+  for (let hop = hops[result.roots[0]]; ; hop = hops[hop.from[0]]) {
+    chain.push(`${hop.seq} ${hop.actor}`);
+    if (hop.from.length === 0) break;
+  }
+  assert.deepEqual(chain.slice(0, 7), [
+    '70469 dom0 netback', '70468 dom0 netback', '70466 dom0 netback', '70465 the switch', '70464 NIC VF1', '70463 dom0 netback', '70460 dom0 netback',
+  ]);
+  assert.match(chain[7], /^\d+ alice\.v0$/, `then alice's instruction: ${chain.join(' <- ')}`);
+  const byId = (id: number) => hops[id];
+  assert.match(byId(result.roots[0]).transformation, /grant copy/);
+  assert.ok(hops.some((h) => h.actor === 'the switch' && /802\.1Q tag of VLAN 10/.test(h.transformation)), 'the switch tags the frame');
+  const origins = result.origins.map(byId);
+  assert.ok(origins.some((h) => h.actor === 'alice.v0' && /^an immediate of mov /.test(h.origin!)), 'alice\'s immediates built the header');
+  assert.ok(origins.some((h) => /emulated MMIO read of the VF's BAR0 offset 0x400/.test(h.origin!)), 'the source MAC came from the VF\'s MAC register');
+  const text = await ok(['provenance', demo, 'gpa:bob:0x14000/62', '--at', '70470', '--run', '4', '--depth', '9']);
+  assert.match(text.stdout, /^provenance of gpa:bob:0x14000\/62 = mfn:\d+\/62 as it was at seq 70470 \(run 4 network-vanilla\):/);
+  assert.match(text.stdout, /^origins:$/m);
+});
+
 test('index builds every run, says when it is up to date, and --force rebuilds', async () => {
   const copy = join(root, 'index.db');
-  copyFileSync(demo, copy);
+  copyFileSync(pristine, copy);
   const first = await ok(['index', copy]);
   assert.match(first.stdout, /^run 1 \(two-tenants-secure\): \d+ events indexed, \d+ bytes of index rows$/m);
   assert.match(first.stdout, /^run 4 \(network-vanilla\): 259\d+ events indexed/m);

@@ -14,6 +14,7 @@ import { IndexBuild, indexStale, lineageOf } from '../replay/forensics/index-bui
 import { ForensicSession } from '../replay/forensics/session.ts';
 import { history, whoWrote } from '../replay/forensics/history.ts';
 import type { AccessRow } from '../replay/forensics/describe.ts';
+import { provenance, type Hop, type Provenance } from '../replay/forensics/provenance.ts';
 import { formatAddress, parseAddress, type Resolved } from '../replay/forensics/address.ts';
 import { formatHostRange, formatRegister } from '../replay/forensics/address.ts';
 import { note, openForReading, out, parseCount, parseSeq, resolveRun, quote, CLI } from './context.ts';
@@ -130,10 +131,10 @@ function atSeq(session: ForensicSession, at: string | undefined, fallback: Seq |
 }
 
 /** The address as given and what it designated at `at`, for headers. */
-function addressText(session: ForensicSession, text: string, resolved: Resolved, at: Seq): string {
+function addressText(session: ForensicSession, text: string, resolved: Resolved): string {
   const given = formatAddress(parseAddress(text, 'ADDR'));
   const host = resolved.kind === 'memory' ? resolved.ranges.map(formatHostRange).join(' + ') : formatRegister(resolved.register, session.domainNames);
-  return given === host ? `${given}` : `${given} = ${host} at seq ${at}`;
+  return given === host ? given : `${given} = ${host}`;
 }
 
 // ---- history and who-wrote ------------------------------------------------------------------
@@ -154,7 +155,7 @@ export function historyCommand(db: string, address: string, options: RangeOption
     const known = ['r', 'w', 'x', 'map', 'unmap', 'own', 'key', 'scrub', 'dma', 'copy'];
     const unknown = kinds.find((k) => !known.includes(k));
     if (unknown !== undefined) throw new InputError('argument', `--kind ${unknown}: no such access; accesses: ${known.join(', ')}`);
-    if (!options.json) note(`history of ${addressText(session, address, resolved, at)}, run ${session.timeline.run.id}, seqs ${from}..${to - 1}`);
+    if (!options.json) note(`history of ${addressText(session, address, resolved)} (as resolved at seq ${at}), run ${session.timeline.run.id}, seqs ${from}..${to - 1}`);
     let rows = 0;
     for (const row of history(session, resolved, { from, to, kinds, limit })) {
       out(options.json ? JSON.stringify(row) : rowText(row));
@@ -177,7 +178,7 @@ export function whoWroteCommand(db: string, address: string, options: RangeOptio
       out(JSON.stringify({ address: formatAddress(parseAddress(address, 'ADDR')), at, run: session.timeline.run.id, runs }));
       return 0;
     }
-    out(`who wrote ${addressText(session, address, resolved, at)} before seq ${at} (run ${session.timeline.run.id} ${session.timeline.run.name}):`);
+    out(`who wrote ${addressText(session, address, resolved)} before seq ${at} (run ${session.timeline.run.id} ${session.timeline.run.name}):`);
     const width = Math.max(...runs.map((r) => r.bytes.length));
     for (const run of runs) {
       if (run.writer === undefined) {
@@ -189,6 +190,59 @@ export function whoWroteCommand(db: string, address: string, options: RangeOptio
       out(`  ${run.bytes.padEnd(width)}  seq ${w.seq}: ${w.actor}, ${w.what}${data === undefined ? '' : `: ${data}`}`);
       if (run.reencrypted) out(`  ${''.padEnd(width)}  (the line was re-encrypted by SMM at seq ${run.reencrypted.seq}, by ${run.reencrypted.by}'s write nearby; these bytes kept their plaintext)`);
     }
+    return 0;
+  } finally {
+    store.close();
+  }
+}
+
+// ---- provenance ------------------------------------------------------------------------------
+
+function hopLine(hop: Hop): string {
+  const how = hop.transformation === '' ? '' : ` [${hop.transformation}]`;
+  const bytes = hop.bytes === undefined ? '' : ` = ${hop.bytes}`;
+  const made = hop.origin === undefined ? '' : `  ORIGIN: ${hop.origin}`;
+  return `#${hop.id} seq ${hop.seq} ${hop.actor}: ${hop.what}${how} -> ${hop.to}${bytes}${made}${hop.cut ? '  (not followed further: budget)' : ''}`;
+}
+
+/** The hops as a tree, depth first, each hop once (later mentions point back to it). */
+export function provenanceLines(result: Provenance): string[] {
+  const lines: string[] = [];
+  const shown = new Set<number>();
+  const visit = (id: number, depth: number): void => {
+    const hop = result.hops[id];
+    if (shown.has(id)) {
+      lines.push(`${'  '.repeat(depth)}#${id} (above)`);
+      return;
+    }
+    shown.add(id);
+    lines.push(`${'  '.repeat(depth)}${hopLine(hop)}`);
+    for (const from of hop.from) visit(from, depth + 1);
+  };
+  for (const root of result.roots) visit(root, 0);
+  return lines;
+}
+
+export function provenanceCommand(db: string, address: string, options: RangeOptions & { budget?: string; depth?: string }): number {
+  const { store, session } = openSession(db, options.run);
+  try {
+    const at = atSeq(session, options.at, undefined, 'provenance');
+    const resolved = session.resolve(address, at);
+    const budget = options.budget === undefined ? undefined : parseCount(options.budget, '--budget');
+    const depth = options.depth === undefined ? undefined : parseCount(options.depth, '--depth');
+    const result = provenance(session, resolved, at, { budget, depth });
+    if (options.json) {
+      out(JSON.stringify({ address: formatAddress(parseAddress(address, 'ADDR')), at, run: session.timeline.run.id, ...result }));
+      return 0;
+    }
+    out(`provenance of ${addressText(session, address, resolved)} as it was at seq ${at} (run ${session.timeline.run.id} ${session.timeline.run.name}):`);
+    for (const line of provenanceLines(result)) out(`  ${line}`);
+    out('origins:');
+    for (const id of result.origins) {
+      const hop = result.hops[id];
+      out(`  #${id} ${hop.to}${hop.bytes === undefined ? '' : ` = ${hop.bytes}`}: ${hop.origin}`);
+    }
+    if (result.cut) note(`the search stopped at ${result.hops.length} hops; give --budget N (or --depth N) to follow further`);
     return 0;
   } finally {
     store.close();

@@ -12,7 +12,7 @@ import { benchCommand } from './bench.ts';
 import { diffCommand, forkCommand, verifyCommand } from './check.ts';
 import { exportPcapCommand } from './export.ts';
 import { fuzzCommand } from './fuzz.ts';
-import { historyCommand, indexCommand, whoWroteCommand } from './forensics.ts';
+import { historyCommand, indexCommand, provenanceCommand, whoWroteCommand } from './forensics.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 2;
@@ -129,6 +129,15 @@ function program(): Command {
     .option('--run <run>', 'run id or name (default: the newest)')
     .option('--json', 'as JSON')
     .action((db, address, options) => finish(whoWroteCommand(db, address, options)));
+
+  cli.command('provenance').argument('<db>', 'recording').argument('<address>', addressHelp)
+    .description('where the bytes came from: backwards through instructions, copies, DMA, the NIC and the switch, to their origins')
+    .requiredOption('--at <seq>', 'the bytes as they were at this position')
+    .option('--run <run>', 'run id or name (default: the newest)')
+    .option('--budget <n>', 'follow at most n hops (default 400)')
+    .option('--depth <n>', 'follow chains at most n hops long (default 64)')
+    .option('--json', 'as JSON: the hops and the origins')
+    .action((db, address, options) => finish(provenanceCommand(db, address, options)));
 
   // Loaded on demand: Ink and React are not needed by the other commands.
   cli.command('tui').argument('<db>', 'recording').description('browse, rewind, fork and diff a recording in the terminal')

@@ -131,6 +131,7 @@ class NotingBus extends GuestBus {
 
   /** The committed stores as GuestBus.commit writes them: by linear address, contiguous runs within a frame. */
   committedRuns(): { range: HostRange; linear: number }[] {
+    if (!this.accesses.some((a) => a.kind === 'write')) return [];
     const bytes = new Map<number, { mfn: Mfn; offset: number }>();
     for (const access of this.accesses) {
       if (access.kind !== 'write') continue;
@@ -151,12 +152,16 @@ class NotingBus extends GuestBus {
   }
 }
 
+const refuse = (): never => {
+  throw new AssertionFailed('a replayed x86 step tried to emit an event');
+};
+const hosts = new WeakMap<MachineState, Host>();
+
 /** A host that may only be read: a replay must never change the state it runs on. */
 function readOnlyHost(state: MachineState): Host {
-  const refuse = (): never => {
-    throw new AssertionFailed('a replayed x86 step tried to emit an event');
-  };
-  return { state, emit: refuse, emitEvent: refuse };
+  let host = hosts.get(state);
+  if (host === undefined) hosts.set(state, (host = { state, emit: refuse, emitEvent: refuse }));
+  return host;
 }
 
 /** The event enterGuest injects at this VM entry, as vcpu-run.ts chooses it. */

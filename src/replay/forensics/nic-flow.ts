@@ -149,17 +149,18 @@ function untagged(frame: Uint8Array): Uint8Array {
  * Where bytes `positions` of the data carried by event `seq` (in `step`) came from. The
  * memory a read reached is named at the read's own seq (its bytes as they were then).
  */
-export function eventSources(step: StepRecord, seq: Seq, positions: readonly number[], frameOf: (dom: number, gfn: number, at: Seq) => number | undefined, profile: string): FlowStep {
+export function eventSources(step: StepRecord, seq: Seq, positions: readonly number[]): FlowStep {
   const i = seq - step.seq;
   const e = step.events[i];
-  const smm = profile === 'secure';
   switch (e.kind) {
     case 'net.frame': return frameSources(step, i, e, positions);
     case 'dma.request': {
       if (!e.write) {
         const mfn = Math.floor(e.hpa / PAGE_SIZE);
+        const decrypt = step.events[i + 1];
+        const smm = decrypt?.kind === 'mem.decrypt' ? `, decrypted by SMM with domain ${decrypt.keyDom}'s key` : '';
         return {
-          transformation: `DMA read by ${e.sid.toString(16)} at iova 0x${e.iova.toString(16)} -> hpa 0x${e.hpa.toString(16)}${smm ? ', decrypted by SMM with the IOMMU domain\'s key' : ''}`,
+          transformation: `DMA read through VT-d (iova 0x${e.iova.toString(16)} -> hpa 0x${e.hpa.toString(16)})${smm}`,
           sources: positions.map((p) => ({ kind: 'loc', loc: memLoc(mfn, (e.hpa % PAGE_SIZE) + p), at: seq })),
         };
       }
@@ -171,7 +172,8 @@ export function eventSources(step: StepRecord, seq: Seq, positions: readonly num
       const next = step.events[i + 1];
       const copyIn = e.dir === 'rx' && next !== undefined && (next.kind === 'mem.write' || next.kind === 'mem.encrypt');
       if (copyIn) return receivedPiece(step, i, e.data, positions, 'dom0 netback copies the frame into the guest\'s buffer (dom0 holds the plaintext)');
-      const mfn = frameOf(e.dom, e.gfn, seq);
+      // The frame the copy reached, as the step's walk resolved it through the guest's p2m.
+      const mfn = step.accesses.find((a) => a.seq === seq)?.mfn;
       if (mfn === undefined) return { transformation: 'grant copy', sources: positions.map(() => ({ kind: 'origin', origin: 'a guest page no longer mapped' })) };
       return { transformation: 'dom0 netback copies it out of the guest with a grant copy (plaintext in dom0\'s hands)', sources: positions.map((p) => ({ kind: 'loc', loc: memLoc(mfn, e.offset + p), at: seq })) };
     }

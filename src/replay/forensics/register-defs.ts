@@ -19,8 +19,16 @@ export interface SeqDef extends Def {
 
 const DELTA_KINDS = new Set(['vmcs.write', 'vm.entry', 'exception', 'vcpu.halt']);
 
+const stepDefCache = new WeakMap<StepRecord, SeqDef[]>();
+
 /** Every def a step makes, in order: the instruction's (or delivery's) first, then the deltas after it. */
 export function stepSeqDefs(step: StepRecord): SeqDef[] {
+  let defs = stepDefCache.get(step);
+  if (defs === undefined) stepDefCache.set(step, (defs = computeStepDefs(step)));
+  return defs;
+}
+
+function computeStepDefs(step: StepRecord): SeqDef[] {
   const defs: SeqDef[] = step.replay === undefined ? [] : stepDefs(step.replay).map((d) => ({ ...d, seq: step.seq }));
   step.events.forEach((event: Event, i) => {
     if (!DELTA_KINDS.has(event.kind) || (i === 0 && event.kind === 'exception')) return;
@@ -44,6 +52,34 @@ function* chunkSteps(session: ForensicSession, chunk: Seq, end: Seq): Generator<
   }
 }
 
+/** Chunks whose register defs are kept (a backward slice revisits few). */
+const CHUNK_TABLES_KEPT = 32;
+const chunkTables = new WeakMap<ForensicSession, Map<Seq, Map<Loc, SeqDef[]>>>();
+
+/** Every register def made in a chunk, by location, oldest first (walked once per chunk). */
+function chunkDefs(session: ForensicSession, chunk: Seq): Map<Loc, SeqDef[]> {
+  let tables = chunkTables.get(session);
+  if (tables === undefined) chunkTables.set(session, (tables = new Map()));
+  let table = tables.get(chunk);
+  if (table !== undefined) {
+    tables.delete(chunk);
+    tables.set(chunk, table);
+    return table;
+  }
+  table = new Map();
+  for (const step of chunkSteps(session, chunk, chunk + CHUNK_EVENTS)) {
+    for (const def of stepSeqDefs(step)) {
+      if (def.dest >= 0 || def.seq < chunk || def.seq >= chunk + CHUNK_EVENTS) continue;
+      const list = table.get(def.dest);
+      if (list === undefined) table.set(def.dest, [def]);
+      else list.push(def);
+    }
+  }
+  tables.set(chunk, table);
+  if (tables.size > CHUNK_TABLES_KEPT) tables.delete(tables.keys().next().value as Seq);
+  return table;
+}
+
 /** The defs of `locs` (bytes of one register) with from <= seq < to, oldest first. */
 export function* registerDefs(session: ForensicSession, r: RegisterBytes, from: Seq, to: Seq): Generator<SeqDef> {
   const wanted = new Set(registerByteLocs(r));
@@ -62,12 +98,20 @@ export function lastRegisterDefs(session: ForensicSession, r: RegisterBytes, bef
   const locs = registerByteLocs(r);
   const found: (SeqDef | undefined)[] = locs.map(() => undefined);
   for (const chunk of session.index.registerWriteChunks(r.dom, r.vcpu, r.slot, before)) {
-    for (const step of chunkSteps(session, chunk, before)) {
-      for (const def of stepSeqDefs(step)) {
-        const at = locs.indexOf(def.dest);
-        if (at >= 0 && def.seq < before && (found[at] === undefined || found[at]!.seq <= def.seq)) found[at] = def;
+    const table = chunkDefs(session, chunk);
+    locs.forEach((loc, i) => {
+      if (found[i] !== undefined) return;
+      const defs = table.get(loc) ?? [];
+      // The last def before `before` (defs are in seq order).
+      let lo = 0;
+      let hi = defs.length - 1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        if (defs[mid].seq < before) lo = mid + 1;
+        else hi = mid - 1;
       }
-    }
+      if (hi >= 0) found[i] = defs[hi];
+    });
     if (found.every((d) => d !== undefined)) break;
   }
   return found;

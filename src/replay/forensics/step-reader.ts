@@ -9,8 +9,11 @@ import type { Event, Seq } from '../../events/schema.ts';
 import type { Timeline } from '../timeline.ts';
 import { StepWalker, type StepRecord } from './steps.ts';
 
-/** Steps remembered once walked (a query revisits the few steps its hops pass through). */
-const RECORDS_KEPT = 4096;
+/**
+ * Steps remembered once walked: a checkpoint's stretch of a CPU-bound run (up to 32768
+ * instructions), so that a backward slice within it walks it once.
+ */
+const RECORDS_KEPT = 40_000;
 
 export class StepReader {
   private walker: StepWalker | undefined;
@@ -22,6 +25,7 @@ export class StepReader {
   private readonly starts: Seq[] = [];
   /** Checkpoint loads, for the benchmark and tests. */
   jumps = 0;
+  private checkpoints: Seq[] | undefined;
 
   constructor(readonly timeline: Timeline, private readonly keepBytes = true) {}
 
@@ -30,8 +34,10 @@ export class StepReader {
     assert(seq >= 0 && seq < this.timeline.length, () => `seq ${seq} outside the run (0..${this.timeline.length - 1})`);
     const known = this.knownStep(seq);
     if (known !== undefined) return known;
-    const checkpoint = this.timeline.checkpointAtOrBefore(seq).seq;
-    if (this.walker === undefined || seq < this.position || checkpoint > this.position) this.load(seq);
+    // The walker can reach `seq` by going on, unless it is past it (the step in progress began
+    // after it) or a checkpoint nearer than where it is.
+    const reachable = this.walker !== undefined && seq >= Math.min(this.position, this.walker.stepInProgress);
+    if (!reachable || this.checkpointBefore(seq) > this.position) this.load(seq);
     for (;;) {
       const found = this.knownStep(seq);
       if (found !== undefined) return found;
@@ -55,6 +61,29 @@ export class StepReader {
     if (hi < 0) return undefined;
     const record = this.records.get(this.starts[hi]);
     return record !== undefined && seq < record.seq + record.events.length ? record : undefined;
+  }
+
+  /** The seq of the checkpoint a load for `seq` would start from (their seqs read once: this runs per step). */
+  private checkpointBefore(seq: Seq): Seq {
+    this.checkpoints ??= this.timeline.checkpointSeqs();
+    let best = 0;
+    for (let lo = 0, hi = this.checkpoints.length - 1; lo <= hi;) {
+      const mid = (lo + hi) >> 1;
+      if (this.checkpoints[mid] <= seq) { best = this.checkpoints[mid]; lo = mid + 1; } else hi = mid - 1;
+    }
+    return best;
+  }
+
+  /** The index of the first start above `seq`. */
+  private insertionPoint(seq: Seq): number {
+    let lo = 0;
+    let hi = this.starts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.starts[mid] <= seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   private load(seq: Seq): void {
@@ -81,9 +110,9 @@ export class StepReader {
   private remember(record: StepRecord): void {
     if (this.records.has(record.seq)) return;
     this.records.set(record.seq, record);
-    const at = this.starts.findIndex((s) => s > record.seq);
-    if (at < 0) this.starts.push(record.seq);
-    else this.starts.splice(at, 0, record.seq);
+    // Walks go forwards: a new step is almost always the latest.
+    if (this.starts.length === 0 || this.starts[this.starts.length - 1] < record.seq) this.starts.push(record.seq);
+    else this.starts.splice(this.insertionPoint(record.seq), 0, record.seq);
     if (this.starts.length > RECORDS_KEPT) {
       // Forget the step furthest from this one.
       const drop = Math.abs(this.starts[0] - record.seq) > Math.abs(this.starts.at(-1)! - record.seq) ? this.starts.shift()! : this.starts.pop()!;

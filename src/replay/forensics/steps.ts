@@ -349,6 +349,11 @@ export class StepWalker {
     return this.state;
   }
 
+  /** Where the step in progress began (Infinity before the first event). */
+  get stepInProgress(): Seq {
+    return this.scan === undefined ? Infinity : this.stepSeq;
+  }
+
   /** The last write of the step in progress (right after a mem.write was fed: that one). */
   get lastWrite(): WriteInfo | undefined {
     return this.scan?.writes.at(-1);
