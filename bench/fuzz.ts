@@ -1,10 +1,13 @@
 /**
- * Fuzzer benchmark (issue 5), single-threaded and in process (runCampaign, no workers, no
- * recording):
- * - cases per second of a 10-second secure campaign with every action family, and of one
- *   focused on x86 attackers, with the VM exits per second the x86 campaign executes;
- * - per planted flaw: time and cases to the first counterexample for seeds 1, 2 and 3 (at most
- *   5000 cases), the median over the seeds, and the median over the flaws;
+ * Fuzzer benchmark (issues 5 and 16):
+ * - in process, one thread: cases per second of a 10-second secure campaign with every action
+ *   family, and of one focused on x86 attackers, with the VM exits per second it executes;
+ * - per planted flaw, random and guided: time and cases to the first counterexample for seeds
+ *   1, 2 and 3 (at most 5000 cases), the median over the seeds, and the median over the flaws;
+ * - through the command line, 10-second secure campaigns: 1 and 2 worker threads on this
+ *   machine, then 1 and 2 `chronovisor worker` processes on a redis-server started here
+ *   (same machine): cases/s and exits/s, the scaling from 1 to 2, and the queue's overhead
+ *   against the threads at 1 worker;
  * - the machine's own exit handling rate: a guest looping on CPUID, recording off. That is
  *   the ceiling for exits per second, not what the fuzzer achieves.
  */
@@ -14,8 +17,10 @@ import { initialState } from '../src/core/machine/state.ts';
 import { FLAWS, type FlawName } from '../src/core/hypervisor/flaws.ts';
 import { nextStep } from '../src/replay/recorder.ts';
 import type { Action } from '../src/fuzz/actions.ts';
-import { runCampaign } from '../src/fuzz/campaign.ts';
+import { runCampaign, type CampaignOptions, type CampaignResult } from '../src/fuzz/campaign.ts';
+import { runGuidedCampaign } from '../src/fuzz/guided.ts';
 import type { Figure } from './store.ts';
+import { queueScaling } from './fuzz-scaling.ts';
 
 const seconds = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
@@ -45,27 +50,35 @@ function campaignRate(focus: Action['kind'][] | undefined, maxCommands?: number)
 
 interface Hunt { seconds: number; runs: number; found: boolean }
 
-function hunt(flaw: FlawName, seed: number): Hunt {
+type Mode = 'random' | 'guided';
+const CAMPAIGNS: Record<Mode, (o: CampaignOptions) => CampaignResult> = { random: runCampaign, guided: runGuidedCampaign };
+
+function hunt(flaw: FlawName, seed: number, mode: Mode): Hunt {
   const started = performance.now();
-  const r = runCampaign({ profile: 'secure', flaws: [flaw], seed, runs: FLAW_RUNS, timeMs: FLAW_TIME_CAP_MS, clock: () => performance.now() });
+  const r = CAMPAIGNS[mode]({ profile: 'secure', flaws: [flaw], seed, runs: FLAW_RUNS, timeMs: FLAW_TIME_CAP_MS, clock: () => performance.now() });
   const c = r.counterexample;
   if (c === undefined) return { seconds: Infinity, runs: r.runs, found: false };
   return { seconds: (c.msToFind ?? performance.now() - started) / 1000, runs: c.runsToFind, found: true };
 }
 
+const secondsText = (s: number): string => (Number.isFinite(s) ? s.toFixed(2) : 'not found');
+
+/** Per flaw and mode, the median time over the seeds (each seed's time and cases in the name). */
 function flawFigures(): Figure[] {
-  const medians: number[] = [];
-  const rows = FLAWS.map((flaw): Figure => {
-    const hunts = FLAW_SEEDS.map((seed) => hunt(flaw, seed));
+  const medians: Record<Mode, number[]> = { random: [], guided: [] };
+  const rows = FLAWS.flatMap((flaw): Figure[] => (['random', 'guided'] as const).map((mode): Figure => {
+    const hunts = FLAW_SEEDS.map((seed) => hunt(flaw, seed, mode));
     const m = median(hunts.map((h) => h.seconds));
-    medians.push(m);
+    medians[mode].push(m);
     const each = hunts.map((h) => (h.found ? `${h.seconds.toFixed(2)} s/${h.runs}` : `not in ${h.runs}`)).join(', ');
-    return { name: `  ${flaw}: median s (s/cases to find, seeds ${FLAW_SEEDS.join(',')}: ${each})`, value: Number.isFinite(m) ? m.toFixed(2) : 'not found', goal: `< ${GOAL_FIND_S} s`, ok: m < GOAL_FIND_S };
-  });
-  const overall = median(medians);
+    return { name: `  ${flaw}, ${mode}: median s (s/cases to find, seeds ${FLAW_SEEDS.join(',')}: ${each})`, value: secondsText(m), goal: `< ${GOAL_FIND_S} s`, ok: m < GOAL_FIND_S };
+  }));
+  const overall = (mode: Mode): number => median(medians[mode]);
+  const wins = FLAWS.filter((_, i) => medians.guided[i] < medians.random[i]).length;
   return [
     ...rows,
-    { name: `median over the ${FLAWS.length} flaws of the median time to find (s)`, value: Number.isFinite(overall) ? overall.toFixed(2) : 'not found', goal: `< ${GOAL_FIND_S} s`, ok: overall < GOAL_FIND_S },
+    ...(['random', 'guided'] as const).map((mode): Figure => ({ name: `median over the ${FLAWS.length} flaws of the median time to find, ${mode} (s)`, value: secondsText(overall(mode)), goal: `< ${GOAL_FIND_S} s`, ok: overall(mode) < GOAL_FIND_S })),
+    { name: 'flaws where guided has the lower median time to find', value: `${wins} of ${FLAWS.length}` },
   ];
 }
 
@@ -106,7 +119,7 @@ function machineExitRate(iterations: number): { exits: number; perSecond: number
 /** Actions in a small case (the goal's "small scenarios"): the fuzzer's default is up to 12. */
 const SMALL_CASE_ACTIONS = 4;
 
-export function benchFuzz(): Figure[] {
+export async function benchFuzz(): Promise<Figure[]> {
   const small = campaignRate(undefined, SMALL_CASE_ACTIONS);
   const all = campaignRate(undefined);
   const x86 = campaignRate(['x86']);
@@ -117,8 +130,9 @@ export function benchFuzz(): Figure[] {
     { name: `cases/s, secure, focus x86, default cases (${fmt(x86.cases)} cases in ${CAMPAIGN_MS / 1000} s, 1 thread)`, value: fmt(x86.casesPerSecond) },
     { name: 'VM exits/s executed by the fuzzer, focus x86', value: fmt(x86.exitsPerSecond), goal: `>= ${fmt(GOAL_EXITS)}/core`, ok: x86.exitsPerSecond >= GOAL_EXITS },
     { name: 'VM exits/s executed by the fuzzer, all families', value: fmt(all.exitsPerSecond) },
-    { name: `time to find each planted flaw (at most ${FLAW_RUNS} cases):`, value: '' },
+    { name: `time to find each planted flaw, random and guided (at most ${FLAW_RUNS} cases):`, value: '' },
     ...flawFigures(),
+    ...(await queueScaling()),
     { name: `machine's exit handling rate, not the fuzzer's: CPUID loop, ${fmt(raw.exits)} exits, recording off (exits/s)`, value: fmt(raw.perSecond) },
   ];
 }

@@ -15,6 +15,7 @@ import { Machine } from '../src/core/machine/machine.ts';
 import { parseScenario } from '../src/core/machine/scenario.ts';
 import { initialState } from '../src/core/machine/state.ts';
 import { nextStep, recordScenario } from '../src/replay/recorder.ts';
+import { RUN_FORMATS } from '../src/replay/formats.ts';
 import type { Figure } from './store.ts';
 
 const seconds = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;
@@ -32,7 +33,7 @@ function dmaRate(dir: string, name: string, pages: number, iovas: (i: number) =>
   try {
     const run = store.createRun({
       name, parentRun: null, forkSeq: null, baseSeq: 0, seed: 'io-bench', scenario: text, scenarioPath: `${name}.yaml`, config: '{}',
-      simVersion: 'bench', headHash: GENESIS_HASH, writerPid: process.pid,
+      formats: RUN_FORMATS, simVersion: 'bench', headHash: GENESIS_HASH, writerPid: process.pid,
     });
     const writer = new RunWriter(store, run, 0, GENESIS_HASH);
     const machine = new Machine(initialState(parseScenario(text, `${name}.yaml`)));

@@ -3,15 +3,17 @@
  * workload, measures
  * - the record rate end to end (machine + store) and the store's append rate alone,
  * - bytes per event on disk (the whole SQLite file: chunks, checkpoints, pages),
+ * - the read rate of every chunk as read commands read it, and the share of checking hashes,
  * - seek latency p50/p99 to random positions (a fresh timeline, and one with warm caches),
  * - verify rate: hash chain alone, and the full check (chain + re-execution).
  */
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RecordingStore, RunWriter, GENESIS_HASH, inflateChunk } from '../src/events/store.ts';
+import { RecordingStore, RunWriter, GENESIS_HASH, chunkHash, inflateChunk } from '../src/events/store.ts';
 import { parseScenario } from '../src/core/machine/scenario.ts';
 import { recordScenario } from '../src/replay/recorder.ts';
+import { RUN_FORMATS } from '../src/replay/formats.ts';
 import { Timeline } from '../src/replay/timeline.ts';
 import { verifyChain, verifyRun } from '../src/replay/verify.ts';
 import { verifyRunParallel } from '../src/cli/parallel-verify.ts';
@@ -90,6 +92,7 @@ export async function benchStore(eventsWanted = 10_000_000): Promise<Figure[]> {
     const { rate: appendRate, rawBytes } = measureAppend(dbPath, join(dir, 'append.db'), run.id);
 
     const reader = RecordingStore.open(dbPath, { readonly: true });
+    const reads = measureChunkReads(reader, run.id);
     const seeks = measureSeeks(reader, run.id, events);
 
     t = process.hrtime.bigint();
@@ -109,6 +112,8 @@ export async function benchStore(eventsWanted = 10_000_000): Promise<Figure[]> {
       { name: 'append rate, store alone (events/s)', value: fmt(appendRate), goal: '>= 1,500,000', ok: appendRate >= 1_500_000 },
       { name: 'bytes per event on disk', value: (bytes / events).toFixed(2), goal: '<= 16', ok: bytes / events <= 16 },
       { name: 'bytes per event before deflate (msgpack)', value: (rawBytes / events).toFixed(2) },
+      { name: 'read rate, every chunk inflated, hash-checked, decoded (events/s)', value: fmt(events / reads.seconds) },
+      { name: 'of which checking each chunk\'s hash (% of the read)', value: (100 * reads.hashSeconds / reads.seconds).toFixed(1) },
       { name: 'seek latency p50 / p99, cold timeline (ms)', value: `${seeks.cold.p50.toFixed(1)} / ${seeks.cold.p99.toFixed(1)}`, goal: 'p99 <= 50', ok: seeks.cold.p99 <= 50 },
       { name: 'seek latency p50 / p99, warm timeline (ms)', value: `${seeks.warm.p50.toFixed(1)} / ${seeks.warm.p99.toFixed(1)}`, goal: 'p99 <= 50', ok: seeks.warm.p99 <= 50 },
       { name: 'verify rate, hash chain (events/s)', value: chain.mismatch ? 'FAILED' : fmt(events / chainSeconds) },
@@ -126,15 +131,17 @@ function measureAppend(source: string, target: string, runId: number): { rate: n
   const to = RecordingStore.create(target, 'bench');
   const run = to.createRun({
     name: 'append', parentRun: null, forkSeq: null, baseSeq: 0, seed: 'bench', scenario: '', scenarioPath: '',
-    config: '{}', simVersion: 'bench', headHash: GENESIS_HASH, writerPid: process.pid,
+    config: '{}', formats: RUN_FORMATS, simVersion: 'bench', headHash: GENESIS_HASH, writerPid: process.pid,
   });
   const writer = new RunWriter(to, run, 0, GENESIS_HASH);
   let appended = 0;
   let spent = 0;
   let rawBytes = 0;
+  let previous: Uint8Array = GENESIS_HASH;
   for (const row of from.chunkRows(runId)) {
     rawBytes += inflateChunk(row.bytes).length;
-    const { events } = from.decodeChunk(row);
+    const { events } = from.decodeChunk(row, previous);
+    previous = row.hash;
     const t = process.hrtime.bigint();
     writer.append(events);
     spent += seconds(t);
@@ -148,6 +155,27 @@ function measureAppend(source: string, target: string, runId: number): { rate: n
   to.close();
   if (!ok) throw new Error('re-appended events hash differently from the recording');
   return { rate: appended / spent, rawBytes };
+}
+
+/**
+ * Reads every chunk as a reader does (inflate, check its hash against the chain, decode), and
+ * times the hash check alone on the same bytes: what checking costs a read command.
+ */
+function measureChunkReads(store: RecordingStore, runId: number): { seconds: number; hashSeconds: number } {
+  let previous: Uint8Array = GENESIS_HASH;
+  let seconds = 0;
+  let hashSeconds = 0;
+  for (const row of store.chunkRows(runId)) {
+    let t = process.hrtime.bigint();
+    store.decodeChunk(row, previous);
+    seconds += Number(process.hrtime.bigint() - t) / 1e9;
+    const raw = inflateChunk(row.bytes);
+    t = process.hrtime.bigint();
+    chunkHash(previous, row.firstSeq, row.count, raw);
+    hashSeconds += Number(process.hrtime.bigint() - t) / 1e9;
+    previous = row.hash;
+  }
+  return { seconds, hashSeconds };
 }
 
 /** Seeks to random positions: each on a fresh timeline (cold) and all on one (warm). */

@@ -6,8 +6,9 @@
  */
 import fc from 'fast-check';
 import yaml from 'js-yaml';
+import { makeEvent } from '../src/events/make-event.ts';
 import {
-  EVENT_FIELDS, EVENT_KINDS, GUEST_OP_NAMES, HYPERCALL_NAMES, INVARIANTS, PROFILES, makeEvent,
+  EVENT_FIELDS, EVENT_KINDS, GUEST_OP_NAMES, HYPERCALL_NAMES, INVARIANTS, PROFILES,
   type Event, type EventKind, type EventOf, type Profile,
 } from '../src/events/schema.ts';
 import { parseScenario } from '../src/core/machine/scenario.ts';
@@ -138,6 +139,10 @@ const cpuArbitraries: Record<string, Record<string, fc.Arbitrary<unknown>>> = {
   'tlb.flush': { dom: domainId, vcpu, scope: fc.oneof(fc.constantFrom('all', 'page', 'domain'), unicodeText(8)), page: fc.oneof(fc.constant(-1), fc.integer({ min: 0, max: 0xfffff })) },
   'ept.update': { dom: domainId, gfn, mfn, bits: fc.integer({ min: 0, max: 0xff }) },
   'shadow.sync': { dom: domainId, vcpu, op: fc.constantFrom('fill', 'flush'), page: fc.oneof(fc.constant(-1), fc.integer({ min: 0, max: 0xfffff })), mfn, flags: fc.integer({ min: 0, max: 0xfff }) },
+  'shadow.switch': {
+    dom: domainId, vcpu, save: fc.oneof(fc.constant(-1), fc.integer({ min: 0, max: 0xfffff })), restore: fc.oneof(fc.constant(-1), fc.integer({ min: 0, max: 0xfffff })),
+    evict: fc.oneof(fc.constant(-1), fc.integer({ min: 0, max: 0xfffff })), refs: fc.nat(100_000),
+  },
   io: { dom: domainId, vcpu, port: fc.integer({ min: 0, max: 0xffff }), size: fc.constantFrom(1, 2, 4), out: fc.boolean(), value: u32 },
   'lapic.timer': { dom: domainId, vcpu, vector: fc.integer({ min: 0, max: 255 }), periodTicks: fc.nat(1_000_000), deadline: fc.oneof(fc.constant(-1), fc.maxSafeNat()) },
 };

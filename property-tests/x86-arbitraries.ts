@@ -137,8 +137,8 @@ export function idtPrologue(o: IdtOptions): string {
 export function idtHandlers(o: IdtOptions, stackTop: number): string {
   const common = [
     'stubs:',
-    '  times 256 call near common',
-    'common:',
+    '  times 256 call near stub_common',
+    'stub_common:', // not "common": NASM reads that as its COMMON directive
     '  xchg eax, [esp]', // EAX saved; EAX = the stub's return address
     '  sub eax, stubs + 5', // EAX = 5 * vector
     '  out 0xe9, al',
@@ -608,4 +608,94 @@ export function pagingDeliveryScenario(): fc.Arbitrary<X86Scenario> {
       chunks, ending: 'shutdown', pagingSetup: { mapped: pages, pteFlags: 3, wp: false },
     }, r.memoryKiB),
   }));
+}
+
+// ---- address spaces: CR3 switches, and the tables of one not running changed -------------------
+
+/** Layout of the address-space programs (a 128 KiB guest; identity map of it in both spaces). */
+export const ADDRESS_SPACES = {
+  kib: 128, pdA: 0x10000, pdB: 0x11000, ptIdentity: 0x12000, ptWindowA: 0x13000, ptWindowB: 0x14000,
+  /** Four data frames the window pages map, each holding its own values. */
+  data: [0x18000, 0x19000, 0x1a000, 0x1b000],
+  /** Linear address of the window (PDE 1): four pages, each mapped to one data frame. */
+  window: 0x400000,
+} as const;
+
+export type AddressSpaceStep =
+  | { kind: 'switch'; to: 'A' | 'B' }
+  | { kind: 'retarget'; space: 'A' | 'B'; page: number; frame: number }
+  | { kind: 'read'; page: number; dword: number }
+  | { kind: 'write'; page: number; dword: number; value: number };
+
+/** The prologue: data frames filled, both spaces' tables built, paging on in space A. */
+export function addressSpacePrologue(): string[] {
+  const L = ADDRESS_SPACES;
+  const lines: string[] = [];
+  L.data.forEach((frame, j) => {
+    for (let d = 0; d < 4; d++) lines.push(`mov dword [${hex(frame + d * 4)}], ${hex(0x1000_0000 * (j + 1) + d)}`);
+  });
+  lines.push(
+    `mov edi, ${hex(L.ptIdentity)}`, 'mov eax, 3', `mov ecx, ${(L.kib * 1024) / PAGE}`,
+    'as_fill:', 'mov [edi], eax', 'add eax, 0x1000', 'add edi, 4', 'dec ecx', 'jnz as_fill',
+  );
+  for (const [pd, pt] of [[L.pdA, L.ptWindowA], [L.pdB, L.ptWindowB]]) {
+    lines.push(`mov dword [${hex(pd)}], ${hex(L.ptIdentity + 3)}`, `mov dword [${hex(pd + 4)}], ${hex(pt + 3)}`);
+  }
+  for (let k = 0; k < 4; k++) {
+    lines.push(`mov dword [${hex(L.ptWindowA + k * 4)}], ${hex(L.data[k] + 3)}`, `mov dword [${hex(L.ptWindowB + k * 4)}], ${hex(L.data[3 - k] + 3)}`);
+  }
+  lines.push(`mov eax, ${hex(L.pdA)}`, 'mov cr3, eax', 'mov eax, cr0', 'or eax, 0x80000000', 'mov cr0, eax', 'xor esi, esi');
+  return lines;
+}
+
+/**
+ * A step as instructions. A retarget of the running space's table is followed by INVLPG (a
+ * guest may not rely on a stale TLB entry); one of the other space's is not: the CR3 load
+ * that switches to it flushes the TLB, and must show the new mapping.
+ */
+export function addressSpaceLines(step: AddressSpaceStep, running: 'A' | 'B'): string[] {
+  const L = ADDRESS_SPACES;
+  const linear = (page: number, dword: number): string => hex(L.window + page * PAGE + dword * 4);
+  switch (step.kind) {
+    case 'switch': return [`mov eax, ${hex(step.to === 'A' ? L.pdA : L.pdB)}`, 'mov cr3, eax'];
+    case 'retarget': {
+      const table = step.space === 'A' ? L.ptWindowA : L.ptWindowB;
+      const write = `mov dword [${hex(table + step.page * 4)}], ${hex(L.data[step.frame] + 3)}`;
+      return step.space === running ? [write, `invlpg [${linear(step.page, 0)}]`] : [write];
+    }
+    case 'read': return [`mov ebx, [${linear(step.page, step.dword)}]`, 'add esi, ebx'];
+    case 'write': return [`mov dword [${linear(step.page, step.dword)}], ${hex(step.value)}`];
+  }
+}
+
+export function addressSpaceAsm(steps: readonly AddressSpaceStep[]): string {
+  const lines = [header(ADDRESS_SPACES.kib), ...addressSpacePrologue().map((l) => (l.endsWith(':') ? l : `  ${l}`))];
+  let running: 'A' | 'B' = 'A';
+  for (const step of steps) {
+    lines.push(...addressSpaceLines(step, running).map((l) => `  ${l}`));
+    if (step.kind === 'switch') running = step.to;
+  }
+  lines.push('  mov eax, 29', '  mov ebx, 2', '  vmcall');
+  return `${lines.join('\n')}\n`;
+}
+
+const space = fc.constantFrom<'A' | 'B'>('A', 'B');
+const windowPage = fc.integer({ min: 0, max: 3 });
+const access: fc.Arbitrary<AddressSpaceStep> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('read' as const), page: windowPage, dword: fc.integer({ min: 0, max: 3 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('write' as const), page: windowPage, dword: fc.integer({ min: 0, max: 3 }), value: fc.integer({ min: 0, max: 0xffff_ffff }) }) },
+);
+/** A round: a switch, tables changed (either space's), then accesses through the window. */
+const round: fc.Arbitrary<AddressSpaceStep[]> = fc.tuple(
+  space,
+  fc.array(fc.record({ kind: fc.constant('retarget' as const), space, page: windowPage, frame: fc.integer({ min: 0, max: 3 }) }), { maxLength: 3 }),
+  fc.array(access, { minLength: 1, maxLength: 6 }),
+).map(([to, retargets, accesses]) => [{ kind: 'switch' as const, to }, ...retargets, ...accesses]);
+
+/** Programs that switch between two address spaces and change the tables of the one not running. */
+export function addressSpaceScenario(): fc.Arbitrary<X86Scenario> {
+  return fc.record({
+    seed, profile, paging, memoryKiB: fc.constant(ADDRESS_SPACES.kib), timeslice, victim: fc.constant(false),
+    rounds: fc.array(round, { minLength: 2, maxLength: 8 }),
+  }).map(({ rounds, ...r }) => buildScenario({ ...r, asm: addressSpaceAsm(rounds.flat()) }));
 }

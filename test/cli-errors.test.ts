@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, cpSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
+import { SCHEMA_VERSION } from '../src/events/schema.ts';
 import {
   DEMO_SCENARIO, cli, describeResult, fingerprint, listing, parseJsonLines, removeDir, tempDir, writeText,
   type CliResult,
@@ -295,7 +296,18 @@ const BAD_DBS: BadDb[] = [
       db.prepare("UPDATE meta SET value = '99' WHERE key = 'schema_version'").run();
       db.close();
     },
-    expect: ['newer.db:', /v99/, /upgrade/],
+    expect: [`newer.db: its events: recorded by format 99; this chronovisor reads ${SCHEMA_VERSION}: re-record it, or upgrade chronovisor`],
+  },
+  {
+    name: 'a chronovisor recording from an older schema (meta schema_version 0)',
+    file: 'older.db',
+    make: (path) => {
+      copyFileSync(goodDb, path);
+      const db = new Database(path);
+      db.prepare("UPDATE meta SET value = '0' WHERE key = 'schema_version'").run();
+      db.close();
+    },
+    expect: [new RegExp(`older\\.db: its events: recorded by format 0; this chronovisor reads ${SCHEMA_VERSION}: re-record it\n$`)],
   },
 ];
 
@@ -308,7 +320,7 @@ describe('database files that are not usable recordings: exit 2, named, byte-ide
         const dir = caseDir();
         bad.make(join(dir, bad.file));
         await failsUntouched(dir, args, [bad.file, 'good.db'], ...bad.expect);
-        if (bad.file !== 'newer.db') {
+        if (bad.file !== 'newer.db' && bad.file !== 'older.db') {
           assert.equal(existsSync(join(dir, `${bad.file}-wal`)), false, 'no write-ahead log should appear beside a foreign file');
           assert.equal(existsSync(join(dir, `${bad.file}-journal`)), false, 'no rollback journal should appear beside a foreign file');
         }

@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 
 import { Cr4 } from '../src/core/hardware/cpu/index.ts';
 import type { ExitControls, StepOutcome } from '../src/core/hardware/cpu/index.ts';
-import { ALL_EXITS, NO_EXITS, TestBus, hex, machineWith, nasm, prepareSnippet, register, stepOnce } from './fixtures/cpu/harness.ts';
+import { ALL_EXITS, NO_EXITS, TestBus, flags, hex, machineWith, nasm, prepareSnippet, register, stepOnce } from './fixtures/cpu/harness.ts';
 import type { RegisterName, SnippetState } from './fixtures/cpu/harness.ts';
 import { resetCpu } from '../src/core/hardware/cpu/index.ts';
 
@@ -106,6 +106,28 @@ describe('the same instructions without exiting', () => {
     assert.deepEqual(outcome, { kind: 'retired', interruptShadow: true });
     assert.equal(machine.cpu.eflags, 0x202);
     assert.deepEqual(firstStep('sti', { flags: 'IF' }).outcome, { kind: 'retired' });
+  });
+
+  test('CLC STC CMC CLD STD (F8 F9 F5 FC FD) change their one flag and nothing else, from every flag state', () => {
+    const rows: [string, number, (flag: boolean) => boolean][] = [
+      ['clc', flags('CF'), () => false], ['stc', flags('CF'), () => true], ['cmc', flags('CF'), (flag) => !flag],
+      ['cld', flags('DF'), () => false], ['std', flags('DF'), () => true],
+    ];
+    const names = ['CF', 'PF', 'AF', 'ZF', 'SF', 'IF', 'DF', 'OF'];
+    for (const [code, bit, after] of rows) {
+      const bytes = nasm(`org 0x1000\n${code}`);
+      assert.equal(hex(bytes[0]), hex({ clc: 0xf8, stc: 0xf9, cmc: 0xf5, cld: 0xfc, std: 0xfd }[code]!));
+      for (let mask = 0; mask < 1 << names.length; mask += 1) {
+        const state = names.filter((_, i) => (mask & (1 << i)) !== 0).join(' ');
+        const machine = machineWith(bytes);
+        machine.cpu.eflags = flags(state) | 2;
+        const before = structuredClone(machine.cpu);
+        assert.deepEqual(stepOnce(machine), { kind: 'retired' });
+        const expected = after((before.eflags & bit) !== 0) ? before.eflags | bit : before.eflags & ~bit;
+        assert.equal(hex(machine.cpu.eflags), hex(expected), `${code} from ${state || 'no flags'}`);
+        assert.deepEqual({ ...machine.cpu, eflags: 0 }, { ...before, eip: before.eip + 1, eflags: 0 }, `${code}: only EIP and the flag change`);
+      }
+    }
   });
 
   test('TF set before an instruction reports a pending single-step trap; the POPFD that sets TF does not', () => {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { CHUNK_EVENTS } from '../src/events/store.ts';
-import { cli, describeResult, loopScenario, parseJsonLines, removeDir, startCli, tempDir, writeText } from './helpers/cli.ts';
+import { cli, describeResult, loopScenario, parseJsonLines, removeDir, startCli, tempDir, writeText, type CliResult } from './helpers/cli.ts';
 
 const MIN_CHUNKS = 3;
 /** Only a guard against a writer that never commits; the test waits on the database, not on time. */
@@ -27,6 +27,8 @@ let stderrText = '';
 /** What the chunks table holds once the writer is dead. */
 let chunkRows: { first_seq: number; count: number }[];
 let runRow: { id: number; status: string; event_count: number; writer_pid: number | null };
+/** `verify --json` run while the writer was alive. */
+let liveVerify: CliResult;
 
 /** Chunks committed so far, or -1 while the file or its tables are not there yet. */
 function committedChunks(path: string): number {
@@ -66,6 +68,9 @@ before(async () => {
     await sleep(20);
   }
   assert.ok(running, `the writer ended on its own (code ${exitCode}) before it was killed; stderr:\n${stderrText}`);
+  // While it is still writing: verify checks what is committed and says the run is live.
+  liveVerify = await cli(['verify', 'endless.db', '--json'], dir);
+  assert.ok(running, `the writer ended on its own (code ${exitCode}) while verify ran; stderr:\n${stderrText}`);
   writer.kill('SIGKILL');
   await exited;
   const db = new Database(path, { readonly: true, fileMustExist: true });
@@ -131,6 +136,17 @@ describe('a recording killed mid-run', () => {
       assert.equal(state.halted, false);
       assert.ok(state.domains.some((d) => d.name === 'alice'));
     }
+  });
+
+  test('verify of the run while it was being recorded: ok up to its last committed chunk, said to be live', () => {
+    assert.equal(liveVerify.code, 0, describeResult(['verify', '--json'], liveVerify));
+    const [report] = parseJsonLines<{ ok: boolean; live: boolean; events: number; chunks: number; replayedEvents: number }>(liveVerify.stdout);
+    assert.equal(report.ok, true);
+    assert.equal(report.live, true);
+    assert.ok(report.events >= MIN_CHUNKS * CHUNK_EVENTS && report.events % CHUNK_EVENTS === 0, `verified up to a chunk boundary: ${report.events}`);
+    assert.equal(report.chunks, report.events / CHUNK_EVENTS);
+    assert.equal(report.replayedEvents, report.events, 'every committed event was re-executed');
+    assert.ok(report.events <= chunkRows.length * CHUNK_EVENTS);
   });
 
   test('verify exits 0 on what was committed', async () => {

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PROFILES, type Profile } from '../src/events/schema.ts';
 import { RecordingStore } from '../src/events/store.ts';
+import { StoreThread } from '../src/events/store-thread.ts';
 import { parseScenario } from '../src/core/machine/scenario.ts';
 import type { MachineConfig } from '../src/core/hypervisor/config.ts';
 import { recordScenario } from '../src/replay/recorder.ts';
@@ -67,6 +68,8 @@ test('a long recording has one head hash whether the store thread or the recordi
     '  - { name: crc, memoryKiB: 1024, paging: ept, guest: { x86: { source: bench-compute.asm } } }',
   ].join('\n');
   const config = parseScenario(long, 'long.yaml', (name) => readFileSync(join(dirname(guest), name), 'utf8'));
+  // Started and ready, so that the file's writer hands its chunks over from the ninth on.
+  StoreThread.waitUntilReady();
   const heads = [join(dir, `r${files++}.db`), ':memory:'].map((path) => {
     const store = RecordingStore.create(path, 'test');
     try {

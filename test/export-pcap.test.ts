@@ -7,10 +7,11 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeEvent, type Event } from '../src/events/schema.ts';
+import { makeEvent } from '../src/events/make-event.ts';
+import type { Event } from '../src/events/schema.ts';
 import { GENESIS_HASH, RecordingStore, RunWriter } from '../src/events/store.ts';
 import { evolve } from '../src/core/machine/evolve.ts';
 import { parseScenario } from '../src/core/machine/scenario.ts';
@@ -18,7 +19,8 @@ import { dehydrate } from '../src/core/machine/snapshot.ts';
 import { initialState } from '../src/core/machine/state.ts';
 import { buildFrame } from '../src/core/hardware/nic/ethernet.ts';
 import { LINKTYPE_ETHERNET, PCAP_MAGIC, PCAP_SNAPLEN, parsePoints } from '../src/cli/export.ts';
-import { cli, describeResult, fingerprint, listing, removeDir, tempDir, type CliResult } from './helpers/cli.ts';
+import { RUN_FORMATS } from '../src/replay/formats.ts';
+import { BIN, childEnv, cli, describeResult, fingerprint, listing, removeDir, tempDir, type CliResult } from './helpers/cli.ts';
 
 const SCENARIO = `seed: 7
 machine: { memoryMiB: 4, pcpus: 1, profile: secure }
@@ -65,7 +67,7 @@ function writeRecording(path: string): void {
     for (const [name, checkpointAt] of [['frames', 0], ['frames-checkpointed', 4]] as const) {
       const run = store.createRun({
         name, parentRun: null, forkSeq: null, baseSeq: 0, seed: '7', scenario: SCENARIO, scenarioPath: 'export.yaml',
-        config: '{}', simVersion: 'test', headHash: GENESIS_HASH, writerPid: process.pid,
+        config: '{}', formats: RUN_FORMATS, simVersion: 'test', headHash: GENESIS_HASH, writerPid: process.pid,
       });
       const writer = new RunWriter(store, run, 0, GENESIS_HASH);
       const state = initialState(config);
@@ -135,9 +137,10 @@ function assertRecords(path: string, expected: typeof FRAMES): void {
 test('default points: the switch and the wire, dropped frames left out, counts per point', async () => {
   const r = await exportOk(['--run', 'frames', '--out', 'wire.pcap']);
   assertRecords(join(dir, 'wire.pcap'), FRAMES.filter(([at, verdict]) => ['switch', 'wire.in', 'wire.out'].includes(at) && verdict === 'ok'));
-  assert.match(r.stdout, /^wrote 3 frames to wire\.pcap \(run 1 frames; timestamps: the machine's tick/);
-  assert.match(r.stdout, /\n {2}switch +1 \(1 dropped left out\)\n {2}wire\.in +1\n {2}wire\.out +1\n/);
-  assert.match(r.stdout, /left out 1 dropped frame; add --dropped/);
+  assert.equal(r.stdout, '', 'messages go to stderr: the data may be going to stdout');
+  assert.match(r.stderr, /^wrote 3 frames to wire\.pcap \(run 1 frames; timestamps: the machine's tick/);
+  assert.match(r.stderr, /\n {2}switch +1 \(1 dropped left out\)\n {2}wire\.in +1\n {2}wire\.out +1\n/);
+  assert.match(r.stderr, /left out 1 dropped frame; add --dropped/);
   assert.deepEqual(listing(dir, true), ['frames.db', 'wire.pcap'], 'no temporary file is left behind');
 });
 
@@ -145,8 +148,8 @@ test('--at all --dropped: every frame; a checkpoint midway gives the same timest
   for (const run of ['frames', 'frames-checkpointed']) {
     const r = await exportOk(['--run', run, '--out', `all-${run}.pcap`, '--at', 'all', '--dropped']);
     assertRecords(join(dir, `all-${run}.pcap`), FRAMES);
-    assert.match(r.stdout, /wrote 6 frames/);
-    assert.match(r.stdout, /switch +2 \(1 dropped\)/);
+    assert.match(r.stderr, /wrote 6 frames/);
+    assert.match(r.stderr, /switch +2 \(1 dropped\)/);
   }
 });
 
@@ -192,4 +195,47 @@ test('tcpdump reads the file', { skip: spawnSync('tcpdump', ['--version']).error
   assert.match(lines[0], /^0\.000003 02:00:00:00:00:01 > 02:00:00:00:00:02, ethertype IPv4 .* 10\.0\.0\.1\.4000 > 10\.0\.0\.2\.7000: /);
   assert.match(lines[1], /vlan 10/);
   assert.match(lines[3], /^1\.000005 02:00:00:00:00:02 > 02:00:00:00:00:01, ethertype Unknown \(0x88b5\)/);
+});
+
+/** Runs the CLI with its stdout kept as bytes (a pcap is binary). */
+function cliBytes(args: string[]): { status: number | null; stdout: Buffer; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: dir, env: childEnv() });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString('utf8') };
+}
+
+test('--out - writes the capture to standard output, the report to stderr', () => {
+  const r = cliBytes(['export', 'pcap', 'frames.db', '--run', 'frames', '--out', '-', '--at', 'all', '--dropped']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /^wrote 6 frames to standard output/);
+  const path = join(dir, 'stdout.pcap');
+  writeFileSync(path, r.stdout);
+  assertRecords(path, FRAMES);
+  assert.deepEqual(listing(dir, true).filter((n) => n.startsWith('.')), [], 'no temporary file');
+});
+
+test('--out a FIFO: written in place (no --force needed), still a FIFO afterwards, the reader gets the capture', { skip: spawnSync('mkfifo', ['--version']).error ? 'mkfifo is not installed' : false }, async () => {
+  const fifo = join(dir, 'capture.fifo');
+  assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+  const copy = join(dir, 'from-fifo.pcap');
+  // The reader: a shell copying the FIFO to a file (the writer's open waits for it).
+  const reader = spawn('sh', ['-c', `cat "${fifo}" > "${copy}"`]);
+  const readerDone = new Promise<number | null>((done) => reader.on('close', done));
+  for (const force of [[], ['--force']]) {
+    const r = await cli(['export', 'pcap', 'frames.db', '--run', 'frames', '--out', fifo, '--at', 'all', '--dropped', ...force], dir);
+    assert.equal(r.code, 0, describeResult(['export', 'pcap', '--out', fifo], r));
+    assert.ok(statSync(fifo).isFIFO(), 'the FIFO is still a FIFO, not replaced by a file');
+    if (force.length === 0) {
+      assert.equal(await readerDone, 0);
+      assertRecords(copy, FRAMES);
+      // The second round (--force) needs a reader too.
+      spawn('sh', ['-c', `cat "${fifo}" > /dev/null`]);
+    }
+  }
+  assert.deepEqual(listing(dir, true).filter((n) => n.startsWith('.')), [], 'no temporary file');
+});
+
+test('--out - piped into tcpdump -r -', { skip: spawnSync('tcpdump', ['--version']).error ? 'tcpdump is not installed' : false }, () => {
+  const r = spawnSync('sh', ['-c', `"${process.execPath}" "${BIN}" export pcap frames.db --run frames --out - --at all --dropped | tcpdump -nn -r -`], { cwd: dir, env: childEnv(), encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.split('\n').filter((l) => /^\d/.test(l)).length, FRAMES.length, r.stdout);
 });

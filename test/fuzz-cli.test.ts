@@ -85,6 +85,37 @@ test('a campaign that finds nothing exits 0 and leaves no recording behind', TIM
   assert.deepEqual(listing(dir), []);
 });
 
+test('--guided: the coverage table is printed, the corpus is kept in the recording and the next campaign starts from it', TIMEOUT, async () => {
+  const dir = caseDir();
+  const first = await ok(['fuzz', '--guided', '--runs', '80', '--seed', '4', '--workers', '1', '--out', 'g.db'], dir);
+  assert.match(first.stderr, /guided: seed 4, 1 worker, 80 runs, corpus of 0 from g\.db/);
+  assert.match(first.stdout, /^coverage +reached +never reached$/m);
+  assert.match(first.stdout, /^event kinds +\d+\/\d+ /m);
+  assert.match(first.stdout, /^invariants broken +0\/10 +single-owner, /m);
+  const corpus = Number(/; corpus (\d+)$/m.exec(first.stdout)?.[1]);
+  assert.ok(corpus > 0, `corpus of the first campaign: ${first.stdout.split('\n')[0]}`);
+  assert.deepEqual(await runRows('g.db', dir), [], 'a corpus, no runs');
+  const second = await ok(['fuzz', '--guided', '--runs', '40', '--seed', '5', '--workers', '1', '--out', 'g.db', '--json'], dir);
+  assert.match(second.stderr, new RegExp(`corpus of ${corpus} from g\\.db`));
+  const report = JSON.parse(second.stdout) as { mode: string; corpus: number; coverage: { table: { family: string; reached: string[]; never: string[] | null }[] } };
+  assert.equal(report.mode, 'guided');
+  assert.ok(report.corpus >= corpus);
+  const kinds = report.coverage.table.find((row) => row.family === 'event kinds');
+  assert.ok(kinds && kinds.reached.includes('vm.exit') && kinds.never !== null);
+});
+
+test('--guided with a planted flaw: the shrunk counterexample is recorded, and verify is its reproduction', TIMEOUT, async () => {
+  const dir = caseDir();
+  const r = await ok(['fuzz', '--guided', '--flaw', 'stale-iotlb', '--runs', '400', '--seed', '1', '--workers', '1', '--out', 'gf.db', '--json'], dir, 1);
+  const [c] = (JSON.parse(r.stdout) as { counterexamples: (Found & { mode: string })[] }).counterexamples;
+  assert.equal(c.mode, 'guided');
+  assert.match(c.finding, /^no-stale-translation:/);
+  assert.equal(c.reproduce, `npx chronovisor verify gf.db --run ${c.run}`);
+  const row = (await runRows('gf.db', dir)).find((x) => x.id === c.run);
+  assert.match(row?.name ?? '', /^fuzz-secure-stale-iotlb-guided-seed1-case\d+$/);
+  await ok(['verify', 'gf.db', '--run', String(c.run)], dir);
+});
+
 const BAD: [string[], RegExp][] = [
   [['--flaw', 'nope'], /--flaw nope: unknown flaw; flaws: no-scrub/],
   [['--profile', 'x'], /--profile/],
@@ -95,6 +126,7 @@ const BAD: [string[], RegExp][] = [
   [['--workers', '0'], /--workers 0: expected a whole number >= 1/],
   [['--seed', '1', '--path', 'x'], /--path x: expected a fast-check path/],
   [['--scoreboard', '--flaw', 'no-scrub'], /--scoreboard: drop --flaw/],
+  [['--guided', '--seed', '1', '--path', '3:1'], /--guided --path 3:1: a path replays a random case; a guided counterexample replays from its recording/],
 ];
 
 test('bad arguments: exit 2, a message naming the argument, nothing written', TIMEOUT, async () => {

@@ -279,6 +279,30 @@ test('inside src/core imports follow hardware <- hypervisor <- machine', () => {
   assert.deepEqual(offences, []);
 });
 
+/** Ways to run code held in strings; none of them in src/ (tools that read code cannot see it). */
+const CODE_FROM_STRINGS: [RegExp, string][] = [
+  [/\bnew\s+Function\b|(?<![.\w$])Function\s*\(/, 'the Function constructor'],
+  [/(?<![.\w$])eval\s*\(/, 'eval'],
+  [/\beval\s*:\s*true\b/, 'a worker started from source text (eval: true)'],
+];
+
+test('no code compiled from strings in src/ (Function, eval, workers with eval: true, node:vm)', () => {
+  const sample = strip("const f = new Function('x', 'return x'); const w = new Worker(s, { eval: true }); eval(t); // new Function in a comment");
+  assert.deepEqual(CODE_FROM_STRINGS.filter(([pattern]) => pattern.test(sample.bare)).length, 3, 'the patterns find each form');
+  const offences: string[] = [];
+  for (const f of files) {
+    f.bare.split('\n').forEach((line, n) => {
+      for (const [pattern, what] of CODE_FROM_STRINGS) {
+        if (pattern.test(line)) offences.push(`${shown(f.path)}:${n + 1}: ${what}: ${line.trim()}`);
+      }
+    });
+    for (const { spec, index } of importsOf(f.code)) {
+      if (spec === 'vm' || spec === 'node:vm') offences.push(`${shown(f.path)}:${lineOf(f.code, index)}: imports ${spec}`);
+    }
+  }
+  assert.deepEqual(offences, []);
+});
+
 // ---- no import circles ------------------------------------------------------------------
 
 /** The strongly connected components of more than one file (Tarjan), each sorted. */

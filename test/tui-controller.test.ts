@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import fc from 'fast-check';
 import { InputError } from '../src/events/errors.ts';
 import type { EventKind } from '../src/events/schema.ts';
-import { RecordingStore, type RunRow } from '../src/events/store.ts';
+import { GENESIS_HASH, RecordingStore, type RunRow } from '../src/events/store.ts';
 import { parseScenario } from '../src/core/machine/scenario.ts';
 import { recordScenario } from '../src/replay/recorder.ts';
 import { firstDivergence } from '../src/replay/diff.ts';
@@ -69,7 +69,7 @@ const jump = (d: Driven, seq: number): AppView => d.keys(':', ...String(seq), 'e
 function firstSeqOf(kind: string): number {
   const store = RecordingStore.open(recording, { readonly: true });
   stores.push(store);
-  const chunk = store.decodeChunk(store.chunkRowAt(store.run(2).id, 0)!);
+  const chunk = store.decodeChunk(store.chunkRowAt(store.run(2).id, 0)!, GENESIS_HASH);
   const index = chunk.events.findIndex((e) => e.kind === kind);
   assert.ok(index >= 0, `no ${kind} in the first chunk`);
   return chunk.firstSeq + index;
@@ -203,4 +203,17 @@ test('the memory pane follows the event until a frame is picked; "." follows aga
   assert.equal(memory(d.keys('down'))?.gfn, 2);
   assert.equal(memory(d.keys('l', 'h'))?.gfn, 2, 'a picked frame stays');
   assert.equal(memory(d.keys('.'))?.gfn, 1);
+});
+
+test('the header counts violations: on one, its place among all of them; elsewhere, those before among all', () => {
+  const d = drive();
+  const timeline = new Timeline(d.store, d.controller.run);
+  const seqs = [...timeline.iterate()].filter(([, e]) => e.kind === 'violation').map(([s]) => s);
+  assert.ok(seqs.length >= 2, `the vanilla run has violations: ${seqs.length}`);
+  fc.assert(fc.property(fc.oneof(fc.constantFrom(...seqs), fc.integer({ min: 0, max: timeline.length })), (pos) => {
+    const header = jump(d, pos).header;
+    const before = seqs.filter((s) => s < pos).length;
+    const expected = seqs.includes(pos) ? `violation ${before + 1} of ${seqs.length}` : `${before} of ${seqs.length} violations before`;
+    assert.ok(header.includes(`  ${expected}`), `at ${pos}: ${header}`);
+  }), { numRuns: 30 });
 });

@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { EVENT_KINDS, makeEvent, type Event } from '../src/events/schema.ts';
+import { makeEvent } from '../src/events/make-event.ts';
+import { EVENT_KINDS, type Event } from '../src/events/schema.ts';
 import type { Timeline } from '../src/replay/timeline.ts';
 import { BLOCKS_MAX, BlockIndex, kindMask } from '../src/tui/block-index.ts';
 import type { Key } from 'ink';

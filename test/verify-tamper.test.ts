@@ -274,3 +274,68 @@ describe('forged events with a consistent hash chain: re-execution catches them'
     assert.equal(report.mismatch.seq, forgedSeq);
   });
 });
+
+describe('damaged pages and edited run records', { concurrency: 2 }, () => {
+  test('one byte flipped in one stored page: exit 1, the checkpoint and the page named', async () => {
+    const { dir, path } = copy();
+    let name = '';
+    damage(path, (db) => {
+      // A memory page (4 KiB), not a small blob: the flip hides in data nothing decodes.
+      const row = db.prepare('SELECT hash, bytes FROM pages WHERE length(bytes) = 4096 LIMIT 1').get() as { hash: Buffer; bytes: Buffer };
+      const bytes = Buffer.from(row.bytes);
+      bytes[1234] ^= 0x01;
+      db.prepare('UPDATE pages SET bytes = ? WHERE hash = ?').run(bytes, row.hash);
+      name = row.hash.toString('hex').slice(0, 16);
+    });
+    const r = await verify(dir);
+    assertFails(r, /^ +checkpoint: the checkpoint at seq \d+ cannot be loaded: page /m, new RegExp(`page ${name} is damaged: its bytes no longer hash to its name`));
+  });
+
+  test('runs.seed edited: exit 1, the seed the run booted with named', async () => {
+    const { dir, path } = copy();
+    damage(path, (db) => db.prepare("UPDATE runs SET seed = '8' WHERE id = ?").run(runRow.id));
+    const r = await verify(dir);
+    assertFails(r, /^ +run: the run's record says seed "8", but it booted with seed "7": its seed column was changed/m);
+  });
+
+  test('a run record whose summary is not JSON: verify exits 1 naming the column; runs lists it as damaged and exits 1', async () => {
+    const { dir, path } = copy();
+    damage(path, (db) => db.prepare("UPDATE runs SET summary = '{\"violations\": ' WHERE id = ?").run(runRow.id));
+    assertFails(await verify(dir), /^ +run: its record's summary holds .* not a JSON object/m);
+    const runs = await cli(['runs', 'r.db'], dir);
+    assert.equal(runs.code, 1, describeResult(['runs', 'r.db'], runs));
+    assert.match(runs.stdout, /^ +1 +\(its record is damaged\)/m);
+    assert.match(runs.stderr, /^chronovisor: r\.db: run 1 is damaged: its record's summary holds .*'chronovisor verify r\.db --run 1'/m);
+    assert.doesNotMatch(runs.stderr, /internal error/);
+  });
+
+  describe('a fork', () => {
+    let forked: string;
+    before(async () => {
+      const { dir } = copy();
+      const r = await cli(['fork', 'r.db', '--run', '1', '--at', String(chunks[3].first_seq + 100), '--set', 'quantum=2', '--events', '3000'], dir);
+      assert.equal(r.code, 0, describeResult(['fork'], r));
+      forked = join(dir, 'r.db');
+      assert.equal((await cli(['verify', 'r.db', '--run', '2'], dir)).code, 0, 'the fork verifies before it is edited');
+    });
+
+    const cases: [string, string, RegExp][] = [
+      ['its fork seq moved by one step', 'UPDATE runs SET fork_seq = fork_seq + 3 WHERE id = 2', /^ +run: the fork has no checkpoint of its own at its fork seq \d+: its fork seq was changed/m],
+      ['the change its record lists edited', `UPDATE runs SET config = '{"set":{"quantum":"5"}}' WHERE id = 2`, /^ +run: the fork's record lists quantum=5, but its input events at seq \d+ set quantum=2: its config was changed/m],
+      ['its parent made itself', 'UPDATE runs SET parent_run = 2 WHERE id = 2', /^ +run: its record's parent run 2, fork seq/m],
+    ];
+    for (const [what, sql, expected] of cases) {
+      test(`${what}: exit 1, named`, async () => {
+        const dir = mkdtempSync(join(root, 'case-'));
+        copyFileSync(forked, join(dir, 'r.db'));
+        damage(join(dir, 'r.db'), (db) => db.prepare(sql).run());
+        const r = await verify(dir, '--run', '2');
+        const all = describeResult(['verify', '--run', '2'], r);
+        assert.equal(r.code, EXIT_VERIFY_FAILED, all);
+        assert.doesNotMatch(r.stderr, /internal error/, all);
+        assert.match(r.stdout, /^FAIL +run 2\b/m, all);
+        assert.match(r.stdout, expected, all);
+      });
+    }
+  });
+});

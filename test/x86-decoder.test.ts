@@ -113,6 +113,11 @@ const NASM_LISTING: readonly (readonly [string, string])[] = [
   ['0f011d00500000', 'lidt [0x5000]'], // lidt [0x5000]
   ['fa', 'cli'], // cli
   ['fb', 'sti'], // sti
+  ['f8', 'clc'], // clc
+  ['f9', 'stc'], // stc
+  ['f5', 'cmc'], // cmc
+  ['fc', 'cld'], // cld
+  ['fd', 'std'], // std
   ['90', 'nop'], // nop
   ['f390', 'pause'], // pause
   ['0f01c1', 'vmcall'], // vmcall

@@ -9,7 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { assemble } from '../src/core/hardware/x86/index.ts';
+import { AssemblyError, MNEMONICS, assemble, disassemble } from '../src/core/hardware/x86/index.ts';
+import { NASM_INSTRUCTION_WORDS, NASM_NOT_LABEL_WORDS, NASM_RESERVED_WORDS } from '../src/core/hardware/x86/asm/nasm-words.ts';
+import { isError, isOrphanWarning, nasmLineMessages, nasmWordLists } from './fixtures/x86/nasm-words.ts';
+import { MEMORY_LABEL, formInstances, formsWithoutInstances, wideFormLines } from './fixtures/x86/form-instances.ts';
 
 const NASM = process.env.NASM ?? 'nasm';
 const workDirectory = mkdtempSync(join(tmpdir(), 'x86-nasm-'));
@@ -246,6 +249,45 @@ describe('assembler output is byte-identical to nasm -f bin', () => {
     assertSameAsNasm(source);
   });
 
+  test('align: NOP padding, any fill, and jump sizes that depend on the padding', () => {
+    const fills = ['', ', db 0', ', db 0xcc, 0xdd', ', int3', ', nop', ', dw 0x1234', ', dd 0', ', mov eax, 1', ', jmp $'];
+    const body = [0, 1, 2, 3, 5, 7].flatMap((start) => [1, 2, 4, 8, 16, 4096].flatMap((boundary) =>
+      fills.map((fill) => `times ${start} db 1\nALIGN ${boundary}${fill} ; comment`)));
+    assertSameAsNasm(lines('org 0x1000', body));
+    // A jump over padding: the padding depends on the jump's size, the jump's size on the padding.
+    const chain = Array.from({ length: 24 }, (_, i) => [`l${i}: jz l${(i + 5) % 24}`, `times ${(i * 7) % 5} nop`, `align ${[2, 4, 8, 16][i % 4]}`, `jmp l${(i + 19) % 24}`]);
+    assertSameAsNasm(lines('org 0x10000', chain.flat(), 'K equ 32', 'align K', 'end: align 64, db 0'));
+  });
+
+  test('every form of the opcode table, in each operand size, with each operand kind it takes', () => {
+    const instances = formInstances();
+    assert.deepEqual(formsWithoutInstances(instances), [], 'forms the generator (test/fixtures/x86/form-instances.ts) wrote no instruction for');
+    const source = lines('org 0x1000', `${MEMORY_LABEL} equ 0x1000`, instances.map((instance) => instance.text));
+    assertSameAsNasm(source);
+    // The disassembly of all of it is text nasm turns back into the same bytes.
+    const bytes = assemble(source).bytes;
+    const listing = disassemble(bytes, 0x1000);
+    assert.ok(listing.every((line) => !line.text.startsWith('db ')), 'every instance decodes');
+    assert.equal(hex(nasm(lines('org 0x1000', listing.map((line) => line.text)))), hex(bytes));
+  });
+
+  test('every form with every register, memory with and without a size, boundary and sized immediates: accepted and refused as by nasm', () => {
+    const code = wideFormLines();
+    const said = nasmLineMessages(['org 0x1000', 'K equ 5', ...code, 'lbl: nop']).slice(2, -1);
+    const accepted = code.filter((line, i) => {
+      let ours = true;
+      try {
+        assemble(`bits 32\norg 0x1000\nK equ 5\n${line}\nlbl: nop\n`);
+      } catch (error) {
+        if (!(error instanceof AssemblyError)) throw error;
+        ours = false;
+      }
+      assert.equal(ours, !isError(said[i]), `"${line}": nasm said ${JSON.stringify(said[i])}; ours ${ours ? 'accepts it' : 'refuses it'}`);
+      return ours;
+    });
+    assertSameAsNasm(lines('org 0x1000', 'K equ 5', accepted, 'lbl: nop'));
+  });
+
   test('16-bit operand-size forms', () => {
     const body = [
       'mov ax, bx', 'mov cx, [eax]', 'mov [eax], dx', 'mov si, 0x1234', 'mov word [ebx], 0xffff',
@@ -255,5 +297,57 @@ describe('assembler output is byte-identical to nasm -f bin', () => {
       'cwd', 'movsw', 'rep stosw', 'lodsw',
     ];
     assertSameAsNasm(lines(body));
+  });
+});
+
+// ---- a word alone at the start of a line ----------------------------------------------------
+
+describe('a word at the start of a line is read as nasm reads it', () => {
+  test("the assembler's lists of NASM's reserved, not-a-label and instruction words are nasm's own readings", () => {
+    const lists = nasmWordLists();
+    assert.deepEqual([...NASM_RESERVED_WORDS].sort(), lists.reserved);
+    assert.deepEqual([...NASM_NOT_LABEL_WORDS].sort(), lists.notLabel);
+    assert.deepEqual([...NASM_INSTRUCTION_WORDS].sort(), lists.instruction);
+  });
+
+  type Ours = { error: string } | { warned: boolean };
+  function ours(line: string): Ours {
+    try {
+      return { warned: assemble(`bits 32\n${line}\n`).warnings.length > 0 };
+    } catch (error) {
+      if (error instanceof AssemblyError) return { error: error.detail };
+      throw error;
+    }
+  }
+
+  // A directive without its operand: nasm's macro does not match and it falls back to a label
+  // (with a warning about the macro); we refuse it, which can only be stricter.
+  const DIRECTIVES_REFUSED_ALONE = new Set(['org', 'bits', 'align']);
+
+  test('refused where nasm refuses or reads an instruction we lack, warned where nasm warns, the same bytes elsewhere', () => {
+    const sample = (set: ReadonlySet<string>, every: number): string[] => [...set].filter((_, i) => i % every === 0);
+    const words = [...new Set([
+      ...MNEMONICS, 'jb', 'je', 'sal', 'iret', 'pusha', 'rep', 'repne', 'db', 'dd', 'times', 'equ', ...DIRECTIVES_REFUSED_ALONE,
+      ...NASM_RESERVED_WORDS, ...NASM_NOT_LABEL_WORDS, ...sample(NASM_INSTRUCTION_WORDS, 7),
+      'foo', 'clc2', 'ptr', 'evex', 'section', 'bar_1', 'constructor', 'toString', 'Clc', 'LAHF', 'Cwde', 'Foo', 'Eax', 'BYTE', 'Rep',
+    ])];
+    const variants: ((word: string) => string)[] = [(w) => w, (w) => `${w}:`, (w) => `${w} nop`, (w) => `$${w}`, (w) => `  ${w} ; why`];
+    for (const variant of variants) {
+      const cases = words.map(variant);
+      const said = nasmLineMessages(cases);
+      const agreed: string[] = [];
+      cases.forEach((line, i) => {
+        const mine = ours(line);
+        const context = `"${line}": nasm said ${JSON.stringify(said[i])}, ours ${JSON.stringify(mine)}`;
+        if (isError(said[i])) assert.ok('error' in mine, `refused by nasm, so by us: ${context}`);
+        else if (isOrphanWarning(said[i]) && !DIRECTIVES_REFUSED_ALONE.has(words[i])) assert.deepEqual(mine, { warned: true }, `a label with a warning: ${context}`);
+        else if (!('error' in mine)) {
+          assert.equal(mine.warned, isOrphanWarning(said[i]), `warned exactly when nasm warns: ${context}`);
+          agreed.push(line);
+        }
+      });
+      // Whatever both accept, both assemble to the same bytes.
+      assertSameAsNasm(lines(agreed));
+    }
   });
 });

@@ -162,7 +162,7 @@ kernel_entry:
         mov esp, KSTACK_TOP                 ; our own stack, whatever the loader chose
 
         ; Zero every page the kernel uses (IDT, tables, task pages, stacks). DF is 0 after
-        ; reset and nothing here sets it (CLD is not in the subset, and not needed).
+        ; reset and nothing here sets it, so no CLD is needed.
         mov edi, KDATA
         mov ecx, (LAYOUT_END - KDATA) / 4
         xor eax, eax

@@ -2,12 +2,14 @@
  * What the commands share: opening recordings safely, reading arguments, and reporting.
  * The command line is the only layer that touches files, processes and terminals.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { InputError } from '../events/errors.ts';
 import { RecordingStore, type RunRow, type RunStatus } from '../events/store.ts';
 import { parseScenario } from '../core/machine/scenario.ts';
 import type { MachineConfig } from '../core/hypervisor/config.ts';
+import { checkRunFormats } from '../replay/formats.ts';
+import { guestFiles, type GuestFileOptions } from './guest-files.ts';
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 export const SIM_VERSION: string = packageJson.version;
@@ -17,34 +19,41 @@ export function openForReading(path: string): RecordingStore {
   return RecordingStore.open(path, { readonly: true });
 }
 
-/** Opens (or creates) a recording to add runs to; a foreign or newer file is refused untouched. */
-export function openForWriting(path: string): RecordingStore {
+/**
+ * Refuses, before any work, a place a recording cannot be written to: standard output (SQLite
+ * needs a file it can seek in), anything there that is not a chronovisor recording (a FIFO, a
+ * device, another database), or a folder that does not exist.
+ */
+export function checkRecordingTarget(path: string, option = '--out'): void {
+  if (path === '-') {
+    throw new InputError('argument', `${option} -: a recording is an SQLite file, which cannot go to standard output; give a file name such as run.db`);
+  }
   if (existsSync(path)) {
     // Validate read-only first, so that a file that is not ours is never opened for writing.
     openForReading(path).close();
-    return RecordingStore.open(path);
+  } else if (!existsSync(dirname(path) || '.')) {
+    throw new InputError('no-such-file', `${option} ${path}: the folder ${dirname(path)} does not exist; create it or choose another ${option}`);
   }
-  if (!existsSync(dirname(path) || '.')) {
-    throw new InputError('no-such-file', `${path}: the folder ${dirname(path)} does not exist; create it or choose another --out`);
-  }
-  return RecordingStore.create(path, SIM_VERSION);
+}
+
+/** Opens (or creates) a recording to add runs to; a foreign or newer file is refused untouched. */
+export function openForWriting(path: string): RecordingStore {
+  checkRecordingTarget(path);
+  return existsSync(path) ? RecordingStore.open(path) : RecordingStore.create(path, SIM_VERSION);
 }
 
 /**
- * Reads a scenario and the files it names (guest sources, relative to it). The files are
- * returned too: the recording keeps them, so verify never needs the outside again.
+ * Reads a scenario and the files it names (guest sources, relative to it, confined to its
+ * folder and the --guest-path folders). The files are returned too: the recording keeps
+ * them, so verify never needs the outside again.
  */
-export function readScenario(path: string): { text: string; config: MachineConfig; files: Record<string, string> } {
+export function readScenario(path: string, options: GuestFileOptions = {}): { text: string; config: MachineConfig; files: Record<string, string> } {
   if (!existsSync(path)) throw new InputError('no-such-file', `${path}: no such scenario file`);
+  if (statSync(path).isDirectory()) throw new InputError('scenario', `${path}: a folder, not a scenario file; name the .yaml file in it`);
   const text = readFileSync(path, 'utf8');
-  const files: Record<string, string> = {};
-  const readInclude = (name: string): string => {
-    const full = join(dirname(path), name);
-    if (!existsSync(full)) throw new InputError('scenario', `${path}: guest source ${name} not found (looked for ${full})`);
-    files[name] = readFileSync(full, 'utf8');
-    return files[name];
-  };
-  return { text, config: parseScenario(text, path, readInclude), files };
+  const guest = guestFiles(path, options);
+  const config = parseScenario(text, path, guest.read, note);
+  return { text, config, files: guest.files };
 }
 
 /** Where `run` records by default: the scenario's name with .db, beside it. */
@@ -67,8 +76,10 @@ export function effectiveStatus(run: RunRow): RunStatus {
   return run.writerPid !== null && processAlive(run.writerPid) ? 'recording' : 'incomplete';
 }
 
+/** The run `ref` names (default: the newest), refused if this chronovisor cannot read its formats. */
 export function resolveRun(store: RecordingStore, ref: string | undefined): RunRow {
   const run = ref === undefined ? store.latestRun() : store.run(ref);
+  checkRunFormats(store, run);
   return { ...run, status: effectiveStatus(run) };
 }
 

@@ -4,19 +4,17 @@
  * Frames are the `net.frame` events at the chosen points of the network (default: the
  * switch and the wire, i.e. what crossed the physical network). Each record's timestamp is
  * the machine's virtual clock at the frame: `state.tick` at the event's seq (what
- * `state --at SEQ` and the TUI header show), one tick written as one microsecond. The file
- * is written beside --out under a temporary name and renamed into place at the end, so a
- * failure leaves nothing half-written, and an existing file is only replaced with --force.
+ * `state --at SEQ` and the TUI header show), one tick written as one microsecond. Where the
+ * file goes (a file, a FIFO or device, standard output) is output.ts's business.
  */
-import { closeSync, existsSync, linkSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename } from 'node:path';
 import { InputError } from '../events/errors.ts';
 import type { Seq } from '../events/schema.ts';
 import { evolve } from '../core/machine/evolve.ts';
 import type { MachineState } from '../core/machine/state.ts';
 import { Timeline } from '../replay/timeline.ts';
-import { openForReading, out, resolveRun } from './context.ts';
+import { note, openForReading, resolveRun } from './context.ts';
+import { checkOutput, withOutput, type Output } from './output.ts';
 
 export interface ExportPcapOptions {
   run?: string;
@@ -77,75 +75,6 @@ export function parsePoints(text: string | undefined): string[] | undefined {
   return [...new Set(points)];
 }
 
-// ---- where it goes -----------------------------------------------------------------------
-
-/** Whether `path` is the recording or one of SQLite's files beside it (its log, its index). */
-function isPartOfRecording(path: string, db: string): boolean {
-  const real = (p: string): string => (existsSync(p) ? realpathSync(p) : resolve(p));
-  const target = real(path);
-  const base = real(db);
-  return ['', '-wal', '-shm', '-journal'].some((suffix) => target === base + suffix || target === resolve(db) + suffix);
-}
-
-/** Refuses what would lose data: an existing file without --force, the recording itself, a folder. */
-export function checkOutput(path: string, db: string, force: boolean): void {
-  const folder = dirname(path) || '.';
-  if (!existsSync(folder) || !statSync(folder).isDirectory()) {
-    throw new InputError('argument', `--out ${path}: the folder ${folder} does not exist; create it or choose another --out`);
-  }
-  if (isPartOfRecording(path, db)) {
-    throw new InputError('argument', `--out ${path}: is part of the recording ${db}; give another file name, such as ${basename(db)}.pcap`);
-  }
-  if (!existsSync(path)) return;
-  if (statSync(path).isDirectory()) throw new InputError('argument', `--out ${path}: is a folder; give a file name such as ${join(path, 'frames.pcap')}`);
-  if (!force) throw new InputError('argument', `--out ${path}: already exists; add --force to replace it, or choose another --out`);
-}
-
-/** A temporary file beside the target, created fresh, written, then put in place. */
-class AtomicFile {
-  readonly temp: string;
-  private fd: number | undefined;
-
-  constructor(readonly path: string) {
-    this.temp = join(dirname(path) || '.', `.${basename(path)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
-    try {
-      this.fd = openSync(this.temp, 'wx');
-    } catch (error) {
-      throw new InputError('argument', `--out ${path}: cannot write in ${dirname(path) || '.'} (${(error as NodeJS.ErrnoException).code}); choose a folder you can write to`);
-    }
-  }
-
-  write(bytes: Uint8Array): void {
-    writeSync(this.fd!, bytes);
-  }
-
-  /** Puts the file in place: without `force` never over a file that appeared meanwhile. */
-  commit(force: boolean): void {
-    this.close();
-    if (force) return renameSync(this.temp, this.path);
-    try {
-      linkSync(this.temp, this.path);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new InputError('argument', `--out ${this.path}: already exists; add --force to replace it, or choose another --out`);
-      // A file system without hard links: check, then rename.
-      if (existsSync(this.path)) throw error;
-      return renameSync(this.temp, this.path);
-    }
-    unlinkSync(this.temp);
-  }
-
-  /** Removes the temporary file (after a failure, or after commit linked it). */
-  discard(): void {
-    this.close();
-    if (existsSync(this.temp)) unlinkSync(this.temp);
-  }
-
-  private close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
-  }
-}
-
 // ---- the machine's clock at a seq --------------------------------------------------------
 
 /**
@@ -199,7 +128,7 @@ function tallyFor(tally: Tally, at: string): PointTally {
 }
 
 /** Writes the selected frames of the run to `file`; returns what was written, by point. */
-function writeFrames(timeline: Timeline, file: AtomicFile, points: string[] | undefined, withDropped: boolean): Tally {
+function writeFrames(timeline: Timeline, file: Output, points: string[] | undefined, withDropped: boolean): Tally {
   const wanted = points === undefined ? undefined : new Set(points);
   const tally: Tally = new Map();
   for (const p of points ?? []) tallyFor(tally, p);
@@ -219,34 +148,28 @@ function writeFrames(timeline: Timeline, file: AtomicFile, points: string[] | un
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
-function report(tally: Tally, path: string, runLabel: string): void {
+/** What was written, on stderr: the data may be going to stdout. */
+function report(tally: Tally, label: string, runLabel: string): void {
   const points = [...tally.values()];
   const written = points.reduce((n, p) => n + p.written, 0);
   const leftOut = points.reduce((n, p) => n + p.droppedLeftOut, 0);
-  out(`wrote ${plural(written, 'frame')} to ${path} (run ${runLabel}; timestamps: the machine's tick, 1 tick = 1 microsecond)`);
+  note(`wrote ${plural(written, 'frame')} to ${label} (run ${runLabel}; timestamps: the machine's tick, 1 tick = 1 microsecond)`);
   for (const [at, p] of tally) {
     const dropped = p.droppedWritten > 0 ? ` (${p.droppedWritten} dropped)` : p.droppedLeftOut > 0 ? ` (${p.droppedLeftOut} dropped left out)` : '';
-    out(`  ${at.padEnd(12)} ${String(p.written).padStart(6)}${dropped}`);
+    note(`  ${at.padEnd(12)} ${String(p.written).padStart(6)}${dropped}`);
   }
-  if (leftOut > 0) out(`left out ${plural(leftOut, 'dropped frame')}; add --dropped to include them`);
+  if (leftOut > 0) note(`left out ${plural(leftOut, 'dropped frame')}; add --dropped to include them`);
 }
 
 export function exportPcapCommand(db: string, options: ExportPcapOptions): number {
-  if (options.out === undefined) throw new InputError('argument', 'export pcap: --out FILE is required, for example --out frames.pcap');
-  const path = options.out;
+  if (options.out === undefined) throw new InputError('argument', 'export pcap: --out FILE is required, for example --out frames.pcap (or --out - for standard output)');
   const points = parsePoints(options.at);
-  checkOutput(path, db, options.force === true);
+  const target = checkOutput(options.out, db, options.force === true, `${basename(db)}.pcap`);
   const store = openForReading(db);
   try {
     const run = resolveRun(store, options.run);
-    const file = new AtomicFile(path);
-    try {
-      const tally = writeFrames(new Timeline(store, run), file, points, options.dropped === true);
-      file.commit(options.force === true);
-      report(tally, path, `${run.id} ${run.name}`);
-    } finally {
-      file.discard();
-    }
+    const tally = withOutput(target, options.force === true, (file) => writeFrames(new Timeline(store, run), file, points, options.dropped === true));
+    report(tally, target.label, `${run.id} ${run.name}`);
     return 0;
   } finally {
     store.close();

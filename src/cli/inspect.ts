@@ -1,41 +1,62 @@
 /** `runs`, `log` and `state`: reading a recording. */
 import { InputError } from '../events/errors.ts';
 import { EVENT_KINDS, eventDomains, type Event, type EventKind } from '../events/schema.ts';
-import type { RunRow } from '../events/store.ts';
-import { domainNames, eventJson, eventText, stateText, stateView } from '../replay/format.ts';
+import type { DamagedRun, RunRow } from '../events/store.ts';
+import { annotatedEvents, domainNames, eventLogJson, eventText, stateText, stateView } from '../replay/format.ts';
+import { runFormatProblem } from '../replay/formats.ts';
 import type { RunSummary } from '../replay/summary.ts';
 import { violationCount } from '../replay/summary.ts';
 import { Timeline } from '../replay/timeline.ts';
-import { evolve } from '../core/machine/evolve.ts';
-import { disassembleAt } from '../core/machine/inspect.ts';
-import { effectiveStatus, openForReading, out, parseCount, parseSeq, resolveRun } from './context.ts';
+import { effectiveStatus, note, openForReading, out, parseCount, parseSeq, resolveRun } from './context.ts';
+
+/** Violations by the summary the writer left; null when it left none (a live or cut-short run). */
+function summaryViolations(run: RunRow): number | null {
+  const { violations } = JSON.parse(run.summary) as Partial<RunSummary>;
+  if (violations === undefined) return null;
+  const counts = Object.values(violations ?? {}).map((v) => v?.count);
+  return counts.every((c) => Number.isSafeInteger(c)) ? violationCount({ violations } as RunSummary) : null;
+}
 
 function runJson(run: RunRow) {
-  const summary = JSON.parse(run.summary) as Partial<RunSummary>;
   return {
     id: run.id, name: run.name, parentRun: run.parentRun, forkSeq: run.forkSeq, status: effectiveStatus(run),
     events: run.eventCount, seed: run.seed, scenario: run.scenarioPath, config: JSON.parse(run.config),
-    violations: summary.violations ? violationCount(summary as RunSummary) : null,
-    head: run.headHash.toString('hex'), schemaVersion: run.schemaVersion, simVersion: run.simVersion,
+    violations: summaryViolations(run),
+    head: run.headHash.toString('hex'), schemaVersion: run.schemaVersion, formats: run.formats, simVersion: run.simVersion,
+    // Why this chronovisor cannot read the run (another version of a format), or null.
+    unreadable: runFormatProblem(run) ?? null,
   };
 }
 
+/**
+ * `runs`: one line (or JSON object) per run. A run whose record is damaged is listed as such
+ * (the others are still listed), and the command then exits 1 naming the damage.
+ */
 export function runsCommand(db: string, options: { json?: boolean }): number {
   const store = openForReading(db);
   try {
-    const runs = store.runs().map(runJson);
+    const listed = store.runsOrDamage();
+    const runs = listed.filter((r): r is RunRow => !('damage' in r)).map(runJson);
+    const damaged = listed.filter((r): r is DamagedRun => 'damage' in r);
     if (options.json) {
-      for (const run of runs) out(JSON.stringify(run));
-      return 0;
+      for (const r of listed) out(JSON.stringify('damage' in r ? { id: r.id, damaged: r.damage.message } : runJson(r)));
+    } else {
+      // The name column is as wide as the longest name (fuzz runs carry their seed and path).
+      const width = Math.max(28, ...runs.map((r) => r.name.length));
+      out(`${'id'.padStart(4)}  ${'name'.padEnd(width)} ${'from'.padEnd(12)} ${'status'.padEnd(10)} ${'events'.padStart(9)} ${'viol.'.padStart(5)}  head`);
+      for (const entry of listed) {
+        if ('damage' in entry) {
+          out(`${String(entry.id).padStart(4)}  (its record is damaged)`);
+          continue;
+        }
+        const r = runJson(entry);
+        const from = r.parentRun === null ? '-' : `${r.parentRun}@${r.forkSeq}`;
+        const unreadable = r.unreadable === null ? '' : `  unreadable: ${r.unreadable}`;
+        out(`${String(r.id).padStart(4)}  ${r.name.padEnd(width)} ${from.padEnd(12)} ${r.status.padEnd(10)} ${String(r.events).padStart(9)} ${String(r.violations ?? '?').padStart(5)}  ${r.head.slice(0, 16)}${unreadable}`);
+      }
     }
-    // The name column is as wide as the longest name (fuzz runs carry their seed and path).
-    const width = Math.max(28, ...runs.map((r) => r.name.length));
-    out(`${'id'.padStart(4)}  ${'name'.padEnd(width)} ${'from'.padEnd(12)} ${'status'.padEnd(10)} ${'events'.padStart(9)} ${'viol.'.padStart(5)}  head`);
-    for (const r of runs) {
-      const from = r.parentRun === null ? '-' : `${r.parentRun}@${r.forkSeq}`;
-      out(`${String(r.id).padStart(4)}  ${r.name.padEnd(width)} ${from.padEnd(12)} ${r.status.padEnd(10)} ${String(r.events).padStart(9)} ${String(r.violations ?? '?').padStart(5)}  ${r.head.slice(0, 16)}`);
-    }
-    return 0;
+    for (const r of damaged) note(`chronovisor: ${r.damage.message}`);
+    return damaged.length > 0 ? 1 : 0;
   } finally {
     store.close();
   }
@@ -72,22 +93,15 @@ export function logCommand(db: string, options: LogOptions): number {
     const to = options.to === undefined ? timeline.length : Math.min(timeline.length, parseSeq(options.to, '--to') + 1);
     const limit = options.limit === undefined ? Infinity : parseCount(options.limit, '--limit');
     const ofKind = kindFilter(options.kind);
-    // A private state rolled forward with the events, so each instruction can be shown as
-    // it was in memory when it ran.
-    const state = timeline.mutableStateAt(Math.min(from, timeline.length));
-    const names = domainNames(state);
-    const domain = options.domain === undefined ? undefined : resolveDomain(options.domain, names, timeline);
+    const domain = options.domain === undefined ? undefined : resolveDomain(options.domain, timeline);
     let shown = 0;
-    for (const [seq, event] of timeline.iterate(from, to)) {
-      if (event.kind === 'domain.create') names.set(event.dom, event.name);
-      if (matches(event, ofKind, domain)) {
-        const disassembly = event.kind === 'cpu.step' ? disassembleAt(state, event.dom, event.vcpu, event.eip) : undefined;
-        out(options.json
-          ? JSON.stringify({ ...eventJson(seq, event), ...(disassembly ? { instruction: disassembly } : {}) })
-          : `${String(seq).padStart(8)}  ${disassembly ? `${disassembly.padEnd(28)} ` : ''}${eventText(event, names)}`);
-        if (++shown >= limit) break;
-      }
-      evolve(state, event);
+    for (const annotated of annotatedEvents(timeline, from, to)) {
+      const { seq, event, instruction, names } = annotated;
+      if (!matches(event, ofKind, domain)) continue;
+      out(options.json
+        ? JSON.stringify(eventLogJson(annotated))
+        : `${String(seq).padStart(8)}  ${instruction ? `${instruction.padEnd(28)} ` : ''}${eventText(event, names)}`);
+      if (++shown >= limit) break;
     }
     return 0;
   } finally {
@@ -101,10 +115,9 @@ function matches(event: Event, ofKind: ((k: EventKind) => boolean) | undefined, 
 }
 
 /** A domain by id or by name (names from the whole run, so later domains count). */
-function resolveDomain(text: string, names: Map<number, string>, timeline: Timeline): number {
+function resolveDomain(text: string, timeline: Timeline): number {
   if (/^\d+$/.test(text)) return Number(text);
-  const all = new Map(names);
-  for (const [id, name] of domainNames(timeline.stateAt(timeline.length))) all.set(id, name);
+  const all = domainNames(timeline.stateAt(timeline.length));
   for (const [id, name] of all) if (name === text) return id;
   throw new InputError('argument', `--domain ${text}: no such domain; domains: ${[...all.values()].join(', ')}`);
 }

@@ -11,8 +11,11 @@ import { demoCommand, runCommand } from './record.ts';
 import { benchCommand } from './bench.ts';
 import { diffCommand, forkCommand, verifyCommand } from './check.ts';
 import { exportPcapCommand } from './export.ts';
+import { exportJsonlCommand, exportPerfettoCommand } from './export-events.ts';
 import { fuzzCommand } from './fuzz.ts';
 import { historyCommand, indexCommand, provenanceCommand, whoWroteCommand } from './forensics.ts';
+import { ReaderGone } from './output.ts';
+import { GUEST_SOURCE_KIB_MAX_DEFAULT } from './guest-files.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 2;
@@ -35,6 +38,8 @@ function program(): Command {
     .addOption(new Option('--profile <profile>', 'override the scenario\'s profile').choices(['secure', 'vanilla']))
     .option('--fail-on-violation', 'stop at the first violation and exit 1')
     .option('--max-events <n>', 'stop after this many events')
+    .option('--guest-path <dir>', 'a folder guest sources and %include files may come from besides the scenario\'s own (repeatable)', collect, [])
+    .option('--max-source-kib <n>', `what the guest sources may total, an %include counting each time (default ${GUEST_SOURCE_KIB_MAX_DEFAULT})`)
     .action((scenario, options) => finish(runCommand(scenario, options)));
 
   cli.command('runs').argument('<db>', 'recording').description('list the runs of a recording')
@@ -72,7 +77,8 @@ function program(): Command {
     .action((db, options) => finish(forkCommand(db, options)));
 
   cli.command('diff').argument('<db>', 'recording').argument('<runA>').argument('<runB>')
-    .description('where two runs diverge, and how their final states differ')
+    .description('where two runs diverge, the regions where their behaviour differs (aligned by tick and actor), and how their states differ')
+    .option('--regions <n>', 'describe the first n regions in full (default 10)')
     .option('--json', 'as JSON')
     .action((db, a, b, options) => finish(diffCommand(db, a, b, options)));
 
@@ -81,15 +87,24 @@ function program(): Command {
     .option('--json', 'one JSON object per workload and method')
     .action((what, options) => finish(benchCommand(what, options)));
 
-  cli.command('export').description('write a run\'s data for other tools')
-    .command('pcap').argument('<db>', 'recording')
+  const exports = cli.command('export').description('write a run\'s data for other tools');
+  exports.command('pcap').argument('<db>', 'recording')
     .description('the frames that crossed the wire or the switch, as a libpcap file (timestamps: the machine\'s tick as microseconds)')
     .option('--run <run>', 'run id or name (default: the newest)')
-    .requiredOption('--out <file>', 'the pcap file to write')
+    .requiredOption('--out <file>', 'the pcap file to write (- for standard output; a FIFO or device is written in place)')
     .option('--at <points>', 'comma list of points (vfN.tx, vfN.rx, switch, wire.in, wire.out, siom.tx, siom.rx, netback.tx, netback.rx) or all', 'switch,wire.in,wire.out')
     .option('--dropped', 'include frames that were dropped there')
     .option('--force', 'replace an existing --out file')
     .action((db, options) => finish(exportPcapCommand(db, options)));
+  const eventsExport = (name: string, description: string, action: typeof exportJsonlCommand): void => {
+    exports.command(name).argument('<db>', 'recording').description(description)
+      .option('--run <run>', 'run id or name (default: the newest)')
+      .requiredOption('--out <file>', 'the file to write (- for standard output; a FIFO or device is written in place)')
+      .option('--force', 'replace an existing --out file')
+      .action((db, options) => finish(action(db, options)));
+  };
+  eventsExport('jsonl', 'every event of a run, one JSON object a line (the objects log --json prints)', exportJsonlCommand);
+  eventsExport('perfetto', 'a trace for the Perfetto UI (Trace Event Format JSON): pCPU and vCPU tracks, VM exits, DMA and MSI flows, violations, IOTLB and TLB counters', exportPerfettoCommand);
 
   cli.command('fuzz').description('adversarial campaigns: counterexamples are shrunk and recorded as runs (exit 1 when one is found)')
     .addOption(new Option('--profile <profile>', 'the profile to attack (default: secure)').choices(['secure', 'vanilla']))
@@ -104,6 +119,9 @@ function program(): Command {
     .option('--out <db>', 'recording for counterexamples (default: fuzz.db; not created when nothing is found)')
     .option('--json', 'one JSON report on stdout')
     .option('--scoreboard', 'a bounded campaign per planted flaw (and the clean secure profile): found, runs and seconds to find, length; exit 0 only when every flaw is found and the clean one finds nothing')
+    .option('--guided', 'coverage-guided: mutate a corpus of cases that reached something new (kept in --out) besides generating fresh ones')
+    .option('--queue <url>', 'run the campaign on chronovisor worker processes through this Redis, redis://HOST:PORT[/DB]')
+    .option('--resume <campaign>', 'resume a queue campaign whose coordinator stopped (with --queue; the id it printed)')
     .action(async (options) => finish(await fuzzCommand(options)));
 
   cli.command('index').argument('<db>', 'recording').description('build the forensic index (history, who-wrote, provenance, reach, explain build it on first use)')
@@ -139,6 +157,12 @@ function program(): Command {
     .option('--json', 'as JSON: the hops and the origins')
     .action((db, address, options) => finish(provenanceCommand(db, address, options)));
 
+  // Loaded on demand: BullMQ is not needed by the other commands.
+  cli.command('worker').description('run the shards of fuzz campaigns from a BullMQ queue (until Ctrl-C)')
+    .requiredOption('--queue <url>', 'the Redis of the queue, redis://HOST:PORT[/DB]')
+    .option('--concurrency <n>', 'shards at once, each on a thread (default: one per core)')
+    .action(async (options) => finish(await (await import('./worker.ts')).workerCommand(options)));
+
   // Loaded on demand: Ink and React are not needed by the other commands.
   cli.command('tui').argument('<db>', 'recording').description('browse, rewind, fork and diff a recording in the terminal')
     .option('--run <run>', 'run id or name (default: the newest)')
@@ -154,6 +178,8 @@ let exitCode = EXIT_OK;
 const finish = (code: number): void => { exitCode = code; };
 
 function report(error: unknown): number {
+  // `export ... --out - | head`: the reader has what it wanted.
+  if (error instanceof ReaderGone) return EXIT_OK;
   if (error instanceof CommanderError) {
     // Help and version are not errors; everything else commander reports is a usage error.
     return error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? EXIT_OK : EXIT_USAGE;

@@ -9,7 +9,7 @@ import type { MachineConfig } from '../core/hypervisor/config.ts';
 import { recordScenario, type DriveResult } from '../replay/recorder.ts';
 import { violationCount } from '../replay/summary.ts';
 import {
-  SIM_VERSION, defaultRecordingPath, note, openForReading, openForWriting, out, parseCount, quote, readScenario, CLI,
+  SIM_VERSION, checkRecordingTarget, defaultRecordingPath, note, openForWriting, out, parseCount, quote, readScenario, CLI,
 } from './context.ts';
 import { startProgress } from './progress.ts';
 
@@ -19,6 +19,8 @@ export interface RunOptions {
   profile?: string;
   failOnViolation?: boolean;
   maxEvents?: string;
+  guestPath?: string[];
+  maxSourceKib?: string;
 }
 
 function parseProfile(text: string | undefined): Profile | undefined {
@@ -71,7 +73,11 @@ function printResult(db: string, result: DriveResult, profile: Profile): void {
 /** `chronovisor run SCENARIO`: records one run; exit 1 when --fail-on-violation hits. */
 export function runCommand(scenarioPath: string, options: RunOptions): number {
   const profile = parseProfile(options.profile);
-  const scenario = { path: scenarioPath, ...readScenario(scenarioPath) };
+  const guestOptions = {
+    guestPaths: options.guestPath,
+    sourceKibMax: options.maxSourceKib === undefined ? undefined : parseCount(options.maxSourceKib, '--max-source-kib'),
+  };
+  const scenario = { path: scenarioPath, ...readScenario(scenarioPath, guestOptions) };
   const { config } = scenario;
   const db = options.out ?? defaultRecordingPath(scenarioPath);
   const store = openForWriting(db);
@@ -100,7 +106,7 @@ type DemoRun = { scenario: string; profile: Profile; result: DriveResult };
 export async function demoCommand(options: { out?: string }): Promise<number> {
   const db = options.out ?? (relative(process.cwd(), DEMO_DB) || DEMO_DB);
   // Only a chronovisor recording may be replaced: anything else at --out is refused, untouched.
-  if (existsSync(db)) openForReading(db).close();
+  checkRecordingTarget(db);
   const scratch = `${db}.partial-${process.pid}`;
   const store = openForWriting(scratch);
   const runs: DemoRun[] = [];

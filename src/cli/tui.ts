@@ -89,6 +89,8 @@ function followLive(controller: TuiController): () => void {
 
 async function runApp(store: RecordingStore, db: string, run: RunRow): Promise<number> {
   const size = { columns: process.stdout.columns || DESIGN_SIZE.columns, rows: process.stdout.rows || DESIGN_SIZE.rows };
+  // Built before the terminal is taken: a recording too damaged to show its first screen is
+  // reported like any bad input, on the normal screen.
   const controller = new TuiController({ store, run, services: services(db), scheduler: realScheduler, theme: themeFor(process.env.NO_COLOR), size });
   let instance: Instance | undefined;
   const restore = takeTerminal(() => instance);

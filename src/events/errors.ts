@@ -9,10 +9,13 @@ export type InputErrorCode =
   | 'not-a-recording'
   | 'schema-newer'
   | 'schema-older'
+  /** A run recorded in another version of a format (see src/replay/formats.ts). */
+  | 'format'
   | 'no-such-run'
   | 'no-such-file'
   | 'run-busy'
-  | 'no-index';
+  | 'no-index'
+  | 'damaged';
 
 export class InputError extends Error {
   override readonly name = 'InputError';

@@ -1,5 +1,6 @@
 /**
- * The event union, schema v1: every fact the machine can state about one step.
+ * The event union, schema v2 (v2 added shadow.switch): every fact the machine can state about
+ * one step.
  *
  * Events carry their effects (bytes as stored, table entries as written), so folding a
  * recording never re-executes the machine. Field order is part of the schema: the codec
@@ -7,7 +8,7 @@
  */
 
 /** Bumped whenever a kind, a field or a field's meaning changes. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** Host frame number (machine frame, Xen's mfn). -1 means "none". */
 export type Mfn = number;
@@ -107,8 +108,19 @@ interface Shape {
   'tlb.flush': { dom: DomainId; vcpu: number; scope: string; page: number };
   /** An EPT leaf entry written: mfn -1 removes it; bits are the entry's low bits (R/W/X, memory type). */
   'ept.update': { dom: DomainId; gfn: Gfn; mfn: Mfn; bits: number };
-  /** The shadow page table (virtual TLB): op 'fill' adds page -> mfn, 'flush' drops one page or (-1) all. */
+  /**
+   * The shadow page table (virtual TLB): op 'fill' adds page -> mfn, 'flush' drops one page or
+   * (page -1) all of it, with the shadows kept for other address spaces.
+   */
   'shadow.sync': { dom: DomainId; vcpu: number; op: string; page: number; mfn: Mfn; flags: number };
+  /**
+   * MOV to CR3 under shadow paging: the current shadow is kept under its page directory
+   * (`save`, a frame number of the guest's CR3; -1: not kept), the one kept for the incoming
+   * page directory (`restore`) becomes current (empty if none was kept), `evict` is dropped
+   * to make room (-1: none); `refs` is what resynchronising the restored shadow against the
+   * guest's tables cost, in paging-structure references.
+   */
+  'shadow.switch': { dom: DomainId; vcpu: number; save: number; restore: number; evict: number; refs: number };
   /** Port I/O emulated by the hypervisor. */
   io: { dom: DomainId; vcpu: number; port: number; size: number; out: boolean; value: number };
   /** The vCPU's local APIC timer: LVT timer register, initial count, the tick it runs out (-1: stopped), interrupt pending. */
@@ -219,6 +231,7 @@ export const EVENT_FIELDS: { readonly [K in EventKind]: readonly (keyof Shape[K]
   'netback.copy': ['dom', 'dir', 'gfn', 'offset', 'data'],
   'netback.state': ['up', 'reason'],
   'wire.rx': ['index', 'frame'],
+  'shadow.switch': ['dom', 'vcpu', 'save', 'restore', 'evict', 'refs'],
 };
 
 export const EVENT_KINDS = Object.keys(EVENT_FIELDS) as EventKind[];
@@ -232,20 +245,6 @@ export const STEP_OPENERS: ReadonlySet<EventKind> = new Set<EventKind>([
   'machine.boot', 'guest.op', 'sched.switch', 'sched.idle', 'dom0.op', 'input', 'machine.halt',
   'cpu.step', 'exception', 'vm.exit', 'vm.entry', 'wire.rx',
 ]);
-
-type Builder = (fields: object) => Event;
-
-/** One generated constructor per kind: a literal in schema order (fast, and one shape each). */
-const BUILDERS = new Map<string, Builder>(EVENT_KINDS.map((kind) => {
-  const fields = EVENT_FIELDS[kind] as readonly string[];
-  const body = `return { kind: ${JSON.stringify(kind)}, ${fields.map((f) => `${f}: f.${f}`).join(', ')} };`;
-  return [kind, new Function('f', body) as Builder];
-}));
-
-/** Builds an event with its fields in schema order (the codec relies on that order). */
-export function makeEvent<K extends EventKind>(kind: K, fields: Shape[K]): Extract<Event, { kind: K }> {
-  return BUILDERS.get(kind)!(fields as object) as Extract<Event, { kind: K }>;
-}
 
 /** The domains an event concerns, for filtering logs by domain. */
 export function eventDomains(event: Event): DomainId[] {

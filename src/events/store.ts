@@ -11,14 +11,17 @@
  * - `meta` and `codec`: the format marker, the schema version and the codec's structures.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { existsSync, statSync } from 'node:fs';
+import { inflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
-import { ChunkBuilder, CodecError, EventCodec, journalToChunk, schemaCodecTables, type ChunkJournal, type CodecTables } from './codec.ts';
+import { journalToChunk } from './chunk-journal.ts';
+import { ChunkStorer, chunkHash, configureWriter } from './chunk-storer.ts';
+import { ChunkBuilder, CodecError, EventCodec, schemaCodecTables, type CodecTables } from './codec.ts';
 import { InputError, assert } from './errors.ts';
 import { SCHEMA_VERSION, type Event, type Seq } from './schema.ts';
+import { StoreThread } from './store-thread.ts';
+
+export { chunkHash } from './chunk-storer.ts';
 
 export const FORMAT_MARKER = 'chronovisor-recording';
 /** Events per chunk. Chunks are aligned on multiples of this in every run. */
@@ -40,6 +43,12 @@ export interface RunRow {
   scenarioPath: string;
   config: string;
   schemaVersion: number;
+  /**
+   * The versions of the formats above the events layer the run was recorded in (the
+   * compiled scenario, the machine's meaning of events, checkpoints), by name; {} for runs
+   * recorded before they were kept.
+   */
+  formats: RunFormats;
   simVersion: string;
   status: RunStatus;
   headHash: Buffer;
@@ -47,6 +56,14 @@ export interface RunRow {
   writerPid: number | null;
   summary: string;
 }
+
+/** A run whose record cannot be read, and why. */
+export interface DamagedRun {
+  id: number;
+  damage: RecordingDamage;
+}
+
+export type RunFormats = Readonly<Record<string, number>>;
 
 export interface ChunkRow {
   run: number;
@@ -80,7 +97,8 @@ CREATE TABLE IF NOT EXISTS runs (
   head_hash BLOB NOT NULL,
   event_count INTEGER NOT NULL DEFAULT 0,
   writer_pid INTEGER,
-  summary TEXT NOT NULL DEFAULT '{}'
+  summary TEXT NOT NULL DEFAULT '{}',
+  formats TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS chunks (
   run INTEGER NOT NULL, first_seq INTEGER NOT NULL, count INTEGER NOT NULL,
@@ -91,21 +109,6 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   PRIMARY KEY (run, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pages (hash BLOB PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;
 `;
-
-/**
- * sha256(prev || firstSeq || count || raw chunk bytes). Written as source (with createHash
- * and Buffer as its only free names) because the store thread evaluates the same text.
- */
-const CHUNK_HASH_SOURCE = `function chunkHash(prev, firstSeq, count, raw) {
-  const position = Buffer.alloc(12);
-  position.writeBigUInt64LE(BigInt(firstSeq), 0);
-  position.writeUInt32LE(count, 8);
-  return createHash('sha256').update(prev).update(position).update(raw).digest();
-}`;
-
-type ChunkHash = (prev: Uint8Array, firstSeq: Seq, count: number, raw: Uint8Array) => Buffer;
-
-export const chunkHash = new Function('createHash', 'Buffer', `return (${CHUNK_HASH_SOURCE});`)(createHash, Buffer) as ChunkHash;
 
 export function inflateChunk(bytes: Uint8Array): Buffer {
   return inflateRawSync(bytes);
@@ -128,6 +131,10 @@ export class RecordingStore {
   static open(path: string, options: OpenOptions = {}): RecordingStore {
     if (!existsSync(path)) {
       throw new InputError('no-such-file', `${path}: no such recording (record one with 'chronovisor run SCENARIO --out ${path}')`);
+    }
+    // SQLite would wait forever on a FIFO: only a regular file can be a recording.
+    if (!statSync(path).isFile()) {
+      throw new InputError('not-a-recording', `${path}: not a chronovisor recording (${statSync(path).isDirectory() ? 'a folder' : 'not a regular file'}); give a file written by 'chronovisor run'`);
     }
     const readonly = options.readonly ?? false;
     let db: Database.Database;
@@ -178,6 +185,7 @@ export class RecordingStore {
       runByName: db.prepare('SELECT * FROM runs WHERE name = ? ORDER BY id DESC LIMIT 1'),
       chunkAt: db.prepare('SELECT * FROM chunks WHERE run = ? AND first_seq <= ? ORDER BY first_seq DESC LIMIT 1'),
       chunksFrom: db.prepare('SELECT * FROM chunks WHERE run = ? AND first_seq >= ? ORDER BY first_seq'),
+      chunkHashAt: db.prepare('SELECT hash FROM chunks WHERE run = ? AND first_seq = ?'),
       checkpointAtOrBefore: db.prepare('SELECT seq, state FROM checkpoints WHERE run = ? AND seq <= ? ORDER BY seq DESC LIMIT 1'),
       checkpointSeqs: db.prepare('SELECT seq FROM checkpoints WHERE run = ? ORDER BY seq'),
       page: db.prepare('SELECT bytes FROM pages WHERE hash = ?'),
@@ -200,8 +208,24 @@ export class RecordingStore {
 
   // ---- runs -------------------------------------------------------------------------
 
+  /** Every run, in id order; a run whose record is damaged makes this throw (see runsOrDamage). */
   runs(): RunRow[] {
-    return (this.statements.runs.all() as Record<string, unknown>[]).map(toRunRow);
+    return this.runsOrDamage().map((r) => {
+      if ('damage' in r) throw r.damage;
+      return r;
+    });
+  }
+
+  /** Every run, in id order, a damaged record standing as the error that says what is wrong with it. */
+  runsOrDamage(): (RunRow | DamagedRun)[] {
+    return (this.statements.runs.all() as Record<string, unknown>[]).map((row) => {
+      try {
+        return toRunRow(row, this.path);
+      } catch (error) {
+        if (error instanceof RecordingDamage) return { id: Number(row.id), damage: error };
+        throw error;
+      }
+    });
   }
 
   /** A run by id or by name; names the choices when there is no such run. */
@@ -211,10 +235,10 @@ export class RecordingStore {
       ? this.statements.run.get(Number(text))
       : this.statements.runByName.get(text);
     if (row === undefined) {
-      const known = this.runs().map((r) => `${r.id} (${r.name})`).join(', ') || 'none';
+      const known = this.runsOrDamage().map((r) => ('damage' in r ? `${r.id} (damaged)` : `${r.id} (${r.name})`)).join(', ') || 'none';
       throw new InputError('no-such-run', `${this.path}: no run '${text}'; runs here: ${known}`);
     }
-    return toRunRow(row as Record<string, unknown>);
+    return toRunRow(row as Record<string, unknown>, this.path);
   }
 
   /** The newest run, the default for commands given no --run. */
@@ -226,15 +250,22 @@ export class RecordingStore {
 
   createRun(info: {
     name: string; parentRun: number | null; forkSeq: number | null; baseSeq: number; seed: string;
-    scenario: string; scenarioPath: string; config: string; simVersion: string; headHash: Buffer; writerPid: number;
+    scenario: string; scenarioPath: string; config: string; formats: RunFormats; simVersion: string; headHash: Buffer; writerPid: number;
   }): number {
+    this.addFormatsColumn();
     const result = this.db.prepare(`INSERT INTO runs
-      (name, parent_run, fork_seq, base_seq, seed, scenario, scenario_path, config, schema_version, sim_version,
+      (name, parent_run, fork_seq, base_seq, seed, scenario, scenario_path, config, schema_version, formats, sim_version,
        status, head_hash, event_count, writer_pid)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording', ?, ?, ?)`).run(
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording', ?, ?, ?)`).run(
       info.name, info.parentRun, info.forkSeq, info.baseSeq, info.seed, info.scenario, info.scenarioPath,
-      info.config, SCHEMA_VERSION, info.simVersion, info.headHash, info.baseSeq, info.writerPid);
+      info.config, SCHEMA_VERSION, JSON.stringify(info.formats), info.simVersion, info.headHash, info.baseSeq, info.writerPid);
     return Number(result.lastInsertRowid);
+  }
+
+  /** Recordings made before runs kept their formats lack the column; it is added when a run is added. */
+  private addFormatsColumn(): void {
+    const columns = this.db.prepare('PRAGMA table_info(runs)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'formats')) this.db.exec("ALTER TABLE runs ADD COLUMN formats TEXT NOT NULL DEFAULT '{}'");
   }
 
   finishRun(run: number, status: RunStatus, summary: string): void {
@@ -243,14 +274,27 @@ export class RecordingStore {
 
   // ---- chunks -----------------------------------------------------------------------
 
+  /**
+   * The run and its ancestors, the run first. Parents are always older than their forks, and
+   * the oldest ancestor starts at seq 0: a record that says otherwise is damaged (and would
+   * otherwise send a reader round a loop).
+   */
+  lineage(run: RunRow): RunRow[] {
+    const rows = [run];
+    for (let last = run; last.parentRun !== null; last = rows[rows.length - 1]) {
+      if (last.parentRun >= last.id || last.forkSeq === null || last.forkSeq < last.baseSeq) {
+        throw damaged(this.path, last.id, undefined, `its record's parent run ${last.parentRun}, fork seq ${last.forkSeq} and base seq ${last.baseSeq} do not describe a fork`);
+      }
+      rows.push(this.run(last.parentRun));
+    }
+    const root = rows[rows.length - 1];
+    if (root.baseSeq !== 0) throw damaged(this.path, root.id, 0, `its events start at seq ${root.baseSeq} but it names no parent run to hold those before`);
+    return rows;
+  }
+
   /** The run that stores the chunk holding `seq` for `run` (a fork's prefix is its parent's). */
   ownerOf(run: RunRow, seq: Seq): RunRow {
-    let owner = run;
-    while (seq < owner.baseSeq) {
-      assert(owner.parentRun !== null, () => `run ${owner.id} has base ${owner.baseSeq} but no parent`);
-      owner = this.run(owner.parentRun);
-    }
-    return owner;
+    return this.lineage(run).find((owner) => seq >= owner.baseSeq)!;
   }
 
   chunkRowAt(run: number, seq: Seq): ChunkRow | undefined {
@@ -265,16 +309,39 @@ export class RecordingStore {
     }
   }
 
-  decodeChunk(row: ChunkRow): DecodedChunk {
+  /** The chain hash stored with the chunk that starts at `firstSeq`, if that chunk is there. */
+  chunkHashAt(run: number, firstSeq: Seq): Buffer | undefined {
+    return (this.statements.chunkHashAt.get(run, firstSeq) as { hash: Buffer } | undefined)?.hash;
+  }
+
+  /**
+   * A chunk's events, once its bytes are proven to be the ones recorded: its hash is
+   * recomputed over `previousHash` (the chain hash before it) and must equal the stored one,
+   * and it must hold as many events as it says. Costs one sha256 of the raw chunk (see
+   * `npm run bench -- store`); any damage is an InputError naming the run and seq.
+   */
+  decodeChunk(row: ChunkRow, previousHash: Uint8Array): DecodedChunk {
+    const where = `the chunk of events ${row.firstSeq}..${row.firstSeq + row.count - 1}`;
+    let raw: Buffer;
     try {
-      return { firstSeq: row.firstSeq, events: this.codec.decodeChunk(inflateChunk(row.bytes)) };
+      raw = inflateChunk(row.bytes);
     } catch (error) {
-      if (error instanceof CodecError || (error as { code?: string }).code?.startsWith('Z_')) {
-        throw new InputError('not-a-recording',
-          `${this.path}: chunk at seq ${row.firstSeq} of run ${row.run} cannot be decoded (${(error as Error).message}); run 'chronovisor verify' to see the damage`);
-      }
-      throw error;
+      throw damaged(this.path, row.run, row.firstSeq, `${where} does not inflate (${(error as Error).message})`);
     }
+    if (!chunkHash(previousHash, row.firstSeq, row.count, raw).equals(row.hash)) {
+      throw damaged(this.path, row.run, row.firstSeq, `${where} does not match its hash: its bytes, or the chunk before it, changed`);
+    }
+    let events: Event[];
+    try {
+      events = this.codec.decodeChunk(raw);
+    } catch (error) {
+      if (!(error instanceof CodecError)) throw error;
+      throw damaged(this.path, row.run, row.firstSeq, `${where} cannot be decoded (${error.message})`);
+    }
+    if (events.length !== row.count) {
+      throw damaged(this.path, row.run, row.firstSeq, `${where} holds ${events.length} events, not ${row.count}`);
+    }
+    return { firstSeq: row.firstSeq, events };
   }
 
   // ---- checkpoints and pages ----------------------------------------------------------
@@ -286,7 +353,7 @@ export class RecordingStore {
     try {
       return { seq: row.seq, state: inflateRawSync(row.state) };
     } catch (error) {
-      throw new InputError('not-a-recording', `${this.path}: the checkpoint at seq ${row.seq} of run ${run} is damaged (${(error as Error).message}); run 'chronovisor verify' to see the damage`);
+      throw damaged(this.path, run, row.seq, `the checkpoint at seq ${row.seq} does not inflate (${(error as Error).message})`);
     }
   }
 
@@ -294,10 +361,15 @@ export class RecordingStore {
     return (this.statements.checkpointSeqs.all(run) as { seq: Seq }[]).map((r) => r.seq);
   }
 
+  /** A stored page (or other blob), re-hashed as it is loaded: it must still be what its name says. */
   page(hash: Uint8Array): Buffer {
+    const name = Buffer.from(hash).toString('hex').slice(0, 16);
     const row = this.statements.page.get(hash) as { bytes: Buffer } | undefined;
     if (row === undefined) {
-      throw new InputError('not-a-recording', `${this.path}: page ${Buffer.from(hash).toString('hex').slice(0, 16)} is missing; the recording is damaged`);
+      throw new InputError('damaged', `${this.path}: page ${name} is missing; the recording is damaged`);
+    }
+    if (!(row.bytes instanceof Uint8Array) || !createHash('sha256').update(row.bytes).digest().equals(hash)) {
+      throw new InputError('damaged', `${this.path}: page ${name} is damaged: its bytes no longer hash to its name`);
     }
     return row.bytes;
   }
@@ -307,241 +379,17 @@ export class RecordingStore {
   }
 }
 
-const SQL_INSERT_CHUNK = 'INSERT INTO chunks (run, first_seq, count, hash, bytes) VALUES (?, ?, ?, ?, ?)';
-const SQL_UPDATE_HEAD = 'UPDATE runs SET head_hash = ?, event_count = ? WHERE id = ?';
-const SQL_INSERT_CHECKPOINT = 'INSERT OR REPLACE INTO checkpoints (run, seq, state) VALUES (?, ?, ?)';
-const SQL_INSERT_PAGE = 'INSERT OR IGNORE INTO pages (hash, bytes) VALUES (?, ?)';
-/** Chunks and checkpoints are deflated at this level (the chain hashes the raw bytes). */
-const DEFLATE_LEVEL = 1;
-
-interface PendingCheckpoint {
-  seq: Seq;
-  state: Uint8Array;
-  pages: [Uint8Array, Uint8Array][];
-}
-
-/** A chunk as the storing side gets it (the storer hashes it onto the chain). */
-interface ChunkCommit {
-  firstSeq: Seq;
-  count: number;
-  raw: Uint8Array;
-}
-
 /**
- * The store thread's program (plain JavaScript, evaluated in a worker): a ChunkStorer on its
- * own connection, fed by messages in order. After each message it counts it in `signal[0]`;
- * an error sets `signal[1]` and is posted on the error port.
+ * A recording this long (in chunks) hands deflating and storing to the store thread, once it
+ * is ready; the thread is started once a recording fills its first chunk, so that it is
+ * ready by then.
  */
-const STORE_THREAD_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { deflateRawSync } = require('node:zlib');
-const { createHash } = require('node:crypto');
-const Database = require(workerData.sqlite);
-const signal = new Int32Array(workerData.signal);
-const errors = workerData.errors;
-let storer;
-let db;
-let journalToChunk;
-parentPort.on('message', (m) => {
-  try {
-    if (m.t === 'open') {
-      db = new Database(workerData.path, { fileMustExist: true });
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      db.pragma('busy_timeout = 5000');
-      const ChunkStorer = new Function('return (' + workerData.storer + ');')();
-      const chunkHash = new Function('createHash', 'Buffer', 'return (' + workerData.hash + ');')(createHash, Buffer);
-      // (__name: what the TypeScript loader may call to keep function names; nothing to keep here.)
-      journalToChunk = new Function('__name', 'return (' + workerData.journal + ');')((f) => f);
-      storer = new ChunkStorer(db, workerData.run, workerData.committed, Buffer.from(new Uint8Array(workerData.head)), chunkHash, deflateRawSync, workerData.sql, workerData.level);
-    } else if (Atomics.load(signal, 1) === 0) {
-      if (m.t === 'chunk') storer.commit({ firstSeq: m.firstSeq, count: m.count, raw: journalToChunk(m.journal) });
-      else if (m.t === 'checkpoint') storer.checkpoint(m.checkpoint);
-      else if (m.t === 'close') db.close();
-      if (storer !== undefined) new Uint8Array(workerData.head).set(storer.head);
-    }
-  } catch (error) {
-    Atomics.store(signal, 1, 1);
-    errors.postMessage(String(error && error.stack || error));
-  }
-  Atomics.add(signal, 0, 1);
-  Atomics.notify(signal, 0);
-  if (m.t === 'close') { parentPort.close(); errors.close(); }
-});
-`;
-
-/**
- * Writes chunks and checkpoints into one run's tables: each chunk in its own transaction, with
- * the checkpoints it makes due (a checkpoint waits for the chunk that commits event seq-1, so
- * no checkpoint ever refers to events that are not on disk). Plain JavaScript, as source: the
- * recording thread compiles it, and a store thread evaluates the same text.
- */
-const CHUNK_STORER_SOURCE = `class ChunkStorer {
-  constructor(db, run, committed, head, hash, deflate, sql, level) {
-    this.db = db; this.run = run; this.committed = committed; this.head = head; this.hash = hash;
-    this.deflate = deflate; this.level = level;
-    this.insertChunk = db.prepare(sql.chunk); this.updateHead = db.prepare(sql.head);
-    this.insertCheckpoint = db.prepare(sql.checkpoint); this.insertPage = db.prepare(sql.page);
-    this.pending = [];
-  }
-  checkpoint(c) {
-    this.pending.push(c);
-    if (c.seq <= this.committed) this.commit(undefined);
-  }
-  commit(chunk) {
-    const committed = chunk === undefined ? this.committed : chunk.firstSeq + chunk.count;
-    const due = this.pending.filter((c) => c.seq <= committed);
-    if (chunk === undefined && due.length === 0) return;
-    const hash = chunk === undefined ? this.head : this.hash(this.head, chunk.firstSeq, chunk.count, chunk.raw);
-    const deflated = chunk === undefined ? undefined : this.deflate(chunk.raw, { level: this.level });
-    const states = due.map((c) => this.deflate(c.state, { level: this.level }));
-    this.db.transaction(() => {
-      if (chunk !== undefined) {
-        this.insertChunk.run(this.run, chunk.firstSeq, chunk.count, hash, deflated);
-        this.updateHead.run(hash, committed, this.run);
-      }
-      due.forEach((c, i) => {
-        for (const [pageHash, bytes] of c.pages) this.insertPage.run(pageHash, bytes);
-        this.insertCheckpoint.run(this.run, c.seq, states[i]);
-      });
-    })();
-    this.head = hash;
-    this.committed = committed;
-    this.pending = this.pending.filter((c) => c.seq > committed);
-  }
-  takePending() {
-    const pending = this.pending;
-    this.pending = [];
-    return pending;
-  }
-}`;
-
-const STORER_SQL = { chunk: SQL_INSERT_CHUNK, head: SQL_UPDATE_HEAD, checkpoint: SQL_INSERT_CHECKPOINT, page: SQL_INSERT_PAGE };
-
-interface ChunkStorer {
-  /** Events stored so far. */
-  committed: Seq;
-  /** The chain hash after them. */
-  head: Uint8Array;
-  checkpoint(c: PendingCheckpoint): void;
-  /** Commits `chunk` (if any) and the checkpoints it makes due, in one transaction. */
-  commit(chunk: ChunkCommit | undefined): void;
-  takePending(): PendingCheckpoint[];
-}
-
-type ChunkStorerClass = new (
-  db: Database.Database, run: number, committed: Seq, head: Uint8Array, hash: ChunkHash,
-  deflate: (bytes: Uint8Array, options: { level: number }) => Uint8Array, sql: typeof STORER_SQL, level: number,
-) => ChunkStorer;
-
-const ChunkStorer = new Function(`return (${CHUNK_STORER_SOURCE});`)() as ChunkStorerClass;
-
-/** A recording this long (in chunks) moves deflating and storing to a store thread. */
 const THREAD_AFTER_CHUNKS = 8;
-/** Chunks (and checkpoints) handed to the store thread and not yet stored, at most. */
-const THREAD_MAX_IN_FLIGHT = 16;
-
-/**
- * The store thread of one writer: deflates and stores chunks and checkpoints on a second
- * connection while the machine goes on. It changes when things reach the disk, never what:
- * the bytes, hashes and transactions are those of the recording thread's own ChunkStorer.
- */
-class StoreThread {
-  private readonly worker: Worker;
-  private readonly signal = new Int32Array(new SharedArrayBuffer(8));
-  private readonly errors: MessagePort;
-  private sent = 0;
-  /** [message count after which it is stored, committed seq then], for chunk messages in flight. */
-  private readonly inFlight: [number, Seq][] = [];
-  private committed: Seq;
-  /** The chain hash after the chunks stored, written by the thread after each message. */
-  private readonly head = new Uint8Array(new SharedArrayBuffer(32));
-
-  constructor(path: string, run: number, committed: Seq, head: Uint8Array) {
-    this.committed = committed;
-    this.head.set(head);
-    const { port1, port2 } = new MessageChannel();
-    this.errors = port1;
-    this.worker = new Worker(STORE_THREAD_SOURCE, {
-      eval: true,
-      // Plain JavaScript: none of the parent's loaders (tsx) or flags.
-      execArgv: [],
-      workerData: {
-        path, run, committed, signal: this.signal.buffer, head: this.head.buffer, errors: port2,
-        sqlite: createRequire(import.meta.url).resolve('better-sqlite3'), storer: CHUNK_STORER_SOURCE, hash: CHUNK_HASH_SOURCE,
-        journal: journalToChunk.toString(),
-        level: DEFLATE_LEVEL, sql: STORER_SQL,
-      },
-      transferList: [port2],
-    });
-    this.worker.unref();
-    this.post({ t: 'open' });
-  }
-
-  /** Events stored so far. */
-  get committedSeq(): Seq {
-    const done = Atomics.load(this.signal, 0);
-    while (this.inFlight.length > 0 && this.inFlight[0][0] <= done) this.committed = this.inFlight.shift()![1];
-    return this.committed;
-  }
-
-  /** The chain hash once everything sent is stored (waits for that). */
-  get headHash(): Buffer {
-    this.waitFor(this.sent);
-    return Buffer.from(this.head);
-  }
-
-  /** Hands a chunk over as its journal: the thread writes its bytes (journalToChunk), then stores it. */
-  chunk(firstSeq: Seq, count: number, journal: ChunkJournal): void {
-    // Copies the thread owns: the journal's arrays are views of the chunk builder's buffers.
-    const words = journal.words.slice();
-    const bytes = new Uint8Array(journal.bytes);
-    this.post({ t: 'chunk', firstSeq, count, journal: { count: journal.count, words, bytes, stepPrefix: journal.stepPrefix } }, [words.buffer, bytes.buffer]);
-    this.inFlight.push([this.sent, firstSeq + count]);
-    this.waitFor(this.sent - THREAD_MAX_IN_FLIGHT);
-  }
-
-  checkpoint(c: PendingCheckpoint): void {
-    // Exactly its bytes, owned by the thread (a view would take its whole buffer along).
-    const state = new Uint8Array(c.state);
-    const pages = c.pages.map(([hash, bytes]): [Uint8Array, Uint8Array] => [new Uint8Array(hash), new Uint8Array(bytes)]);
-    this.post({ t: 'checkpoint', checkpoint: { seq: c.seq, state, pages } }, [state.buffer, ...pages.flatMap(([h, b]) => [h.buffer as ArrayBuffer, b.buffer as ArrayBuffer])]);
-  }
-
-  /** Waits until everything sent is stored, and ends the thread (its connection closed). */
-  close(): void {
-    this.post({ t: 'close' });
-    this.waitFor(this.sent);
-    this.worker.terminate().catch(() => {});
-  }
-
-  private post(message: unknown, transfer: ArrayBuffer[] = []): void {
-    this.check();
-    this.worker.postMessage(message, transfer);
-    this.sent++;
-  }
-
-  /** Blocks until the thread has handled `count` messages. */
-  private waitFor(count: number): void {
-    for (let done = Atomics.load(this.signal, 0); done < count; done = Atomics.load(this.signal, 0)) {
-      this.check();
-      Atomics.wait(this.signal, 0, done, 1000);
-    }
-    this.check();
-  }
-
-  private check(): void {
-    if (Atomics.load(this.signal, 1) === 0) return;
-    const message = receiveMessageOnPort(this.errors)?.message;
-    this.worker.terminate().catch(() => {});
-    throw new Error(`the store thread failed: ${String(message ?? 'unknown error')}`);
-  }
-}
 
 /**
  * Appends one run's events, chunk by chunk, each chunk in its own transaction. Events are
  * encoded as they come (only their bytes are kept). A long recording hands deflating and
- * storing to a store thread (see StoreThread); flush() waits for it.
+ * storing to the store thread (see StoreThread) once it is ready; flush() waits for it.
  */
 export class RunWriter {
   private readonly chunk: ChunkBuilder;
@@ -549,6 +397,8 @@ export class RunWriter {
   private readonly storer: ChunkStorer;
   private thread: StoreThread | null = null;
   private chunksWritten = 0;
+  /** Chunks handed to the store thread (the rest the recording thread stored itself). */
+  chunksByThread = 0;
 
   /**
    * @param prefix events of the parent between the aligned base and the fork point
@@ -559,7 +409,7 @@ export class RunWriter {
     this.bufferFirstSeq = baseSeq;
     this.chunk = new ChunkBuilder(store.codec);
     for (const event of prefix) this.chunk.add(event);
-    this.storer = new ChunkStorer(store.db, run, baseSeq, head, chunkHash, deflateRawSync, STORER_SQL, DEFLATE_LEVEL);
+    this.storer = new ChunkStorer(store.db, run, baseSeq, head);
   }
 
   /** The seq the next appended event gets. */
@@ -599,7 +449,7 @@ export class RunWriter {
     if (this.thread !== null) {
       const thread = this.thread;
       this.thread = null;
-      thread.close();
+      thread.release();
       this.storer.committed = thread.committedSeq;
       this.storer.head = thread.headHash;
     }
@@ -615,7 +465,7 @@ export class RunWriter {
     this.thread = null;
     if (thread === null) return;
     try {
-      thread.close();
+      thread.release();
     } catch {
       // The failure being reported matters more than a failure to store.
     }
@@ -627,19 +477,26 @@ export class RunWriter {
     const firstSeq = this.bufferFirstSeq;
     const journal = this.chunk.takeJournal();
     this.bufferFirstSeq += count;
-    if (this.thread === null && ++this.chunksWritten > THREAD_AFTER_CHUNKS && this.store.path !== ':memory:') {
-      this.thread = new StoreThread(this.store.path, this.run, this.storer.committed, this.storer.head);
-      for (const c of this.storer.takePending()) this.thread.checkpoint(c);
+    if (this.thread === null && this.store.path !== ':memory:') {
+      if (++this.chunksWritten === 1) StoreThread.start();
+      else if (this.chunksWritten > THREAD_AFTER_CHUNKS) this.takeThread();
     }
-    if (this.thread !== null) this.thread.chunk(firstSeq, count, journal);
-    else this.storer.commit({ firstSeq, count, raw: journalToChunk(journal) });
+    if (this.thread !== null) {
+      this.thread.chunk(firstSeq, count, journal);
+      this.chunksByThread++;
+    } else {
+      this.storer.commit({ firstSeq, count, raw: journalToChunk(journal) });
+    }
   }
-}
 
-function configureWriter(db: Database.Database): void {
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 5000');
+  /** Moves storing to the store thread if it is ready (it starts in the background if not). */
+  private takeThread(): void {
+    const thread = StoreThread.acquire();
+    if (thread === undefined) return;
+    thread.open(this.store.path, this.run, this.storer.committed, this.storer.head);
+    for (const c of this.storer.takePending()) thread.checkpoint(c);
+    this.thread = thread;
+  }
 }
 
 function checkFormat(db: Database.Database, path: string): void {
@@ -649,15 +506,70 @@ function checkFormat(db: Database.Database, path: string): void {
     throw new InputError('not-a-recording', `${path}: not a chronovisor recording (an SQLite database without chronovisor's tables); give a file written by 'chronovisor run'`);
   }
   const version = Number((db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value);
-  if (version > SCHEMA_VERSION) {
-    throw new InputError('schema-newer', `${path}: recorded with event schema v${version}, but this chronovisor reads up to v${SCHEMA_VERSION}; upgrade chronovisor to open it`);
-  }
-  if (version < SCHEMA_VERSION) {
-    throw new InputError('schema-older', `${path}: recorded with event schema v${version}, older than this chronovisor's v${SCHEMA_VERSION}; re-record the scenario`);
+  const problem = formatProblem('its events', version, SCHEMA_VERSION);
+  if (problem !== undefined) throw new InputError(version > SCHEMA_VERSION ? 'schema-newer' : 'schema-older', `${path}: ${problem}`);
+}
+
+/**
+ * What to tell the user about a recording (or a part of it, `what`) in format `recorded`
+ * when this chronovisor reads `reads`; undefined when they are the same. No format has a
+ * migration yet: the way forward is to record the scenario again (or, for a newer
+ * recording, to use a chronovisor that reads it).
+ */
+export function formatProblem(what: string, recorded: number, reads: number): string | undefined {
+  if (recorded === reads) return undefined;
+  return `${what}: recorded by format ${recorded}; this chronovisor reads ${reads}: re-record it${recorded > reads ? ', or upgrade chronovisor' : ''}`;
+}
+
+/** Damage found while reading a run: what, where, and the command that checks all of it. */
+export class RecordingDamage extends InputError {
+  /** @param seq where in the run, when the damage is in its events, checkpoints or pages */
+  constructor(readonly path: string, readonly run: number, readonly seq: Seq | undefined, readonly what: string) {
+    super('damaged', `${path}: run ${run} is damaged${seq === undefined ? '' : ` at seq ${seq}`}: ${what}; 'chronovisor verify ${path} --run ${run}' checks all of it`);
   }
 }
 
-function toRunRow(r: Record<string, unknown>): RunRow {
+export function damaged(path: string, run: number, seq: Seq | undefined, what: string): RecordingDamage {
+  return new RecordingDamage(path, run, seq, what);
+}
+
+const RUN_STATUSES: readonly string[] = ['recording', 'complete', 'stopped', 'incomplete'];
+const isCount = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+const isJsonObject = (v: unknown): boolean => {
+  try {
+    const parsed: unknown = JSON.parse(v as string);
+    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed);
+  } catch {
+    return false;
+  }
+};
+
+/** What each column of a run's record must hold; a row that breaks one is damaged, not a bug. */
+const RUN_COLUMNS: [column: string, ok: (v: unknown) => boolean, expected: string][] = [
+  ['name', (v) => typeof v === 'string', 'text'],
+  ['parent_run', (v) => v === null || isCount(v), 'a run id or null'],
+  ['fork_seq', (v) => v === null || isCount(v), 'a seq or null'],
+  ['base_seq', (v) => isCount(v) && (v as number) % CHUNK_EVENTS === 0, 'a chunk-aligned seq'],
+  ['seed', (v) => typeof v === 'string', 'text'],
+  ['scenario', (v) => typeof v === 'string', 'text'],
+  ['scenario_path', (v) => typeof v === 'string', 'text'],
+  ['config', (v) => typeof v === 'string' && isJsonObject(v), 'a JSON object'],
+  ['schema_version', (v) => v === SCHEMA_VERSION, `schema version ${SCHEMA_VERSION}`],
+  ['sim_version', (v) => typeof v === 'string', 'text'],
+  ['status', (v) => RUN_STATUSES.includes(v as string), RUN_STATUSES.join(', ')],
+  ['head_hash', (v) => Buffer.isBuffer(v) && v.length === 32, 'a 32-byte hash'],
+  ['event_count', isCount, 'a count'],
+  ['writer_pid', (v) => v === null || isCount(v), 'a process id or null'],
+  ['summary', (v) => typeof v === 'string' && isJsonObject(v), 'a JSON object'],
+];
+
+function toRunRow(r: Record<string, unknown>, path: string): RunRow {
+  for (const [column, ok, expected] of RUN_COLUMNS) {
+    if (!ok(r[column])) {
+      const found = Buffer.isBuffer(r[column]) ? `${(r[column] as Buffer).length} bytes` : JSON.stringify(r[column])?.slice(0, 40);
+      throw damaged(path, Number(r.id), undefined, `its record's ${column} holds ${found}, not ${expected}`);
+    }
+  }
   return {
     id: r.id as number,
     name: r.name as string,
@@ -669,6 +581,7 @@ function toRunRow(r: Record<string, unknown>): RunRow {
     scenarioPath: r.scenario_path as string,
     config: r.config as string,
     schemaVersion: r.schema_version as number,
+    formats: parseFormats(r, path),
     simVersion: r.sim_version as string,
     status: r.status as RunStatus,
     headHash: r.head_hash as Buffer,
@@ -676,6 +589,18 @@ function toRunRow(r: Record<string, unknown>): RunRow {
     writerPid: r.writer_pid as number | null,
     summary: r.summary as string,
   };
+}
+
+/** A run's formats column: a JSON object of versions; absent in files made before runs kept them. */
+function parseFormats(r: Record<string, unknown>, path: string): RunFormats {
+  if (r.formats === undefined) return {};
+  try {
+    const formats: unknown = JSON.parse(r.formats as string);
+    if (formats !== null && typeof formats === 'object' && Object.values(formats).every(Number.isInteger)) return formats as RunFormats;
+  } catch {
+    // Reported below, as any other damaged value.
+  }
+  throw new InputError('not-a-recording', `${path}: run ${String(r.id)}: its formats field (${JSON.stringify(r.formats)}) is damaged; it should be a JSON object of versions`);
 }
 
 function toChunkRow(r: Record<string, unknown>): ChunkRow {

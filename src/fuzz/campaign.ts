@@ -11,6 +11,7 @@ import { actionArbitrary, type Action } from './actions.ts';
 import { caseShapeArbitrary, caseYaml, type CaseShape } from './case.ts';
 import { Coverage, FuzzMachine } from './fuzz-machine.ts';
 import { ActionCommand, Finding, initialModel, type Model } from './model.ts';
+import type { CorpusEntry } from './mutate.ts';
 
 export interface CampaignOptions {
   profile: Profile;
@@ -36,6 +37,10 @@ export interface CampaignOptions {
   progressEvery?: number;
   /** Now, in milliseconds (the CLI's clock; campaigns in tests pass none). */
   clock?: () => number;
+  /** Coverage-guided (guided.ts): mutate corpus entries besides generating fresh cases. */
+  guided?: boolean;
+  /** The guided mode's starting corpus (from the recording, or the coordinator's). */
+  corpus?: readonly CorpusEntry[];
 }
 
 export interface CampaignProgress {
@@ -44,6 +49,8 @@ export interface CampaignProgress {
 }
 
 export interface Counterexample {
+  /** How it was found: random cases are replayed by seed and path; a guided case by its recording. */
+  mode: 'random' | 'guided';
   seed: number;
   path: string;
   shape: CaseShape;
@@ -60,6 +67,8 @@ export interface CampaignResult {
   runs: number;
   coverage: Coverage;
   counterexample: Counterexample | undefined;
+  /** Corpus entries this campaign added (guided only). */
+  corpus: CorpusEntry[];
 }
 
 export const DEFAULT_MAX_COMMANDS = 12;
@@ -91,7 +100,8 @@ export function runCampaign(options: CampaignOptions): CampaignResult {
   const property = fc.property(caseShapeArbitrary, commandsArbitrary(options.maxCommands ?? DEFAULT_MAX_COMMANDS, options.focus), (shape, commands) => {
     runs++;
     if (options.onProgress && runs % every === 0) options.onProgress({ runs, coverage });
-    const { finding } = executeCase(shape, commands, options, coverage);
+    const { real, finding } = executeCase(shape, commands, options, coverage);
+    coverage.features.addCase(real.features());
     if (finding === undefined) return;
     firstFailure ??= { runs, ms: started === undefined ? undefined : clock!() - started };
     throw new Finding(finding);
@@ -103,7 +113,7 @@ export function runCampaign(options: CampaignOptions): CampaignResult {
     interruptAfterTimeLimit: options.timeMs,
     markInterruptAsFailure: false,
   });
-  if (!details.failed || details.counterexample === null) return { runs, coverage, counterexample: undefined };
+  if (!details.failed || details.counterexample === null) return { runs, coverage, counterexample: undefined, corpus: [] };
   const [shape, commands] = details.counterexample;
   // Run the shrunk case once more to learn which actions ran (the model skips impossible ones).
   const { real, finding } = executeCase(shape, commands, options, new Coverage());
@@ -111,8 +121,9 @@ export function runCampaign(options: CampaignOptions): CampaignResult {
   return {
     runs,
     coverage,
+    corpus: [],
     counterexample: {
-      seed: details.seed, path: details.counterexamplePath ?? '', shape, actions, finding: finding ?? String(details.errorInstance),
+      mode: 'random', seed: details.seed, path: details.counterexamplePath ?? '', shape, actions, finding: finding ?? String(details.errorInstance),
       runsToFind: firstFailure?.runs ?? runs, msToFind: firstFailure?.ms,
       yaml: caseYaml(shape, options.profile, options.flaws, actions),
     },

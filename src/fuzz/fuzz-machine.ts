@@ -11,13 +11,31 @@ import { cloneState, initialState, type MachineState } from '../core/machine/sta
 import { nextStep } from '../replay/recorder.ts';
 import { actionInput, type Action } from './actions.ts';
 import { WHEN_QUIET, caseConfig, type CaseShape } from './case.ts';
+import { CaseFeatures, FeatureCounts } from './features.ts';
 
-/** What a campaign has exercised: exit reasons, VT-d fault reasons and event kinds seen. */
+/** Coverage as plain data (what crosses threads and the queue). */
+export interface PlainCoverage {
+  exitReasons: number[];
+  faultReasons: number[];
+  kinds: string[];
+  exits: number;
+  /** Feature -> cases that reached it. */
+  features: [string, number][];
+}
+
+/** What a campaign has exercised: exit reasons, VT-d fault reasons and event kinds seen, and the features of its cases. */
 export class Coverage {
   readonly exitReasons = new Set<number>();
   readonly faultReasons = new Set<number>();
   readonly kinds = new Set<string>();
+  readonly features = new FeatureCounts();
   exits = 0;
+
+  static from(plain: PlainCoverage): Coverage {
+    const coverage = new Coverage();
+    coverage.merge(plain);
+    return coverage;
+  }
 
   add(event: Event): void {
     this.kinds.add(event.kind);
@@ -30,11 +48,16 @@ export class Coverage {
   }
 
   /** Adds what `other` covered; its exits count too unless they were run before (a prepared machine's). */
-  merge(other: { exitReasons: Iterable<number>; faultReasons: Iterable<number>; kinds: Iterable<string>; exits: number }, countExits = true): void {
+  merge(other: PlainCoverage | Coverage, countExits = true): void {
     for (const r of other.exitReasons) this.exitReasons.add(r);
     for (const r of other.faultReasons) this.faultReasons.add(r);
     for (const k of other.kinds) this.kinds.add(k);
     if (countExits) this.exits += other.exits;
+    this.features.merge(other.features instanceof FeatureCounts ? other.features.counts : other.features);
+  }
+
+  plain(): PlainCoverage {
+    return { exitReasons: [...this.exitReasons], faultReasons: [...this.faultReasons], kinds: [...this.kinds], exits: this.exits, features: [...this.features.counts] };
   }
 }
 
@@ -44,6 +67,8 @@ interface Prepared {
   events: number;
   violations: EventOf<'violation'>[];
   coverage: Coverage;
+  /** The features booting reached: every case of the shape reaches them too. */
+  features: string[];
 }
 
 /**
@@ -64,6 +89,9 @@ export class FuzzMachine {
   readonly config: MachineConfig;
   readonly violations: EventOf<'violation'>[] = [];
   readonly applied: Action[] = [];
+  /** What this case reached after booting (see features()). */
+  private readonly caseFeatures = new CaseFeatures();
+  private readonly bootFeatures: string[];
   events = 0;
 
   constructor(readonly shape: CaseShape, readonly profile: Profile, readonly flaws: readonly FlawName[], readonly maxEvents: number, readonly coverage: Coverage) {
@@ -75,6 +103,12 @@ export class FuzzMachine {
     this.violations.push(...base.violations);
     // The prepared machine's exits were run once, when it was prepared: they count as covered, not as run again.
     coverage.merge(base.coverage, false);
+    this.bootFeatures = base.features;
+  }
+
+  /** Every feature the case reached, booting included. */
+  features(): string[] {
+    return [...new Set([...this.bootFeatures, ...this.caseFeatures.list()])];
   }
 
   private static prepare(shape: CaseShape, profile: Profile, flaws: readonly FlawName[], maxEvents: number): Prepared {
@@ -82,8 +116,9 @@ export class FuzzMachine {
     let base = prepared.get(key);
     if (base === undefined) {
       const coverage = new Coverage();
-      const first = new FuzzMachine.Fresh(caseConfig(shape, profile, flaws, []), maxEvents, coverage);
-      base = { state: cloneState(first.machine.state), events: first.events, violations: first.violations, coverage };
+      const features = new CaseFeatures();
+      const first = new FuzzMachine.Fresh(caseConfig(shape, profile, flaws, []), maxEvents, coverage, features);
+      base = { state: cloneState(first.machine.state), events: first.events, violations: first.violations, coverage, features: features.list() };
       if (prepared.size >= PREPARED_MAX) prepared.delete(prepared.keys().next().value!);
       prepared.set(key, base);
     }
@@ -96,9 +131,9 @@ export class FuzzMachine {
     readonly violations: EventOf<'violation'>[] = [];
     events = 0;
 
-    constructor(config: MachineConfig, maxEvents: number, coverage: Coverage) {
+    constructor(config: MachineConfig, maxEvents: number, coverage: Coverage, features: CaseFeatures) {
       this.machine = new Machine(initialState(config));
-      this.events = runUntilQuiet(this.machine, config, maxEvents, 0, coverage, this.violations);
+      this.events = runUntilQuiet(this.machine, config, maxEvents, 0, coverage, features, this.violations);
     }
   };
 
@@ -118,19 +153,20 @@ export class FuzzMachine {
     // The config's input list is read as the machine goes, so a pushed input is pending now.
     this.config.inputs.push({ at: WHEN_QUIET, key, value });
     this.applied.push(action);
-    this.events = runUntilQuiet(this.machine, this.config, this.maxEvents, this.events, this.coverage, this.violations);
+    this.events = runUntilQuiet(this.machine, this.config, this.maxEvents, this.events, this.coverage, this.caseFeatures, this.violations);
     return this.violations.slice(before);
   }
 }
 
 /** Steps until every input is taken and the machine is quiet (or halted, or out of budget); returns the event count. */
-function runUntilQuiet(m: Machine, config: MachineConfig, maxEvents: number, events: number, coverage: Coverage, violations: EventOf<'violation'>[]): number {
+function runUntilQuiet(m: Machine, config: MachineConfig, maxEvents: number, events: number, coverage: Coverage, features: CaseFeatures, violations: EventOf<'violation'>[]): number {
   let count = events;
   while (!m.state.halted && count < maxEvents) {
     if (m.state.inputNext >= config.inputs.length && m.finished) break;
     for (const event of nextStep(m)) {
       count++;
       coverage.add(event);
+      features.add(event, m.state);
       if (event.kind === 'violation') violations.push(event);
     }
   }

@@ -3,13 +3,18 @@
  *
  * Chunks carry a hash chain, so equal chunk hashes at the same position mean equal
  * histories up to there: the search skips shared prefixes (a fork's, for instance) without
- * decoding them and compares events only inside the first chunk that differs.
+ * decoding them and compares events only inside the first chunk that differs. From there the
+ * runs are aligned by tick and actor (align.ts), which finds the regions where their
+ * behaviour differs even when the same steps sit at different seqs (two profiles).
  */
+import { createHash } from 'node:crypto';
 import type { Event, Seq } from '../events/schema.ts';
 import { CHUNK_EVENTS, type RecordingStore, type RunRow } from '../events/store.ts';
+import { ownerPlaintext } from '../core/hypervisor/memory/smm.ts';
 import type { MachineState } from '../core/machine/state.ts';
+import { align, type Region } from './align.ts';
 import { Timeline } from './timeline.ts';
-import { createHash } from 'node:crypto';
+import { PAGE_SIZE } from '../core/hypervisor/config.ts';
 
 export interface StateDifference {
   area: 'domains' | 'ownership' | 'memory' | 'violations' | 'machine';
@@ -18,14 +23,27 @@ export interface StateDifference {
   b: string;
 }
 
+export interface RegionDiff extends Region {
+  /** How the states differ after the region that they did not before it (what it changed). */
+  state: StateDifference[];
+}
+
 export interface RunDiff {
   a: { run: number; name: string; events: Seq };
   b: { run: number; name: string; events: Seq };
-  /** The first seq where the runs differ, or undefined when they are identical. */
+  /** The first seq where the runs' events differ, or undefined when they are identical. */
   divergedAt: Seq | undefined;
   /** Events from the divergence on, a few from each side. */
   aEvents: [Seq, Event][];
   bEvents: [Seq, Event][];
+  /**
+   * The runs aligned by tick and actor from the last step boundary before they diverge (see
+   * align.ts): steps alike, and the regions where behaviour differs, first first.
+   */
+  alignedFrom: Seq;
+  alike: number;
+  regionCount: number;
+  regions: RegionDiff[];
   /** Differences between the final states. */
   state: StateDifference[];
 }
@@ -37,8 +55,8 @@ export function firstDivergence(a: Timeline, b: Timeline): Seq | undefined {
   let seq = 0;
   // Skip whole chunks whose chained hashes agree.
   while (seq + CHUNK_EVENTS <= shorter) {
-    const ha = chunkHashAt(a.store, a.run, seq);
-    const hb = chunkHashAt(b.store, b.run, seq);
+    const ha = a.store.chunkHashAt(a.store.ownerOf(a.run, seq).id, seq);
+    const hb = b.store.chunkHashAt(b.store.ownerOf(b.run, seq).id, seq);
     if (ha === undefined || hb === undefined || !ha.equals(hb)) break;
     seq += CHUNK_EVENTS;
   }
@@ -48,29 +66,52 @@ export function firstDivergence(a: Timeline, b: Timeline): Seq | undefined {
   return a.length === b.length ? undefined : shorter;
 }
 
-function chunkHashAt(store: RecordingStore, run: RunRow, seq: Seq): Buffer | undefined {
-  const row = store.chunkRowAt(store.ownerOf(run, seq).id, seq);
-  return row !== undefined && row.firstSeq === seq && row.count === CHUNK_EVENTS ? row.hash : undefined;
+const key = (d: StateDifference): string => `${d.area}\u0000${d.what}`;
+
+/** The differences in `after` that `before` did not have, or had with other values. */
+function introduced(before: StateDifference[], after: StateDifference[]): StateDifference[] {
+  const known = new Map(before.map((d) => [key(d), d]));
+  return after.filter((d) => {
+    const old = known.get(key(d));
+    return old === undefined || old.a !== d.a || old.b !== d.b;
+  });
 }
 
-export function diffRuns(store: RecordingStore, runA: RunRow, runB: RunRow, context = 8): RunDiff {
+/**
+ * Where two runs part and how. `regions` regions are described in full (with the state each
+ * changed); all of them are counted.
+ */
+export function diffRuns(store: RecordingStore, runA: RunRow, runB: RunRow, context = 8, regions = 10): RunDiff {
   const a = new Timeline(store, runA);
   const b = new Timeline(store, runB);
   const divergedAt = firstDivergence(a, b);
   const from = divergedAt ?? 0;
+  // The shared prefix needs no aligning: start at the step it diverges in.
+  const alignedFrom = divergedAt === undefined ? Math.min(a.length, b.length) : a.stepBoundaryAtOrBefore(divergedAt);
+  const alignment = align(a, b, alignedFrom, regions);
+  const statesAt = (ra: Seq, rb: Seq): StateDifference[] => diffStates(a.stateAt(ra), b.stateAt(rb));
   return {
     a: { run: runA.id, name: runA.name, events: a.length },
     b: { run: runB.id, name: runB.name, events: b.length },
     divergedAt,
     aEvents: divergedAt === undefined ? [] : [...a.iterate(from, from + context)],
     bEvents: divergedAt === undefined ? [] : [...b.iterate(from, from + context)],
-    state: diffStates(a.stateAt(a.length), b.stateAt(b.length)),
+    alignedFrom,
+    alike: alignment.alike,
+    regionCount: alignment.regionCount,
+    regions: alignment.regions.map((r) => ({ ...r, state: introduced(statesAt(r.a[0], r.b[0]), statesAt(r.a[1], r.b[1])) })),
+    state: statesAt(a.length, b.length),
   };
 }
 
-const pageHash = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+const plaintextHash = (state: MachineState, mfn: number): string => createHash('sha256').update(ownerPlaintext(state, mfn, 0, PAGE_SIZE)).digest('hex').slice(0, 16);
 
-/** Differences between two states, area by area, for people to read. */
+/**
+ * Differences between two states, area by area, for people to read. A frame differs when
+ * both its stored bytes and its plaintext (as its owner reads it) do: two profiles of one
+ * scenario then differ only where the data does, not everywhere SMM encrypts, and a fork
+ * that switched profile does not differ in pages it never wrote.
+ */
 export function diffStates(a: MachineState, b: MachineState): StateDifference[] {
   const out: StateDifference[] = [];
   const add = (area: StateDifference['area'], what: string, x: unknown, y: unknown): void => {
@@ -95,7 +136,9 @@ export function diffStates(a: MachineState, b: MachineState): StateDifference[] 
   for (const mfn of [...pages].sort((x, y) => x - y)) {
     const pa = a.memory.get(mfn);
     const pb = b.memory.get(mfn);
-    add('memory', `frame ${mfn} content`, pa ? pageHash(pa.bytes) : 'zero', pb ? pageHash(pb.bytes) : 'zero');
+    // The same bytes stored are the same page, whatever a profile would make of them.
+    if (pa !== undefined && pb !== undefined && Buffer.compare(pa.bytes, pb.bytes) === 0) continue;
+    add('memory', `frame ${mfn} plaintext`, pa ? plaintextHash(a, mfn) : 'zero', pb ? plaintextHash(b, mfn) : 'zero');
   }
   add('violations', 'violations', a.violations, b.violations);
   return out;

@@ -10,6 +10,7 @@ import { Machine } from '../core/machine/machine.ts';
 import { inputProblem } from '../core/machine/scenario.ts';
 import { BlobCache, dehydrate, hydrate } from '../core/machine/snapshot.ts';
 import type { MachineState } from '../core/machine/state.ts';
+import { RUN_FORMATS } from './formats.ts';
 import { drive, type DriveOptions, type DriveResult } from './recorder.ts';
 import { SummaryBuilder } from './summary.ts';
 import { Timeline } from './timeline.ts';
@@ -58,15 +59,16 @@ export function forkRun(store: RecordingStore, request: ForkRequest, options: Dr
     if (problem) throw new InputError('argument', `--set ${key}=${value}: ${problem}`);
   }
   const baseSeq = Math.floor(forkSeq / CHUNK_EVENTS) * CHUNK_EVENTS;
-  const head = baseSeq === 0 ? GENESIS_HASH : store.chunkRowAt(store.ownerOf(parent, baseSeq - 1).id, baseSeq - 1)!.hash;
-  const prefix = timeline.events(baseSeq, forkSeq);
+  // Reading the prefix checks every chunk of it against the chain, the one before the base included.
   const summary = new SummaryBuilder();
   for (const [seq, event] of timeline.iterate(0, forkSeq)) summary.add(seq, event);
+  const prefix = timeline.events(baseSeq, forkSeq);
+  const head = baseSeq === 0 ? GENESIS_HASH : store.chunkHashAt(store.ownerOf(parent, baseSeq - 1).id, baseSeq - CHUNK_EVENTS)!;
   const run = store.createRun({
     name: request.name ?? `${parent.name}+fork@${forkSeq}`,
     parentRun: parent.id, forkSeq, baseSeq, seed: parent.seed, scenario: parent.scenario,
     scenarioPath: parent.scenarioPath, config: JSON.stringify({ set: Object.fromEntries(request.modifications) }),
-    simVersion: request.simVersion, headHash: head, writerPid: request.writerPid,
+    formats: RUN_FORMATS, simVersion: request.simVersion, headHash: head, writerPid: request.writerPid,
   });
   const writer = new RunWriter(store, run, baseSeq, head, prefix);
   const result = drive(store, writer, new Machine(state), request.modifications, forkSeq, options, summary);

@@ -8,6 +8,9 @@ import type { MachineState } from '../core/machine/state.ts';
 import { exitReasonName } from '../core/hardware/vmx/exit-reasons.ts';
 import { disassembleAt } from '../core/machine/inspect.ts';
 import { readRegister } from '../core/hardware/cpu/cpu-state.ts';
+import { evolve } from '../core/machine/evolve.ts';
+import type { Seq } from '../events/schema.ts';
+import type { Timeline } from './timeline.ts';
 
 export type DomainNames = ReadonlyMap<DomainId, string>;
 
@@ -204,4 +207,34 @@ export function stateText(state: MachineState, seq: number): string {
     `I/O path: ${v.profile === 'secure' ? 'SIOM' : `dom0 netback (${v.io.netbackUp ? 'up' : 'down'})`}`,
   ];
   return lines.join('\n');
+}
+
+/**
+ * Events [from, to) with what `log` shows beside them: each cpu.step's instruction,
+ * disassembled from guest memory as it was when it ran (a private state is rolled forward
+ * with the events), and the domain names known at that point. Reads the run once, chunk by
+ * chunk, keeping none of them: memory stays flat over any length of run.
+ */
+export function* annotatedEvents(timeline: Timeline, from: Seq, to: Seq): Generator<AnnotatedEvent> {
+  const state = timeline.mutableStateAt(Math.min(from, timeline.length));
+  const names = domainNames(state);
+  for (const [seq, event] of timeline.iterate(from, to, { cache: false })) {
+    if (event.kind === 'domain.create') names.set(event.dom, event.name);
+    const instruction = event.kind === 'cpu.step' ? disassembleAt(state, event.dom, event.vcpu, event.eip) : undefined;
+    yield { seq, event, instruction, names };
+    evolve(state, event);
+  }
+}
+
+export interface AnnotatedEvent {
+  seq: Seq;
+  event: Event;
+  /** A cpu.step's instruction as it was in memory. */
+  instruction: string | undefined;
+  names: DomainNames;
+}
+
+/** One event as `log --json` and `export jsonl` print it. */
+export function eventLogJson({ seq, event, instruction }: AnnotatedEvent): Record<string, unknown> {
+  return { ...eventJson(seq, event), ...(instruction ? { instruction } : {}) };
 }

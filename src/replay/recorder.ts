@@ -10,6 +10,7 @@ import { Machine } from '../core/machine/machine.ts';
 import type { MachineConfig } from '../core/hypervisor/config.ts';
 import { dehydrate } from '../core/machine/snapshot.ts';
 import { initialState, type MachineState } from '../core/machine/state.ts';
+import { RUN_FORMATS } from './formats.ts';
 import { SummaryBuilder, type RunSummary } from './summary.ts';
 
 /** Events between checkpoints (cpu.step events counted at their weight): bounds what a seek folds. */
@@ -55,7 +56,7 @@ export function recordScenario(store: RecordingStore, config: MachineConfig, ide
   const run = store.createRun({
     name: identity.name, parentRun: null, forkSeq: null, baseSeq: 0, seed: config.seed,
     scenario: identity.scenarioText, scenarioPath: identity.scenarioPath, config: identity.config,
-    simVersion: identity.simVersion, headHash: GENESIS_HASH, writerPid: identity.writerPid,
+    formats: RUN_FORMATS, simVersion: identity.simVersion, headHash: GENESIS_HASH, writerPid: identity.writerPid,
   });
   const writer = new RunWriter(store, run, 0, GENESIS_HASH);
   return drive(store, writer, new Machine(initialState(config)), [], 0, options);

@@ -11,7 +11,7 @@ import { enableMapSet, freeze, produce } from 'immer';
 import { assert } from '../events/errors.ts';
 import { STEP_OPENERS, type Event, type Seq } from '../events/schema.ts';
 import type { DecodedChunk, RecordingStore, RunRow } from '../events/store.ts';
-import { CHUNK_EVENTS } from '../events/store.ts';
+import { CHUNK_EVENTS, GENESIS_HASH, damaged } from '../events/store.ts';
 import { evolve } from '../core/machine/evolve.ts';
 import { BlobCache, hydrate } from '../core/machine/snapshot.ts';
 import type { MachineState } from '../core/machine/state.ts';
@@ -69,9 +69,7 @@ export class Timeline {
   }
 
   private loadLineage(): RunRow[] {
-    const rows = [this.run];
-    while (rows[rows.length - 1].parentRun !== null) rows.push(this.store.run(rows[rows.length - 1].parentRun!));
-    return rows;
+    return this.store.lineage(this.run);
   }
 
   /** The run whose chunks hold `seq` for this run. */
@@ -79,17 +77,39 @@ export class Timeline {
     return this.lineage.find((r) => seq >= r.baseSeq)!;
   }
 
-  private chunk(seq: Seq): DecodedChunk {
+  /**
+   * The chunk holding `seq`, its hash checked against the chain (one extra lookup: the hash
+   * of the chunk before it). A chunk that is missing, or shorter than the run's event count
+   * says, is damage, reported with the run and seq.
+   */
+  private chunk(seq: Seq, cache = true): DecodedChunk {
     const first = Math.floor(seq / CHUNK_EVENTS) * CHUNK_EVENTS;
     let chunk = this.chunks.get(first);
     if (chunk === undefined) {
-      const owner = this.ownerOf(seq);
+      const owner = this.ownerOf(first);
       const row = this.store.chunkRowAt(owner.id, seq);
-      assert(row !== undefined && row.firstSeq === first, () => `run ${owner.id} has no chunk at seq ${first}`);
-      chunk = this.store.decodeChunk(row);
-      this.chunks.set(first, chunk);
+      if (row === undefined || row.firstSeq !== first) {
+        throw damaged(this.store.path, this.run.id, first, `the chunk of events ${first}..${first + CHUNK_EVENTS - 1}${owner.id === this.run.id ? '' : ` (stored by run ${owner.id})`} is missing`);
+      }
+      chunk = this.store.decodeChunk(row, this.chainHashBefore(first));
+      if (cache) this.chunks.set(first, chunk);
+    }
+    if (seq >= chunk.firstSeq + chunk.events.length) {
+      throw damaged(this.store.path, this.run.id, seq, `the run says it holds ${this.length} events, but its chunks end at seq ${chunk.firstSeq + chunk.events.length}`);
     }
     return chunk;
+  }
+
+  /** The chain hash before the chunk starting at `first`: the hash stored with the chunk before it. */
+  private chainHashBefore(first: Seq): Uint8Array {
+    if (first === 0) return GENESIS_HASH;
+    const previous = first - CHUNK_EVENTS;
+    const owner = this.ownerOf(previous);
+    const hash = this.store.chunkHashAt(owner.id, previous);
+    if (hash === undefined) {
+      throw damaged(this.store.path, this.run.id, previous, `the chunk of events ${previous}..${first - 1} is missing, so the chunk after it cannot be checked`);
+    }
+    return hash;
   }
 
   event(seq: Seq): Event {
@@ -98,11 +118,14 @@ export class Timeline {
     return chunk.events[seq - chunk.firstSeq];
   }
 
-  /** Events [from, to) in order. */
-  *iterate(from: Seq = 0, to: Seq = this.length): Generator<[Seq, Event]> {
+  /**
+   * Events [from, to) in order. `cache: false` reads each chunk once without keeping it (a
+   * pass over a whole run then holds one chunk at a time: memory stays flat).
+   */
+  *iterate(from: Seq = 0, to: Seq = this.length, { cache = true } = {}): Generator<[Seq, Event]> {
     const end = Math.min(to, this.length);
     for (let seq = Math.max(0, from); seq < end;) {
-      const chunk = this.chunk(seq);
+      const chunk = this.chunk(seq, cache);
       const stop = Math.min(end, chunk.firstSeq + chunk.events.length);
       for (; seq < stop; seq++) yield [seq, chunk.events[seq - chunk.firstSeq]];
     }
@@ -122,7 +145,7 @@ export class Timeline {
       }
       if (run.forkSeq !== null) limit = Math.min(limit, run.forkSeq);
     }
-    assert(false, () => `run ${this.run.id} has no checkpoint at or before ${seq}`);
+    throw damaged(this.store.path, this.run.id, seq, `it has no checkpoint at or before seq ${seq} (every run has one at its start)`);
   }
 
   /** Seqs of the checkpoints this run can start from. */
@@ -136,10 +159,18 @@ export class Timeline {
     return [...new Set(seqs)].sort((a, b) => a - b);
   }
 
-  /** A private, mutable copy of the checkpoint's state. */
+  /**
+   * A private, mutable copy of the checkpoint's state. A checkpoint (and the pages it names,
+   * re-hashed as they load) that does not decode is damage, reported with the run and seq.
+   */
   loadCheckpoint(seq: Seq): { seq: Seq; state: MachineState } {
     const checkpoint = this.checkpointAtOrBefore(seq);
-    return { seq: checkpoint.seq, state: hydrate(checkpoint.state, this.blobs) };
+    try {
+      return { seq: checkpoint.seq, state: hydrate(checkpoint.state, this.blobs) };
+    } catch (error) {
+      const message = (error as Error).message.replace(`${this.store.path}: `, '');
+      throw damaged(this.store.path, this.run.id, checkpoint.seq, `the checkpoint at seq ${checkpoint.seq} cannot be loaded: ${message}`);
+    }
   }
 
   /**

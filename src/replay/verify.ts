@@ -10,8 +10,8 @@
  * 3. The first checkpoint must be the initial state of the recorded scenario.
  */
 import { InputError } from '../events/errors.ts';
-import type { Event, Profile, Seq } from '../events/schema.ts';
-import { CHUNK_EVENTS, GENESIS_HASH, chunkHash, inflateChunk, type RecordingStore, type RunRow } from '../events/store.ts';
+import { PROFILES, STEP_OPENERS, type Event, type Profile, type Seq } from '../events/schema.ts';
+import { CHUNK_EVENTS, GENESIS_HASH, RecordingDamage, chunkHash, inflateChunk, type RecordingStore, type RunRow } from '../events/store.ts';
 import { Machine } from '../core/machine/machine.ts';
 import { parseScenario } from '../core/machine/scenario.ts';
 import type { MachineConfig } from '../core/hypervisor/config.ts';
@@ -20,7 +20,7 @@ import { initialState, type MachineState } from '../core/machine/state.ts';
 import { Timeline } from './timeline.ts';
 
 export interface Mismatch {
-  check: 'chain' | 'replay' | 'checkpoint' | 'scenario';
+  check: 'chain' | 'replay' | 'checkpoint' | 'scenario' | 'run';
   seq: Seq;
   message: string;
   expected?: Event;
@@ -33,6 +33,11 @@ export interface VerifyReport {
   chunks: number;
   checkpoints: number;
   replayedEvents: number;
+  /**
+   * The run is still being recorded: it was verified up to its last committed chunk (the
+   * `events` counted when verify began); chunks and checkpoints committed since are left out.
+   */
+  live: boolean;
   ok: boolean;
   mismatch?: Mismatch;
 }
@@ -44,9 +49,7 @@ export interface VerifyOptions {
 
 /** The chunks of a run's lineage in seq order, with the run that stores each. */
 function* lineageChunks(store: RecordingStore, run: RunRow) {
-  const lineage: RunRow[] = [run];
-  while (lineage[lineage.length - 1].parentRun !== null) lineage.push(store.run(lineage[lineage.length - 1].parentRun!));
-  lineage.reverse();
+  const lineage = store.lineage(run).reverse();
   for (let i = 0; i < lineage.length; i++) {
     const owner = lineage[i];
     // An ancestor's chunks count only below every later run's base (a fork of a fork may
@@ -59,11 +62,17 @@ function* lineageChunks(store: RecordingStore, run: RunRow) {
   }
 }
 
-export function verifyChain(store: RecordingStore, run: RunRow): { chunks: number; mismatch?: Mismatch } {
+/**
+ * Checks the hash chain of `run`. A live run (still being recorded) is checked up to the
+ * event count read with its row: its writer commits each chunk with the new count and head
+ * in one transaction, so the chunks below that count end exactly at that head.
+ */
+export function verifyChain(store: RecordingStore, run: RunRow, live = false): { chunks: number; mismatch?: Mismatch } {
   let head: Buffer = GENESIS_HASH;
   let expectedSeq = 0;
   let chunks = 0;
   for (const row of lineageChunks(store, run)) {
+    if (live && row.firstSeq >= run.eventCount) break;
     if (row.firstSeq !== expectedSeq) {
       return { chunks, mismatch: { check: 'chain', seq: expectedSeq, message: `chunk missing: expected one starting at seq ${expectedSeq}, found seq ${row.firstSeq}` } };
     }
@@ -107,22 +116,25 @@ export interface Segment {
  * parallel; `report` is ok only once they all pass.
  */
 export function prepareVerify(store: RecordingStore, run: RunRow): { report: VerifyReport; segments: Segment[] } {
-  const report: VerifyReport = { run: run.id, events: run.eventCount, chunks: 0, checkpoints: 0, replayedEvents: 0, ok: false };
-  const chain = verifyChain(store, run);
+  const live = run.status === 'recording';
+  const report: VerifyReport = { run: run.id, events: run.eventCount, chunks: 0, checkpoints: 0, replayedEvents: 0, live, ok: false };
+  const failed = (mismatch: Mismatch) => ({ report: { ...report, mismatch }, segments: [] });
+  const chain = verifyChain(store, run, live);
   report.chunks = chain.chunks;
-  if (chain.mismatch) return { report: { ...report, mismatch: chain.mismatch }, segments: [] };
+  if (chain.mismatch) return failed(chain.mismatch);
   const timeline = new Timeline(store, run);
-  const seqs = timeline.checkpointSeqs();
+  // A live run's writer may have committed checkpoints past the count read with its row.
+  const seqs = timeline.checkpointSeqs().filter((seq) => !live || seq <= run.eventCount);
   report.checkpoints = seqs.length;
   const beyond = seqs.find((seq) => seq > run.eventCount);
   if (beyond !== undefined) {
-    return { report: { ...report, mismatch: { check: 'checkpoint', seq: beyond, message: `a checkpoint at seq ${beyond} lies beyond the run's ${run.eventCount} events: events were removed` } }, segments: [] };
+    return failed({ check: 'checkpoint', seq: beyond, message: `a checkpoint at seq ${beyond} lies beyond the run's ${run.eventCount} events: events were removed` });
   }
   if (run.status === 'complete' && (run.eventCount === 0 || timeline.event(run.eventCount - 1).kind !== 'machine.halt')) {
-    return { report: { ...report, mismatch: { check: 'chain', seq: run.eventCount, message: 'the run is marked complete but does not end with machine.halt: events were removed from its end' } }, segments: [] };
+    return failed({ check: 'chain', seq: run.eventCount, message: 'the run is marked complete but does not end with machine.halt: events were removed from its end' });
   }
-  const scenarioProblem = checkScenario(timeline, run);
-  if (scenarioProblem) return { report: { ...report, mismatch: scenarioProblem }, segments: [] };
+  const problem = checkScenario(timeline, run) ?? checkRunRecord(timeline, run);
+  if (problem) return failed(problem);
   const segments = seqs.map((start, i) => ({
     start, end: i + 1 < seqs.length ? seqs[i + 1] : run.eventCount, endsAtCheckpoint: i + 1 < seqs.length,
   })).filter((s) => s.end > s.start || s.endsAtCheckpoint);
@@ -164,15 +176,64 @@ function checkScenario(timeline: Timeline, run: RunRow): Mismatch | undefined {
  * the recording kept, and the profile given on the command line.
  */
 function recordedConfig(timeline: Timeline): MachineConfig {
-  let run = timeline.run;
-  while (run.parentRun !== null) run = timeline.store.run(run.parentRun);
-  const recorded = JSON.parse(run.config) as { profile?: Profile; files?: Record<string, string> };
-  const files = recorded.files ?? {};
+  const lineage = timeline.store.lineage(timeline.run);
+  const run = lineage[lineage.length - 1];
+  const recorded = JSON.parse(run.config) as { profile?: unknown; files?: unknown };
+  const files = (recorded.files ?? {}) as Record<string, unknown>;
   const config = parseScenario(run.scenario, run.scenarioPath, (name) => {
-    if (!(name in files)) throw new InputError('scenario', `the recording does not hold ${name}, which the scenario names`);
-    return files[name];
+    const text = typeof files === 'object' && Object.hasOwn(files, name) ? files[name] : undefined;
+    if (typeof text !== 'string') throw new InputError('scenario', `the recording does not hold ${name}, which the scenario names`);
+    return text;
   });
-  return recorded.profile ? { ...config, profile: recorded.profile } : config;
+  if (recorded.profile === undefined) return config;
+  if (!PROFILES.includes(recorded.profile as Profile)) throw new InputError('scenario', `the recorded profile ${JSON.stringify(recorded.profile)} is not one of ${PROFILES.join(', ')}`);
+  return { ...config, profile: recorded.profile as Profile };
+}
+
+/**
+ * The columns of a run's record that the chain does not hash are checked against what it
+ * does: the seed the run lists is the one the boot event (seq 0) recorded; a fork starts with
+ * its own checkpoint at its fork seq, inside its first chunk, and its first events are the
+ * modifications its record lists. (The scenario, the guest sources and the profile are
+ * covered by checkScenario: the state they boot must be checkpoint 0, which re-execution
+ * ties to the chain.)
+ */
+function checkRunRecord(timeline: Timeline, run: RunRow): Mismatch | undefined {
+  // A fork at seq 0 starts with its inputs; the boot event follows them.
+  let boot: Event | undefined;
+  for (const [, event] of timeline.iterate(0, CHUNK_EVENTS)) {
+    if (event.kind !== 'input') { boot = event; break; }
+  }
+  if (boot?.kind !== 'machine.boot') return { check: 'chain', seq: 0, message: 'the run does not start with machine.boot' };
+  if (boot.seed !== run.seed) {
+    return { check: 'run', seq: 0, message: `the run's record says seed ${JSON.stringify(run.seed)}, but it booted with seed ${JSON.stringify(boot.seed)}: its seed column was changed` };
+  }
+  if (run.parentRun === null) return undefined;
+  const forkSeq = run.forkSeq!;
+  if (forkSeq < run.baseSeq || forkSeq >= run.baseSeq + CHUNK_EVENTS || forkSeq > run.eventCount) {
+    return { check: 'run', seq: forkSeq, message: `the fork seq ${forkSeq} is not inside the run's first chunk (from seq ${run.baseSeq}): its record was changed` };
+  }
+  if (timeline.store.checkpointSeqs(run.id)[0] !== forkSeq) {
+    return { check: 'run', seq: forkSeq, message: `the fork has no checkpoint of its own at its fork seq ${forkSeq}: its fork seq was changed` };
+  }
+  const listed = new Map(Object.entries((JSON.parse(run.config) as { set?: Record<string, unknown> }).set ?? {}));
+  const made = forkInputs(timeline, forkSeq);
+  for (const key of new Set([...listed.keys(), ...made.keys()])) {
+    if (made.get(key) !== listed.get(key)) {
+      return { check: 'run', seq: forkSeq, message: `the fork's record lists ${key}=${String(listed.get(key) ?? '(nothing)')}, but its input events at seq ${forkSeq} set ${key}=${made.get(key) ?? '(nothing)'}: its config was changed` };
+    }
+  }
+  return undefined;
+}
+
+/** The modifications a fork starts with: the outside input steps at its fork seq (the last value per key). */
+function forkInputs(timeline: Timeline, forkSeq: Seq): Map<string, string> {
+  const made = new Map<string, string>();
+  for (const [, event] of timeline.iterate(forkSeq, forkSeq + CHUNK_EVENTS)) {
+    if (event.kind === 'input' && event.index === -1) made.set(event.key, event.value);
+    else if (STEP_OPENERS.has(event.kind)) break;
+  }
+  return made;
 }
 
 /**
@@ -185,6 +246,7 @@ function loadCheckpoint(timeline: Timeline, seq: Seq): MachineState | Mismatch {
     if (loaded.seq !== seq) return { check: 'checkpoint', seq, message: `the checkpoint at seq ${seq} is missing` };
     return loaded.state;
   } catch (error) {
+    if (error instanceof RecordingDamage) return { check: 'checkpoint', seq: error.seq ?? seq, message: error.what };
     return { check: 'checkpoint', seq, message: `the checkpoint at seq ${seq} cannot be decoded: ${(error as Error).message}` };
   }
 }

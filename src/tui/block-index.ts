@@ -47,6 +47,8 @@ export class BlockIndex {
   private readonly domains = new Uint32Array(BLOCKS_MAX);
   /** Events [0, scannedTo) are in the index. */
   scannedTo: Seq = 0;
+  /** Violation events among those scanned. */
+  violations = 0;
   /** Domain names from the domain.create events scanned so far. */
   readonly names = new Map<DomainId, string>();
 
@@ -63,8 +65,11 @@ export class BlockIndex {
     return 2 ** this.shift;
   }
 
+  /** Damage met while scanning (the run cannot be indexed past it), if any. */
+  damage: string | undefined;
+
   get done(): boolean {
-    return this.scannedTo >= this.length;
+    return this.scannedTo >= this.length || this.damage !== undefined;
   }
 
   blockOf(seq: Seq): number {
@@ -99,6 +104,7 @@ export class BlockIndex {
     if (code < 32) this.kindsLo[block] |= 1 << code; else this.kindsHi[block] |= 1 << (code - 32);
     for (const dom of eventDomains(event)) this.domains[block] |= domainBit(dom);
     if (event.kind === 'domain.create') this.names.set(event.dom, event.name);
+    if (event.kind === 'violation') this.violations++;
   }
 
   /** Halves the resolution: block i takes blocks 2i and 2i+1. */

@@ -13,7 +13,9 @@ import type { Event, Seq } from '../events/schema.ts';
 import type { RecordingStore, RunRow, RunStatus } from '../events/store.ts';
 import type { MachineState } from '../core/machine/state.ts';
 import { domainNames } from '../replay/format.ts';
+import { runFormatProblem } from '../replay/formats.ts';
 import { Timeline } from '../replay/timeline.ts';
+import { violationCount, type RunSummary } from '../replay/summary.ts';
 import { BlockIndex } from './block-index.ts';
 import { DiffSession, DivergenceJob } from './diff-session.ts';
 import { createForkForm, formModification, formProblem, forkFormKey, type ForkForm } from './fork-form.ts';
@@ -30,7 +32,7 @@ import { defaultField, editField, textField, type TextField } from './text-field
 import type { Theme } from './theme.ts';
 import {
   barLine, barMarks, detailLines, diffHeaderText, eventRows, headerText, helpSections, paneView, statusLine, tabsLine,
-  type AppView, type BodyView, type DiffView,
+  violationsText, type AppView, type BodyView, type DiffView, type ViolationTotal,
 } from './view.ts';
 
 /** What the TUI asks of the command line: the only ways it reaches outside the recording. */
@@ -98,7 +100,7 @@ export class TuiController {
     this.index.length = this.timeline.length;
     this.jobs = new JobRunner(options.scheduler, {
       done: () => this.index.done,
-      step: (deadline, now) => { this.index.scan(deadline, now); },
+      step: (deadline, now) => { this.scanIndex(deadline, now); },
     }, (_finished, wasForeground) => {
       if (wasForeground || this.index.done || this.jobs.now() - this.lastRedraw >= PROGRESS_REDRAW_MS) this.commit();
     });
@@ -129,15 +131,30 @@ export class TuiController {
         return;
       }
     }
+    const before = this.nav;
     try {
       this.dispatch(press);
+      this.commit();
     } catch (error) {
-      // Bad input (a damaged chunk, say) is reported on the status line; a bug is not ours to hide.
+      // Bad input (a damaged chunk, say) is reported on the status line, and the screen stays
+      // where it could be drawn; a bug is not ours to hide.
       if (!(error instanceof InputError)) throw error;
+      this.nav = before;
       this.mode = this.mode.kind === 'diff' ? this.mode : { kind: 'browse' };
       this.say(error.message, true);
+      this.commit();
     }
-    this.commit();
+  }
+
+  /** A slice of indexing; damage stops the index there (the bar shows the rest as not indexed) and is said once. */
+  private scanIndex(deadline: number, now: () => number): void {
+    try {
+      this.index.scan(deadline, now);
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      this.index.damage = error.message;
+      this.say(`indexing stopped: ${error.message}`, true);
+    }
   }
 
   setSize(size: Size): void {
@@ -355,7 +372,8 @@ export class TuiController {
   // ---- diff ----------------------------------------------------------------------
 
   private openPicker(): void {
-    const runs = this.options.store.runs().filter((r) => r.id !== this.run.id);
+    // Runs of other formats cannot be read, so they cannot be compared.
+    const runs = this.options.store.runs().filter((r) => r.id !== this.run.id && runFormatProblem(r) === undefined);
     if (runs.length === 0) { this.say('this recording has no other run: f forks one to compare with', false); return; }
     this.mode = { kind: 'picker', runs, selected: 0 };
   }
@@ -450,13 +468,22 @@ export class TuiController {
     return {
       theme,
       layout: this.layout,
-      header: inDiff ? diffHeaderText(this.diff!, width) : headerText(this.run, this.status, pos, length, state, width),
+      header: inDiff ? diffHeaderText(this.diff!, width) : headerText(this.run, this.status, pos, length, state, width, this.violationsAt(pos, state)),
       bar: barLine(this.marks(), length, pos, theme),
       tabs: tabsLine(this.nav, this.progressNote(), width),
       body: this.bodyView(state),
       status: statusLine({ mode: mode.kind, prompt: mode.kind === 'prompt' ? mode : undefined, message: this.message }, width, theme),
       quit: this.quit,
     };
+  }
+
+  /** The header's violation count: the run's summary has the total; a run without one (live, cut short) counts as it is indexed. */
+  private violationsAt(pos: Seq, state: MachineState): string {
+    const summary = JSON.parse(this.run.summary) as Partial<RunSummary>;
+    const total: ViolationTotal = summary.violations !== undefined && this.status !== 'recording'
+      ? { count: violationCount(summary as RunSummary), complete: true }
+      : { count: this.index.violations, complete: this.index.done && this.index.damage === undefined };
+    return violationsText(state.violations, this.currentEvent()?.kind === 'violation', total);
   }
 
   /** The bar's marks, recomputed only when the index, the run or the width changed. */
@@ -470,6 +497,7 @@ export class TuiController {
   private progressNote(): string {
     const job = this.jobs.current;
     if (job) return `${job.label} ${Math.floor(job.progress() * 100)}% (Esc stops)`;
+    if (this.index.damage !== undefined) return `indexed to seq ${this.index.scannedTo}: the run is damaged there`;
     if (!this.index.done) return `indexing ${Math.floor((this.index.scannedTo / Math.max(1, this.timeline.length)) * 100)}%`;
     return '';
   }

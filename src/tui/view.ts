@@ -219,9 +219,25 @@ export function helpSections(focus: StatePaneId | 'events', inDiff: boolean): He
   ];
 }
 
+/** How many violations a run has in all, and whether that is all of them (false while indexing a run without a summary). */
+export interface ViolationTotal {
+  count: number;
+  complete: boolean;
+}
+
+/**
+ * The violations at the position: on a violation, its place among all ("violation 3 of 5");
+ * elsewhere, those before the position among all ("2 of 5 violations before"). The state
+ * counts those before the position: the one selected has not happened yet.
+ */
+export function violationsText(before: number, onViolation: boolean, total: ViolationTotal): string {
+  const all = `${total.count}${total.complete ? '' : '+'}`;
+  return onViolation ? `violation ${before + 1} of ${all}` : `${before} of ${all} violations before`;
+}
+
 /** The header: which run, where, and what the machine looks like there. */
-export function headerText(run: RunRow, status: RunStatus, pos: Seq, length: Seq, state: MachineState, width: number): string {
-  const left = `run ${run.id} ${run.name} [${status}]  seq ${pos}/${length}  tick ${state.tick}  ${state.profile}  violations ${state.violations}`;
+export function headerText(run: RunRow, status: RunStatus, pos: Seq, length: Seq, state: MachineState, width: number, violations: string): string {
+  const left = `run ${run.id} ${run.name} [${status}]  seq ${pos}/${length}  tick ${state.tick}  ${state.profile}  ${violations}`;
   const right = '? help';
   return left.length + right.length + 2 <= width ? `${left}${' '.repeat(width - left.length - right.length)}${right}` : left;
 }

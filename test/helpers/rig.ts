@@ -3,7 +3,8 @@
  * (the machine's emit is wrapped), so a test can call the device and driver functions
  * directly and look at exactly what they recorded.
  */
-import { makeEvent, type Event, type EventKind, type EventOf } from '../../src/events/schema.ts';
+import { makeEvent } from '../../src/events/make-event.ts';
+import type { Event, EventKind, EventOf } from '../../src/events/schema.ts';
 import { Machine } from '../../src/core/machine/machine.ts';
 import type { MachineConfig } from '../../src/core/hypervisor/config.ts';
 import { initialState } from '../../src/core/machine/state.ts';

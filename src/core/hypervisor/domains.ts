@@ -3,18 +3,19 @@
  * image and VF at creation; its devices, mappings, frames and key at destruction (stock Xen
  * scrubs a dying domain's frames too). Hook 1 and hook 3 of the paper run through here.
  */
-import { ENOMEM, EXTENTS_MAX, flushTranslations, freeFrames, populatePhysmap, unmapFrames, usesEpt } from './memory/memory-ops.ts';
-import { EPT_WRITE } from '../hardware/paging/ept.ts';
-import { NIC_GUEST_BAR0, NIC_GUEST_BAR3, NIC_VF_BAR_BYTES } from '../hardware/nic/registers.ts';
 import { assert } from '../../events/errors.ts';
-import { ensureKey } from './memory/smm.ts';
+import { NO_FRAME, type DomainId, type EventOf } from '../../events/schema.ts';
+import { NIC_GUEST_BAR0, NIC_GUEST_BAR3, NIC_VF_BAR_BYTES } from '../hardware/nic/registers.ts';
+import { EPT_WRITE } from '../hardware/paging/ept.ts';
+import { PAGE_SIZE, type GuestImage } from './config.ts';
 import { nicAttach, nicDetach } from './io/nic-pf-driver.ts';
-import { type DomainId, type EventOf, NO_FRAME } from '../../events/schema.ts';
-import { type GuestImage, PAGE_SIZE } from './config.ts';
-import { type Host, type HostState, type Vcpu, domainOf, freeFrameCount } from './state.ts';
-import { vtdDestroyDomain } from './vtd-driver/iommu-domains.ts';
 import { writeFrameWithKey } from './memory/guest-memory.ts';
+import { ENOMEM, EXTENTS_MAX, flushTranslations, freeFrames, populatePhysmap, unmapFrames, usesEpt } from './memory/memory-ops.ts';
+import { ensureKey } from './memory/smm.ts';
+import { domainOf, freeFrameCount, type Host, type HostState, type Vcpu } from './state.ts';
 import { newX86Vcpu } from './vmx/vcpu.ts';
+import { vtdDestroyDomain } from './vtd-driver/iommu-domains.ts';
+
 /** Why a domain of `memoryKiB` cannot be built now, as an errno, or 0. */
 export function createCheck(state: HostState, memoryKiB: number): number {
   return freeFrameCount(state) < memoryKiB / 4 ? ENOMEM : 0;

@@ -3,15 +3,13 @@
  * of operations, then the next runnable vCPU (after the last one picked) is switched in.
  * Every switch is Xen's context_switch, which tells SMM whose key is live (hook 2).
  */
-import { NO_DOMAIN, type DomainId } from '../../events/schema.ts';
+import { NO_DOMAIN, type DomainId, type EventOf } from '../../events/schema.ts';
 import { hasFlaw } from './flaws.ts';
-import { resolveControl } from './scripted-vcpu.ts';
-import type { Host } from './state.ts';
-import type { HostState } from './state.ts';
-import type { EventOf } from '../../events/schema.ts';
 import { advanceTurn } from './pcpu-turns.ts';
-import { canWake } from './vmx/vcpu.ts';
+import { resolveControl } from './scripted-vcpu.ts';
+import type { Host, HostState } from './state.ts';
 import { preempt } from './vmx/vcpu-run.ts';
+import { canWake } from './vmx/vcpu.ts';
 
 export interface VcpuRef {
   dom: DomainId;

@@ -90,6 +90,11 @@ export interface X86Vcpu {
   tlb: Map<number, TlbEntry>;
   /** Shadow paging's shadow page table (the virtual TLB): linear page -> host frame. */
   shadow: Map<number, TlbEntry>;
+  /**
+   * The shadows Xen keeps for address spaces not running now, by the frame number of their
+   * page directory (the guest's CR3), least recently used first.
+   */
+  shadowCache: Map<number, Map<number, TlbEntry>>;
   /** The local APIC timer. */
   lapic: Lapic;
   /** External interrupts (remapped MSIs) requested and not yet injected: vectors, ascending. */
@@ -173,9 +178,6 @@ export interface Host {
   /** An event built by the caller (the hottest kinds): what makeEvent would build, in schema order. */
   emitEvent(event: Event): void;
 }
-
-/** Applies one kind of event to the state (the fold); `live`: the state is a live machine's own. */
-export type Apply<E, S = HostState> = (state: S, event: E, live: boolean) => void;
 
 export function freeFrameCount(state: HostState): number {
   return state.freeStack.length + (state.config.frames - state.nextFresh);

@@ -10,14 +10,16 @@
  */
 import type { Event, EventKind, EventOf } from '../../events/schema.ts';
 import { applyNicReg } from '../hardware/nic/device.ts';
-import { applyNicVf } from '../hypervisor/io/nic-pf-driver.ts';
+import { applyCreate, applyDestroy } from '../hypervisor/domains.ts';
 import { applyNetbackState } from '../hypervisor/io/netback.ts';
+import { applyNicVf } from '../hypervisor/io/nic-pf-driver.ts';
 import { applySiomBuffer } from '../hypervisor/io/siom.ts';
 import { applyIo, applyPciCfg, applyPciMmio } from '../hypervisor/io/vpci.ts';
 import { applyWrite } from '../hypervisor/memory/guest-memory.ts';
+import { applyEptUpdate, applyP2m } from '../hypervisor/memory/memory-ops.ts';
 import { applyKeyAssign, applyKeyRevoke, applyPpt, applyScrub } from '../hypervisor/memory/smm.ts';
 import { applyHypercall, applyIdle, applySwitch } from '../hypervisor/scheduler.ts';
-import { applyShadowSync, applyTlbFill, applyTlbFlush } from '../hypervisor/vmx/translation-caches.ts';
+import { applyShadowSwitch, applyShadowSync, applyTlbFill, applyTlbFlush } from '../hypervisor/vmx/translation-caches.ts';
 import {
   applyCpuStep, applyEntry, applyException, applyExit, applyLapicTimer, applyVcpuHalt, applyVmcsWrite,
 } from '../hypervisor/vmx/vcpu-run.ts';
@@ -28,8 +30,6 @@ import { applyDom0Op } from './guests/dom0.ts';
 import { applyCanary, applyGuestOp } from './guests/scripted.ts';
 import { applyInput } from './inputs.ts';
 import type { MachineState } from './state.ts';
-import { applyCreate, applyDestroy } from '../hypervisor/domains.ts';
-import { applyEptUpdate, applyP2m } from '../hypervisor/memory/memory-ops.ts';
 
 type Apply<K extends EventKind> = (state: MachineState, event: EventOf<K>, live: boolean) => void;
 
@@ -59,6 +59,7 @@ const APPLY: { [K in EventKind]: Apply<K> } = {
   'tlb.fill': applyTlbFill,
   'tlb.flush': applyTlbFlush,
   'shadow.sync': applyShadowSync,
+  'shadow.switch': applyShadowSwitch,
   'mem.write': applyWrite,
   'mem.read': observation,
   'mem.encrypt': observation,

@@ -5,16 +5,15 @@
  */
 import { assert } from '../../events/errors.ts';
 import type { EventOf } from '../../events/schema.ts';
-import { interruptRequest } from '../hypervisor/vtd-driver/interrupt-remapping.ts';
-import { dmaRead, dmaWrite } from '../hypervisor/vtd-driver/dma.ts';
+import { reloadImage } from '../hypervisor/domains.ts';
 import { NIC_PF_BDF } from '../hypervisor/io/io-state.ts';
+import { newX86Vcpu } from '../hypervisor/vmx/vcpu.ts';
+import { dmaRead, dmaWrite } from '../hypervisor/vtd-driver/dma.ts';
+import { interruptRequest } from '../hypervisor/vtd-driver/interrupt-remapping.ts';
 import { performDom0Action } from './guests/dom0.ts';
 import { compileOpsValue, parseDeviceDma, parseDeviceMsi, parseDom0Input } from './scenario.ts';
-import type { MachineState } from './state.ts';
+import type { MachineHost, MachineState } from './state.ts';
 import { wireDeliver } from './wire.ts';
-import { reloadImage } from '../hypervisor/domains.ts';
-import { newX86Vcpu } from '../hypervisor/vmx/vcpu.ts';
-import type { MachineHost } from './state.ts';
 
 /** input: something from outside reaches the machine; a halted machine decides again. */
 export function applyInput(state: MachineState, e: EventOf<'input'>): void {
@@ -51,7 +50,6 @@ function modify(state: MachineState, key: string, value: string): void {
     assert(false, () => `input with unknown key ${key} reached evolve`);
   }
 }
-
 
 /**
  * What an input does beyond the state change its event carries: a dom0 action, a hostile

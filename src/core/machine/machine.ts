@@ -7,26 +7,35 @@
  * find is appended to the step as `violation` events.
  */
 import { assert } from '../../events/errors.ts';
-import { NO_DOMAIN, makeEvent, type Event, type EventFields, type EventKind } from '../../events/schema.ts';
-import { evolve } from './evolve.ts';
-import { INVARIANT_CHECKERS, type InvariantChecker } from './invariants/index.ts';
-import { anyRunnable, isRunnable, passTurn, passesTurn, runnableVcpus, scheduleStep, type VcpuRef } from '../hypervisor/scheduler.ts';
-import type { MachineState } from './state.ts';
-import { actOnInput } from './inputs.ts';
-import { vtdBoot } from '../hypervisor/vtd-driver/iommu-domains.ts';
-import { nicBoot } from '../hypervisor/io/nic-pf-driver.ts';
-import { wireReceive } from './wire.ts';
+import { makeEvent } from '../../events/make-event.ts';
+import { NO_DOMAIN, type Event, type EventFields, type EventKind } from '../../events/schema.ts';
 import { createDomain } from '../hypervisor/domains.ts';
-import { runDom0Action } from './guests/dom0.ts';
-import { runGuestOperation } from './guests/scripted.ts';
+import { nicBoot } from '../hypervisor/io/nic-pf-driver.ts';
+import { anyRunnable, isRunnable, passesTurn, passTurn, runnableVcpus, scheduleStep, type VcpuRef } from '../hypervisor/scheduler.ts';
 import { runX86Step } from '../hypervisor/vmx/vcpu-run.ts';
 import { wakeTick } from '../hypervisor/vmx/vcpu.ts';
+import { vtdBoot } from '../hypervisor/vtd-driver/iommu-domains.ts';
+import { evolve } from './evolve.ts';
+import { runDom0Action } from './guests/dom0.ts';
+import { runGuestOperation } from './guests/scripted.ts';
+import { actOnInput } from './inputs.ts';
+import { INVARIANT_CHECKERS, type InvariantChecker } from './invariants/index.ts';
+import type { MachineState } from './state.ts';
+import { wireReceive } from './wire.ts';
 
 /** The checkers that look at each kind of event. */
 const CHECKERS_BY_KIND = new Map<string, InvariantChecker[]>();
 for (const checker of INVARIANT_CHECKERS) {
   for (const kind of checker.kinds) CHECKERS_BY_KIND.set(kind, [...(CHECKERS_BY_KIND.get(kind) ?? []), checker]);
 }
+
+/**
+ * The version of what events mean: bump it when the machine decides differently from the
+ * same state (other events, other fields, another order) or evolve folds an event into
+ * another state. Runs record it; a recording of another version is refused rather than
+ * failing verify, since re-execution would no longer reproduce it.
+ */
+export const MACHINE_VERSION = 1;
 
 export class Machine {
   private events: Event[] = [];

@@ -8,13 +8,13 @@ import yaml from 'js-yaml';
 import { z } from 'zod';
 import { InputError } from '../../events/errors.ts';
 import { PROFILES, type Profile } from '../../events/schema.ts';
-import { FLAWS, type FlawName } from '../hypervisor/flaws.ts';
-import {
-  DOM0_OPS, PAGE_SIZE, XEN_RESERVED_FRAMES, type Dom0Action, type DomainSpec, type GuestImage, type GuestOp, type InputSpec, type MachineConfig,
-  type NetworkConfig,
-} from '../hypervisor/config.ts';
-import { AssemblyError, assemble } from '../hardware/x86/index.ts';
 import { buildFrame, isIpv4, isMac } from '../hardware/nic/ethernet.ts';
+import { assemble, AssemblyError, formatWarning } from '../hardware/x86/index.ts';
+import {
+  DOM0_OPS, PAGE_SIZE, XEN_RESERVED_FRAMES, type Dom0Action, type DomainSpec, type GuestImage, type GuestOp, type InputSpec,
+  type MachineConfig, type NetworkConfig,
+} from '../hypervisor/config.ts';
+import { FLAWS, type FlawName } from '../hypervisor/flaws.ts';
 
 const GFN_LIMIT = 1 << 20;
 const REPEAT_TIMES_MAX = 1_000_000_000;
@@ -22,6 +22,18 @@ const OPS_MAX = 100_000;
 
 /** Reads a file a scenario names (a guest's assembly source), relative to the scenario. */
 export type ReadInclude = (path: string) => string;
+
+/**
+ * The version of the compiled scenario: bump it when the MachineConfig a scenario text
+ * compiles to changes (a field added, removed or meaning something else, a default, how an
+ * operation compiles). Runs record it; a recording compiled by another version is refused,
+ * since its first checkpoint and re-parsed scenario would no longer agree.
+ */
+export const SCENARIO_FORMAT_VERSION = 1;
+
+/** Hears what compiling a scenario warns about (NASM's warnings on a guest's source). */
+export type Warn = (message: string) => void;
+const ignoreWarnings: Warn = () => {};
 
 const tick = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const address = z.union([
@@ -259,7 +271,7 @@ const noIncludes: ReadInclude = (path) => {
 };
 
 /** Parses and validates a scenario file's text; `readInclude` supplies guest sources. */
-export function parseScenario(text: string, file: string, readInclude: ReadInclude = noIncludes): MachineConfig {
+export function parseScenario(text: string, file: string, readInclude: ReadInclude = noIncludes, warn: Warn = ignoreWarnings): MachineConfig {
   let document: unknown;
   try {
     document = yaml.load(text, { filename: file });
@@ -268,22 +280,22 @@ export function parseScenario(text: string, file: string, readInclude: ReadInclu
     const where = e.mark ? `${e.mark.line + 1}:${e.mark.column + 1}` : '';
     throw new InputError('scenario', `${file}:${where} malformed YAML: ${e.reason ?? e.message}`);
   }
-  return scenarioFromObject(document, file, readInclude);
+  return scenarioFromObject(document, file, readInclude, warn);
 }
 
 /** Validates and compiles a scenario already read into plain data (what a generator builds). */
-export function scenarioFromObject(document: unknown, file: string, readInclude: ReadInclude = noIncludes): MachineConfig {
+export function scenarioFromObject(document: unknown, file: string, readInclude: ReadInclude = noIncludes, warn: Warn = ignoreWarnings): MachineConfig {
   if (document === null || typeof document !== 'object' || Array.isArray(document)) {
     fail(file, [], 'expected a mapping with seed, machine, domains (see README, "Scenario format")');
   }
   const s = check(scenarioSchema, document, file, []);
-  return compileScenario(s, file, readInclude);
+  return compileScenario(s, file, readInclude, warn);
 }
 
 type X86Guest = { source?: string; asm?: string; hex?: string; load?: number; entry?: number; stack?: number; defines: Record<string, number> };
 
 /** Assembles an x86 guest (or takes its binary image); errors point at the source's file:line:column. */
-function buildImage(x86: X86Guest, memoryKiB: number, file: string, path: Path, readInclude: ReadInclude): GuestImage {
+function buildImage(x86: X86Guest, memoryKiB: number, file: string, path: Path, readInclude: ReadInclude, warn: Warn): GuestImage {
   if (x86.hex !== undefined) {
     const load = x86.load ?? 0x1000;
     const bytes = Uint8Array.from(Buffer.from(x86.hex, 'hex'));
@@ -302,6 +314,7 @@ function buildImage(x86: X86Guest, memoryKiB: number, file: string, path: Path, 
     if (error instanceof AssemblyError) throw new InputError('scenario', `${error.message} (guest of ${formatPath(path)} in ${file})`);
     throw error;
   }
+  for (const warning of result.warnings) warn(`${formatWarning(warning)} (guest of ${formatPath(path)} in ${file})`);
   const memoryBytes = memoryKiB * 1024;
   if (result.origin + result.bytes.length > memoryBytes) {
     fail(file, [...path, 'x86'], `the image (${result.bytes.length} bytes at org 0x${result.origin.toString(16)}) does not fit in the domain's ${memoryKiB} KiB`);
@@ -309,7 +322,7 @@ function buildImage(x86: X86Guest, memoryKiB: number, file: string, path: Path, 
   return { load: result.origin, bytes: result.bytes, entry: x86.entry ?? result.origin, stack: x86.stack ?? memoryBytes };
 }
 
-function compileScenario(s: z.output<typeof scenarioSchema>, file: string, readInclude: ReadInclude): MachineConfig {
+function compileScenario(s: z.output<typeof scenarioSchema>, file: string, readInclude: ReadInclude, warn: Warn): MachineConfig {
   s.flaws.forEach((flaw, i) => {
     if (!(FLAWS as readonly string[]).includes(flaw)) {
       fail(file, ['flaws', i], `unknown flaw '${flaw}'; known flaws: ${FLAWS.length ? FLAWS.join(', ') : 'none yet'}`);
@@ -325,7 +338,7 @@ function compileScenario(s: z.output<typeof scenarioSchema>, file: string, readI
     const base = { name: d.name, memoryKiB: d.memoryKiB, maxMemoryKiB, vcpus: d.vcpus, start: d.start, paging: d.paging, nic };
     if ('x86' in d.guest) {
       if (d.vcpus !== 1) fail(file, ['domains', i, 'vcpus'], 'an x86 guest has one vCPU (application processors are not modelled)');
-      return { ...base, programs: [], image: buildImage(d.guest.x86, d.memoryKiB, file, ['domains', i, 'guest'], readInclude) };
+      return { ...base, programs: [], image: buildImage(d.guest.x86, d.memoryKiB, file, ['domains', i, 'guest'], readInclude, warn) };
     }
     const lists = 'ops' in d.guest ? [d.guest.ops] : d.guest.vcpus.map((v) => v.ops);
     if (lists.length > d.vcpus) fail(file, ['domains', i, 'guest', 'vcpus'], `${lists.length} programs for ${d.vcpus} vcpus; raise vcpus or drop a program`);

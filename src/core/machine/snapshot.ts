@@ -6,16 +6,15 @@
  * are shared by every checkpoint of every run. Maps are written as entry lists sorted by key,
  * so equal states encode to equal bytes: the digest of a state is the hash of its encoding.
  */
-import { createHash } from 'node:crypto';
 import { Packr } from 'msgpackr';
+import { createHash } from 'node:crypto';
 import { assert } from '../../events/errors.ts';
-import type { PrngState } from './prng.ts';
+import { eptSet, type EptTable } from '../hardware/paging/ept.ts';
 import type { GuestOp, MachineConfig } from '../hypervisor/config.ts';
-import { eptSet } from '../hardware/paging/ept.ts';
 import type { IoState } from '../hypervisor/io/io-state.ts';
-import type { MachineState } from './state.ts';
 import { sharePage, type Domain, type Page, type Vcpu, type X86Vcpu } from '../hypervisor/state.ts';
-import type { EptTable } from '../hardware/paging/ept.ts';
+import type { PrngState } from './prng.ts';
+import type { MachineState } from './state.ts';
 
 export const SNAPSHOT_VERSION = 1;
 
@@ -115,6 +114,8 @@ function plainX86(x: X86Vcpu) {
     tlb: [...x.tlb.entries()].map(([page, e]) => [page, e.mfn, e.flags]),
     shadow: sortedEntries(x.shadow).map(([page, e]) => [page, e.mfn, e.flags]),
     lapic: x.lapic, irr: x.irr,
+    // Only under shadow paging, and only once a CR3 load kept one: other states stay as they were.
+    ...(x.shadowCache.size === 0 ? {} : { shadowCache: [...x.shadowCache].map(([cr3, shadow]) => [cr3, sortedEntries(shadow).map(([page, e]) => [page, e.mfn, e.flags])]) }),
   };
 }
 
@@ -152,6 +153,7 @@ function hydrateX86(p: any): X86Vcpu {
   return {
     cpu: { ...p.cpu, gpr: [...p.cpu.gpr] }, vpid: p.vpid, exit: p.exit, inGuest: p.inGuest, halted: p.halted, injection: p.injection,
     tlb: entries(p.tlb), shadow: entries(p.shadow), lapic: p.lapic, irr: [...p.irr],
+    shadowCache: new Map((p.shadowCache ?? []).map(([cr3, list]: [number, number[][]]) => [cr3, entries(list)])),
   };
 }
 

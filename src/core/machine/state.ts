@@ -5,8 +5,7 @@
  * it in place in the live machine and inside immer's `produce` in the timeline. Memory pages
  * and guest programs are immutable values replaced on change, so snapshots share them.
  */
-import type { DomainId } from '../../events/schema.ts';
-import { NO_DOMAIN } from '../../events/schema.ts';
+import { NO_DOMAIN, type DomainId } from '../../events/schema.ts';
 import { XEN_RESERVED_FRAMES, type MachineConfig } from '../hypervisor/config.ts';
 import { initialIoState } from '../hypervisor/io/io-state.ts';
 import { sharePage, type Host, type HostState } from '../hypervisor/state.ts';

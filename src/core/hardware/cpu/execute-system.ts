@@ -193,6 +193,22 @@ export function sti(context: ExecutionContext): StepOutcome {
   return wasClear ? { kind: 'retired', interruptShadow: true } : RETIRED;
 }
 
+/** CLC STC CMC CLD STD: the flag each one clears, sets or complements (SDM Vol. 1, 7.3.13.1). */
+const FLAG_CONTROL = {
+  clc: { flag: Eflags.CF, to: 'clear' },
+  stc: { flag: Eflags.CF, to: 'set' },
+  cmc: { flag: Eflags.CF, to: 'complement' },
+  cld: { flag: Eflags.DF, to: 'clear' },
+  std: { flag: Eflags.DF, to: 'set' },
+} as const;
+
+export function flagControl(context: ExecutionContext): StepOutcome {
+  const { flag, to } = FLAG_CONTROL[context.instruction.mnemonic as keyof typeof FLAG_CONTROL];
+  const eflags = context.cpu.eflags;
+  context.cpu.eflags = (to === 'clear' ? eflags & ~flag : to === 'set' ? eflags | flag : eflags ^ flag) >>> 0;
+  return RETIRED;
+}
+
 export function nop(): StepOutcome {
   return RETIRED;
 }

@@ -18,7 +18,7 @@ import { arithmetic, convertToDouble, dec, div, idiv, imul, inc, mul, neg, not, 
 import { call, iretd, jcc, jmp, loop, ret, softwareInterrupt } from './execute-control.ts';
 import { lea, mov, movsx, movzx, popad, popfd, popInstruction, pushad, pushfd, pushInstruction, xchg } from './execute-data.ts';
 import { stringInstruction } from './execute-string.ts';
-import { cli, cpuid, hlt, inOut, invlpg, lidt, nop, pause, rdmsr, rdtsc, sti, vmcall, wrmsr } from './execute-system.ts';
+import { cli, cpuid, flagControl, hlt, inOut, invlpg, lidt, nop, pause, rdmsr, rdtsc, sti, vmcall, wrmsr } from './execute-system.ts';
 import { InstructionFault, faultOutcome } from './operands.ts';
 import type { ExecutionContext } from './operands.ts';
 import { exception, Vector } from './outcomes.ts';
@@ -40,6 +40,7 @@ const HANDLERS: Readonly<Record<Mnemonic, Handler>> = {
   movsb: stringInstruction, movsw: stringInstruction, movsd: stringInstruction, stosb: stringInstruction,
   stosw: stringInstruction, stosd: stringInstruction, lodsb: stringInstruction, lodsw: stringInstruction, lodsd: stringInstruction,
   hlt, cpuid, in: inOut, out: inOut, rdmsr, wrmsr, rdtsc, invlpg, lidt, cli, sti, nop, pause, vmcall,
+  clc: flagControl, stc: flagControl, cmc: flagControl, cld: flagControl, std: flagControl,
 };
 
 /**

@@ -14,9 +14,8 @@ import { NO_DOMAIN, type DomainId, type EventFields, type EventOf } from '../../
 import { pciGetLe } from '../pci/index.ts';
 import { parseFrame } from './ethernet.ts';
 import {
-  DCTL_ENABLE, DESC_BYTES, EICR_RX, EICR_TX, FRAME_MAX_BYTES, RX_BUFFER_BYTES, RXD_STA_DD, RXD_STA_EOP, TXD_CMD_EOP,
-  TXD_CMD_RS, TXD_STA_DD, VF_REGISTERS, VFCTRL, VFCTRL_RST, VFEICR, VFEICS, VFEIMC, VFEIMS, VFMACH, VFMACL,
-  VFSTATUS, VFSTATUS_LU, VFTDT,
+  DCTL_ENABLE, DESC_BYTES, EICR_RX, EICR_TX, FRAME_MAX_BYTES, RX_BUFFER_BYTES, RXD_STA_DD, RXD_STA_EOP, TXD_CMD_EOP, TXD_CMD_RS,
+  TXD_STA_DD, VF_REGISTERS, VFCTRL, VFCTRL_RST, VFEICR, VFEICS, VFEIMC, VFEIMS, VFMACH, VFMACL, VFSTATUS, VFSTATUS_LU, VFTDT,
 } from './registers.ts';
 import { switchDecide, type SwitchConfig, type Verdict } from './switch.ts';
 import { vfNumbered, vfRegister, type NicVf } from './vf.ts';

@@ -10,9 +10,9 @@
  * device model's (issue 4, section 4).
  */
 import { assert } from '../../../events/errors.ts';
-import { PCI_CLASS_NETWORK_ETHERNET, PCI_INTERRUPT_PIN_INTA, PCI_VENDOR_ID_INTEL } from '../pci/pci-regs.ts';
-import { pciBdf, type Bdf, type PciFunction, type PciFunctionSpec } from '../pci/config-space.ts';
 import { pciFunctionCreate } from '../pci/config-image.ts';
+import { pciBdf, type Bdf, type PciFunction, type PciFunctionSpec } from '../pci/config-space.ts';
+import { PCI_CLASS_NETWORK_ETHERNET, PCI_INTERRUPT_PIN_INTA, PCI_VENDOR_ID_INTEL } from '../pci/pci-regs.ts';
 
 export const NIC_82599_DEVICE_ID = 0x10fb; /* 82599ES 10-Gigabit SFI/SFP+ */
 export const NIC_82599_VF_DEVICE_ID = 0x10ed; /* 82599 Virtual Function */

@@ -11,6 +11,12 @@
  * are observations: the fold ignores them.
  */
 import { assert } from '../../../events/errors.ts';
+import { pciFunctionRead, pciFunctionScratch, pciFunctionWrite } from './config-access.ts';
+import { pciVfRid } from './config-image.ts';
+import {
+  PCI_BDF_MAX, PCI_NO_BDF, pciBdfFormat, pciFunctionBars, pciGetLe, pciSriovMemoryEnabled, pciSriovVfBars, type Bdf,
+  type PciBarInfo, type PciFunction,
+} from './config-space.ts';
 import {
   pciMsiAnyPending, pciMsiPending, pciMsiReleasable, pciMsiSetPending, pciMsixRead, pciMsixRegion, pciMsixWrite, pciSignalDecide,
   type PciMsiMechanism, type PciMsiMessage, type PciSignal,
@@ -18,14 +24,8 @@ import {
 import {
   PCI_CFG_SPACE_EXP_SIZE, PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PCI_CONFIG_ADDRESS_ENABLE,
   PCI_CONFIG_ADDRESS_FUNCTION_SHIFT, PCI_CONFIG_ADDRESS_REGISTER_MASK, PCI_CONFIG_ADDRESS_WRITABLE, PCI_CONFIG_DATA_PORT,
-  PCI_CONFIG_DATA_PORTS, PCI_SRIOV_TOTAL_VF, PCI_DEVICE_ID, PCI_SRIOV_VF_DID, PCI_VENDOR_ID,
+  PCI_CONFIG_DATA_PORTS, PCI_DEVICE_ID, PCI_SRIOV_TOTAL_VF, PCI_SRIOV_VF_DID, PCI_VENDOR_ID,
 } from './pci-regs.ts';
-import {
-  PCI_BDF_MAX, PCI_NO_BDF, pciBdfFormat, pciFunctionBars, pciGetLe, pciSriovMemoryEnabled, pciSriovVfBars, type Bdf,
-  type PciBarInfo, type PciFunction,
-} from './config-space.ts';
-import { pciFunctionRead, pciFunctionScratch, pciFunctionWrite } from './config-access.ts';
-import { pciVfRid } from './config-image.ts';
 
 export interface PciBus {
   /** CONFIG_ADDRESS (port 0xCF8) as last written, reserved bits cleared. */

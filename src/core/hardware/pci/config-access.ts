@@ -4,14 +4,13 @@
  * function, and a VF's registers are the PF's where SR-IOV says so.
  */
 import { assert } from '../../../events/errors.ts';
+import { vfCreate } from './config-image.ts';
+import { msixReset, pciCapabilityFind, pciGetLe, pciSriovPageBytes, sriovField, sriovVfBarLows, type PciFunction } from './config-space.ts';
 import {
   PCI_CAP_ID_EXP, PCI_CFG_SPACE_EXP_SIZE, PCI_EXP_DEVCAP, PCI_EXP_DEVCAP_FLR, PCI_EXP_DEVCTL, PCI_EXP_DEVCTL_BCR_FLR,
   PCI_EXT_CAP_SRIOV_SIZEOF, PCI_SRIOV_BAR, PCI_SRIOV_CTRL, PCI_SRIOV_CTRL_VFE, PCI_SRIOV_NUM_BARS, PCI_SRIOV_NUM_VF,
   PCI_SRIOV_SYS_PGSIZE, PCI_SRIOV_TOTAL_VF,
 } from './pci-regs.ts';
-import { vfCreate } from './config-image.ts';
-import { type PciFunction, pciCapabilityFind, pciGetLe } from './config-space.ts';
-import { msixReset, pciSriovPageBytes, sriovField, sriovVfBarLows } from './config-space.ts';
 
 /** Bytes read from the function's configuration space (1 to 4, little-endian). */
 export function pciFunctionRead(fn: PciFunction, offset: number, size: number): number {

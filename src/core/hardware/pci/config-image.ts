@@ -5,6 +5,10 @@
  */
 import { assert } from '../../../events/errors.ts';
 import {
+  msixReset, PCI_BDF_MAX, pciBdfFormat, pciBdfFunction, pciGetLe, setLe, type Bdf, type PciBarSpec, type PciCapabilitySpec,
+  type PciConfigImage, type PciFunction, type PciFunctionSpec, type PciIdentity, type PciSriovSpec,
+} from './config-space.ts';
+import {
   PCI_BASE_ADDRESS_0, PCI_BASE_ADDRESS_MEM_FLAGS, PCI_BASE_ADDRESS_MEM_PREFETCH, PCI_BASE_ADDRESS_MEM_TYPE_64,
   PCI_BASE_ADDRESS_SPACE_IO, PCI_CACHE_LINE_SIZE, PCI_CAP_EXP_ENDPOINT_SIZEOF_V2, PCI_CAP_ID_EXP, PCI_CAP_ID_MSI,
   PCI_CAP_ID_MSIX, PCI_CAP_LIST_NEXT, PCI_CAP_MSIX_SIZEOF, PCI_CAPABILITY_LIST, PCI_CFG_SPACE_EXP_SIZE, PCI_CFG_SPACE_EXT_START,
@@ -24,11 +28,6 @@ import {
   PCI_SRIOV_VF_STRIDE, PCI_STATUS, PCI_STATUS_CAP_LIST, PCI_STATUS_W1C_MASK, PCI_STD_HEADER_SIZEOF, PCI_SUBSYSTEM_ID,
   PCI_SUBSYSTEM_VENDOR_ID, PCI_VENDOR_ID, PCI_VENDOR_ID_NONE,
 } from './pci-regs.ts';
-import {
-  type Bdf, PCI_BDF_MAX, type PciBarSpec, type PciCapabilitySpec, type PciConfigImage, type PciFunction, type PciFunctionSpec,
-  type PciIdentity, type PciSriovSpec, pciBdfFormat, pciBdfFunction, pciGetLe,
-} from './config-space.ts';
-import { msixReset, setLe } from './config-space.ts';
 
 interface Builder {
   image: PciConfigImage;

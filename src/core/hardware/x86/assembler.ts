@@ -7,7 +7,7 @@
 // (undefined symbols, short jumps out of range).
 
 import { AssemblyError } from './asm/errors.ts';
-import type { SourceLocation } from './asm/errors.ts';
+import type { AssemblyWarning, SourceLocation } from './asm/errors.ts';
 import { encodeInstruction, resolveAddress } from './asm/encoder.ts';
 import type { EncodingContext, ResolvedOperand } from './asm/encoder.ts';
 import { UNKNOWN, evaluate, isScalar, isUnknown, newHint, relocatable, scalar, scalarValue } from './asm/expression.ts';
@@ -15,10 +15,10 @@ import type { EvaluationEnvironment, Expression, Value } from './asm/expression.
 import { parseSource, type IncludeReader } from './asm/parser.ts';
 
 export type { IncludeReader } from './asm/parser.ts';
-import type { DataItem, ParsedOperand, Statement, TimesPrefix } from './asm/parser.ts';
+import type { AlignFill, DataItem, ParsedOperand, Statement, TimesPrefix } from './asm/parser.ts';
 
-export { AssemblyError } from './asm/errors.ts';
-export type { SourceLocation } from './asm/errors.ts';
+export { AssemblyError, formatWarning } from './asm/errors.ts';
+export type { AssemblyWarning, SourceLocation } from './asm/errors.ts';
 
 export interface AssemblyResult {
   readonly bytes: Uint8Array;
@@ -28,6 +28,8 @@ export interface AssemblyResult {
   readonly symbols: ReadonlyMap<string, number>;
   /** Which source line produced which bytes, in address order (for listings and debuggers). */
   readonly lines: readonly SourceLine[];
+  /** What NASM would warn about, in source order. */
+  readonly warnings: readonly AssemblyWarning[];
 }
 
 export interface SourceLine {
@@ -99,7 +101,25 @@ class Pass implements EvaluationEnvironment {
         return this.repeat(statement.times, () => this.emitData(statement.unitBytes, statement.items));
       case 'instruction':
         return this.repeat(statement.times, () => this.emitInstruction(statement));
+      case 'align':
+        return this.align(statement.boundary, statement.fill);
     }
+  }
+
+  /** NASM's `align`: the fill, repeated until the offset is a multiple of the boundary. */
+  private align(boundary: Expression, fill: AlignFill): void {
+    const column = this.location.column;
+    const value = evaluate(boundary, this);
+    if (!isScalar(value)) this.fail(column, 'non-constant argument supplied to ALIGN');
+    const alignment = scalarValue(value);
+    if (alignment <= 0n || (alignment & (alignment - 1n)) !== 0n) this.fail(column, `alignment ${alignment} is not a power of two`);
+    // NASM's align also raises the section's alignment, which moves an org that is not a multiple of it.
+    if (this.origin % alignment !== 0n) {
+      this.fail(column, `align ${alignment} after org 0x${this.origin.toString(16)}: NASM would move the whole image up to a multiple of ${alignment}; make org a multiple of ${alignment}`);
+    }
+    const count = (alignment - (this.offset % alignment)) % alignment;
+    if (this.offset + count > MAX_OUTPUT_BYTES) this.fail(column, 'output too large');
+    for (let i = 0n; i < count; i += 1n) this.execute(fill);
   }
 
   private define(name: string, value: Value): void {
@@ -124,7 +144,11 @@ class Pass implements EvaluationEnvironment {
 
   private repeat(times: TimesPrefix | null, body: () => void): void {
     const count = times === null ? 1n : this.timesCount(times);
-    for (let i = 0n; i < count; i += 1n) body();
+    for (let i = 0n; i < count; i += 1n) {
+      body();
+      // A body that emits a byte emits one each time: "times 0x7fffffff nop" fails now, not after 64 MiB of NOPs.
+      if (i === 0n && this.offset > this.here && this.offset + count - 1n > MAX_OUTPUT_BYTES) this.fail(times?.column ?? this.location.column, 'output too large');
+    }
   }
 
   private timesCount(times: TimesPrefix): bigint {
@@ -245,7 +269,8 @@ function finalSymbols(symbols: SymbolTable, origin: bigint): Map<string, number>
 export function assemble(source: string, fileName = 'input.asm', defines: Readonly<Record<string, number>> = {}, readInclude?: IncludeReader): AssemblyResult {
   // Defines are parsed apart, so the source's own line numbers stay right in messages.
   const predefined = Object.entries(defines).map(([name, value]) => `${name} equ ${value}`).join('\n');
-  const statements = [...(predefined === '' ? [] : parseSource(predefined, `${fileName} (defines)`)), ...parseSource(source, fileName, readInclude)];
+  const parsed = parseSource(source, fileName, readInclude);
+  const statements = [...(predefined === '' ? [] : parseSource(predefined, `${fileName} (defines)`).statements), ...parsed.statements];
   const origin = findOrigin(statements);
   let previous: SymbolTable | null = null;
   for (let pass = 1; pass <= MAX_PASSES; pass += 1) {
@@ -257,6 +282,7 @@ export function assemble(source: string, fileName = 'input.asm', defines: Readon
         origin: Number(origin),
         symbols: finalSymbols(result.symbols, origin),
         lines: result.lines,
+        warnings: parsed.warnings,
       };
     }
     previous = symbols;

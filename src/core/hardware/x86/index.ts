@@ -3,8 +3,8 @@
 export { decode, MAX_INSTRUCTION_LENGTH } from './decoder.ts';
 export { disassemble, formatInstruction } from './disassembler.ts';
 export type { DisassemblyLine } from './disassembler.ts';
-export { assemble, AssemblyError } from './assembler.ts';
-export type { AssemblyResult, IncludeReader, SourceLine, SourceLocation } from './assembler.ts';
+export { assemble, AssemblyError, formatWarning } from './assembler.ts';
+export type { AssemblyResult, AssemblyWarning, IncludeReader, SourceLine, SourceLocation } from './assembler.ts';
 export { FORMS, FORMS_BY_MNEMONIC } from './opcode-table.ts';
 export { CONDITIONAL_JUMPS, MNEMONICS, isInstruction } from './instruction.ts';
 export type {

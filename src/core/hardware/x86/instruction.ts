@@ -18,6 +18,8 @@ export const MNEMONICS = [
   // system
   'hlt', 'cpuid', 'in', 'out', 'rdmsr', 'wrmsr', 'rdtsc', 'invlpg', 'lidt', 'cli', 'sti', 'nop',
   'pause', 'vmcall',
+  // flag control (SDM Vol. 1, 7.3.13.1)
+  'clc', 'stc', 'cmc', 'cld', 'std',
 ] as const;
 
 export type Mnemonic = (typeof MNEMONICS)[number];
@@ -79,8 +81,11 @@ export interface Form {
   readonly assemblerOnly: boolean;
   /** IMUL r, imm: NASM encodes it as IMUL r, r, imm, so the register also goes in ModRM.rm. */
   readonly registerAlsoInRm: boolean;
-  /** NASM accepts an unsized memory operand here ("jmp [eax]") because only one size exists. */
-  readonly memorySizeImplied: boolean;
+  /**
+   * The operand sizes at which NASM accepts an unsized memory operand here because only one
+   * size exists: "jmp [eax]", and "movzx ax, [eax]" (a word can only be extended from a byte).
+   */
+  readonly memorySizeImplied: readonly (16 | 32)[];
   /** NASM's "SM": a sized immediate sizes an unsized memory operand ("mov [eax], dword 5"). */
   readonly immediateSetsSize: boolean;
 }

@@ -17,7 +17,7 @@ interface FormOptions {
   readonly repeatable?: boolean;
   readonly assemblerOnly?: boolean;
   readonly registerAlsoInRm?: boolean;
-  readonly memorySizeImplied?: boolean;
+  readonly memorySizeImplied?: readonly (16 | 32)[];
   readonly immediateSetsSize?: boolean;
 }
 
@@ -96,7 +96,7 @@ function form(mnemonic: Mnemonic, operandText: string, encodingText: string, opt
     repeatable: options.repeatable ?? false,
     assemblerOnly: options.assemblerOnly ?? false,
     registerAlsoInRm: options.registerAlsoInRm ?? false,
-    memorySizeImplied: options.memorySizeImplied ?? false,
+    memorySizeImplied: options.memorySizeImplied ?? [],
     immediateSetsSize: options.immediateSetsSize ?? false,
   };
 }
@@ -165,9 +165,10 @@ function dataMovementForms(): FormEntry[] {
     form('mov', 'Zv,Iv', 'b8+r'),
     form('mov', 'Eb,Ib', 'c6 /0', SIZE_MATCH),
     form('mov', 'Ev,Iv', 'c7 /0', SIZE_MATCH),
-    form('movzx', 'Gv,Eb', '0f b6 /r'),
+    // A word register can only be extended from a byte, so NASM needs no size on the memory operand.
+    form('movzx', 'Gv,Eb', '0f b6 /r', { memorySizeImplied: [16] }),
     form('movzx', 'Gd,Ew', '0f b7 /r'),
-    form('movsx', 'Gv,Eb', '0f be /r'),
+    form('movsx', 'Gv,Eb', '0f be /r', { memorySizeImplied: [16] }),
     form('movsx', 'Gd,Ew', '0f bf /r'),
     form('lea', 'Gv,M', '8d /r'),
     // XCHG: the accumulator forms, then NASM's reg,r/m order (the first operand goes in ModRM.reg).
@@ -233,10 +234,10 @@ function controlTransferForms(): FormEntry[] {
   return [
     form('jmp', 'Jb', 'eb'),
     form('jmp', 'Jz', 'e9'),
-    form('jmp', 'Ed', 'ff /4', { memorySizeImplied: true }),
+    form('jmp', 'Ed', 'ff /4', { memorySizeImplied: [32] }),
     ...conditionalJumpForms(),
     form('call', 'Jz', 'e8'),
-    form('call', 'Ed', 'ff /2', { memorySizeImplied: true }),
+    form('call', 'Ed', 'ff /2', { memorySizeImplied: [32] }),
     form('ret', '', 'c3'),
     form('ret', 'Iw', 'c2'),
     form('loop', 'Jb', 'e2'),
@@ -280,6 +281,11 @@ function systemForms(): FormEntry[] {
     form('vmcall', '', '0f 01 =c1'),
     form('cli', '', 'fa'),
     form('sti', '', 'fb'),
+    form('clc', '', 'f8'),
+    form('stc', '', 'f9'),
+    form('cmc', '', 'f5'),
+    form('cld', '', 'fc'),
+    form('std', '', 'fd'),
     // PAUSE is F3 90; it must be found before NOP, which shares the opcode byte.
     form('pause', '', '90', { mandatoryPrefix: 0xf3 }),
     form('nop', '', '90'),

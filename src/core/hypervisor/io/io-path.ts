@@ -7,18 +7,18 @@
  *   with grant copies, bridges the frames without checking source MACs, and notifies the
  *   guest through the MSI-X entry the guest wrote. A dom0 fault stops everyone's I/O.
  */
+import type { EventFields } from '../../../events/schema.ts';
+import type { NicEventKind, NicPath, NicPort } from '../../hardware/nic/device.ts';
+import type { SwitchConfig } from '../../hardware/nic/switch.ts';
+import type { NicVf } from '../../hardware/nic/vf.ts';
 import {
   PCI_MSIX_ENTRY_CTRL_MASKBIT, PCI_MSIX_ENTRY_DATA, PCI_MSIX_ENTRY_LOWER_ADDR, PCI_MSIX_ENTRY_VECTOR_CTRL, pciFunctionAt,
   pciGetLe,
 } from '../../hardware/pci/index.ts';
-import type { NicEventKind, NicPath, NicPort } from '../../hardware/nic/device.ts';
-import type { SwitchConfig } from '../../hardware/nic/switch.ts';
-import type { NicVf } from '../../hardware/nic/vf.ts';
-import type { EventFields } from '../../../events/schema.ts';
 import { hasFlaw } from '../flaws.ts';
 import type { Host } from '../state.ts';
-import { interruptRequest } from '../vtd-driver/interrupt-remapping.ts';
 import { dmaRead, dmaWrite } from '../vtd-driver/dma.ts';
+import { interruptRequest } from '../vtd-driver/interrupt-remapping.ts';
 import { netbackNotify, netbackRead, netbackReceive, netbackTransmit, netbackWrite } from './netback.ts';
 import { siomReceive, siomTransmit } from './siom.ts';
 

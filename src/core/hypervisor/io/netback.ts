@@ -8,11 +8,11 @@
  * dom0 fault (`netbackUp` false) stops every guest's I/O at once.
  */
 import { NO_DOMAIN, NO_FRAME, type EventOf, type Gpa } from '../../../events/schema.ts';
-import type { Host, HostState } from '../state.ts';
-import { writeFrameWithKey } from '../memory/guest-memory.ts';
-import { PAGE_SIZE } from '../config.ts';
-import type { NicVf } from '../../hardware/nic/vf.ts';
 import type { Verdict } from '../../hardware/nic/switch.ts';
+import type { NicVf } from '../../hardware/nic/vf.ts';
+import { PAGE_SIZE } from '../config.ts';
+import { writeFrameWithKey } from '../memory/guest-memory.ts';
+import type { Host, HostState } from '../state.ts';
 
 interface GrantPiece {
   gfn: number;

@@ -10,8 +10,8 @@ import { nicQuiesce, nicResetRegisters } from '../../hardware/nic/device.ts';
 import type { NicVf } from '../../hardware/nic/vf.ts';
 import {
   PCI_BASE_ADDRESS_0, PCI_BASE_ADDRESS_4, PCI_CAP_ID_EXP, PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PCI_EXP_DEVCTL,
-  PCI_EXP_DEVCTL_BCR_FLR, PCI_SRIOV_BAR, PCI_SRIOV_CTRL, PCI_SRIOV_CTRL_MSE, PCI_SRIOV_CTRL_VFE, PCI_SRIOV_NUM_VF, pciCapabilityFind,
-  pciConfigWrite, pciFunctionAt, type PciFunction,
+  PCI_EXP_DEVCTL_BCR_FLR, PCI_SRIOV_BAR, PCI_SRIOV_CTRL, PCI_SRIOV_CTRL_MSE, PCI_SRIOV_CTRL_VFE, PCI_SRIOV_NUM_VF,
+  pciCapabilityFind, pciConfigWrite, pciFunctionAt, type PciFunction,
 } from '../../hardware/pci/index.ts';
 import { hasFlaw } from '../flaws.ts';
 import type { Host, HostState } from '../state.ts';

@@ -13,9 +13,9 @@
  * The buffers are drained within the step that fills them: the state keeps their depth only.
  */
 import type { DomainId, EventOf } from '../../../events/schema.ts';
-import type { Host, HostState } from '../state.ts';
-import type { NicVf } from '../../hardware/nic/vf.ts';
 import type { Verdict } from '../../hardware/nic/switch.ts';
+import type { NicVf } from '../../hardware/nic/vf.ts';
+import type { Host, HostState } from '../state.ts';
 
 /**
  * The tag a frame gets as it enters a buffer: the domain whose VF carried it in or out.

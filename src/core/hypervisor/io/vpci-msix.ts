@@ -5,7 +5,7 @@
  * the VF behind it (msiProgram). The PBA shows the device's pending bit. For dom0's emulated
  * VF (vanilla) the guest's entry is all there is.
  */
-import { MSIX_PENDING, laneMerge, laneRead, nicSetRegister, nicSignal, type NicPort } from '../../hardware/nic/device.ts';
+import { laneMerge, laneRead, MSIX_PENDING, nicSetRegister, nicSignal, type NicPort } from '../../hardware/nic/device.ts';
 import { NIC_VF_BAR_MSIX } from '../../hardware/nic/pf-config.ts';
 import { vfNumbered, vfRegister, type NicVf } from '../../hardware/nic/vf.ts';
 import {
@@ -14,7 +14,7 @@ import {
 } from '../../hardware/pci/index.ts';
 import type { Host } from '../state.ts';
 import { msiProgram } from '../vtd-driver/interrupt-remapping.ts';
-import { MSIX_ADDR, MSIX_CTRL, MSIX_DATA, isPassthrough } from './io-path.ts';
+import { isPassthrough, MSIX_ADDR, MSIX_CTRL, MSIX_DATA } from './io-path.ts';
 
 /** The remappable message Xen put in the real entry 0 (model registers, kept with the guest's view). */
 const MSIX_HOST_ADDR = 'MSIX0.hostAddr';

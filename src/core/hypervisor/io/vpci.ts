@@ -5,11 +5,11 @@
  * they live in the PF's SR-IOV capability, which the guest never sees).
  */
 import type { DomainId, EventOf } from '../../../events/schema.ts';
-import type { Host, HostState } from '../state.ts';
+import { NIC_GUEST_BDF } from '../../hardware/nic/registers.ts';
 import {
   PCI_CONFIG_ADDRESS_PORT, PCI_SRIOV_VF_DID, PCI_VENDOR_ID, pciApply, pciConfigRead, pciFunctionAt, pciGetLe,
 } from '../../hardware/pci/index.ts';
-import { NIC_GUEST_BDF } from '../../hardware/nic/registers.ts';
+import type { Host, HostState } from '../state.ts';
 
 export const PCI_CONFIG_ADDRESS = PCI_CONFIG_ADDRESS_PORT;
 export const PCI_CONFIG_DATA = 0xcfc;

@@ -3,8 +3,8 @@
  * page tables and the p2m, decrypted with the owner's key), or as the vCPU fetches it (its TLB
  * first). A pure function of the state: nothing is emitted, so a debugger may call it too.
  */
-import { CR0_PG, guestWalk, type WalkPort } from '../../hardware/paging/guest-walk.ts';
 import { ExitReason } from '../../hardware/cpu/outcomes.ts';
+import { CR0_PG, guestWalk, type WalkPort } from '../../hardware/paging/guest-walk.ts';
 import { PAGE_SIZE } from '../config.ts';
 import type { HostState } from '../state.ts';
 import { ownerPlaintext } from './smm.ts';

@@ -3,15 +3,11 @@
  * SMM's page permission check and encryption. Scripted guests and, later, instructions both
  * come through here; nothing else reads or writes guest frames.
  */
-import { NO_FRAME, type DomainId, type Gpa, type Mfn } from '../../../events/schema.ts';
-import type { Host } from '../state.ts';
-import { PAGE_SIZE } from '../config.ts';
-import { decryptLines, encryptLines, gfnOf, lineSpan, pageOffset, pptDenial } from './smm.ts';
+import { NO_FRAME, type DomainId, type EventOf, type Gpa, type Mfn } from '../../../events/schema.ts';
 import { forgetDecodes } from '../../hardware/cpu/interpreter.ts';
-import { isPrivatePage, makePagePrivate } from '../state.ts';
-import type { EventOf } from '../../../events/schema.ts';
-import { ensureKey } from './smm.ts';
-import type { HostState } from '../state.ts';
+import { PAGE_SIZE } from '../config.ts';
+import { isPrivatePage, makePagePrivate, type Host, type HostState } from '../state.ts';
+import { decryptLines, encryptLines, ensureKey, gfnOf, lineSpan, pageOffset, pptDenial } from './smm.ts';
 
 interface Piece {
   gpa: Gpa;

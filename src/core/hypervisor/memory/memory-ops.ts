@@ -7,12 +7,13 @@
  * Each mapping is a p2m.update, mirrored in the EPT of an HVM guest under EPT and in the
  * IOMMU domain of a domain with a device; their fold is here too.
  */
-import { EPT_RAM_BITS, eptSet } from '../../hardware/paging/ept.ts';
 import { assert } from '../../../events/errors.ts';
+import { NO_DOMAIN, NO_FRAME, RIGHT_READ, RIGHT_WRITE, type DomainId, type EventOf, type Gfn, type Mfn } from '../../../events/schema.ts';
+import { EPT_RAM_BITS, eptSet } from '../../hardware/paging/ept.ts';
 import { hasFlaw } from '../flaws.ts';
-import { type DomainId, type EventOf, type Gfn, type Mfn, NO_DOMAIN, NO_FRAME, RIGHT_READ, RIGHT_WRITE } from '../../../events/schema.ts';
-import { type Host, type HostState, domainOf, freeFrameCount } from '../state.ts';
+import { domainOf, freeFrameCount, type Host, type HostState } from '../state.ts';
 import { vtdMapPage, vtdUnmapPage } from '../vtd-driver/iommu-domains.ts';
+
 export const EINVAL = -22;
 
 export const ENOMEM = -12;

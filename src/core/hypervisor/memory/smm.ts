@@ -7,12 +7,10 @@
  * physical address as the tweak, so equal plaintext at two addresses never looks alike.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, type Cipher, type Decipher } from 'node:crypto';
-import { RIGHT_READ, RIGHT_WRITE, type DomainId, type Mfn } from '../../../events/schema.ts';
 import { assert } from '../../../events/errors.ts';
+import { NO_DOMAIN, RIGHT_READ, RIGHT_WRITE, type DomainId, type EventOf, type Mfn } from '../../../events/schema.ts';
 import { PAGE_SIZE } from '../config.ts';
-import type { HostState } from '../state.ts';
-import type { Host } from '../state.ts';
-import { type EventOf, NO_DOMAIN } from '../../../events/schema.ts';
+import type { Host, HostState } from '../state.ts';
 
 export const LINE_SIZE = 64;
 const KEY_BYTES = 64;

@@ -3,9 +3,10 @@
  * decides: resume the guest (with an event to inject), halt it, crash or shut the domain
  * down, or leave the vCPU descheduled. The vCPU driver (vcpu-run.ts) carries the decision out.
  */
+import type { CpuState } from '../../hardware/cpu/cpu-state.ts';
 import { Vector } from '../../hardware/cpu/outcomes.ts';
 import type { Domain, ExitInfo, Host, X86Vcpu } from '../state.ts';
-import type { CpuState } from '../../hardware/cpu/cpu-state.ts';
+
 export interface Injection {
   vector: number;
   errorCode: number;

@@ -7,14 +7,13 @@
  * while TLB fills and the accessed/dirty bits a page walk sets are committed either way, as
  * the processor does. Everything is committed after the step's opening event.
  */
-import { PAGE_SIZE } from '../config.ts';
-import type { Host } from '../state.ts';
-import { readFramePlain, writeFrame } from '../memory/guest-memory.ts';
 import type { CpuBus, Fault } from '../../hardware/cpu/bus.ts';
 import { ExitReason } from '../../hardware/cpu/outcomes.ts';
-import type { Domain, TlbEntry, X86Vcpu } from '../state.ts';
 import { EPT_WALK_REFS, eptTranslate, type EptAccess } from '../../hardware/paging/ept.ts';
-import { CR0_PG, PTE_DIRTY, PTE_WRITABLE, guestWalk, type WalkPort } from '../../hardware/paging/guest-walk.ts';
+import { CR0_PG, guestWalk, PTE_DIRTY, PTE_WRITABLE, type WalkPort } from '../../hardware/paging/guest-walk.ts';
+import { PAGE_SIZE } from '../config.ts';
+import { readFramePlain, writeFrame } from '../memory/guest-memory.ts';
+import type { Domain, Host, TlbEntry, X86Vcpu } from '../state.ts';
 
 /** TLB entries a vCPU holds before the oldest is evicted. */
 export const TLB_ENTRIES = 64;

@@ -2,21 +2,22 @@
  * The hypervisor's VM-exit handlers: what Xen does when the guest traps, decided from the
  * exit information and the guest state, returned as an action for the vCPU driver to apply.
  */
-import { cloneCpu, type CpuState } from '../../hardware/cpu/cpu-state.ts';
-import { readGuestLinear } from '../memory/copy-from-guest.ts';
-import { guestWalk, CR0_PG, PTE_DIRTY, PTE_WRITABLE, type WalkPort } from '../../hardware/paging/guest-walk.ts';
-import { PAGE_SIZE } from '../config.ts';
-import { readFramePlain, writeFrame } from '../memory/guest-memory.ts';
-import { ExitReason } from '../../hardware/cpu/outcomes.ts';
-import { writeInitialCount, writeLvt, type Lapic } from '../../hardware/vmx/lapic.ts';
-import { Cr4, checkCr0, checkCr4 } from '../../hardware/cpu/control-registers.ts';
 import type { Fault } from '../../hardware/cpu/bus.ts';
+import { checkCr0, checkCr4, Cr4 } from '../../hardware/cpu/control-registers.ts';
+import { cloneCpu, type CpuState } from '../../hardware/cpu/cpu-state.ts';
+import { ExitReason } from '../../hardware/cpu/outcomes.ts';
+import { CR0_PG, guestWalk, PTE_DIRTY, PTE_WRITABLE, type WalkPort } from '../../hardware/paging/guest-walk.ts';
+import { writeInitialCount, writeLvt, type Lapic } from '../../hardware/vmx/lapic.ts';
+import { PAGE_SIZE } from '../config.ts';
 import { isPciConfigPort, pciConfigDataAccess } from '../io/vpci.ts';
-import { emulateMmio, inMmioWindow } from './mmio.ts';
+import { readGuestLinear } from '../memory/copy-from-guest.ts';
+import { readFramePlain, writeFrame } from '../memory/guest-memory.ts';
 import {
-  EINVAL, addToPhysmap, addToPhysmapCheck, decreaseCount, decreaseReservation, populateCheck, populatePhysmap,
+  addToPhysmap, addToPhysmapCheck, decreaseCount, decreaseReservation, EINVAL, populateCheck, populatePhysmap,
 } from '../memory/memory-ops.ts';
-import { type ExitAction, type ExitContext, gp, resume } from './exit-action.ts';
+import { gp, resume, type ExitAction, type ExitContext } from './exit-action.ts';
+import { emulateMmio, inMmioWindow } from './mmio.ts';
+import type { TlbEntry } from '../state.ts';
 
 const EAX = 0, ECX = 1, EDX = 2, EBX = 3, ESI = 6;
 const ENOSYS = -38;
@@ -206,6 +207,11 @@ function crAccess(ctx: ExitContext): ExitAction {
     return resume(cpu);
   }
   const value = cpu.gpr[gpr];
+  if (cr === 3 && (cpu.cr0 & CR0_PG) !== 0) {
+    cpu.cr3 = value;
+    switchShadow(ctx, cpu);
+    return resume(cpu);
+  }
   if (cr === 3) {
     cpu.cr3 = value;
   } else {
@@ -219,6 +225,55 @@ function crAccess(ctx: ExitContext): ExitAction {
   // A new address space (or paging mode): the shadow and the TLB are stale as a whole.
   flushShadow(ctx, -1);
   return resume(cpu);
+}
+
+/** Address spaces whose shadows Xen keeps besides the running one. */
+export const SHADOW_CACHE_ADDRESS_SPACES = 8;
+
+/**
+ * MOV to CR3 with paging on: Xen keeps the shadows of recently used address spaces, so a
+ * switch back to one does not rebuild it fault by fault. The outgoing shadow is kept under
+ * its page directory, the least recently used one dropped beyond SHADOW_CACHE_ADDRESS_SPACES;
+ * the incoming one, if kept, becomes current after a resync: the guest may have changed its
+ * tables while another address space ran (Xen's out-of-sync shadows), so each entry is
+ * walked again in the guest's tables and dropped when it no longer matches. A CR3 load
+ * flushes the TLB.
+ */
+function switchShadow(ctx: ExitContext, next: CpuState): void {
+  const { host, domain, vcpu, x86 } = ctx;
+  const save = x86.cpu.cr3 >>> 12;
+  const restore = next.cr3 >>> 12;
+  const kept = [...x86.shadowCache.keys()].filter((cr3) => cr3 !== restore && cr3 !== save);
+  if (save !== restore) kept.push(save);
+  const evict = kept.length > SHADOW_CACHE_ADDRESS_SPACES ? kept[0] : -1;
+  const incoming = restore === save ? x86.shadow : x86.shadowCache.get(restore);
+  const stale: number[] = [];
+  let refs = 0;
+  for (const [page, entry] of incoming ?? []) {
+    const now = shadowEntryFor(ctx, next, page << 12, false);
+    refs += now.refs;
+    if (now.entry === undefined || now.entry.mfn !== entry.mfn || now.entry.flags !== entry.flags) stale.push(page);
+  }
+  host.emit('shadow.switch', { dom: domain.id, vcpu, save, restore, evict, refs });
+  for (const page of stale) host.emit('shadow.sync', { dom: domain.id, vcpu, op: 'flush', page, mfn: -1, flags: 0 });
+  host.emit('tlb.flush', { dom: domain.id, vcpu, scope: 'all', page: -1 });
+}
+
+/**
+ * The shadow entry the guest's tables give a linear page now, walked through the p2m without
+ * touching the guest's accessed and dirty bits (a resync reads; only the guest's own accesses
+ * set them). Undefined when the guest does not map the page (or maps emulated MMIO).
+ */
+function shadowEntryFor(ctx: ExitContext, cpu: CpuState, linear: number, isWrite: boolean): { entry: TlbEntry | undefined; refs: number } {
+  const walk = guestWalk(new P2mPort(ctx, false), cpu, linear, isWrite);
+  if ('kind' in walk || inMmioWindow(ctx, walk.gpa)) return { entry: undefined, refs: 'kind' in walk ? 0 : walk.refs };
+  const mfn = ctx.domain.p2m.get(Math.floor(walk.gpa / PAGE_SIZE));
+  return { entry: mfn === undefined ? undefined : { mfn, flags: shadowFlags(walk.flags, isWrite) }, refs: walk.refs };
+}
+
+/** Writable in the shadow only once the guest's dirty bit is set, so the first write traps. */
+function shadowFlags(flags: number, isWrite: boolean): number {
+  return isWrite || (flags & PTE_DIRTY) !== 0 ? flags : flags & ~PTE_WRITABLE;
 }
 
 function invlpg(ctx: ExitContext): ExitAction {
@@ -258,9 +313,7 @@ function shadowPageFault(ctx: ExitContext): ExitAction {
   if (inMmioWindow(ctx, gpa)) return emulateMmio(ctx, p2mPort(ctx));
   const mfn = domain.p2m.get(Math.floor(gpa / PAGE_SIZE));
   if (mfn === undefined) return resume(cloneCpu(cpu), gp());
-  // Writable in the shadow only once the guest's dirty bit is set, so the first write traps.
-  const shadowFlags = isWrite || (flags & PTE_DIRTY) !== 0 ? flags : flags & ~PTE_WRITABLE;
-  host.emit('shadow.sync', { dom: domain.id, vcpu: ctx.vcpu, op: 'fill', page: linear >>> 12, mfn, flags: shadowFlags });
+  host.emit('shadow.sync', { dom: domain.id, vcpu: ctx.vcpu, op: 'fill', page: linear >>> 12, mfn, flags: shadowFlags(flags, isWrite) });
   host.emit('tlb.flush', { dom: domain.id, vcpu: ctx.vcpu, scope: 'page', page: linear >>> 12 });
   return resume(cloneCpu(cpu));
 }
@@ -271,7 +324,8 @@ function p2mPort(ctx: ExitContext): WalkPort {
 }
 
 class P2mPort implements WalkPort {
-  constructor(private readonly ctx: ExitContext) {}
+  /** @param writes whether the walk may set the guest's accessed and dirty bits. */
+  constructor(private readonly ctx: ExitContext, private readonly writes = true) {}
 
   read32(gpa: number): number | Fault {
     const mfn = this.frame(gpa);
@@ -284,6 +338,7 @@ class P2mPort implements WalkPort {
   write32(gpa: number, value: number): Fault | undefined {
     const mfn = this.frame(gpa);
     if (mfn === undefined) return notMapped(gpa);
+    if (!this.writes) return undefined;
     const bytes = new Uint8Array(4);
     new DataView(bytes.buffer).setUint32(0, value >>> 0, true);
     writeFrame(this.ctx.host, this.ctx.domain.id, this.ctx.pcpu, gpa, mfn, gpa & (PAGE_SIZE - 1), bytes);

@@ -5,15 +5,15 @@
  * to the device and every other access to memory as usual - any instruction the
  * interpreter knows, as KVM's emulator does for the instructions it knows.
  */
-import { cloneCpu } from '../../hardware/cpu/cpu-state.ts';
 import type { AccessSize, CpuBus, Fault } from '../../hardware/cpu/bus.ts';
+import { cloneCpu } from '../../hardware/cpu/cpu-state.ts';
 import { stepInto } from '../../hardware/cpu/interpreter.ts';
 import { NIC_GUEST_BAR0, NIC_GUEST_BAR3, NIC_VF_BAR_BYTES } from '../../hardware/nic/registers.ts';
-import { GuestBus } from './guest-bus.ts';
 import { CR0_PG, guestWalk, type WalkPort } from '../../hardware/paging/guest-walk.ts';
 import { xenHvmControls } from '../../hardware/vmx/controls.ts';
 import { nicMmioRead, nicMmioWrite } from '../io/vf-mmio.ts';
 import { gp, resume, type ExitAction, type ExitContext } from './exit-action.ts';
+import { GuestBus } from './guest-bus.ts';
 
 /** The BAR a guest-physical address falls in (0 registers, 3 MSI-X table), if in the window. */
 function barAt(gpa: number): { bar: number; offset: number } | undefined {

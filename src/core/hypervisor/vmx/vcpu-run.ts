@@ -4,23 +4,20 @@
  * hypervisor's handler. Every step starts with its opener (vm.entry, cpu.step, exception or
  * vm.exit); what the instruction did to the TLB and memory follows it.
  */
-import { BLOCKING_BY_STI, cloneCpu, copyCpuInto, cpuDelta, resetCpu, type CpuState } from '../../hardware/cpu/cpu-state.ts';
+import type { EventOf } from '../../../events/schema.ts';
+import { applyCpuDelta, BLOCKING_BY_STI, cloneCpu, copyCpuInto, cpuDelta, resetCpu, type CpuState } from '../../hardware/cpu/cpu-state.ts';
 import { causesDoubleFault, deliverEvent, type EventDetail } from '../../hardware/cpu/exceptions.ts';
 import { stepInto, type ExitControls } from '../../hardware/cpu/interpreter.ts';
-import type { Host } from '../state.ts';
-import { GuestBus } from './guest-bus.ts';
-import type { Domain, ExitInfo, X86Vcpu } from '../state.ts';
-import { xenHvmControls, interceptsException } from '../../hardware/vmx/controls.ts';
 import { ExitReason, Vector } from '../../hardware/cpu/outcomes.ts';
+import { interceptsException, xenHvmControls } from '../../hardware/vmx/controls.ts';
 import { lapicVector, nextDeadline, timerDue } from '../../hardware/vmx/lapic.ts';
-import { applyCpuDelta } from '../../hardware/cpu/cpu-state.ts';
-import { type HostState, x86Of } from '../state.ts';
-import type { EventOf } from '../../../events/schema.ts';
 import { destroyDomain } from '../domains.ts';
-import { interruptsEnabled } from './vcpu.ts';
 import { advanceTurn, usedPcpu } from '../pcpu-turns.ts';
-import { handleExit } from './handlers.ts';
+import { x86Of, type Domain, type ExitInfo, type Host, type HostState, type X86Vcpu } from '../state.ts';
 import type { ExitAction, Injection } from './exit-action.ts';
+import { GuestBus } from './guest-bus.ts';
+import { handleExit } from './handlers.ts';
+import { interruptsEnabled } from './vcpu.ts';
 
 const CONTROLS: Record<'ept' | 'shadow', ExitControls> = { ept: xenHvmControls('ept'), shadow: xenHvmControls('shadow') };
 const controlsFor = (paging: 'ept' | 'shadow'): ExitControls => CONTROLS[paging];

@@ -4,8 +4,9 @@
  */
 import { resetCpu } from '../../hardware/cpu/cpu-state.ts';
 import { lapicMasked, resetLapic, timerDue } from '../../hardware/vmx/lapic.ts';
-import type { X86Vcpu } from '../state.ts';
 import type { DomainSpec } from '../config.ts';
+import type { X86Vcpu } from '../state.ts';
+
 const EFLAGS_IF = 1 << 9;
 
 /** IF is set and no STI shadow blocks interrupts. */
@@ -33,6 +34,7 @@ export function newX86Vcpu(spec: DomainSpec, dom: number, vcpu: number): X86Vcpu
     injection: null,
     tlb: new Map(),
     shadow: new Map(),
+    shadowCache: new Map(),
     lapic: resetLapic(),
     irr: [],
   };

@@ -156,7 +156,6 @@ export function dmaWrite(host: Host, sid: number, iova: number, data: Uint8Array
   return true;
 }
 
-
 /** dma.request: what the translation did to the unit's caches and fault records. */
 export function applyDmaRequest(state: HostState, e: EventOf<'dma.request'>): void {
   applyVtdEffects(state, decodeVtdEffects(e.effects));

@@ -13,7 +13,7 @@ import { hasFlaw } from '../flaws.ts';
 import type { XenVtd } from '../io/io-state.ts';
 import { hostPhysicalMemory } from '../memory/host-frames.ts';
 import type { Host, HostState } from '../state.ts';
-import { VtdOp, applyVtdEffects, decodeVtdEffects, didOf, encodeVtdEffects, waitStatusAddress } from './vtd-op.ts';
+import { applyVtdEffects, decodeVtdEffects, didOf, encodeVtdEffects, VtdOp, waitStatusAddress } from './vtd-op.ts';
 
 /** IRTA.S = 7: 2^(7+1) = 256 IRTEs, one 4 KiB frame. */
 export const IRTA_S = 7;
@@ -81,7 +81,6 @@ function requestInterrupt(state: HostState, dom: number, vcpu: number, vector: n
   if (!x86 || x86.irr.includes(vector)) return;
   x86.irr = [...x86.irr, vector].sort((a, b) => a - b);
 }
-
 
 /** msi: the unit's effects, and a remapped or injected interrupt joins the vCPU's requests. */
 export function applyMsi(state: HostState, e: EventOf<'msi'>): void {

@@ -6,18 +6,19 @@
 import { assert } from '../../../events/errors.ts';
 import { NO_DOMAIN, type DomainId } from '../../../events/schema.ts';
 import {
-  DMAR_FEADDR_REG, DMAR_FEDATA_REG, DMAR_FRCD_REG_OFFSET, DMAR_FRCD_REG_SIZE, DMAR_FSTS_REG, DMAR_IQA_REG, DMAR_IQT_REG, DMAR_IRTA_REG,
-  DMAR_RTADDR_REG, VTD_CC_DEVICE, VTD_CC_GLOBAL, VTD_FRCD_F, VTD_FSTS_PFO, VTD_GCMD_CFI, VTD_GCMD_IRE, VTD_GCMD_QIE, VTD_GCMD_SIRTP,
-  VTD_GCMD_SRTP, VTD_GCMD_TE, VTD_IOTLB_DOMAIN, VTD_IOTLB_GLOBAL, VTD_IOTLB_PAGE, VTD_IRTE_SIZE, VTD_MSI_ADDRESS_BASE,
-  vtdContextCacheDescriptor, vtdContextEntry, vtdContextEntryAddress, vtdIecDescriptor, vtdIotlbDescriptor, vtdIqaValue, vtdIrtaValue,
-  vtdMapPageWrites, vtdRootEntry, vtdRootEntryAddress, vtdUnmapPageWrites, vtdWalkSecondLevel, type PhysicalMemory,
+  DMAR_FEADDR_REG, DMAR_FEDATA_REG, DMAR_FRCD_REG_OFFSET, DMAR_FRCD_REG_SIZE, DMAR_FSTS_REG, DMAR_IQA_REG, DMAR_IQT_REG,
+  DMAR_IRTA_REG, DMAR_RTADDR_REG, VTD_CC_DEVICE, VTD_CC_GLOBAL, VTD_FRCD_F, VTD_FSTS_PFO, VTD_GCMD_CFI, VTD_GCMD_IRE,
+  VTD_GCMD_QIE, VTD_GCMD_SIRTP, VTD_GCMD_SRTP, VTD_GCMD_TE, VTD_IOTLB_DOMAIN, VTD_IOTLB_GLOBAL, VTD_IOTLB_PAGE, VTD_IRTE_SIZE,
+  VTD_MSI_ADDRESS_BASE, vtdContextCacheDescriptor, vtdContextEntry, vtdContextEntryAddress, vtdIecDescriptor, vtdIotlbDescriptor,
+  vtdIqaValue, vtdIrtaValue, vtdMapPageWrites, vtdRootEntry, vtdRootEntryAddress, vtdUnmapPageWrites, vtdWalkSecondLevel,
+  type PhysicalMemory,
 } from '../../hardware/iommu/index.ts';
 import { PAGE_SIZE } from '../config.ts';
 import { hasFlaw } from '../flaws.ts';
 import type { XenVtd } from '../io/io-state.ts';
 import type { Host } from '../state.ts';
 import { IRTA_S } from './interrupt-remapping.ts';
-import { IQA_QS, VtdOp, didOf, waitStatusAddress } from './vtd-op.ts';
+import { didOf, IQA_QS, VtdOp, waitStatusAddress } from './vtd-op.ts';
 
 /** AW = 2: 48-bit guest address width, 4-level second-level tables. */
 const SL_AW = 2;

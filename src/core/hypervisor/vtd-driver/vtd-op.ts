@@ -15,13 +15,13 @@
 import { assert } from '../../../events/errors.ts';
 import type { DomainId, EventOf } from '../../../events/schema.ts';
 import {
-  DMAR_GCMD_REG, DMAR_IQT_REG, VTD_DESCRIPTOR_SIZE, VTD_IQ_DESCRIPTORS_PER_PAGE, VtdTransaction, vtdApply, vtdGcmdWith, vtdIqtValue,
-  vtdRegisterWrite, vtdWaitDescriptor, type PhysicalMemory, type VtdEffect, type VtdEntry128,
+  DMAR_GCMD_REG, DMAR_IQT_REG, VTD_DESCRIPTOR_SIZE, VTD_IQ_DESCRIPTORS_PER_PAGE, vtdApply, vtdGcmdWith, vtdIqtValue,
+  vtdRegisterWrite, VtdTransaction, vtdWaitDescriptor, type PhysicalMemory, type VtdEffect, type VtdEntry128,
 } from '../../hardware/iommu/index.ts';
 import { PAGE_SIZE } from '../config.ts';
+import type { XenVtd } from '../io/io-state.ts';
 import { hostPhysicalMemory, writeXenWords } from '../memory/host-frames.ts';
 import type { Host, HostState } from '../state.ts';
-import type { XenVtd } from '../io/io-state.ts';
 
 /** IQA.QS = 0: one page of 256 128-bit descriptors. */
 export const IQA_QS = 0;
@@ -172,10 +172,10 @@ export function applyVtdOp(state: HostState, event: EventOf<'vtd.op'>): void {
 }
 
 /**
- * Xen's record of what it programmed (vtd-driver.ts), from the op's name and fields: boot
- * takes [root table, IRT, invalidation queue, wait-status page] in that order; DID is the
- * domain id + 1; an IRTE op names its entry by the address of the words it wrote. The queue
- * tail is the last IQT Xen wrote.
+ * Xen's record of what it programmed (iommu-domains.ts, interrupt-remapping.ts), from the
+ * op's name and fields: boot takes [root table, IRT, invalidation queue, wait-status page] in
+ * that order; DID is the domain id + 1; an IRTE op names its entry by the address of the
+ * words it wrote. The queue tail is the last IQT Xen wrote.
  */
 function applyXenVtdRecord(state: HostState, event: EventOf<'vtd.op'>, effects: readonly VtdEffect[]): void {
   const xen = state.io.xenVtd;

@@ -3,13 +3,13 @@
  * for) - creating and destroying domains, mapping a guest's frame to read it, assigning and
  * deassigning VFs, and its network backend crashing.
  */
-import type { Dom0Action } from '../../hypervisor/config.ts';
 import type { EventOf } from '../../../events/schema.ts';
-import type { MachineState } from '../state.ts';
-import { EEXIST, EINVAL, ENOSPC } from '../../hypervisor/memory/memory-ops.ts';
+import type { Dom0Action } from '../../hypervisor/config.ts';
 import { attachNic, createCheck, createDomain, destroyDomain, detachNic } from '../../hypervisor/domains.ts';
 import { foreignRead } from '../../hypervisor/memory/guest-memory.ts';
-import type { MachineHost } from '../state.ts';
+import { EEXIST, EINVAL, ENOSPC } from '../../hypervisor/memory/memory-ops.ts';
+import type { MachineHost, MachineState } from '../state.ts';
+
 /** A dom0 action from the scenario: the management domain at work. */
 export function runDom0Action(host: MachineHost, index: number): void {
   performDom0Action(host, host.state.config.dom0Actions[index], index);
@@ -57,7 +57,6 @@ export function performDom0Action(host: MachineHost, action: Dom0Action, index: 
       return;
   }
 }
-
 
 /** dom0.op: the scenario's next action is done (one from an input leaves the list where it was). */
 export function applyDom0Op(state: MachineState, e: EventOf<'dom0.op'>): void {

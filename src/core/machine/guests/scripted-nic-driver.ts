@@ -9,14 +9,14 @@
  * buffers 0x5000 and 0x5800 (by descriptor, alternately), rx buffers 0x6000 + 0x800 * (i % 4).
  */
 import type { DomainId } from '../../../events/schema.ts';
-import { guestWrite } from '../../hypervisor/memory/guest-memory.ts';
 import { macBytes } from '../../hardware/nic/ethernet.ts';
 import {
   DCTL_ENABLE, DESC_BYTES, EICR_RX, EICR_TX, NIC_GUEST_BDF, TXD_CMD_EOP, TXD_CMD_RS, VFEIMS, VFRDBAH, VFRDBAL, VFRDLEN, VFRDT,
   VFRXDCTL, VFTDBAH, VFTDBAL, VFTDLEN, VFTDT, VFTXDCTL,
 } from '../../hardware/nic/registers.ts';
-import { PCI_CONFIG_ADDRESS, PCI_CONFIG_DATA, pciConfigDataAccess } from '../../hypervisor/io/vpci.ts';
 import { nicMmioRead, nicMmioWrite } from '../../hypervisor/io/vf-mmio.ts';
+import { PCI_CONFIG_ADDRESS, PCI_CONFIG_DATA, pciConfigDataAccess } from '../../hypervisor/io/vpci.ts';
+import { guestWrite } from '../../hypervisor/memory/guest-memory.ts';
 import type { MachineHost } from '../state.ts';
 
 export const TX_RING = 0x4000;

@@ -4,22 +4,20 @@
  * use. The fuzzer generates these programs, so they are a first-class kind of guest.
  */
 import { assert } from '../../../events/errors.ts';
-import { GUEST_OP_NAMES, type DomainId } from '../../../events/schema.ts';
-import { nicPostReceive, nicRegisterWrite, nicSetup, nicTransmit } from './scripted-nic-driver.ts';
-import { guestRead, guestWrite } from '../../hypervisor/memory/guest-memory.ts';
-import { nextBytes, type PrngState } from '../prng.ts';
+import { GUEST_OP_NAMES, type DomainId, type EventOf } from '../../../events/schema.ts';
 import { PAGE_SIZE, type GuestOp } from '../../hypervisor/config.ts';
-import type { VcpuRef } from '../../hypervisor/scheduler.ts';
-import { resolveControl } from '../../hypervisor/scripted-vcpu.ts';
-import { domainOf } from '../../hypervisor/state.ts';
-import type { MachineState } from '../state.ts';
-import type { EventOf } from '../../../events/schema.ts';
+import { destroyDomain } from '../../hypervisor/domains.ts';
+import { guestRead, guestWrite } from '../../hypervisor/memory/guest-memory.ts';
 import {
   addToPhysmap, addToPhysmapCheck, decreaseCount, decreaseReservation, populateCheck, populatePhysmap,
 } from '../../hypervisor/memory/memory-ops.ts';
-import { destroyDomain } from '../../hypervisor/domains.ts';
 import { advanceTurn } from '../../hypervisor/pcpu-turns.ts';
-import type { MachineHost } from '../state.ts';
+import type { VcpuRef } from '../../hypervisor/scheduler.ts';
+import { resolveControl } from '../../hypervisor/scripted-vcpu.ts';
+import { domainOf } from '../../hypervisor/state.ts';
+import { nextBytes, type PrngState } from '../prng.ts';
+import type { MachineHost, MachineState } from '../state.ts';
+import { nicPostReceive, nicRegisterWrite, nicSetup, nicTransmit } from './scripted-nic-driver.ts';
 
 const YIELD_OP = GUEST_OP_NAMES.indexOf('yield');
 const opCode = (name: (typeof GUEST_OP_NAMES)[number]): number => GUEST_OP_NAMES.indexOf(name);
@@ -130,7 +128,6 @@ export function applyGuestOp(state: MachineState, e: EventOf<'guest.op'>): void 
   pcpu.quantumLeft = e.op === YIELD_OP ? 0 : Math.max(0, pcpu.quantumLeft - 1);
   advanceTurn(state, e.pcpu);
 }
-
 
 export function applyCanary(state: MachineState, e: EventOf<'guest.canary'>): void {
   state.canaries.push({ dom: e.dom, gpa: e.gpa, secret: e.secret });

@@ -1,6 +1,6 @@
 import { NO_DOMAIN, NO_FRAME } from '../../../events/schema.ts';
-import { domainLabel } from '../../hypervisor/state.ts';
 import { pciBdfFormat } from '../../hardware/pci/index.ts';
+import { domainLabel } from '../../hypervisor/state.ts';
 import type { InvariantChecker } from './types.ts';
 
 /** An interrupt a device raises reaches only the vCPUs of the domain the device is assigned to. */

@@ -1,10 +1,10 @@
 import { NO_DOMAIN, NO_FRAME } from '../../../events/schema.ts';
 import { vtdStaleEntries } from '../../hardware/iommu/index.ts';
-import { hostPhysicalMemory } from '../../hypervisor/memory/host-frames.ts';
-import { PAGE_SIZE } from '../../hypervisor/config.ts';
-import type { MachineState } from '../state.ts';
-import { domainLabel } from '../../hypervisor/state.ts';
 import { pciBdfFormat } from '../../hardware/pci/index.ts';
+import { PAGE_SIZE } from '../../hypervisor/config.ts';
+import { hostPhysicalMemory } from '../../hypervisor/memory/host-frames.ts';
+import { domainLabel } from '../../hypervisor/state.ts';
+import type { MachineState } from '../state.ts';
 import type { InvariantChecker } from './types.ts';
 
 /**
@@ -47,7 +47,8 @@ function cachedByCpu(state: MachineState, mfn: number): string | undefined {
   for (const domain of state.domains.values()) {
     for (const [v, vcpu] of domain.vcpus.entries()) {
       if (!vcpu.x86) continue;
-      for (const [what, table] of [['TLB', vcpu.x86.tlb], ['shadow page table', vcpu.x86.shadow]] as const) {
+      const kept = [...vcpu.x86.shadowCache].map(([cr3, shadow]) => [`shadow page table kept for CR3 0x${(cr3 * 4096).toString(16)}`, shadow] as const);
+      for (const [what, table] of [['TLB', vcpu.x86.tlb] as const, ['shadow page table', vcpu.x86.shadow] as const, ...kept]) {
         for (const [page, entry] of table) {
           if (entry.mfn === mfn) return `${domainLabel(state, domain.id)}.v${v}'s ${what} still maps linear page 0x${page.toString(16)} to it`;
         }

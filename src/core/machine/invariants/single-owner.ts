@@ -1,5 +1,5 @@
-import { isMisconfigured } from '../../hardware/paging/ept.ts';
 import { NO_DOMAIN, NO_FRAME, type Event } from '../../../events/schema.ts';
+import { isMisconfigured } from '../../hardware/paging/ept.ts';
 import { domainLabel } from '../../hypervisor/state.ts';
 import type { InvariantChecker } from './types.ts';
 

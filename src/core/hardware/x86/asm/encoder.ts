@@ -141,7 +141,7 @@ interface MatchState {
 function memorySizeMatches(state: MatchState, operand: ResolvedOperand, bits: number): boolean {
   if (operand.kind !== 'memory') return false;
   if (operand.size !== null) return operand.size === bits;
-  if (state.form.memorySizeImplied) return true;
+  if (state.form.memorySizeImplied.includes(state.operandSize)) return true;
   return state.operands.some((other, i) => {
     const pattern = state.form.operands[i];
     if (isGeneralRegister(other, bits)) return pattern !== undefined && patternSizesMemory(pattern);
@@ -198,8 +198,9 @@ function hasNearForm(mnemonic: Mnemonic): boolean {
 function matchesJump(pattern: { readonly size: 'b' | 'z' }, operand: ResolvedOperand, state: MatchState): boolean {
   if (operand.kind !== 'immediate' || operand.size !== null || operand.strict) return false;
   if (pattern.size === 'z') return operand.distance !== 'short';
-  if (operand.distance !== null) return operand.distance === 'short';
-  return !hasNearForm(state.form.mnemonic) || shortJumpFits(operand, state);
+  // NASM takes "short" and "near" only where both exist: "loop short x" is an error.
+  if (!hasNearForm(state.form.mnemonic)) return operand.distance === null;
+  return operand.distance === 'short' || (operand.distance === null && shortJumpFits(operand, state));
 }
 
 function matchesOperand(pattern: OperandPattern, operand: ResolvedOperand, state: MatchState): boolean {

@@ -19,3 +19,15 @@ export class AssemblyError extends Error {
     super(`${location.file}:${location.line}:${location.column}: ${detail}`);
   }
 }
+
+/** Something NASM would warn about: the source assembles, but may not mean what it says. */
+export interface AssemblyWarning {
+  readonly location: SourceLocation;
+  /** The text, ending with NASM's name for the warning, like "[-w+label-orphan]". */
+  readonly message: string;
+}
+
+export function formatWarning(warning: AssemblyWarning): string {
+  const { file, line, column } = warning.location;
+  return `${file}:${line}:${column}: warning: ${warning.message}`;
+}

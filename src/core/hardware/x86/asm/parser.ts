@@ -6,7 +6,8 @@ import type { Mnemonic, RepeatPrefix } from '../instruction.ts';
 import { MNEMONICS } from '../instruction.ts';
 import { parseRegister } from '../registers.ts';
 import type { Register } from '../registers.ts';
-import { AssemblyError, type SourceLocation } from './errors.ts';
+import { AssemblyError, type AssemblyWarning, type SourceLocation } from './errors.ts';
+import { NASM_INSTRUCTION_WORDS, NASM_NOT_LABEL_WORDS, NASM_RESERVED_WORDS } from './nasm-words.ts';
 import { parseExpression } from './expression.ts';
 import type { Expression, NameQualifier } from './expression.ts';
 import { tokenizeLine } from './lexer.ts';
@@ -43,8 +44,13 @@ export type DataItem =
   | { readonly kind: 'string'; readonly bytes: readonly number[] }
   | { readonly kind: 'expression'; readonly expression: Expression; readonly column: number };
 
+/** What `align` pads with: one instruction or data directive, repeated. */
+export type AlignFill = Extract<Statement, { kind: 'data' | 'instruction' }>;
+
 export type Statement =
   | { readonly kind: 'label'; readonly name: string; readonly location: SourceLocation }
+  /** `align N[, fill]`: NASM's macro, `times (((N) - (($-$$) % (N))) % (N)) fill`, fill NOP by default. */
+  | { readonly kind: 'align'; readonly boundary: Expression; readonly fill: AlignFill; readonly location: SourceLocation }
   | { readonly kind: 'equ'; readonly name: string; readonly expression: Expression; readonly location: SourceLocation }
   | { readonly kind: 'org'; readonly expression: Expression; readonly location: SourceLocation }
   | {
@@ -80,7 +86,7 @@ const REPEAT_PREFIXES: ReadonlyMap<string, RepeatPrefix> = new Map([
 const DATA_UNITS: ReadonlyMap<string, 1 | 2 | 4> = new Map([['db', 1], ['dw', 2], ['dd', 4]]);
 const SIZE_KEYWORDS: ReadonlyMap<string, SizeKeyword> = new Map([['byte', 8], ['word', 16], ['dword', 32]]);
 const UNSUPPORTED_SIZES = new Set(['qword', 'tword', 'oword', 'yword', 'zword', 'far', 'fword']);
-const DIRECTIVES = new Set(['bits', 'org', 'times', 'equ']);
+const DIRECTIVES = new Set(['bits', 'org', 'times', 'equ', 'align']);
 
 const CANONICAL_MNEMONICS: ReadonlySet<string> = new Set(MNEMONICS);
 
@@ -94,8 +100,20 @@ function isStatementKeyword(word: string): boolean {
   return lookupMnemonic(word) !== undefined || REPEAT_PREFIXES.has(word) || DATA_UNITS.has(word) || DIRECTIVES.has(word);
 }
 
-function isReservedWord(word: string): boolean {
-  return isStatementKeyword(word) || parseRegister(word) !== undefined;
+/** Why a word cannot start a statement here; NASM's own reading says why it is no label either. */
+function unknownWord(word: string): string {
+  const known = NASM_INSTRUCTION_WORDS.has(word.toLowerCase()) || NASM_NOT_LABEL_WORDS.has(word.toLowerCase());
+  return `unknown instruction or directive '${word}'${known ? ' (NASM has it; it is outside the modelled subset)' : ''}`;
+}
+
+/** Why NASM would not read this word, at the start of a line, as a label (undefined: it would). */
+function whyNotALabel(word: string, written: string, colon: boolean, alone: boolean): string | undefined {
+  if (NASM_RESERVED_WORDS.has(word) || parseRegister(word) !== undefined) {
+    return `label or instruction expected at start of line: '${written}' is a register or keyword`;
+  }
+  if (colon) return NASM_NOT_LABEL_WORDS.has(word) ? `'${written}' is a NASM prefix or directive, which NASM does not take for a label; rename the label` : undefined;
+  if (NASM_INSTRUCTION_WORDS.has(word) || (NASM_NOT_LABEL_WORDS.has(word) && !alone)) return unknownWord(written);
+  return undefined;
 }
 
 /** Local labels start with one dot; "..@name" is NASM's non-local, scope-preserving form. */
@@ -118,6 +136,7 @@ class SourceParser {
   private scope = '';
   private bitsSeen = false;
   private readonly statements: Statement[] = [];
+  readonly warnings: AssemblyWarning[] = [];
 
   constructor(private readonly readInclude: IncludeReader | undefined) {}
 
@@ -161,21 +180,33 @@ class SourceParser {
     if (!stream.atEnd()) this.parseBody(stream);
   }
 
+  /**
+   * A name that starts a line is a label when NASM would take it for one: it has a colon, or
+   * it is a word NASM knows nothing of (then, alone on its line, it gets NASM's label-orphan
+   * warning). A register or keyword is no label; an instruction NASM has and we lack is refused
+   * rather than turned into a label, which would silently drop it from the program.
+   */
   private parseLabel(stream: TokenStream): { written: string; name: string; location: SourceLocation } | null {
     const token = stream.peek();
     if (token?.kind !== 'identifier') return null;
     const colon = stream.isPunctuation(':', 1);
-    if (!colon && !token.escaped && isReservedWord(token.text.toLowerCase())) return null;
+    const alone = stream.peek(1) === undefined;
+    // "$name" is a name whatever the word; otherwise NASM's reading of the word decides.
+    if (!token.escaped) {
+      const word = token.text.toLowerCase();
+      if (!colon && isStatementKeyword(word)) return null;
+      const problem = whyNotALabel(word, token.text, colon, alone);
+      if (problem !== undefined) stream.fail(token.column, problem);
+    }
     // Without a colon, a name is a label only when a directive or instruction follows (or
     // nothing): otherwise "movq eax, 1" would read as label "movq" and blame "eax".
     const following = stream.keyword(1);
-    if (!colon && stream.peek(1) !== undefined && (following === undefined || !isStatementKeyword(following))) {
-      stream.fail(token.column, `unknown instruction or directive '${token.text}'`);
-    }
-    if (!token.escaped && parseRegister(token.text) !== undefined) stream.fail(token.column, `register name '${token.text}' used as a label`);
+    if (!colon && !alone && (following === undefined || !isStatementKeyword(following))) stream.fail(token.column, unknownWord(token.text));
+    const location = stream.location(token.column);
+    if (!colon && alone) this.warnings.push({ location, message: 'label alone on a line without a colon might be in error [-w+label-orphan]' });
     stream.next();
     if (colon) stream.next();
-    return { written: token.text, name: this.qualify(token.text), location: stream.location(token.column) };
+    return { written: token.text, name: this.qualify(token.text), location };
   }
 
   /** A non-local label opens the scope that later ".name" labels belong to (EQU does not). */
@@ -218,16 +249,36 @@ class SourceParser {
     if ((word === 'bits' || word === 'org') && times === null && repeat === null) {
       return this.parseDirective(word, stream, column, null);
     }
+    if (word === 'align' && times === null && repeat === null) return this.parseAlign(stream, stream.location(column));
     const unitBytes = DATA_UNITS.get(word);
     if (unitBytes !== undefined && repeat === null) {
       this.statements.push({ kind: 'data', unitBytes, items: this.parseDataItems(stream), times, location });
       return;
     }
     const mnemonic = lookupMnemonic(word);
-    if (mnemonic === undefined) stream.fail(column, `unknown instruction or directive '${word}'`);
+    if (mnemonic === undefined) stream.fail(column, unknownWord(word));
     if (!this.bitsSeen) stream.fail(column, 'missing "bits 32": NASM would assemble 16-bit code here');
     const operands = this.parseOperands(stream);
     this.statements.push({ kind: 'instruction', mnemonic, repeat, operands, times, location: stream.location(column) });
+  }
+
+  private parseAlign(stream: TokenStream, location: SourceLocation): void {
+    const boundary = parseExpression(stream, this.qualify);
+    let fill: AlignFill = { kind: 'instruction', mnemonic: 'nop', repeat: null, operands: [], times: null, location };
+    if (stream.takePunctuation(',')) {
+      const column = stream.column();
+      const before = this.statements.length;
+      if (!stream.atEnd()) this.parseBody(stream);
+      const added = this.statements.slice(before);
+      const [body] = added;
+      if (added.length !== 1 || (body.kind !== 'data' && body.kind !== 'instruction') || body.times !== null) {
+        stream.fail(column, 'align N, FILL: FILL must be one instruction or data directive, like "db 0" or "int3"');
+      }
+      this.statements.length = before;
+      fill = body;
+    }
+    stream.expectEnd();
+    this.statements.push({ kind: 'align', boundary, fill, location });
   }
 
   private parseTimes(stream: TokenStream): TimesPrefix | null {
@@ -327,6 +378,7 @@ function parseModifiers(stream: TokenStream): Modifiers {
   }
 }
 
-export function parseSource(source: string, file: string, readInclude?: IncludeReader): Statement[] {
-  return new SourceParser(readInclude).parse(source, file);
+export function parseSource(source: string, file: string, readInclude?: IncludeReader): { statements: Statement[]; warnings: AssemblyWarning[] } {
+  const parser = new SourceParser(readInclude);
+  return { statements: parser.parse(source, file), warnings: parser.warnings };
 }
