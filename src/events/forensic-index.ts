@@ -20,7 +20,7 @@ import type { Seq } from './schema.ts';
 import { assert } from './errors.ts';
 
 /** Bumped whenever the rows' meaning or the blob format changes: an older index is rebuilt. */
-export const FORENSIC_INDEX_VERSION = 1;
+export const FORENSIC_INDEX_VERSION = 2;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS fx_runs (

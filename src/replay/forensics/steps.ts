@@ -278,9 +278,11 @@ class StepScan {
       this.lastCopy = undefined;
       return { source: { kind: 'copy', copy: copy.seq }, data: { offset: copy.event.offset, length: copy.event.data.length } };
     }
+    // The domain builder loads a new domain's image in the step that creates it, after the
+    // NIC registers of the VFs it sets up: an image write, not a device's.
+    if (this.imageFor.has(event.dom) && this.opener.kind !== 'guest.op') return this.image(state, event);
     if (this.deviceSeen) return { source: { kind: 'device' }, data: { offset: start, length: event.offset + event.stored.length - start } };
     if (this.opener.kind === 'guest.op') return this.scripted(state, event);
-    if (this.imageFor.has(event.dom)) return this.image(state, event);
     if (this.opener.kind === 'vm.exit') return { source: { kind: 'hypervisor' }, data: { offset: start, length: event.offset + event.stored.length - start } };
     return { source: { kind: 'other' } };
   }
