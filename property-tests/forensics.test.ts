@@ -27,6 +27,9 @@ import { replayX86Step } from '../src/replay/forensics/cpu-replay.ts';
 import { StepWalker, type Access } from '../src/replay/forensics/steps.ts';
 import { ForensicSession } from '../src/replay/forensics/session.ts';
 import { provenance, type Hop, type Provenance } from '../src/replay/forensics/provenance.ts';
+import { reach } from '../src/replay/forensics/reach.ts';
+import { explain } from '../src/replay/forensics/explain.ts';
+import { INVARIANT_CHECKERS } from '../src/core/machine/invariants/index.ts';
 import { scenarioArbitrary } from './arbitraries.ts';
 import { faultScenario, instructionScenario, timerScenario } from './x86-arbitraries.ts';
 import { SIM_VERSION, TempDir, record, runs } from './helpers.ts';
@@ -379,4 +382,128 @@ test('provenance through x86 copies ends at the immediate that planted each byte
     }
     store.close();
   }), { numRuns: runs(40) });
+});
+
+// ---- reach -----------------------------------------------------------------------------------
+
+test('reach of a planted secret lists every read of its bytes before they are overwritten, and every read it lists has the plant in its provenance', () => {
+  fc.assert(fc.property(scenarioArbitrary(), fc.nat(), (scenario, pick) => {
+    const store = dir.store();
+    const { row } = record(store, scenario.text);
+    buildIndex(store, row);
+    const session = new ForensicSession(store, store.run(row.id));
+    const events = [...session.timeline.iterate()];
+    const plants = events.filter(([, e]) => e.kind === 'guest.canary');
+    if (plants.length === 0) { store.close(); return; }
+    const [plantSeq] = plants[pick % plants.length];
+    // The plant's write (the mem.write of its step), and the position right after it.
+    const written = events.find(([seq, e]) => seq > plantSeq && e.kind === 'mem.write') as [Seq, EventOf<'mem.write'>] | undefined;
+    if (written === undefined) { store.close(); return; }
+    const [writeSeq, write] = written;
+    const plant = events[plantSeq][1] as EventOf<'guest.canary'>;
+    const offset = plant.gpa % PAGE_SIZE;
+    const length = Math.min(plant.secret.length, PAGE_SIZE - offset);
+    const at = writeSeq + 1;
+    const result = reach(session, { kind: 'memory', ranges: [{ mfn: write.mfn, offset, length }] }, at, { to: row.eventCount, limit: 1_000_000 });
+    const reported = new Set(result.events.filter((e) => e.kind === 'read').map((e) => e.seq));
+    // Brute force, completeness: a read of a byte that nothing has written since the plant is reported.
+    const untouched = new Set(Array.from({ length }, (_, i) => write.mfn * PAGE_SIZE + offset + i));
+    for (const [seq, e] of events.slice(at)) {
+      if (e.kind === 'mem.write') for (let b = e.offset; b < e.offset + e.stored.length; b++) untouched.delete(e.mfn * PAGE_SIZE + b);
+      if (e.kind === 'smm.scrub') for (let b = 0; b < PAGE_SIZE; b++) untouched.delete(e.mfn * PAGE_SIZE + b);
+      if (e.kind !== 'mem.read' && e.kind !== 'dom0.foreign_read') continue;
+      const size = e.kind === 'mem.read' ? e.stored.length : e.value.length;
+      const hits = Array.from({ length: size }, (_, i) => e.mfn * PAGE_SIZE + e.offset + i).some((b) => untouched.has(b));
+      if (hits) assert.ok(reported.has(seq), `the ${e.kind} at seq ${seq} reads planted bytes no one overwrote: reach must list it`);
+    }
+    // Soundness, through provenance: the bytes of every reported read came from the plant.
+    for (const e of result.events.filter((x) => x.kind === 'read')) {
+      for (const part of e.bytes.split(' + ').filter((b) => b.startsWith('mfn:'))) {
+        const origins = originsOf(provenance(session, session.resolve(part, e.seq), e.seq));
+        assert.ok(origins.some((o) => o.origin!.includes(`(guest.canary at seq ${plantSeq})`)), `read at seq ${e.seq} of ${part}: origins ${origins.map((o) => o.origin).join(' | ')}`);
+      }
+    }
+    store.close();
+  }), { numRuns: runs(30) });
+});
+
+// ---- explain ---------------------------------------------------------------------------------
+
+/**
+ * The two-tenants story at random: alice plants canaries and writes, bob writes a secret and
+ * gives pages back, carol scans what she gets, dom0 reads alice's pages; both profiles. The
+ * vanilla runs break canary-confined, dom0-no-plaintext and scrub-between-owners.
+ */
+const leakScenario = fc.record({
+  profile: fc.constantFrom('secure', 'vanilla'),
+  seed: fc.nat(1000),
+  canaries: fc.array(fc.record({ page: fc.integer({ min: 1, max: 3 }), offset: fc.integer({ min: 0, max: 3000 }), secret: fc.string({ minLength: 8, maxLength: 40 }) }), { minLength: 1, maxLength: 3 }),
+  writes: fc.array(fc.record({ page: fc.integer({ min: 1, max: 3 }), offset: fc.integer({ min: 0, max: 4000 }), hex: fc.uint8Array({ minLength: 1, maxLength: 64 }) }), { maxLength: 3 }),
+  reads: fc.array(fc.record({ at: fc.integer({ min: 4, max: 40 }), gfn: fc.integer({ min: 1, max: 3 }), offset: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 4000 })), len: fc.oneof(fc.constant(4096), fc.integer({ min: 1, max: 300 })) }), { minLength: 1, maxLength: 3 }),
+  give: fc.boolean(),
+}).map((c) => {
+  const alice = [
+    ...c.canaries.map((k) => `        - canary: { gpa: ${k.page * 4096 + k.offset}, secret: ${JSON.stringify(`alice#${k.secret}`)} }`),
+    ...c.writes.map((w) => `        - write: { gpa: ${w.page * 4096 + w.offset}, hex: "${Buffer.from(w.hex).toString('hex')}" }`),
+  ];
+  const actions = c.reads.map((r) => `    - { at: ${r.at}, op: foreign_read, domain: alice, gfn: ${r.gfn}, offset: ${r.offset}, len: ${Math.min(r.len, 4096 - r.offset)} }`);
+  return `seed: ${c.seed}
+machine: { memoryMiB: 2, pcpus: 1, profile: ${c.profile}, quantum: 3 }
+dom0:
+  memoryKiB: 64
+  actions:
+${actions.join('\n')}
+domains:
+  - name: alice
+    memoryKiB: 16
+    guest:
+      ops:
+${alice.join('\n')}
+  - name: bob
+    memoryKiB: 16
+    guest:
+      ops:
+        - canary: { gpa: 0x2000, secret: "bob#secret" }
+${c.give ? '        - hypercall: { op: decrease_reservation, gfns: [2] }\n' : ''}  - name: carol
+    memoryKiB: 16
+    start: 12
+    guest:
+      ops:
+        - scan
+`;
+});
+
+test('explain: the access is an event the invariant watches, earlier in the violation\'s step; the chain is ordered and ends with it; a canary read has a plant among its origins', () => {
+  let explained = 0;
+  fc.assert(fc.property(leakScenario, (text) => {
+    const store = dir.store();
+    const { row } = record(store, text);
+    buildIndex(store, row);
+    const session = new ForensicSession(store, store.run(row.id));
+    const events = [...session.timeline.iterate()];
+    for (const [seq, v] of events) {
+      if (v.kind !== 'violation') continue;
+      explained++;
+      const x = explain(session, seq);
+      const checker = INVARIANT_CHECKERS.find((c) => c.name === v.invariant)!;
+      assert.equal(x.rule, checker.rule);
+      const access = events[x.access.seq][1];
+      assert.ok(x.access.seq < seq && checker.kinds.includes(access.kind), `violation ${seq} (${v.invariant}): access ${x.access.seq} is a ${access.kind}`);
+      // Same step: no step opener after the access up to the violation.
+      assert.ok(events.slice(x.access.seq + 1, seq).every(([, e]) => !STEP_OPENERS.has(e.kind)), `violation ${seq}: access ${x.access.seq} in another step`);
+      if ((access.kind === 'mem.read' || access.kind === 'dom0.foreign_read') && v.mfn >= 0) assert.equal(access.mfn, v.mfn);
+      assert.deepEqual(x.chain.slice(-2), [x.access.seq, seq]);
+      assert.ok(x.chain.every((c, i) => i === 0 || x.chain[i - 1] < c), `chain ${x.chain.join(' ')}`);
+      for (const e of x.enabling) {
+        assert.ok(e.seq < x.access.seq && ['own', 'key', 'map', 'unmap'].includes(e.access), `enabling ${e.seq} ${e.access}`);
+        assert.match(e.bytes, new RegExp(`^mfn:${v.mfn}\\b`));
+      }
+      if (v.invariant === 'canary-confined') {
+        const origins = x.data!.provenance.origins.map((id) => x.data!.provenance.hops[id].origin!);
+        assert.ok(origins.some((o) => o.startsWith('scenario plant: ')), `canary read at ${x.access.seq}: origins ${origins.join(' | ')}`);
+      }
+    }
+    store.close();
+  }), { numRuns: runs(30) });
+  assert.ok(explained > 0, 'some recordings had violations to explain');
 });

@@ -95,6 +95,49 @@ test('provenance of gpa:bob:0x14000/62 at seq 70470 of run 4 reaches alice\'s in
   assert.match(text.stdout, /^origins:$/m);
 });
 
+test('reach of alice\'s card: dom0 reads it in plaintext in vanilla (seq 1042), only ciphertext under SMM; her packet reaches dom0 and bob', async () => {
+  const vanilla = await ok(['reach', demo, 'gpa:alice:0x1000/31', '--at', '981', '--run', '2']);
+  assert.match(vanilla.stdout, /^reach of gpa:alice:0x1000\/31 = mfn:321\/31 \(alice's\) from seq 981 to 85961 \(run 2 two-tenants-vanilla\):$/m);
+  assert.match(vanilla.stdout, /^ +1042 +read +dom0 +foreign read of alice's gfn 1: mfn:321\/31 +PLAINTEXT$/m);
+  assert.match(vanilla.stdout, /^EXPOSED: dom0 saw alice's bytes in plaintext first at seq 1042/m);
+  const secure = await ok(['reach', demo, 'gpa:alice:0x1000/31', '--at', '990', '--run', '1']);
+  assert.match(secure.stdout, /^ +1066 +read +dom0 +foreign read of alice's gfn 1: mfn:321\/31 +\(ciphertext\)$/m);
+  assert.match(secure.stdout, /^no domain other than alice, and not dom0, saw these bytes in plaintext$/m);
+  const packet = JSON.parse((await ok(['reach', demo, 'gpa:alice:0x10000/62', '--at', '70459', '--to', '70480', '--run', '4', '--json'])).stdout) as { events: { seq: number; kind: string; actor: string }[]; exposed: { reader: string; seq: number }[]; remaining: string[] };
+  assert.deepEqual(packet.events.map((e) => [e.seq, e.kind, e.actor]), [
+    [70460, 'read', 'dom0 netback'], [70465, 'moved', 'the switch'], [70468, 'read', 'dom0 netback'], [70469, 'moved', 'dom0 netback'], [70472, 'read', 'NIC VF2'],
+  ]);
+  assert.deepEqual(packet.exposed.map((x) => [x.reader, x.seq]), [['dom0', 70460], ['bob', 70472]]);
+  assert.deepEqual(packet.remaining, ['mfn:336/62', 'mfn:404/62']);
+});
+
+test('explain 1044 of run 2: the rule, dom0\'s read at 1042, alice\'s plant at 980, and the ownership and mapping that made the read possible', async () => {
+  const text = await ok(['explain', demo, '1044', '--run', '2']);
+  assert.equal(text.stdout, [
+    'explain seq 1044 of run 2 (two-tenants-vanilla):',
+    'violation dom0-no-plaintext at seq 1044: dom0 read 64 bytes of alice\'s plaintext at gfn 1',
+    '  rule: dom0 never sees a guest\'s plaintext: its foreign mappings show ciphertext, and no guest packet passes through its hands.',
+    '  the access: seq 1042 dom0: foreign read of alice\'s gfn 1',
+    '  the data: mfn:321/64, from 2 origins (2 hops):',
+    '    mfn:321/31: scenario plant: the canary secret alice planted (guest.canary at seq 979)',
+    '    mfn:321+0x1f/33: uninitialised (never written since the recording began: zeros)',
+    '  what made it possible:',
+    '    seq 144 own SMM: owner - -> alice',
+    '    seq 145 map Xen: p2m of alice: gfn 1 -> mfn 321',
+    '  chain: 144 -> 145 -> 980 -> 1042 -> 1044',
+    '',
+  ].join('\n'));
+  const json = JSON.parse((await ok(['explain', demo, '1043', '--run', '2', '--json'])).stdout);
+  assert.equal(json.invariant, 'canary-confined');
+  assert.equal(json.access.seq, 1042);
+  assert.deepEqual(json.chain, [144, 145, 980, 1042, 1043]);
+  // mallory's spoofed source MAC: a constant of her own image.
+  const spoof = await ok(['explain', demo, '100093', '--run', '4']);
+  assert.match(spoof.stdout, /^ {2}the access: seq 100080 the switch: mallory's frame at switch \(VLAN 10, ok\)$/m);
+  assert.match(spoof.stdout, /^ {2}the data: frame at switch@100080\[6\.\.11\] \(the source MAC\), from \d+ origins/m);
+  assert.match(spoof.stdout, /^ {4}mfn:\d+\+0x[0-9a-f]+\/4 \+ mfn:\d+\+0x[0-9a-f]+\/2: guest image of mallory \(loaded by the domain builder at seq \d+\)$/m);
+});
+
 test('index builds every run, says when it is up to date, and --force rebuilds', async () => {
   const copy = join(root, 'index.db');
   copyFileSync(pristine, copy);
@@ -128,6 +171,10 @@ test('bad input is exit 2 with a message naming the argument, and the recording 
       [['who-wrote', db, 'mfn:321', '--at', '99999999', '--run', '2'], /--at 99999999: run 2 has 85962 events; give 0\.\.85962/],
       [['history', db, 'mfn:321', '--run', '2', '--kind', 'q'], /--kind q: no such access; accesses: r, w, x/],
       [['who-wrote', db, 'mfn:321'], /required option '--at <seq>'/],
+      [['reach', db, 'mfn:321', '--at', '1000', '--to', '10', '--run', '2'], /--at 1000 --to 10: the range is empty/],
+      [['explain', db, '1042', '--run', '2'], /SEQ 1042: a dom0\.foreign_read event, not a violation; list them with 'log --kind violation'/],
+      [['explain', db, '85962', '--run', '2'], /SEQ 85962: run 2 has 85962 events; give 0\.\.85961/],
+      [['provenance', db, 'mfn:321', '--at', '5', '--run', '2', '--budget', 'x'], /--budget x: expected a whole number >= 1/],
     ];
     for (const [args, pattern] of cases) assertUsage(args, await cli(args, dir), pattern);
     assert.deepEqual(fingerprint(db), before);

@@ -15,6 +15,8 @@ import { ForensicSession } from '../replay/forensics/session.ts';
 import { history, whoWrote } from '../replay/forensics/history.ts';
 import type { AccessRow } from '../replay/forensics/describe.ts';
 import { provenance, type Hop, type Provenance } from '../replay/forensics/provenance.ts';
+import { reach } from '../replay/forensics/reach.ts';
+import { explain, type Explanation } from '../replay/forensics/explain.ts';
 import { formatAddress, parseAddress, type Resolved } from '../replay/forensics/address.ts';
 import { formatHostRange, formatRegister } from '../replay/forensics/address.ts';
 import { note, openForReading, out, parseCount, parseSeq, resolveRun, quote, CLI } from './context.ts';
@@ -244,6 +246,86 @@ export function provenanceCommand(db: string, address: string, options: RangeOpt
     }
     if (result.cut) note(`the search stopped at ${result.hops.length} hops; give --budget N (or --depth N) to follow further`);
     return 0;
+  } finally {
+    store.close();
+  }
+}
+
+// ---- reach -----------------------------------------------------------------------------------
+
+export function reachCommand(db: string, address: string, options: RangeOptions & { limit?: string }): number {
+  const { store, session } = openSession(db, options.run);
+  try {
+    const at = atSeq(session, options.at, undefined, 'reach');
+    const resolved = session.resolve(address, at);
+    const to = options.to === undefined ? session.length : Math.min(session.length, parseSeq(options.to, '--to') + 1);
+    if (to < at) throw new InputError('argument', `--at ${at} --to ${to - 1}: the range is empty; --to is the last seq followed`);
+    const limit = options.limit === undefined ? undefined : parseCount(options.limit, '--limit');
+    const result = reach(session, resolved, at, { to, limit });
+    if (options.json) {
+      out(JSON.stringify({ address: formatAddress(parseAddress(address, 'ADDR')), at, run: session.timeline.run.id, ...result }));
+      return 0;
+    }
+    out(`reach of ${addressText(session, address, resolved)} (${result.owner}'s) from seq ${at} to ${to - 1} (run ${session.timeline.run.id} ${session.timeline.run.name}):`);
+    for (const e of result.events) {
+      const seen = e.kind !== 'read' ? '' : e.plaintext ? '  PLAINTEXT' : '  (ciphertext)';
+      out(`${String(e.seq).padStart(9)}  ${e.kind.padEnd(5)} ${e.actor.padEnd(26)} ${e.what}: ${e.bytes}${seen}`);
+    }
+    if (result.omitted > 0) note(`${result.omitted} more events not listed; give --limit N to list more`);
+    if (result.exposed.length === 0) out(`no domain other than ${result.owner}, and not dom0, saw these bytes in plaintext`);
+    for (const x of result.exposed) out(`EXPOSED: ${x.reader} saw ${result.owner}'s bytes in plaintext first at seq ${x.seq} (${x.what})`);
+    out(`still there at seq ${to - 1}: ${result.remaining.length === 0 ? 'nowhere (overwritten or scrubbed)' : result.remaining.join(' + ')}`);
+    return 0;
+  } finally {
+    store.close();
+  }
+}
+
+// ---- explain ---------------------------------------------------------------------------------
+
+const ORIGINS_SHOWN = 12;
+
+/** An explanation as text lines (the CLI, and fuzz for each counterexample it records). */
+export function explanationLines(x: Explanation): string[] {
+  const lines = [`violation ${x.invariant} at seq ${x.seq}: ${x.detail}`, `  rule: ${x.rule}`, `  the access: seq ${x.access.seq} ${x.access.actor}: ${x.access.what}`];
+  if (x.data !== undefined) {
+    const p = x.data.provenance;
+    lines.push(`  the data: ${x.data.bytes}, from ${p.origins.length} origin${p.origins.length === 1 ? '' : 's'} (${p.hops.length} hops${p.cut ? ', cut short: run provenance for all' : ''}):`);
+    // One line per origin, with every piece of the data it made.
+    const byOrigin = new Map<string, Hop[]>();
+    for (const id of p.origins) byOrigin.set(p.hops[id].origin!, [...(byOrigin.get(p.hops[id].origin!) ?? []), p.hops[id]]);
+    for (const [origin, hops] of [...byOrigin].slice(0, ORIGINS_SHOWN)) lines.push(`    ${hops.map((h) => h.to).join(' + ')}: ${origin}`);
+    if (byOrigin.size > ORIGINS_SHOWN) lines.push(`    ${byOrigin.size - ORIGINS_SHOWN} more origins: run provenance for all`);
+  }
+  if (x.enabling.length > 0) lines.push('  what made it possible:');
+  for (const row of x.enabling) lines.push(`    seq ${row.seq} ${row.access} ${row.actor}: ${row.what}`);
+  lines.push(`  chain: ${x.chain.join(' -> ')}`);
+  return lines;
+}
+
+export function explainCommand(db: string, seqText: string, options: { run?: string; json?: boolean }): number {
+  const { store, session } = openSession(db, options.run);
+  try {
+    const seq = parseSeq(seqText, 'SEQ');
+    if (seq >= session.length) throw new InputError('argument', `SEQ ${seq}: run ${session.timeline.run.id} has ${session.length} events; give 0..${session.length - 1}`);
+    const x = explain(session, seq);
+    if (options.json) out(JSON.stringify({ run: session.timeline.run.id, ...x }));
+    else {
+      out(`explain seq ${seq} of run ${session.timeline.run.id} (${session.timeline.run.name}):`);
+      for (const line of explanationLines(x)) out(line);
+    }
+    return 0;
+  } finally {
+    store.close();
+  }
+}
+
+/** The explanation of the first violation of a run, as lines (fuzz prints it for each counterexample it records). */
+export function explainFirstViolation(db: string, runId: number): string[] {
+  const { store, session } = openSession(db, String(runId));
+  try {
+    for (const [seq, event] of session.timeline.iterate()) if (event.kind === 'violation') return explanationLines(explain(session, seq));
+    return [];
   } finally {
     store.close();
   }

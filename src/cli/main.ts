@@ -13,7 +13,7 @@ import { diffCommand, forkCommand, verifyCommand } from './check.ts';
 import { exportPcapCommand } from './export.ts';
 import { exportJsonlCommand, exportPerfettoCommand } from './export-events.ts';
 import { fuzzCommand } from './fuzz.ts';
-import { historyCommand, indexCommand, provenanceCommand, whoWroteCommand } from './forensics.ts';
+import { explainCommand, historyCommand, indexCommand, provenanceCommand, reachCommand, whoWroteCommand } from './forensics.ts';
 import { ReaderGone } from './output.ts';
 import { GUEST_SOURCE_KIB_MAX_DEFAULT } from './guest-files.ts';
 
@@ -156,6 +156,21 @@ function program(): Command {
     .option('--depth <n>', 'follow chains at most n hops long (default 64)')
     .option('--json', 'as JSON: the hops and the origins')
     .action((db, address, options) => finish(provenanceCommand(db, address, options)));
+
+  cli.command('reach').argument('<db>', 'recording').argument('<address>', addressHelp)
+    .description('where the bytes went after a seq: copies, reads, frames on the wire, and whether anyone but their owner saw them in plaintext')
+    .requiredOption('--at <seq>', 'follow the bytes as they were at this position')
+    .option('--to <seq>', 'follow them up to this seq (inclusive; default: the end of the run)')
+    .option('--run <run>', 'run id or name (default: the newest)')
+    .option('--limit <n>', 'list at most n events (default 500; the rest are counted)')
+    .option('--json', 'as JSON')
+    .action((db, address, options) => finish(reachCommand(db, address, options)));
+
+  cli.command('explain').argument('<db>', 'recording').argument('<seq>', 'a violation event')
+    .description('why an invariant broke: its rule, the access that broke it, where the data came from, and the events that made the access possible')
+    .option('--run <run>', 'run id or name (default: the newest)')
+    .option('--json', 'as JSON')
+    .action((db, seq, options) => finish(explainCommand(db, seq, options)));
 
   // Loaded on demand: BullMQ is not needed by the other commands.
   cli.command('worker').description('run the shards of fuzz campaigns from a BullMQ queue (until Ctrl-C)')

@@ -54,12 +54,15 @@ function writeText(session: ForensicSession, write: WriteInfo, step: StepRecord)
   }
 }
 
-function eventActor(session: ForensicSession, event: Event): { actor: string; what: string } {
+/** Who made an event and what it was, for events that are not x86 steps or writes. */
+export function eventActor(session: ForensicSession, event: Event): { actor: string; what: string } {
   switch (event.kind) {
     case 'mem.read': return { actor: `${session.domain(event.dom)} (scripted)`, what: `reads gpa 0x${event.gpa.toString(16)}` };
     case 'dom0.foreign_read': return { actor: 'dom0', what: `foreign read of ${session.domain(event.target)}'s gfn ${event.gfn}` };
     case 'dma.request': return { actor: `device ${pciBdfFormat(event.sid)} (${session.domain(event.dom)})`, what: `DMA ${event.write ? 'write' : 'read'} at iova 0x${event.iova.toString(16)}` };
     case 'netback.copy': return { actor: 'dom0 netback', what: `grant copy (${event.dir}) of ${session.domain(event.dom)}'s gfn ${event.gfn}` };
+    case 'net.frame': return { actor: event.at === 'switch' ? 'the switch' : event.at, what: `${session.domain(event.dom)}'s frame at ${event.at} (VLAN ${event.vlan}, ${event.verdict})` };
+    case 'msi': return { actor: `device ${pciBdfFormat(event.sid)}`, what: `MSI vector 0x${event.vector.toString(16)} to ${session.domain(event.dom)}.v${event.vcpu}` };
     case 'smm.scrub': return { actor: 'SMM', what: `scrubs the frame (it held ${session.domain(event.prevOwner)}'s data)` };
     case 'smm.ppt.update': return { actor: 'SMM', what: `owner ${session.domain(event.prevOwner)} -> ${session.domain(event.owner)}` };
     case 'p2m.update': return { actor: 'Xen', what: `p2m of ${session.domain(event.dom)}: gfn ${event.gfn} -> ${event.mfn < 0 ? '-' : `mfn ${event.mfn}`}` };

@@ -349,8 +349,17 @@ function adjacent(a: Loc, b: Loc): boolean {
 
 /** The provenance of an address's bytes as they were at position `at`. */
 export function provenance(session: ForensicSession, resolved: Resolved, at: Seq, options: ProvenanceOptions = {}): Provenance {
-  const tracer = new Tracer(session, options);
   const locs = resolved.kind === 'memory' ? rangeLocs(resolved.ranges) : registerByteLocs(resolved.register);
+  return traceLocs(session, locs, at, options);
+}
+
+/** The provenance of the bytes an event carries (a frame at a point, a DMA's or a copy's data). */
+export function eventProvenance(session: ForensicSession, seq: Seq, end: number, options: ProvenanceOptions = {}, start = 0): Provenance {
+  return traceLocs(session, Array.from({ length: end - start }, (_, p) => eventLoc(seq, start + p)), seq, options);
+}
+
+function traceLocs(session: ForensicSession, locs: Loc[], at: Seq, options: ProvenanceOptions): Provenance {
+  const tracer = new Tracer(session, options);
   const roots = tracer.trace(locs, at, 0);
   return { roots, hops: tracer.hops, origins: tracer.origins, cut: tracer.cut };
 }
