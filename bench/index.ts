@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { benchCpu } from './cpu.ts';
+import { benchForensics } from './forensics.ts';
 import { benchFuzz } from './fuzz.ts';
 import { benchIo } from './io.ts';
 import { benchStore, type Figure } from './store.ts';
@@ -15,6 +16,7 @@ const suites: Record<string, () => Figure[] | Promise<Figure[]>> = {
   io: () => benchIo(),
   tui: (await import('./tui.ts')).benchTui,
   fuzz: () => benchFuzz(),
+  forensics: () => benchForensics(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

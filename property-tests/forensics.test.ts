@@ -396,8 +396,9 @@ test('reach of a planted secret lists every read of its bytes before they are ov
     const plants = events.filter(([, e]) => e.kind === 'guest.canary');
     if (plants.length === 0) { store.close(); return; }
     const [plantSeq] = plants[pick % plants.length];
-    // The plant's write (the mem.write of its step), and the position right after it.
-    const written = events.find(([seq, e]) => seq > plantSeq && e.kind === 'mem.write') as [Seq, EventOf<'mem.write'>] | undefined;
+    // The plant's write (the mem.write of its step: none when its gpa is outside the domain), and the position right after it.
+    const end = events.findIndex(([seq, e]) => seq > plantSeq && STEP_OPENERS.has(e.kind));
+    const written = events.slice(plantSeq + 1, end < 0 ? undefined : end).find(([, e]) => e.kind === 'mem.write') as [Seq, EventOf<'mem.write'>] | undefined;
     if (written === undefined) { store.close(); return; }
     const [writeSeq, write] = written;
     const plant = events[plantSeq][1] as EventOf<'guest.canary'>;
