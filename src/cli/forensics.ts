@@ -208,7 +208,7 @@ function hopLine(hop: Hop): string {
 }
 
 /** The hops as a tree, depth first, each hop once (later mentions point back to it). */
-export function provenanceLines(result: Provenance): string[] {
+function provenanceLines(result: Provenance): string[] {
   const lines: string[] = [];
   const shown = new Set<number>();
   const visit = (id: number, depth: number): void => {
