@@ -8,13 +8,16 @@ import { benchCpu } from './cpu.ts';
 import { benchForensics } from './forensics.ts';
 import { benchFuzz } from './fuzz.ts';
 import { benchIo } from './io.ts';
+import { benchScale } from './scale.ts';
 import { benchStore, type Figure } from './store.ts';
+import { benchTui } from './tui.ts';
 
 const suites: Record<string, () => Figure[] | Promise<Figure[]>> = {
   store: () => benchStore(Number(process.env.CHRONOVISOR_BENCH_EVENTS ?? 10_000_000)),
   cpu: () => benchCpu(),
   io: () => benchIo(),
-  tui: (await import('./tui.ts')).benchTui,
+  tui: () => benchTui(),
+  scale: () => benchScale(),
   fuzz: () => benchFuzz(),
   forensics: () => benchForensics(),
 };
@@ -25,7 +28,8 @@ if (unknown !== undefined) {
   process.stderr.write(`bench: no suite '${unknown}'; suites: ${Object.keys(suites).join(', ')}\n`);
   process.exit(2);
 }
-const names = wanted.length ? wanted : Object.keys(suites);
+// scale records up to 100M events (hours here): only when asked for by name.
+const names = wanted.length ? wanted : Object.keys(suites).filter((name) => name !== 'scale');
 if (names.length > 1) {
   // Each suite in a process of its own: one suite's heap and JIT state (the store and TUI
   // suites leave hundreds of MB behind) would otherwise slow the next one down.

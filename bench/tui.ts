@@ -324,9 +324,9 @@ async function measure(eventsWanted: number): Promise<void> {
  * The suite for bench/index.ts: runs the measurement in a fresh process, so the memory
  * figures are the TUI's alone and not the other suites' leftovers.
  */
-export function benchTui(eventsWanted = Number(process.env.CHRONOVISOR_BENCH_EVENTS ?? 10_000_000)): Figure[] {
+export function benchTui(eventsWanted = Number(process.env.CHRONOVISOR_BENCH_EVENTS ?? 10_000_000), env: NodeJS.ProcessEnv = {}): Figure[] {
   const child = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), String(eventsWanted)], {
-    stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 1 << 24,
+    stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, ...env },
   });
   if (child.status !== 0) throw new Error(`the TUI benchmark failed (exit ${child.status})`);
   return JSON.parse(child.stdout) as Figure[];

@@ -265,3 +265,30 @@ test('regression: a fork with a modification at the very end of a halted run ver
   assert.ok(report.ok, `fork at the end (${forkRow.status}, ${forkRow.eventCount} events): ${describe(report)}`);
   store.close();
 });
+
+test('firstDivergence of two runs recorded apart (no chunk shared) is the first seq a brute-force scan finds', () => {
+  // The same loop twice, the second with an input at a random tick: the runs share their
+  // events up to it but no chunk, so the search goes by comparing chain hashes.
+  const loop = (input: string): string => `seed: 5
+machine: { memoryMiB: 4, pcpus: 1, profile: secure, quantum: 3 }
+dom0: { memoryKiB: 256 }
+domains:
+  - name: alice
+    memoryKiB: 64
+    guest: { ops: [ { repeat: { times: 3000, ops: [ { write: { gpa: 0x1000, hex: "deadbeef" } }, { read: { gpa: 0x1000, len: 4 } }, yield ] } } ] }
+${input}`;
+  const store = dir.store();
+  const a = new Timeline(store, record(store, loop('')).row);
+  assert.ok(a.length > 4 * CHUNK_EVENTS, 'several chunks');
+  fc.assert(fc.property(fc.integer({ min: 1, max: 7000 }), (tick) => {
+    const b = new Timeline(store, record(store, loop(`inputs: [ { at: ${tick}, set: { quantum: 2 } } ]`)).row);
+    let expected: number | undefined;
+    const codec = store.codec;
+    for (let seq = 0; seq < Math.min(a.length, b.length); seq++) {
+      if (!codec.encodeEvent(a.event(seq)).equals(codec.encodeEvent(b.event(seq)))) { expected = seq; break; }
+    }
+    expected ??= a.length === b.length ? undefined : Math.min(a.length, b.length);
+    assert.equal(firstDivergence(a, b), expected, `input at tick ${tick}`);
+  }), { numRuns: runs(12) });
+  store.close();
+});

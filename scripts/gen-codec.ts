@@ -86,6 +86,7 @@ export function generateEventCodecs(classes = fieldClasses()): string {
   const builders = EVENT_KINDS.map((kind) => `  '${kind}': (f) => ({ kind: '${kind}', ${copy(kind, 'f')} }),`);
   const readers = EVENT_KINDS.map((kind) => `  '${kind}': (r) => ({ kind: '${kind}', ${copy(kind, 'r')} }),`);
   const records = EVENT_KINDS.map((kind) => `  '${kind}': (e, k) => ({ k, ${copy(kind, 'e')} }),`);
+  const classTable = EVENT_KINDS.map((kind) => `  '${kind}': { ${fieldsOf(kind).map((f) => `${f}: '${classOf(kind, f)}'`).join(', ')} },`);
   const fast = EVENT_KINDS.filter((kind) => fieldsOf(kind).every((f) => classOf(kind, f) !== 'other')).map((kind) => {
     const classes = fieldsOf(kind).map((f) => classOf(kind, f));
     const locals = [classes.includes('number') ? 'v: number' : '', classes.includes('numbers') ? 'a: number[]' : ''].filter((l) => l !== '');
@@ -104,6 +105,14 @@ import { FAIL, isShortArray, writeArrayHeader, writeOtherNumber } from '../msgpa
 
 /** A record as msgpackr packs it: the kind's code \`k\`, then the fields in schema order. */
 export type EventRecord = { k: number } & Record<string, unknown>;
+
+/** How each field is stored: a number, a boolean, an array of numbers, or other (text, bytes). */
+export type FieldClass = ${"'number' | 'boolean' | 'numbers' | 'other'"};
+
+/** Per kind: each field's class, as the schema's types say. */
+export const FIELD_CLASSES: { readonly [K in EventKind]: { readonly [F in keyof EventFields<K>]: FieldClass } } = {
+${classTable.join('\n')}
+};
 
 /** Per kind: the event with its fields in schema order, from its fields (makeEvent). */
 export const EVENT_BUILDERS: { readonly [K in EventKind]: (f: EventFields<K>) => EventOf<K> } = {

@@ -6,12 +6,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { CHUNK_EVENTS } from '../src/events/store.ts';
-import { cli, describeResult, loopScenario, parseJsonLines, removeDir, startCli, tempDir, writeText, type CliResult } from './helpers/cli.ts';
+import { cli, committedChunks, describeResult, loopScenario, parseJsonLines, removeDir, startCli, tempDir, writeText, type CliResult } from './helpers/cli.ts';
 
 const MIN_CHUNKS = 3;
 /** Only a guard against a writer that never commits; the test waits on the database, not on time. */
@@ -29,22 +28,6 @@ let chunkRows: { first_seq: number; count: number }[];
 let runRow: { id: number; status: string; event_count: number; writer_pid: number | null };
 /** `verify --json` run while the writer was alive. */
 let liveVerify: CliResult;
-
-/** Chunks committed so far, or -1 while the file or its tables are not there yet. */
-function committedChunks(path: string): number {
-  // Wait for the write-ahead log: the writer switches to WAL mode first thing, and a reader
-  // holding the file before then could make that switch fail.
-  if (!existsSync(path) || !existsSync(`${path}-wal`)) return -1;
-  let db: Database.Database | undefined;
-  try {
-    db = new Database(path, { readonly: true, fileMustExist: true });
-    return (db.prepare('SELECT count(*) AS n FROM chunks').get() as { n: number }).n;
-  } catch {
-    return -1; // tables not created yet
-  } finally {
-    db?.close();
-  }
-}
 
 before(async () => {
   dir = tempDir('chronovisor-crash');

@@ -34,6 +34,11 @@ const DEFINES: Readonly<Record<string, readonly Readonly<Record<string, number>>
   'io-attacker.asm': [
     { MY_IP: 0x0a000042, VICTIM_IP: 0x0a000001, VICTIM_MAC: 0x020000000001, REFLECTOR_IP: 0x0a000002, REFLECTOR_MAC: 0x020000000002, HOP_VLAN: 20 },
   ],
+  // recordings/long.yaml's sender and echo.
+  'longrun.asm': [
+    { ROLE: 1, MY_IP: 0x0a000001, PEER_IP: 0x0a000002, PEER_MAC: 0x020000000002, ROUNDS: 0 },
+    { ROLE: 2, MY_IP: 0x0a000002, PEER_IP: 0x0a000001, PEER_MAC: 0x020000000001, ROUNDS: 0 },
+  ],
 };
 const NO_DEFINES: readonly Readonly<Record<string, number>>[] = [{}];
 const ORIGIN = 0x1000;
@@ -139,8 +144,8 @@ describe('guest programs: layout promises', () => {
     }
   });
 
-  test('netkernel and io-attacker: images end below their data page at 0x8000; they need their defines', () => {
-    for (const name of ['netkernel.asm', 'io-attacker.asm']) {
+  test('netkernel, io-attacker and longrun: images end below their data page at 0x8000; they need their defines', () => {
+    for (const name of ['netkernel.asm', 'io-attacker.asm', 'longrun.asm']) {
       const { result } = assembleGuest(name);
       assert.ok(ORIGIN + result.bytes.length <= 0x8000, name);
       assert.throws(() => assembleGuest(name, {}), /not defined/, `${name} without defines`);

@@ -36,6 +36,8 @@ function fakeTimeline(events: Event[]): Timeline {
   return {
     length: events.length,
     event: (seq: number) => events[seq],
+    // No chunk index: the search tests every event the block index lets through.
+    store: { hasChunkIndex: false },
     *iterate(from = 0, to = events.length) {
       for (let seq = Math.max(0, from); seq < Math.min(to, events.length); seq++) yield [seq, events[seq]] as [number, Event];
     },

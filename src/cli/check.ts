@@ -9,7 +9,7 @@ import { Timeline } from '../replay/timeline.ts';
 import { violationCount } from '../replay/summary.ts';
 import type { VerifyReport } from '../replay/verify.ts';
 import {
-  SIM_VERSION, note, openForReading, openForWriting, out, parseCount, parseSeq, parseSets, quote, resolveRun, CLI,
+  SIM_VERSION, note, openForReading, openForWriting, out, parseCount, parseSeq, parseSets, quote, reportStorageFull, resolveRun, CLI,
 } from './context.ts';
 import { verifyRunParallel } from './parallel-verify.ts';
 import { startProgress } from './progress.ts';
@@ -106,6 +106,7 @@ export function forkCommand(db: string, options: ForkOptions): number {
       parent, at: from, modifications, name: options.name, simVersion: SIM_VERSION, writerPid: process.pid,
     }, { maxEvents, onProgress: (seq, tick) => progress.update(seq, { tick }) });
     progress.stop();
+    if (result.storageFull !== undefined) return reportStorageFull(db, store.run(result.run), result.status, result.storageFull);
     if (result.forkSeq !== from) note(`--at ${from} is inside a step; forked at the step boundary ${result.forkSeq}`);
     const s = result.summary;
     out(`run ${result.run}: forked from run ${parent.id} at seq ${result.forkSeq} with ${modifications.map(([k, v]) => `${k}=${v}`).join(', ') || 'no change'}`);

@@ -2,9 +2,9 @@
  * What the commands share: opening recordings safely, reading arguments, and reporting.
  * The command line is the only layer that touches files, processes and terminals.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, extname, join } from 'node:path';
-import { InputError } from '../events/errors.ts';
+import { existsSync, readFileSync, rmSync, statSync, statfsSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { InputError, StorageFull, isStorageFull } from '../events/errors.ts';
 import { RecordingStore, type RunRow, type RunStatus } from '../events/store.ts';
 import { parseScenario } from '../core/machine/scenario.ts';
 import type { MachineConfig } from '../core/hypervisor/config.ts';
@@ -39,7 +39,15 @@ export function checkRecordingTarget(path: string, option = '--out'): void {
 /** Opens (or creates) a recording to add runs to; a foreign or newer file is refused untouched. */
 export function openForWriting(path: string): RecordingStore {
   checkRecordingTarget(path);
-  return existsSync(path) ? RecordingStore.open(path) : RecordingStore.create(path, SIM_VERSION);
+  if (existsSync(path)) return RecordingStore.open(path);
+  try {
+    return RecordingStore.create(path, SIM_VERSION);
+  } catch (error) {
+    if (!isStorageFull(error)) throw error;
+    // Half a new file is no recording: nothing is left behind.
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) rmSync(file, { force: true });
+    throw new StorageFull(`creating ${path} failed (SQLite: ${(error as Error).message}); ${freeSpace(path)}; nothing was left behind`);
+  }
 }
 
 /**
@@ -107,6 +115,38 @@ export const CLI = 'npx chronovisor';
 
 export const out = (line: string): void => { process.stdout.write(`${line}\n`); };
 export const note = (line: string): void => { process.stderr.write(`${line}\n`); };
+
+/** Bytes, as a person reads them (1.5 MB). */
+function formatBytes(bytes: number): string {
+  const units = ['bytes', 'kB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  for (; value >= 1000 && unit < units.length - 1; unit++) value /= 1000;
+  return unit === 0 ? `${value} bytes` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** The free space of the file system that holds `path`, and a hint when there is plenty. */
+function freeSpace(path: string): string {
+  const folder = dirname(resolve(path));
+  const stat = statfsSync(folder);
+  const bytes = stat.bavail * stat.bsize;
+  // Plenty of room, yet a write failed: the process's file size limit is the likelier cause.
+  return `${formatBytes(bytes)} free on its file system (${folder})${bytes > 100e6 ? ', so the file may have reached a size limit (ulimit -f)' : ''}`;
+}
+
+/**
+ * Says that a recording stopped because the disk did not take a write, with the free space
+ * of its file system and what is left readable. Returns the exit code (1: the recording is
+ * shorter than asked, but what it holds is sound).
+ */
+export function reportStorageFull(db: string, run: RunRow, status: RunStatus, sqlite: string): number {
+  note(`chronovisor: the disk did not take more of ${db} (SQLite: ${sqlite}); ${freeSpace(db)}`);
+  note(status === 'stopped'
+    ? `  run ${run.id} is stopped at seq ${run.eventCount}, where its committed chunks end; they are readable (${CLI} verify ${quote(db)} --run ${run.id})`
+    : `  run ${run.id} ends at seq ${run.eventCount}, where its committed chunks end, but marking it stopped failed too: it reads as incomplete; its chunks are readable`);
+  note('  free some space, or record onto another disk (--out)');
+  return 1;
+}
 
 /** Shell-quotes an argument for the commands we print for people to paste. */
 export function quote(arg: string | number): string {

@@ -1,10 +1,11 @@
 /**
  * chronovisor's command line. Data goes to stdout, messages to stderr.
- * Exit codes: 0 ok; 1 verification failed or --fail-on-violation hit; 2 bad input or usage;
+ * Exit codes: 0 ok; 1 verification failed, --fail-on-violation hit, or the disk was full (what
+ * was committed is intact); 2 bad input or usage;
  * 3 an internal error (a bug: please report it with the seed and seq it prints).
  */
 import { Command, CommanderError, Option } from 'commander';
-import { AssertionFailed, InputError } from '../events/errors.ts';
+import { AssertionFailed, InputError, isStorageFull } from '../events/errors.ts';
 import { SIM_VERSION } from './context.ts';
 import { logCommand, runsCommand, stateCommand } from './inspect.ts';
 import { demoCommand, runCommand } from './record.ts';
@@ -18,6 +19,7 @@ import { ReaderGone } from './output.ts';
 import { GUEST_SOURCE_KIB_MAX_DEFAULT } from './guest-files.ts';
 
 export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_INTERNAL = 3;
 
@@ -202,6 +204,11 @@ function report(error: unknown): number {
   if (error instanceof InputError) {
     process.stderr.write(`chronovisor: ${error.message}\n`);
     return EXIT_USAGE;
+  }
+  // A full disk is neither bad input nor a bug; what was committed before is intact.
+  if (isStorageFull(error)) {
+    process.stderr.write(`chronovisor: the disk did not take a write: ${(error as Error).message}\n`);
+    return EXIT_FAILED;
   }
   const kind = error instanceof AssertionFailed ? 'internal error (an assertion failed; this is a bug)' : 'internal error';
   process.stderr.write(`chronovisor: ${kind}: ${(error as Error)?.stack ?? String(error)}\n`);

@@ -9,7 +9,7 @@ import type { MachineConfig } from '../core/hypervisor/config.ts';
 import { recordScenario, type DriveResult } from '../replay/recorder.ts';
 import { violationCount } from '../replay/summary.ts';
 import {
-  SIM_VERSION, checkRecordingTarget, defaultRecordingPath, note, openForWriting, out, parseCount, quote, readScenario, CLI,
+  SIM_VERSION, checkRecordingTarget, defaultRecordingPath, note, openForWriting, out, parseCount, quote, readScenario, reportStorageFull, CLI,
 } from './context.ts';
 import { startProgress } from './progress.ts';
 
@@ -85,6 +85,7 @@ export function runCommand(scenarioPath: string, options: RunOptions): number {
     const effective = profile ?? config.profile;
     const name = options.name ?? `${scenarioPath.replace(/^.*\//, '').replace(/\.ya?ml$/, '')}-${effective}`;
     const result = record(store, scenario, name, profile, options);
+    if (result.storageFull !== undefined) return reportStorageFull(db, store.run(result.run), result.status, result.storageFull);
     note(`recorded into ${db}`);
     printResult(db, result, effective);
     return options.failOnViolation && result.firstViolationSeq !== undefined ? 1 : 0;

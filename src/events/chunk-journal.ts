@@ -1,8 +1,9 @@
 /**
  * Chunk journals: a chunk as the recording thread hands it over, with its cpu.steps still as
  * numbers, and the function that writes the chunk's msgpack from it. Its own module, with
- * no imports, because the store thread loads it (and nothing else of the codec).
+ * no code imported, because the store thread loads it (and nothing else of the codec).
  */
+import type { ChunkSummary } from './chunk-summary.ts';
 
 /**
  * A chunk as the recording thread leaves it: the records in order, each either as its bytes
@@ -18,6 +19,8 @@ export interface ChunkJournal {
   bytes: Uint8Array;
   /** What precedes a cpu.step's values: its record header and kind code. */
   stepPrefix: Uint8Array;
+  /** The chunk's entry in the chunk index (a ChunkBuilder always gives one). */
+  summary?: ChunkSummary;
 }
 
 /**

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { deflateRawSync } from 'node:zlib';
 import type Database from 'better-sqlite3';
+import type { ChunkSummary } from './chunk-summary.ts';
 import type { Seq } from './schema.ts';
 
 /** Chunks and checkpoints are deflated at this level (the chain hashes the raw bytes). */
@@ -27,6 +28,15 @@ export function configureWriter(db: Database.Database): void {
   db.pragma('busy_timeout = 5000');
 }
 
+/** The version of the chunk index (chunk-summary.ts): readers and writers ignore an index of another. */
+export const CHUNK_INDEX_VERSION = 1;
+
+/** Whether the recording has a chunk index of the version this program writes. */
+export function hasChunkIndexTable(db: Database.Database): boolean {
+  const row = db.prepare("SELECT value FROM meta WHERE key = 'chunk_index_version'").get() as { value: string } | undefined;
+  return row !== undefined && Number(row.value) === CHUNK_INDEX_VERSION;
+}
+
 /** A machine state after `seq` events, and the blobs (pages, programs) it is the first to use. */
 export interface PendingCheckpoint {
   seq: Seq;
@@ -39,6 +49,8 @@ export interface ChunkCommit {
   firstSeq: Seq;
   count: number;
   raw: Uint8Array;
+  /** Its entry in the chunk index (none: the recording keeps no index). */
+  summary?: ChunkSummary;
 }
 
 /**
@@ -51,6 +63,8 @@ export class ChunkStorer {
   private readonly updateHead: Database.Statement;
   private readonly insertCheckpoint: Database.Statement;
   private readonly insertPage: Database.Statement;
+  /** Undefined when the recording has no chunk index (see RecordingStore.writesChunkIndex). */
+  private readonly insertSummary: Database.Statement | undefined;
   private pending: PendingCheckpoint[] = [];
 
   /**
@@ -62,6 +76,9 @@ export class ChunkStorer {
     this.updateHead = db.prepare('UPDATE runs SET head_hash = ?, event_count = ? WHERE id = ?');
     this.insertCheckpoint = db.prepare('INSERT OR REPLACE INTO checkpoints (run, seq, state) VALUES (?, ?, ?)');
     this.insertPage = db.prepare('INSERT OR IGNORE INTO pages (hash, bytes) VALUES (?, ?)');
+    this.insertSummary = hasChunkIndexTable(db)
+      ? db.prepare('INSERT OR REPLACE INTO chunk_index (run, first_seq, kinds_lo, kinds_hi, domains, violations, text) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      : undefined;
   }
 
   /** Queues a checkpoint; it is written with the chunk that puts event seq-1 on disk (now, if that is done). */
@@ -82,6 +99,10 @@ export class ChunkStorer {
       if (chunk !== undefined) {
         this.insertChunk.run(this.run, chunk.firstSeq, chunk.count, hash, deflated);
         this.updateHead.run(hash, committed, this.run);
+        const s = chunk.summary;
+        if (s !== undefined && this.insertSummary !== undefined) {
+          this.insertSummary.run(this.run, chunk.firstSeq, s.kindsLo, s.kindsHi, s.domains, s.violations, s.text ?? null);
+        }
       }
       due.forEach((c, i) => {
         for (const [pageHash, bytes] of c.pages) this.insertPage.run(pageHash, bytes);

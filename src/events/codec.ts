@@ -10,6 +10,7 @@
  */
 import { Packr } from 'msgpackr';
 import { journalToChunk, type ChunkJournal } from './chunk-journal.ts';
+import { ChunkSummaryBuilder } from './chunk-summary.ts';
 import { EVENT_READERS, EVENT_RECORDS, FAST_VALUES, type EventRecord } from './generated/event-codecs.ts';
 import { FAIL, FAST_ARRAY_MAX } from './msgpack-write.ts';
 import { EVENT_FIELDS, EVENT_KINDS, type Event, type EventKind } from './schema.ts';
@@ -45,7 +46,7 @@ type ToRecord = (event: Event, code: number) => EventRecord;
 type FastValues = (event: Event, target: Uint8Array, position: number) => number;
 
 /** Room the fast path may need for one event: header, kind code, fields of arrays of uint32s. */
-const FAST_EVENT_MAX = 4096;
+export const FAST_EVENT_MAX = 4096;
 
 /**
  * The fast path of the encoder (see msgpack-write.ts) per kind: its writer, and its record
@@ -76,6 +77,7 @@ export class ChunkBuilder {
   private position = 0;
   private words = new Uint32Array(1 << 16);
   private word = 0;
+  private readonly summary = new ChunkSummaryBuilder();
   count = 0;
 
   constructor(private readonly codec: EventCodec) {}
@@ -101,6 +103,7 @@ export class ChunkBuilder {
         }
         if (i === n) {
           this.word = q + n;
+          this.summary.addStep(dom);
           return;
         }
       }
@@ -109,6 +112,7 @@ export class ChunkBuilder {
   }
 
   private addBytes(event: Event): void {
+    this.summary.add(event);
     if (this.bytes.length - this.position < FAST_EVENT_MAX) this.growBytes(FAST_EVENT_MAX);
     const start = this.position;
     const end = this.codec.encodeInto(event, this.bytes, start);
@@ -133,6 +137,7 @@ export class ChunkBuilder {
       words: this.words.subarray(0, this.word),
       bytes: this.bytes.subarray(0, this.position),
       stepPrefix: this.codec.stepPrefix ?? NO_PREFIX,
+      summary: this.summary.take(),
     };
     this.position = 0;
     this.word = 0;
@@ -283,6 +288,24 @@ export class EventCodec {
     const agrees = (headerLength === 1 || headerLength === 2) && reference[0] >= 0x40 && reference[0] < 0x80 && Buffer.compare(reference.subarray(headerLength), scratch.subarray(0, length)) === 0;
     fast.header = agrees ? Uint8Array.from(reference.subarray(0, headerLength)) : false;
     return fast.header;
+  }
+
+  /** A kind's code in this recording's kind table (undefined: it has none). */
+  kindCode(kind: EventKind): number | undefined {
+    return this.codes.get(kind);
+  }
+
+  /**
+   * The kind code of the record at `position` of a chunk's bytes, read from its header
+   * alone (no decoding): a shared structure's id in one byte (0x40-0x5f) or two (0x60-0x7f
+   * and a high byte), as msgpackr writes it with two-byte record ids, then `k`, the first
+   * field of every record, as a positive fixint. -1 when the bytes there are not such a record.
+   */
+  static recordKindCode(bytes: Uint8Array, position: number): number {
+    const first = bytes[position];
+    if (first === undefined || first < 0x40 || first >= 0x80) return -1;
+    const code = bytes[position + (first < 0x60 ? 1 : 2)];
+    return code === undefined || code >= 0x80 ? -1 : code;
   }
 
   decodeChunk(bytes: Uint8Array): Event[] {

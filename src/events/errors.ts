@@ -32,3 +32,19 @@ export class AssertionFailed extends Error {
 export function assert(condition: unknown, message: string | (() => string)): asserts condition {
   if (!condition) throw new AssertionFailed(typeof message === 'string' ? message : message());
 }
+
+/**
+ * A write the disk did not take: it is full, or the file reached a size limit (`ulimit -f`).
+ * SQLite reports the first as SQLITE_FULL and the second as a failed write; both leave what
+ * was committed before intact. The store thread hands it over as this error.
+ */
+export class StorageFull extends Error {
+  override readonly name = 'StorageFull';
+}
+
+const STORAGE_FULL_CODES: readonly string[] = ['SQLITE_FULL', 'SQLITE_IOERR_WRITE'];
+
+/** Whether `error` is a write the disk did not take (an SqliteError with one of those codes, or a StorageFull). */
+export function isStorageFull(error: unknown): boolean {
+  return error instanceof StorageFull || STORAGE_FULL_CODES.includes(String((error as { code?: unknown } | null)?.code));
+}

@@ -10,6 +10,7 @@ import { isMainThread, parentPort, workerData, type MessagePort } from 'node:wor
 import Database from 'better-sqlite3';
 import { journalToChunk, type ChunkJournal } from './chunk-journal.ts';
 import { ChunkStorer, configureWriter, type PendingCheckpoint } from './chunk-storer.ts';
+import { isStorageFull } from './errors.ts';
 import type { Seq } from './schema.ts';
 
 /** Words of the shared signal: messages handled, failed (0/1), ready (0/1). */
@@ -63,7 +64,7 @@ export class StoreThreadServer {
   /** Marks the thread failed and says why on the error port; the owner stops using it. */
   fail(error: unknown): void {
     // The reason first: the owner reads it as soon as it sees the failed word.
-    this.data.errors.postMessage(String((error as Error)?.stack ?? error));
+    this.data.errors.postMessage({ stack: String((error as Error)?.stack ?? error), message: String((error as Error)?.message ?? error), full: isStorageFull(error) });
     Atomics.store(this.signal, SIGNAL_FAILED, 1);
     this.db?.close();
     this.db = undefined;
@@ -80,7 +81,7 @@ export class StoreThreadServer {
         break;
       }
       case 'chunk':
-        this.openStorer().commit({ firstSeq: message.firstSeq, count: message.count, raw: journalToChunk(message.journal) });
+        this.openStorer().commit({ firstSeq: message.firstSeq, count: message.count, raw: journalToChunk(message.journal), summary: message.journal.summary });
         break;
       case 'checkpoint':
         this.openStorer().checkpoint(message.checkpoint);

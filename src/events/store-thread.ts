@@ -12,6 +12,7 @@
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { ChunkJournal } from './chunk-journal.ts';
 import type { PendingCheckpoint } from './chunk-storer.ts';
+import { StorageFull } from './errors.ts';
 import type { Seq } from './schema.ts';
 import {
   SIGNAL_FAILED, SIGNAL_HANDLED, SIGNAL_READY, SIGNAL_WORDS, type StoreThreadData, type StoreThreadMessage,
@@ -103,7 +104,7 @@ export class StoreThread {
     // Copies the thread owns: the journal's arrays are views of the chunk builder's buffers.
     const words = journal.words.slice();
     const bytes = new Uint8Array(journal.bytes);
-    this.post({ t: 'chunk', firstSeq, count, journal: { count: journal.count, words, bytes, stepPrefix: journal.stepPrefix } }, [words.buffer, bytes.buffer]);
+    this.post({ t: 'chunk', firstSeq, count, journal: { count: journal.count, words, bytes, stepPrefix: journal.stepPrefix, summary: journal.summary } }, [words.buffer, bytes.buffer]);
     this.inFlight.push([this.sent, firstSeq + count]);
     this.waitFor(this.sent - MAX_IN_FLIGHT);
   }
@@ -143,9 +144,10 @@ export class StoreThread {
   /** Throws the thread's failure, if it failed; the process then starts a new thread for the next run. */
   private check(): void {
     if (Atomics.load(this.signal, SIGNAL_FAILED) === 0) return;
-    const message = receiveMessageOnPort(this.errors)?.message;
+    const failure = receiveMessageOnPort(this.errors)?.message as { stack: string; message: string; full: boolean } | undefined;
     if (StoreThread.current === this) StoreThread.current = undefined;
     this.worker.terminate().catch(() => {});
-    throw new Error(`the store thread failed: ${String(message ?? 'unknown error')}`);
+    if (failure?.full) throw new StorageFull(failure.message);
+    throw new Error(`the store thread failed: ${failure?.stack ?? 'unknown error'}`);
   }
 }

@@ -15,9 +15,9 @@ import { existsSync, statSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { journalToChunk } from './chunk-journal.ts';
-import { ChunkStorer, chunkHash, configureWriter } from './chunk-storer.ts';
+import { CHUNK_INDEX_VERSION, ChunkStorer, chunkHash, configureWriter, hasChunkIndexTable } from './chunk-storer.ts';
 import { ChunkBuilder, CodecError, EventCodec, schemaCodecTables, type CodecTables } from './codec.ts';
-import { InputError, assert } from './errors.ts';
+import { InputError, assert, isStorageFull } from './errors.ts';
 import { SCHEMA_VERSION, type Event, type Seq } from './schema.ts';
 import { StoreThread } from './store-thread.ts';
 
@@ -73,6 +73,17 @@ export interface ChunkRow {
   bytes: Buffer;
 }
 
+/** A chunk's entry in the chunk index (chunk-summary.ts), as stored. */
+export interface ChunkSummaryRow {
+  firstSeq: Seq;
+  kindsLo: number;
+  kindsHi: number;
+  domains: number;
+  violations: number;
+  /** The folded text filter; null when the chunk holds no text a filter keeps. */
+  text: Buffer | null;
+}
+
 export interface DecodedChunk {
   firstSeq: Seq;
   events: Event[];
@@ -110,6 +121,18 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 CREATE TABLE IF NOT EXISTS pages (hash BLOB PRIMARY KEY, bytes BLOB NOT NULL) WITHOUT ROWID;
 `;
 
+/**
+ * The chunk index (chunk-summary.ts): added to any recording a writer opens, so a file made
+ * before it gains it; its runs recorded before have no rows, and read as chunks that may
+ * hold anything.
+ */
+const CHUNK_INDEX_DDL = `
+CREATE TABLE IF NOT EXISTS chunk_index (
+  run INTEGER NOT NULL, first_seq INTEGER NOT NULL,
+  kinds_lo INTEGER NOT NULL, kinds_hi INTEGER NOT NULL, domains INTEGER NOT NULL, violations INTEGER NOT NULL, text BLOB,
+  PRIMARY KEY (run, first_seq)) WITHOUT ROWID;
+`;
+
 export function inflateChunk(bytes: Uint8Array): Buffer {
   return inflateRawSync(bytes);
 }
@@ -121,10 +144,13 @@ interface OpenOptions {
 export class RecordingStore {
   readonly codec: EventCodec;
   private readonly statements: ReturnType<RecordingStore['prepare']>;
+  /** Reads of the chunk index, when the recording has one of the version this program reads. */
+  private readonly summaryStatements: ReturnType<RecordingStore['prepareSummaries']> | undefined;
 
   private constructor(readonly db: Database.Database, readonly path: string, readonly readonly: boolean) {
     this.codec = new EventCodec(this.loadCodecTables(), (s) => this.saveStructures(s));
     this.statements = this.prepare();
+    this.summaryStatements = hasChunkIndexTable(db) ? this.prepareSummaries() : undefined;
   }
 
   /** Opens an existing recording; refuses files that are not one, or are of a newer schema. */
@@ -145,7 +171,10 @@ export class RecordingStore {
       if (error instanceof InputError) throw error;
       throw new InputError('not-a-recording', `${path}: not a chronovisor recording (${(error as Error).message})`);
     }
-    if (!readonly) configureWriter(db);
+    if (!readonly) {
+      configureWriter(db);
+      addChunkIndex(db);
+    }
     return new RecordingStore(db, path, readonly);
   }
 
@@ -155,6 +184,7 @@ export class RecordingStore {
     const db = new Database(path);
     configureWriter(db);
     db.exec(DDL);
+    addChunkIndex(db);
     const tables = schemaCodecTables();
     db.transaction(() => {
       const meta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
@@ -185,11 +215,20 @@ export class RecordingStore {
       runByName: db.prepare('SELECT * FROM runs WHERE name = ? ORDER BY id DESC LIMIT 1'),
       chunkAt: db.prepare('SELECT * FROM chunks WHERE run = ? AND first_seq <= ? ORDER BY first_seq DESC LIMIT 1'),
       chunksFrom: db.prepare('SELECT * FROM chunks WHERE run = ? AND first_seq >= ? ORDER BY first_seq'),
+      chunkHeadsFrom: db.prepare('SELECT first_seq AS firstSeq, count, hash FROM chunks WHERE run = ? AND first_seq >= ? ORDER BY first_seq'),
       chunkHashAt: db.prepare('SELECT hash FROM chunks WHERE run = ? AND first_seq = ?'),
       checkpointAtOrBefore: db.prepare('SELECT seq, state FROM checkpoints WHERE run = ? AND seq <= ? ORDER BY seq DESC LIMIT 1'),
       checkpointSeqs: db.prepare('SELECT seq FROM checkpoints WHERE run = ? ORDER BY seq'),
       page: db.prepare('SELECT bytes FROM pages WHERE hash = ?'),
       hasPage: db.prepare('SELECT 1 FROM pages WHERE hash = ?'),
+    };
+  }
+
+  private prepareSummaries() {
+    const columns = 'first_seq AS firstSeq, kinds_lo AS kindsLo, kinds_hi AS kindsHi, domains, violations, text';
+    return {
+      forward: this.db.prepare(`SELECT ${columns} FROM chunk_index WHERE run = ? AND first_seq >= ? AND first_seq < ? ORDER BY first_seq LIMIT ?`),
+      backward: this.db.prepare(`SELECT ${columns} FROM chunk_index WHERE run = ? AND first_seq <= ? AND first_seq >= ? ORDER BY first_seq DESC LIMIT ?`),
     };
   }
 
@@ -272,6 +311,22 @@ export class RecordingStore {
     this.db.prepare('UPDATE runs SET status = ?, summary = ?, writer_pid = NULL WHERE id = ?').run(status, summary, run);
   }
 
+  /**
+   * finishRun after the disk refused a write: again, once the WAL's frames are in the
+   * database and the WAL restarts (written again from its start, in space it already has).
+   * False if the disk refused that too.
+   */
+  finishRunWhenFull(run: number, status: RunStatus, summary: string): boolean {
+    try {
+      this.db.pragma('wal_checkpoint(RESTART)');
+      this.finishRun(run, status, summary);
+      return true;
+    } catch (error) {
+      if (isStorageFull(error)) return false;
+      throw error;
+    }
+  }
+
   // ---- chunks -----------------------------------------------------------------------
 
   /**
@@ -309,6 +364,11 @@ export class RecordingStore {
     }
   }
 
+  /** The position, count and chain hash of the run's own chunks from `firstSeq` on, in order, without their bytes (a lazy iterator). */
+  *chunkHeads(run: number, firstSeq: Seq = 0): Generator<{ firstSeq: Seq; count: number; hash: Buffer }> {
+    yield* this.statements.chunkHeadsFrom.iterate(run, firstSeq) as Iterable<{ firstSeq: Seq; count: number; hash: Buffer }>;
+  }
+
   /** The chain hash stored with the chunk that starts at `firstSeq`, if that chunk is there. */
   chunkHashAt(run: number, firstSeq: Seq): Buffer | undefined {
     return (this.statements.chunkHashAt.get(run, firstSeq) as { hash: Buffer } | undefined)?.hash;
@@ -342,6 +402,22 @@ export class RecordingStore {
       throw damaged(this.path, row.run, row.firstSeq, `${where} holds ${events.length} events, not ${row.count}`);
     }
     return { firstSeq: row.firstSeq, events };
+  }
+
+  /** Whether the recording has a chunk index this program reads (its runs may still lack rows). */
+  get hasChunkIndex(): boolean {
+    return this.summaryStatements !== undefined;
+  }
+
+  /**
+   * Up to `limit` chunk index rows of the run's own chunks whose first seq lies in [from, to),
+   * in seq order, or (direction -1) in [to, from] from the highest down. [] when the recording
+   * has no index; a chunk without a row (recorded before the index) is simply not listed.
+   */
+  chunkSummaries(run: number, from: Seq, to: Seq, direction: 1 | -1, limit: number): ChunkSummaryRow[] {
+    const statements = this.summaryStatements;
+    if (statements === undefined) return [];
+    return (direction > 0 ? statements.forward.all(run, from, to, limit) : statements.backward.all(run, from, to, limit)) as ChunkSummaryRow[];
   }
 
   // ---- checkpoints and pages ----------------------------------------------------------
@@ -485,7 +561,7 @@ export class RunWriter {
       this.thread.chunk(firstSeq, count, journal);
       this.chunksByThread++;
     } else {
-      this.storer.commit({ firstSeq, count, raw: journalToChunk(journal) });
+      this.storer.commit({ firstSeq, count, raw: journalToChunk(journal), summary: journal.summary });
     }
   }
 
@@ -497,6 +573,16 @@ export class RunWriter {
     for (const c of this.storer.takePending()) thread.checkpoint(c);
     this.thread = thread;
   }
+}
+
+/** Adds the chunk index to a recording that has none (one of another version is left alone, and not written). */
+function addChunkIndex(db: Database.Database): void {
+  const known = db.prepare("SELECT value FROM meta WHERE key = 'chunk_index_version'").get();
+  if (known !== undefined) return;
+  db.transaction(() => {
+    db.exec(CHUNK_INDEX_DDL);
+    db.prepare("INSERT INTO meta (key, value) VALUES ('chunk_index_version', ?)").run(String(CHUNK_INDEX_VERSION));
+  })();
 }
 
 function checkFormat(db: Database.Database, path: string): void {

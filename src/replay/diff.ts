@@ -48,19 +48,27 @@ export interface RunDiff {
   state: StateDifference[];
 }
 
-/** The first seq where the two timelines differ (undefined: identical). */
+/**
+ * The first seq where the two timelines differ (undefined: identical). Each chunk's hash is
+ * chained to every chunk before it, so two runs have equal hashes at a chunk exactly while
+ * their histories are equal up to its end: a binary search over chunk hashes finds the first
+ * chunk that differs in O(log chunks) lookups, whatever the length, and only that chunk's
+ * events are compared.
+ */
 export function firstDivergence(a: Timeline, b: Timeline): Seq | undefined {
   const codec = a.store.codec;
   const shorter = Math.min(a.length, b.length);
-  let seq = 0;
-  // Skip whole chunks whose chained hashes agree.
-  while (seq + CHUNK_EVENTS <= shorter) {
-    const ha = a.store.chunkHashAt(a.store.ownerOf(a.run, seq).id, seq);
-    const hb = b.store.chunkHashAt(b.store.ownerOf(b.run, seq).id, seq);
-    if (ha === undefined || hb === undefined || !ha.equals(hb)) break;
-    seq += CHUNK_EVENTS;
+  // Chunks [0, low) are known equal; the first differing chunk is below high.
+  let low = 0;
+  let high = Math.floor(shorter / CHUNK_EVENTS);
+  while (low < high) {
+    const middle = Math.floor((low + high) / 2);
+    const ha = a.chunkHash(middle * CHUNK_EVENTS);
+    const hb = b.chunkHash(middle * CHUNK_EVENTS);
+    if (ha !== undefined && hb !== undefined && ha.equals(hb)) low = middle + 1;
+    else high = middle;
   }
-  for (; seq < shorter; seq++) {
+  for (let seq = low * CHUNK_EVENTS; seq < shorter; seq++) {
     if (!codec.encodeEvent(a.event(seq)).equals(codec.encodeEvent(b.event(seq)))) return seq;
   }
   return a.length === b.length ? undefined : shorter;

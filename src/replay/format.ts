@@ -3,9 +3,10 @@
  */
 import { pciBdfFormat } from '../core/hardware/pci/index.ts';
 import { createHash } from 'node:crypto';
+import { bytesText, stringText } from '../events/event-text.ts';
 import { EVENT_FIELDS, GUEST_OP_NAMES, type DomainId, type Event, type EventKind } from '../events/schema.ts';
 import type { MachineState } from '../core/machine/state.ts';
-import { exitReasonName } from '../core/hardware/vmx/exit-reasons.ts';
+import { ExitReason, exitReasonName } from '../core/hardware/vmx/exit-reasons.ts';
 import { disassembleAt } from '../core/machine/inspect.ts';
 import { readRegister } from '../core/hardware/cpu/cpu-state.ts';
 import { evolve } from '../core/machine/evolve.ts';
@@ -33,21 +34,6 @@ export function deltaText(delta: readonly number[]): string {
   for (let i = 0; i < delta.length; i += 2) parts.push(`${REGISTER_NAMES[delta[i]] ?? `r${delta[i]}`}=0x${(delta[i + 1] >>> 0).toString(16)}`);
   return parts.join(' ');
 }
-const BYTES_SHOWN = 24;
-
-function isPrintable(bytes: Uint8Array): boolean {
-  let printable = 0;
-  for (const b of bytes) if (b >= 0x20 && b < 0x7f) printable++;
-  return bytes.length > 0 && printable / bytes.length > 0.9;
-}
-
-export function bytesText(bytes: Uint8Array): string {
-  const shown = Buffer.from(bytes.subarray(0, BYTES_SHOWN));
-  const more = bytes.length > BYTES_SHOWN ? `..(${bytes.length}B)` : '';
-  if (bytes.every((b) => b === 0)) return `zero(${bytes.length}B)`;
-  return isPrintable(shown) ? JSON.stringify(shown.toString('latin1')) + more : shown.toString('hex') + more;
-}
-
 function fieldText(kind: EventKind, name: string, value: unknown, names: DomainNames): string {
   if (value instanceof Uint8Array) return bytesText(value);
   if (name === 'effects' && typeof value === 'string') return effectsText(value);
@@ -60,7 +46,28 @@ function fieldText(kind: EventKind, name: string, value: unknown, names: DomainN
   if (typeof value === 'number' && DOMAIN_FIELDS.has(name)) return value < 0 ? '-' : names.get(value) ?? `d${value}`;
   if (typeof value === 'number' && HEX_FIELDS.has(name)) return `0x${value.toString(16)}`;
   if (Array.isArray(value)) return `[${value.join(',')}]`;
-  return typeof value === 'string' ? (/[\s"]/.test(value) || value === '' ? JSON.stringify(value) : value) : String(value);
+  return typeof value === 'string' ? stringText(value) : String(value);
+}
+
+/** What String() and bytesText make of values besides numbers: booleans, zero(NB), NaN and Infinity. */
+const VALUE_TEXT = ['true', 'false', 'zero', 'NaN', 'Infinity'];
+const EXIT_REASON_TEXT = [...Object.values(ExitReason).map(exitReasonName), 'EXIT_'];
+const VECTOR_TEXT = Object.values(VECTOR_NAMES).map((name) => `${name}0x`);
+/** deltaText's names, and r<index> for an index past them (a word's first three characters are all its trigrams need). */
+const DELTA_TEXT = [...REGISTER_NAMES, ...Array.from({ length: 100 }, (_, i) => `r${String(i).padStart(2, '0')}`)];
+
+/**
+ * Every word a field's text can hold other than numbers (digits, hex, 0x), the text of its
+ * strings and bytes (fieldText says what those show) and the domain names of the run: the
+ * vocabulary the chunk index's text filter cannot see (replay/chunk-search.ts). It must keep
+ * in step with fieldText: test/chunk-index.test.ts checks random lines against it.
+ */
+export function fieldWords(kind: EventKind, name: string): readonly string[] {
+  if (name === 'delta') return DELTA_TEXT;
+  if (name === 'reason' && kind === 'vm.exit') return EXIT_REASON_TEXT;
+  if (name === 'vector' || name === 'inject') return VECTOR_TEXT;
+  if (kind === 'guest.op' && name === 'op') return GUEST_OP_NAMES;
+  return VALUE_TEXT;
 }
 
 /** One line: the kind and its fields as name=value. */

@@ -10,7 +10,7 @@
 import { enableMapSet, freeze, produce } from 'immer';
 import { assert } from '../events/errors.ts';
 import { STEP_OPENERS, type Event, type Seq } from '../events/schema.ts';
-import type { DecodedChunk, RecordingStore, RunRow } from '../events/store.ts';
+import type { ChunkRow, ChunkSummaryRow, DecodedChunk, RecordingStore, RunRow } from '../events/store.ts';
 import { CHUNK_EVENTS, GENESIS_HASH, damaged } from '../events/store.ts';
 import { evolve } from '../core/machine/evolve.ts';
 import { BlobCache, hydrate } from '../core/machine/snapshot.ts';
@@ -20,6 +20,12 @@ enableMapSet();
 
 const CHUNK_CACHE_SIZE = 64;
 const STATE_CACHE_SIZE = 64;
+/**
+ * Checkpoint blobs (pages, mostly) kept decoded: 16 MiB of pages. The cache's default holds
+ * 64k of them, 256 MiB, which a long run's checkpoints fill: a reader's memory would grow
+ * with the recording.
+ */
+const BLOB_CACHE_SIZE = 4096;
 /**
  * Folding inside immer costs several times a plain fold: from a cached snapshot only short
  * distances (stepping, paging) are cheaper than a private fold from the checkpoint.
@@ -51,7 +57,7 @@ export class Timeline {
   private lineage: RunRow[];
 
   constructor(readonly store: RecordingStore, public run: RunRow) {
-    this.blobs = new BlobCache((hash) => store.page(hash));
+    this.blobs = new BlobCache((hash) => store.page(hash), BLOB_CACHE_SIZE);
     this.lineage = this.loadLineage();
   }
 
@@ -100,12 +106,22 @@ export class Timeline {
     return chunk;
   }
 
+  /** The stored row of the chunk that starts at `first` (its own run's, or an ancestor's), if it is there. */
+  chunkRow(first: Seq): ChunkRow | undefined {
+    const row = this.store.chunkRowAt(this.ownerOf(first).id, first);
+    return row?.firstSeq === first ? row : undefined;
+  }
+
+  /** The chain hash stored with the chunk that starts at `first` (undefined: no such chunk). */
+  chunkHash(first: Seq): Buffer | undefined {
+    return this.store.chunkHashAt(this.ownerOf(first).id, first);
+  }
+
   /** The chain hash before the chunk starting at `first`: the hash stored with the chunk before it. */
   private chainHashBefore(first: Seq): Uint8Array {
     if (first === 0) return GENESIS_HASH;
     const previous = first - CHUNK_EVENTS;
-    const owner = this.ownerOf(previous);
-    const hash = this.store.chunkHashAt(owner.id, previous);
+    const hash = this.chunkHash(previous);
     if (hash === undefined) {
       throw damaged(this.store.path, this.run.id, previous, `the chunk of events ${previous}..${first - 1} is missing, so the chunk after it cannot be checked`);
     }
@@ -133,6 +149,30 @@ export class Timeline {
 
   events(from: Seq, to: Seq): Event[] {
     return [...this.iterate(from, to)].map(([, e]) => e);
+  }
+
+  /**
+   * The chunk index rows of up to `max` consecutive chunks of this run (its lineage's, for a
+   * fork), from the one holding `from` towards the end (direction 1) or the start (-1); a
+   * chunk without a row (recorded before the index) comes with none. One query per run of
+   * the lineage crossed.
+   */
+  summaryRows(from: Seq, direction: 1 | -1, max: number): { first: Seq; row: ChunkSummaryRow | undefined }[] {
+    const out: { first: Seq; row: ChunkSummaryRow | undefined }[] = [];
+    let first = Math.floor(from / CHUNK_EVENTS) * CHUNK_EVENTS;
+    while (out.length < max && first >= 0 && first < this.length) {
+      const owner = this.ownerOf(first);
+      // The owner's share of this run's chunks: [owner.baseSeq, end).
+      const end = Math.min(this.length, ...this.lineage.slice(0, this.lineage.indexOf(owner)).map((r) => r.baseSeq));
+      const want = max - out.length;
+      const rows = direction > 0 ? this.store.chunkSummaries(owner.id, first, end, 1, want) : this.store.chunkSummaries(owner.id, first, owner.baseSeq, -1, want);
+      let i = 0;
+      for (; out.length < max && (direction > 0 ? first < end : first >= owner.baseSeq); first += direction * CHUNK_EVENTS) {
+        const row = rows[i]?.firstSeq === first ? rows[i++] : undefined;
+        out.push({ first, row });
+      }
+    }
+    return out;
   }
 
   /** The checkpoint nearest at or before `seq` across the lineage. */

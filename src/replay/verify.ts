@@ -4,19 +4,23 @@
  * 1. The hash chain: every chunk in seq order, contiguous, each hash recomputed from the
  *    previous one and the chunk's bytes, the last one equal to the run's head hash, and the
  *    count equal to the run's event count. Catches flipped bytes, deleted and missing chunks.
+ *    The shape (positions, counts, the head) is checked first from the chunk rows alone;
+ *    each chunk's link is checked where re-execution reads it, so on worker threads too.
  * 2. Re-execution: from every checkpoint, the decider runs again and must emit the recorded
  *    events byte for byte up to the next checkpoint, whose state digest must match. Inputs
  *    are taken from the recording, as replay never needs the outside.
  * 3. The first checkpoint must be the initial state of the recorded scenario.
  */
 import { InputError } from '../events/errors.ts';
-import { PROFILES, STEP_OPENERS, type Event, type Profile, type Seq } from '../events/schema.ts';
-import { CHUNK_EVENTS, GENESIS_HASH, RecordingDamage, chunkHash, inflateChunk, type RecordingStore, type RunRow } from '../events/store.ts';
+import { CodecError } from '../events/codec.ts';
+import { PROFILES, STEP_OPENERS, type Event, type EventOf, type Profile, type Seq } from '../events/schema.ts';
+import { CHUNK_EVENTS, GENESIS_HASH, RecordingDamage, type RecordingStore, type RunRow } from '../events/store.ts';
 import { Machine } from '../core/machine/machine.ts';
 import { parseScenario } from '../core/machine/scenario.ts';
 import type { MachineConfig } from '../core/hypervisor/config.ts';
 import { stateDigest } from '../core/machine/snapshot.ts';
 import { initialState, type MachineState } from '../core/machine/state.ts';
+import { RecordedStream, type ChainProblem } from './recorded-stream.ts';
 import { Timeline } from './timeline.ts';
 
 export interface Mismatch {
@@ -47,50 +51,42 @@ export interface VerifyOptions {
   onProgress?: (replayed: number, total: number) => void;
 }
 
-/** The chunks of a run's lineage in seq order, with the run that stores each. */
-function* lineageChunks(store: RecordingStore, run: RunRow) {
+/** The chunks of a run's lineage in seq order, without their bytes. */
+function* lineageChunkHeads(store: RecordingStore, run: RunRow) {
   const lineage = store.lineage(run).reverse();
   for (let i = 0; i < lineage.length; i++) {
     const owner = lineage[i];
     // An ancestor's chunks count only below every later run's base (a fork of a fork may
     // start lower than its parent does).
     const end = Math.min(Infinity, ...lineage.slice(i + 1).map((r) => r.baseSeq));
-    for (const row of store.chunkRows(owner.id, owner.baseSeq)) {
-      if (row.firstSeq >= end) break;
-      yield row;
+    for (const head of store.chunkHeads(owner.id, owner.baseSeq)) {
+      if (head.firstSeq >= end) break;
+      yield head;
     }
   }
 }
 
 /**
- * Checks the hash chain of `run`. A live run (still being recorded) is checked up to the
- * event count read with its row: its writer commits each chunk with the new count and head
- * in one transaction, so the chunks below that count end exactly at that head.
+ * The chain's shape, from the chunks' positions and hashes alone: contiguous from seq 0,
+ * short only at the end, as many events as the run says, the last hash the run's head.
+ * Each chunk's own link (its hash over the one before it and its bytes) is checked where
+ * re-execution reads it (RecordedStream): together they prove the chain, and the links are
+ * checked by the workers in parallel rather than by one pass before them.
  */
-export function verifyChain(store: RecordingStore, run: RunRow, live = false): { chunks: number; mismatch?: Mismatch } {
+export function checkChainShape(store: RecordingStore, run: RunRow, live = false): { chunks: number; mismatch?: Mismatch } {
   let head: Buffer = GENESIS_HASH;
   let expectedSeq = 0;
   let chunks = 0;
-  for (const row of lineageChunks(store, run)) {
-    if (live && row.firstSeq >= run.eventCount) break;
-    if (row.firstSeq !== expectedSeq) {
-      return { chunks, mismatch: { check: 'chain', seq: expectedSeq, message: `chunk missing: expected one starting at seq ${expectedSeq}, found seq ${row.firstSeq}` } };
+  for (const chunk of lineageChunkHeads(store, run)) {
+    if (live && chunk.firstSeq >= run.eventCount) break;
+    if (chunk.firstSeq !== expectedSeq) {
+      return { chunks, mismatch: { check: 'chain', seq: expectedSeq, message: `chunk missing: expected one starting at seq ${expectedSeq}, found seq ${chunk.firstSeq}` } };
     }
-    let raw: Buffer;
-    try {
-      raw = inflateChunk(row.bytes);
-    } catch (error) {
-      return { chunks, mismatch: { check: 'chain', seq: row.firstSeq, message: `chunk at seq ${row.firstSeq} (run ${row.run}) is damaged: ${(error as Error).message}` } };
+    if (chunk.count !== CHUNK_EVENTS && chunk.firstSeq + chunk.count !== run.eventCount) {
+      return { chunks, mismatch: { check: 'chain', seq: chunk.firstSeq, message: `chunk at seq ${chunk.firstSeq} is short (${chunk.count} events) but is not the last` } };
     }
-    const hash = chunkHash(head, row.firstSeq, row.count, raw);
-    if (!hash.equals(row.hash)) {
-      return { chunks, mismatch: { check: 'chain', seq: row.firstSeq, message: `chunk at seq ${row.firstSeq} (run ${row.run}) does not match its hash: its bytes or an earlier chunk changed` } };
-    }
-    if (row.count !== CHUNK_EVENTS && row.firstSeq + row.count !== run.eventCount) {
-      return { chunks, mismatch: { check: 'chain', seq: row.firstSeq, message: `chunk at seq ${row.firstSeq} is short (${row.count} events) but is not the last` } };
-    }
-    head = hash;
-    expectedSeq = row.firstSeq + row.count;
+    head = chunk.hash;
+    expectedSeq = chunk.firstSeq + chunk.count;
     chunks++;
   }
   if (expectedSeq !== run.eventCount) {
@@ -119,10 +115,17 @@ export function prepareVerify(store: RecordingStore, run: RunRow): { report: Ver
   const live = run.status === 'recording';
   const report: VerifyReport = { run: run.id, events: run.eventCount, chunks: 0, checkpoints: 0, replayedEvents: 0, live, ok: false };
   const failed = (mismatch: Mismatch) => ({ report: { ...report, mismatch }, segments: [] });
-  const chain = verifyChain(store, run, live);
+  const chain = checkChainShape(store, run, live);
   report.chunks = chain.chunks;
   if (chain.mismatch) return failed(chain.mismatch);
   const timeline = new Timeline(store, run);
+  // The checks below read the first and last chunks (and a fork's first own one) before any
+  // re-execution does: their links are checked first, so damage there is the chain's.
+  for (const seq of new Set([0, run.baseSeq, run.eventCount - 1])) {
+    if (seq < 0 || seq >= run.eventCount) continue;
+    const problem = new RecordedStream(timeline).seek(seq - (seq % CHUNK_EVENTS));
+    if (problem) return failed({ check: 'chain', ...problem });
+  }
   // A live run's writer may have committed checkpoints past the count read with its row.
   const seqs = timeline.checkpointSeqs().filter((seq) => !live || seq <= run.eventCount);
   report.checkpoints = seqs.length;
@@ -253,29 +256,45 @@ function loadCheckpoint(timeline: Timeline, seq: Seq): MachineState | Mismatch {
 
 const isMismatch = (value: MachineState | Mismatch): value is Mismatch => 'check' in value;
 
-/** Re-runs the decider over a segment and compares, byte for byte. */
+/**
+ * Re-runs the decider over a segment and compares what it emits with the recorded bytes,
+ * event by event, checking each chunk against the chain as the replay reaches it.
+ */
 export function replaySegment(timeline: Timeline, { start, end, endsAtCheckpoint }: Segment): Mismatch | undefined {
-  const codec = timeline.store.codec;
   const initial = loadCheckpoint(timeline, start);
   if (isMismatch(initial)) return initial;
   const machine = new Machine(initial);
+  const recorded = new RecordedStream(timeline);
+  const chain = (problem: ChainProblem): Mismatch => ({ check: 'chain', ...problem });
   let seq = start;
-  while (seq < end && seq < timeline.length) {
-    const recorded = timeline.event(seq);
-    let produced: Event[];
-    try {
-      produced = recorded.kind === 'input' ? machine.input(recorded.index, recorded.key, recorded.value) : machine.step();
-    } catch (error) {
-      return { check: 'replay', seq, message: `re-execution failed at seq ${seq}: ${(error as Error).message}`, expected: recorded };
-    }
-    for (const event of produced) {
-      if (seq >= timeline.length) break; // a run cut short ends inside a step
-      const expected = timeline.event(seq);
-      if (!codec.encodeEvent(event).equals(codec.encodeEvent(expected))) {
-        return { check: 'replay', seq, message: `re-execution emitted a different event at seq ${seq}`, expected, actual: event };
+  try {
+    const problem = start < timeline.length ? recorded.seek(start) : undefined;
+    if (problem) return chain(problem);
+    while (seq < end && seq < timeline.length) {
+      let produced: Event[];
+      try {
+        // Inputs come from the recording: replay never needs the outside.
+        if (recorded.isKind('input')) {
+          const input = recorded.event() as EventOf<'input'>;
+          produced = machine.input(input.index, input.key, input.value);
+        } else {
+          produced = machine.step();
+        }
+      } catch (error) {
+        if (error instanceof CodecError) throw error;
+        return { check: 'replay', seq, message: `re-execution failed at seq ${seq}: ${(error as Error).message}`, expected: recorded.event() };
       }
-      seq++;
+      for (const event of produced) {
+        if (seq >= timeline.length) break; // a run cut short ends inside a step
+        const same = recorded.matchAndAdvance(event);
+        if (same === false) return { check: 'replay', seq, message: `re-execution emitted a different event at seq ${seq}`, expected: recorded.event(), actual: event };
+        seq++;
+        if (same !== true) return chain(same);
+      }
     }
+  } catch (error) {
+    if (!(error instanceof CodecError)) throw error;
+    return { check: 'chain', seq, message: `the chunk holding seq ${seq} cannot be decoded (${error.message})` };
   }
   if (endsAtCheckpoint) {
     if (seq !== end) return { check: 'checkpoint', seq: end, message: `the checkpoint at seq ${end} is not at a step boundary (replay reached ${seq})` };

@@ -1,43 +1,35 @@
 /**
  * A summary of the run by blocks of events: which kinds and which domains occur in each
- * block. It is built by scanning the run once in the background (a slice at a time) and
- * drives the timeline bar's markers, and it lets searches and marker jumps skip every block
- * that cannot hold a match. Memory is bounded: at most BLOCKS_MAX blocks; a longer run
- * doubles the block size (merging neighbours) instead of growing the arrays.
+ * block. It is built in the background (a slice at a time) and drives the timeline bar's
+ * markers, and it lets searches and marker jumps skip every block that cannot hold a match.
+ *
+ * A long run is read from the recording's chunk index (events/chunk-summary.ts), a row per
+ * chunk, so that opening a run of 100 million events takes seconds, not minutes; a short
+ * one (or a chunk without a row) is read event by event, for blocks finer than a chunk.
+ * Memory is bounded: at most BLOCKS_MAX blocks; a longer run doubles the block size
+ * (merging neighbours) instead of growing the arrays.
  */
+import { domainBit, kindMask, type KindMask } from '../events/chunk-summary.ts';
 import { EVENT_KINDS, eventDomains, type DomainId, type Event, type EventKind, type Seq } from '../events/schema.ts';
-import { CHUNK_EVENTS } from '../events/store.ts';
+import { CHUNK_EVENTS, type ChunkSummaryRow } from '../events/store.ts';
 import type { Timeline } from '../replay/timeline.ts';
 
+export { domainBit, kindMask, type KindMask };
+
 export const BLOCKS_MAX = 1 << 16;
+/** Runs at least this long are indexed from the chunk index, in blocks of whole chunks. */
+export const SUMMARIES_FROM_EVENTS = 64 * CHUNK_EVENTS;
+/** Chunk index rows read per query. */
+const ROWS_PER_READ = 256;
+const CHUNK_SHIFT = Math.log2(CHUNK_EVENTS);
 
 const KIND_CODE = new Map<EventKind, number>(EVENT_KINDS.map((kind, i) => [kind, i]));
-
-/** A set of event kinds as two 32-bit words (there are fewer than 64 kinds). */
-export interface KindMask {
-  lo: number;
-  hi: number;
-}
+const DOMAIN_CREATE = kindMask(['domain.create']);
 
 export const NO_KINDS: KindMask = { lo: 0, hi: 0 };
 
-export function kindMask(kinds: Iterable<EventKind>): KindMask {
-  let lo = 0;
-  let hi = 0;
-  for (const kind of kinds) {
-    const code = KIND_CODE.get(kind)!;
-    if (code < 32) lo |= 1 << code; else hi |= 1 << (code - 32);
-  }
-  return { lo: lo >>> 0, hi: hi >>> 0 };
-}
-
 export function hasAny(mask: KindMask, of: KindMask): boolean {
   return (mask.lo & of.lo) !== 0 || (mask.hi & of.hi) !== 0;
-}
-
-/** One bit per domain id; ids from 31 up share the last bit. */
-export function domainBit(dom: DomainId): number {
-  return dom < 0 ? 0 : (1 << Math.min(dom, 31)) >>> 0;
 }
 
 export class BlockIndex {
@@ -88,12 +80,26 @@ export class BlockIndex {
   scan(deadline: number, now: () => number): boolean {
     const timeline = this.timelineOf();
     this.length = timeline.length;
+    // A long run's blocks are whole chunks, so that a chunk's row fills one block.
+    const fromSummaries = this.length >= SUMMARIES_FROM_EVENTS && timeline.store.hasChunkIndex;
+    if (fromSummaries) while (this.shift < CHUNK_SHIFT) this.coarsen();
     while (this.scannedTo < this.length) {
       if (now() >= deadline) return false;
-      const to = Math.min(this.length, (Math.floor(this.scannedTo / CHUNK_EVENTS) + 1) * CHUNK_EVENTS);
-      while (Math.ceil(to / this.blockSize) > BLOCKS_MAX) this.coarsen();
-      for (const [seq, event] of timeline.iterate(this.scannedTo, to)) this.add(seq, event);
-      this.scannedTo = to;
+      const rows = fromSummaries ? timeline.summaryRows(this.scannedTo, 1, ROWS_PER_READ) : [{ first: this.scannedTo, row: undefined }];
+      for (const { first, row } of rows) {
+        const to = Math.min(this.length, Math.floor(first / CHUNK_EVENTS) * CHUNK_EVENTS + CHUNK_EVENTS);
+        while (Math.ceil(to / this.blockSize) > BLOCKS_MAX) this.coarsen();
+        // Domain names come from domain.create events: a chunk with one is read whole, as
+        // are a chunk without a row and the part of a chunk a live run has added since.
+        if (row === undefined || hasAny({ lo: row.kindsLo, hi: row.kindsHi }, DOMAIN_CREATE) || to - this.scannedTo < CHUNK_EVENTS) {
+          for (const [seq, event] of timeline.iterate(this.scannedTo, to, { cache: false })) this.add(seq, event);
+          this.scannedTo = to;
+          if (now() >= deadline) break;
+        } else {
+          this.addRow(first, row);
+          this.scannedTo = to;
+        }
+      }
     }
     return true;
   }
@@ -105,6 +111,15 @@ export class BlockIndex {
     for (const dom of eventDomains(event)) this.domains[block] |= domainBit(dom);
     if (event.kind === 'domain.create') this.names.set(event.dom, event.name);
     if (event.kind === 'violation') this.violations++;
+  }
+
+  /** A whole chunk from its row (blocks are whole chunks or more). */
+  private addRow(first: Seq, row: ChunkSummaryRow): void {
+    const block = Math.floor(first / this.blockSize);
+    this.kindsLo[block] |= row.kindsLo;
+    this.kindsHi[block] |= row.kindsHi;
+    this.domains[block] |= row.domains;
+    this.violations += row.violations;
   }
 
   /** Halves the resolution: block i takes blocks 2i and 2i+1. */

@@ -268,7 +268,7 @@ export class TuiController {
     const origin = this.nav.pos;
     const where = `${direction > 0 ? 'after' : 'before'} seq ${origin}`;
     if (origin + direction < 0 || origin + direction >= this.timeline.length) { this.say(`no ${matcher.text} ${where}`, false); return; }
-    const job = new SearchJob(this.timeline, this.index, matcher, origin + direction, direction);
+    const job = new SearchJob(this.timeline, this.index, matcher, origin + direction, direction, this.names);
     this.jobs.start({
       job,
       label: `searching ${matcher.text}`,

@@ -10,13 +10,18 @@
  *   anything else            text in the event's one-line form (case does not matter)
  */
 import { EVENT_KINDS, eventDomains, type DomainId, type Event, type EventKind, type Seq } from '../events/schema.ts';
+import { CHUNK_EVENTS } from '../events/store.ts';
+import { chunkSearchOf, type ChunkSearch } from '../replay/chunk-search.ts';
 import { eventText, type DomainNames } from '../replay/format.ts';
 import type { Timeline } from '../replay/timeline.ts';
-import { domainBit, kindMask, type BlockIndex, type KindMask } from './block-index.ts';
+import { domainBit, kindMask, type KindMask } from '../events/chunk-summary.ts';
+import type { BlockIndex } from './block-index.ts';
 
 export interface Matcher {
   /** The query as typed, for messages. */
   text: string;
+  /** Texts a line must contain, lowercased; lets the search skip chunks through the chunk index. */
+  texts?: readonly string[];
   /** Any of these kinds (undefined: any kind); lets the search skip blocks. */
   kinds?: KindMask;
   /** Domain bits (undefined: any domain); lets the search skip blocks. */
@@ -87,6 +92,7 @@ function matcherOf(text: string, terms: Terms, names: DomainNames): Matcher {
   const domains = terms.domains.length ? new Set(terms.domains) : undefined;
   return {
     text,
+    texts: terms.texts,
     kinds: kinds && kindMask(kinds),
     domains: domains && [...domains].reduce((bits, d) => (bits | domainBit(d)) >>> 0, 0),
     test(event: Event): boolean {
@@ -111,12 +117,17 @@ const CLOCK_EVERY = 512;
 
 /**
  * One search from `from` (inclusive) towards the end (direction 1) or the start (-1). It
- * runs in slices; `found` is set when it stops on a match.
+ * runs in slices; `found` is set when it stops on a match. Chunks the chunk index rules out
+ * are skipped whole, blocks the block index rules out too; only the rest is tested event
+ * by event.
  */
 export class SearchJob {
   cursor: Seq;
   found: Seq | undefined;
   readonly start: Seq;
+  private readonly chunks: ChunkSearch | undefined;
+  /** The first seq of the chunk the index last let through (the cursor is inside it). */
+  private chunkLetThrough = -1;
 
   constructor(
     private readonly timeline: Timeline,
@@ -124,9 +135,11 @@ export class SearchJob {
     readonly matcher: Matcher,
     from: Seq,
     readonly direction: 1 | -1,
+    names: DomainNames = new Map(),
   ) {
     this.cursor = from;
     this.start = from;
+    this.chunks = chunkSearchOf(timeline, matcher, names);
   }
 
   private inRange(): boolean {
@@ -138,6 +151,10 @@ export class SearchJob {
     const { index, matcher } = this;
     let tested = 0;
     while (this.inRange()) {
+      if (this.chunks !== undefined && chunkOf(this.cursor) !== this.chunkLetThrough && !this.skipChunks()) {
+        if (this.inRange() && now() >= deadline) return false;
+        continue;
+      }
       const block = index.blockOf(this.cursor);
       if (!index.mayContain(block, matcher.kinds, matcher.domains)) {
         this.cursor = this.direction > 0 ? index.blockEnd(block) : index.blockStart(block) - 1;
@@ -153,6 +170,23 @@ export class SearchJob {
     return true;
   }
 
+  /**
+   * Moves the cursor to the nearest chunk the index lets through (true), or as far as a
+   * batch of the index's rows took it, or off the end (false).
+   */
+  private skipChunks(): boolean {
+    const { found, next } = this.chunks!.next(this.cursor, this.direction);
+    const to = found ?? next;
+    if (to === undefined) {
+      this.cursor = this.direction > 0 ? this.timeline.length : -1;
+      return false;
+    }
+    if (to !== chunkOf(this.cursor)) this.cursor = this.direction > 0 ? to : Math.min(this.timeline.length - 1, to + CHUNK_EVENTS - 1);
+    if (found === undefined) return false;
+    this.chunkLetThrough = found;
+    return true;
+  }
+
   /** How far it has come, 0..1. */
   get progress(): number {
     const total = this.direction > 0 ? this.timeline.length - this.start : this.start + 1;
@@ -160,3 +194,5 @@ export class SearchJob {
     return total <= 0 ? 1 : Math.min(1, done / total);
   }
 }
+
+const chunkOf = (seq: Seq): Seq => Math.floor(seq / CHUNK_EVENTS) * CHUNK_EVENTS;

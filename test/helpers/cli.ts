@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 
 export const BIN = fileURLToPath(new URL('../../bin/chronovisor', import.meta.url));
 export const DEMO_SCENARIO = fileURLToPath(new URL('../../recordings/two-tenants.yaml', import.meta.url));
@@ -131,4 +132,20 @@ domains:
               - read: { gpa: 0x1000, len: 4 }
               - yield
 `;
+}
+
+/** Chunks committed so far, or -1 while the file or its tables are not there yet. */
+export function committedChunks(path: string): number {
+  // Wait for the write-ahead log: the writer switches to WAL mode first thing, and a reader
+  // holding the file before then could make that switch fail.
+  if (!existsSync(path) || !existsSync(`${path}-wal`)) return -1;
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+    return (db.prepare('SELECT count(*) AS n FROM chunks').get() as { n: number }).n;
+  } catch {
+    return -1; // tables not created yet
+  } finally {
+    db?.close();
+  }
 }

@@ -11,6 +11,61 @@ import { FAIL, isShortArray, writeArrayHeader, writeOtherNumber } from '../msgpa
 /** A record as msgpackr packs it: the kind's code `k`, then the fields in schema order. */
 export type EventRecord = { k: number } & Record<string, unknown>;
 
+/** How each field is stored: a number, a boolean, an array of numbers, or other (text, bytes). */
+export type FieldClass = 'number' | 'boolean' | 'numbers' | 'other';
+
+/** Per kind: each field's class, as the schema's types say. */
+export const FIELD_CLASSES: { readonly [K in EventKind]: { readonly [F in keyof EventFields<K>]: FieldClass } } = {
+  'guest.op': { dom: 'number', vcpu: 'number', pcpu: 'number', pc: 'number', op: 'number', next: 'number', loops: 'numbers' },
+  'mem.write': { dom: 'number', gpa: 'number', mfn: 'number', offset: 'number', stored: 'other' },
+  'mem.read': { dom: 'number', gpa: 'number', mfn: 'number', offset: 'number', stored: 'other', value: 'other' },
+  'mem.encrypt': { dom: 'number', mfn: 'number', offset: 'number', len: 'number', keyDom: 'number' },
+  'mem.decrypt': { dom: 'number', mfn: 'number', offset: 'number', len: 'number', keyDom: 'number' },
+  'sched.switch': { pcpu: 'number', fromDom: 'number', fromVcpu: 'number', toDom: 'number', toVcpu: 'number', smmLive: 'number', quantum: 'number' },
+  'sched.idle': { pcpu: 'number', ticks: 'number' },
+  'hypercall': { dom: 'number', vcpu: 'number', op: 'other', args: 'numbers', text: 'other', result: 'number' },
+  'p2m.update': { dom: 'number', gfn: 'number', mfn: 'number', prevMfn: 'number' },
+  'smm.ppt.update': { mfn: 'number', owner: 'number', rights: 'number', prevOwner: 'number' },
+  'smm.scrub': { mfn: 'number', prevOwner: 'number' },
+  'mem.fault': { dom: 'number', gpa: 'number', mfn: 'number', access: 'other', reason: 'other' },
+  'dom0.op': { index: 'number', op: 'other', target: 'number', result: 'number' },
+  'dom0.foreign_read': { target: 'number', gfn: 'number', mfn: 'number', offset: 'number', value: 'other' },
+  'guest.canary': { dom: 'number', gpa: 'number', secret: 'other', prng: 'numbers' },
+  'smm.key.assign': { dom: 'number', key: 'other' },
+  'smm.key.revoke': { dom: 'number' },
+  'domain.create': { dom: 'number', name: 'other', memoryKiB: 'number', vcpus: 'number' },
+  'domain.destroy': { dom: 'number', reason: 'other' },
+  'violation': { invariant: 'other', dom: 'number', mfn: 'number', detail: 'other' },
+  'input': { index: 'number', key: 'other', value: 'other' },
+  'machine.boot': { profile: 'other', frames: 'number', pcpus: 'number', seed: 'other' },
+  'machine.halt': { reason: 'other' },
+  'cpu.step': { dom: 'number', vcpu: 'number', pcpu: 'number', eip: 'number', next: 'number', delta: 'numbers' },
+  'exception': { dom: 'number', vcpu: 'number', pcpu: 'number', vector: 'number', errorCode: 'number', cr2: 'number', delta: 'numbers' },
+  'vm.exit': { dom: 'number', vcpu: 'number', pcpu: 'number', reason: 'number', qualification: 'number', gla: 'number', gpa: 'number', length: 'number', vector: 'number', errorCode: 'number' },
+  'vm.entry': { dom: 'number', vcpu: 'number', delta: 'numbers', inject: 'number', errorCode: 'number' },
+  'vcpu.halt': { dom: 'number', vcpu: 'number', delta: 'numbers' },
+  'tlb.fill': { dom: 'number', vcpu: 'number', page: 'number', mfn: 'number', flags: 'number', evicted: 'number', refs: 'number' },
+  'tlb.flush': { dom: 'number', vcpu: 'number', scope: 'other', page: 'number' },
+  'ept.update': { dom: 'number', gfn: 'number', mfn: 'number', bits: 'number' },
+  'shadow.sync': { dom: 'number', vcpu: 'number', op: 'other', page: 'number', mfn: 'number', flags: 'number' },
+  'io': { dom: 'number', vcpu: 'number', port: 'number', size: 'number', out: 'boolean', value: 'number' },
+  'lapic.timer': { dom: 'number', vcpu: 'number', lvt: 'number', initialCount: 'number', deadline: 'number', pending: 'boolean' },
+  'vmcs.write': { dom: 'number', vcpu: 'number', delta: 'numbers', inject: 'number', errorCode: 'number', cr2: 'number' },
+  'pci.cfg': { dom: 'number', bdf: 'number', offset: 'number', size: 'number', write: 'boolean', value: 'number', present: 'boolean' },
+  'pci.mmio': { dom: 'number', bdf: 'number', bar: 'number', offset: 'number', size: 'number', write: 'boolean', value: 'number' },
+  'vtd.op': { op: 'other', sid: 'number', did: 'number', alloc: 'numbers', free: 'numbers', words: 'numbers', effects: 'other' },
+  'dma.request': { sid: 'number', dom: 'number', iova: 'number', len: 'number', write: 'boolean', hpa: 'number', fault: 'number', effects: 'other', data: 'other' },
+  'msi': { sid: 'number', address: 'number', data: 'number', index: 'number', fault: 'number', dom: 'number', vcpu: 'number', vector: 'number', effects: 'other' },
+  'nic.vf': { vf: 'number', bdf: 'number', dom: 'number', mac: 'other', vlan: 'number', spoofcheck: 'boolean' },
+  'nic.reg': { vf: 'number', reg: 'other', value: 'number' },
+  'net.frame': { at: 'other', dom: 'number', vlan: 'number', verdict: 'other', frame: 'other' },
+  'siom.buffer': { dom: 'number', dir: 'other', op: 'other', tag: 'number', len: 'number' },
+  'netback.copy': { dom: 'number', dir: 'other', gfn: 'number', offset: 'number', data: 'other' },
+  'netback.state': { up: 'boolean', reason: 'other' },
+  'wire.rx': { index: 'number', frame: 'other' },
+  'shadow.switch': { dom: 'number', vcpu: 'number', save: 'number', restore: 'number', evict: 'number', refs: 'number' },
+};
+
 /** Per kind: the event with its fields in schema order, from its fields (makeEvent). */
 export const EVENT_BUILDERS: { readonly [K in EventKind]: (f: EventFields<K>) => EventOf<K> } = {
   'guest.op': (f) => ({ kind: 'guest.op', dom: f.dom, vcpu: f.vcpu, pcpu: f.pcpu, pc: f.pc, op: f.op, next: f.next, loops: f.loops }),

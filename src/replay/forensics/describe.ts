@@ -4,7 +4,8 @@
  */
 import type { Event, EventOf, Seq } from '../../events/schema.ts';
 import { pciBdfFormat } from '../../core/hardware/pci/index.ts';
-import { eventText, bytesText } from '../format.ts';
+import { eventText } from '../format.ts';
+import { bytesText } from '../../events/event-text.ts';
 import { formatHostRange } from './address.ts';
 import { ACCESS_NAMES, AccessKind, type Access, type StepRecord, type WriteInfo } from './steps.ts';
 import type { ForensicSession } from './session.ts';

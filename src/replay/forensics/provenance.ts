@@ -16,7 +16,7 @@
 import type { EventOf, Seq } from '../../events/schema.ts';
 import { PAGE_SIZE } from '../../core/hypervisor/config.ts';
 import { pciBdfFormat } from '../../core/hardware/pci/index.ts';
-import { bytesText } from '../format.ts';
+import { bytesText } from '../../events/event-text.ts';
 import type { Resolved } from './address.ts';
 import { eventSources, type ByteSource } from './nic-flow.ts';
 import { eventLoc, eventOf, isEventLoc, isMemLoc, isRegLoc, locRuns, memLoc, memOf, rangeLocs, regOf, runText, type Loc } from './locations.ts';

@@ -1,0 +1,147 @@
+/**
+ * The growth table (issue 14): the long workload (recordings/long.yaml) recorded at 1M, 10M
+ * and 100M events (CHRONOVISOR_BENCH_SIZES=1000000,10000000 for others; 1B added with
+ * CHRONOVISOR_BENCH_BIG=1), and for each size every figure the issue lists, with its goal.
+ * Commands run as a user runs them (bin/chronovisor in a child process, its peak RSS from
+ * /usr/bin/time), so the memory figures are each command's own; seeks are timed in this
+ * process on a fresh store, and the TUI by bench/tui.ts driving the real app.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RecordingStore } from '../src/events/store.ts';
+import { firstDivergence } from '../src/replay/diff.ts';
+import { Timeline } from '../src/replay/timeline.ts';
+import { measureSeeks, type Figure } from './store.ts';
+import { benchTui } from './tui.ts';
+
+const BIN = fileURLToPath(new URL('../bin/chronovisor', import.meta.url));
+const LONG = fileURLToPath(new URL('../recordings/long.yaml', import.meta.url));
+const MB = 2 ** 20;
+
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
+const mb = (bytes: number): string => `${Math.round(bytes / MB)} MB`;
+
+/** The sizes to record: the issue's three, or CHRONOVISOR_BENCH_SIZES; 1B more with CHRONOVISOR_BENCH_BIG=1. */
+export function scaleSizes(env: NodeJS.ProcessEnv = process.env): number[] {
+  const listed = env.CHRONOVISOR_BENCH_SIZES?.split(',').map((s) => Number(s.trim()));
+  if (listed?.some((n) => !Number.isSafeInteger(n) || n < 10_000)) {
+    throw new Error(`CHRONOVISOR_BENCH_SIZES=${env.CHRONOVISOR_BENCH_SIZES}: expected event counts of at least 10000, separated by commas`);
+  }
+  const sizes = listed ?? [1_000_000, 10_000_000, 100_000_000];
+  return env.CHRONOVISOR_BENCH_BIG === '1' ? [...sizes, 1_000_000_000] : sizes;
+}
+
+interface Timed { seconds: number; rssBytes: number }
+
+/** `chronovisor ARGS` in a child process: its wall time and peak RSS; throws unless it exits as expected. */
+function chronovisor(args: string[], { discardOutput = false } = {}): Timed {
+  const child = spawnSync('/usr/bin/time', ['-f', 'time %e %M', process.execPath, BIN, ...args], {
+    encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', discardOutput ? 'ignore' : 'pipe', 'pipe'],
+  });
+  const measured = /time ([\d.]+) (\d+)\s*$/.exec(child.stderr);
+  if (child.status !== 0 || measured === null) {
+    throw new Error(`chronovisor ${args.join(' ')} exited ${child.status}:\n${child.stderr}`);
+  }
+  return { seconds: Number(measured[1]), rssBytes: Number(measured[2]) * 1024 };
+}
+
+/** The rows of one size. */
+function measureSize(dir: string, wanted: number): { figures: Figure[]; rss: number[] } {
+  const db = join(dir, `long-${wanted}.db`);
+  const label = (name: string): string => `${fmt(wanted)}: ${name}`;
+  process.stderr.write(`recording ${fmt(wanted)} events...\n`);
+  const recorded = chronovisor(['run', LONG, '--max-events', String(wanted), '--out', db]);
+  const bytes = statSync(db).size;
+
+  const store = RecordingStore.open(db, { readonly: true });
+  const run = store.latestRun();
+  const events = run.eventCount;
+  process.stderr.write('seeking...\n');
+  const seeks = measureSeeks(store, run.id, events);
+  store.close();
+  const stateAt = Math.floor(events * 0.61);
+  const state = chronovisor(['state', db, '--at', String(stateAt)]);
+  const log = chronovisor(['log', db, '--from', String(Math.floor(events * 0.83)), '--limit', '1000']);
+
+  process.stderr.write('verifying...\n');
+  const verify = chronovisor(['verify', db, '--workers', '2']);
+  process.stderr.write('exporting...\n');
+  const exported = chronovisor(['export', 'jsonl', db, '--out', '-'], { discardOutput: true });
+
+  // B: run A forked at 90% with another quantum, run for the remaining 10%.
+  process.stderr.write('forking and diffing...\n');
+  const forkAt = Math.floor(events * 0.9);
+  chronovisor(['fork', db, '--run', String(run.id), '--at', String(forkAt), '--set', 'quantum=3', '--events', String(events - forkAt)]);
+  const diffStore = RecordingStore.open(db, { readonly: true });
+  const b = diffStore.latestRun();
+  const t = performance.now();
+  const divergedAt = firstDivergence(new Timeline(diffStore, diffStore.run(run.id)), new Timeline(diffStore, b));
+  const divergenceMs = performance.now() - t;
+  diffStore.close();
+  const diff = chronovisor(['diff', db, String(run.id), String(b.id)]);
+
+  process.stderr.write('driving the TUI...\n');
+  const tuiCopy = join(dir, 'tui.db');
+  copyFileSync(db, tuiCopy);
+  const tui = new Map(benchTui(events, { CHRONOVISOR_BENCH_TUI_DB: tuiCopy }).map((f) => [f.name.trim(), f.value]));
+  const tuiValue = (prefix: string): string => [...tui].find(([name]) => name.startsWith(prefix))?.[1] ?? 'n/a';
+  const keyP99 = Number(tuiValue('all ').split(' / ')[1]);
+  const rareText = tuiValue('/canary-confined Enter (rare text, far)').split(' | ')[1]?.split(' / ')[1];
+  rmSync(tuiCopy, { force: true });
+
+  const rssGoal = '<= 300 MB';
+  const rss = (name: string, bytes: number): Figure => ({ name: label(`peak RSS, ${name}`), value: mb(bytes), goal: rssGoal, ok: bytes <= 300 * MB });
+  const rate = events / recorded.seconds;
+  const verifyRate = events / verify.seconds;
+  const figures: Figure[] = [
+    { name: label('events recorded'), value: fmt(events) },
+    { name: label('recording time (s) / events/s'), value: `${recorded.seconds.toFixed(1)} / ${fmt(rate)}` },
+    { name: label('file size / bytes per event'), value: `${mb(bytes)} / ${(bytes / events).toFixed(2)}` },
+    rss('recording', recorded.rssBytes),
+    { name: label('seek p50 / p99, cold (ms)'), value: `${seeks.cold.p50.toFixed(1)} / ${seeks.cold.p99.toFixed(1)}`, goal: 'p99 <= 50', ok: seeks.cold.p99 <= 50 },
+    { name: label('seek p50 / p99, warm (ms)'), value: `${seeks.warm.p50.toFixed(1)} / ${seeks.warm.p99.toFixed(1)}`, goal: 'p99 <= 5', ok: seeks.warm.p99 <= 5 },
+    { name: label('state --at 61%, whole command (s)'), value: state.seconds.toFixed(2) },
+    rss('state', state.rssBytes),
+    rss('log --from 83% --limit 1000', log.rssBytes),
+    { name: label('TUI open: indexing the run for markers (s)'), value: tuiValue('indexing'), goal: '<= 1', ok: Number(tuiValue('indexing')) <= 1 },
+    { name: label('TUI key p50 / p99 / max (ms)'), value: tuiValue('all '), goal: 'p99 <= 50', ok: keyP99 <= 50 },
+    { name: label('TUI search for rare text far away, result p99 (ms)'), value: rareText ?? 'n/a', goal: '<= 1000', ok: Number(rareText) <= 1000 },
+    { name: label('TUI RSS max during the keys'), value: tuiValue('RSS max'), goal: rssGoal, ok: Number.parseInt(tuiValue('RSS max'), 10) <= 300 },
+    { name: label('verify, 2 workers: time (s) / events/s'), value: `${verify.seconds.toFixed(1)} / ${fmt(verifyRate)}`, goal: '>= 2,000,000 events/s', ok: verifyRate >= 2_000_000 },
+    rss('verify (parent; each worker is a thread of it)', verify.rssBytes),
+    { name: label('export jsonl: time (s) / events/s'), value: `${exported.seconds.toFixed(1)} / ${fmt(events / exported.seconds)}` },
+    rss('export jsonl', exported.rssBytes),
+    // The fork starts at the step boundary at or before forkAt, with its input event: the first divergence.
+    { name: label(`first divergence of runs apart from 90% (seq ${divergedAt ?? 'none'}, fork at ${b.forkSeq}), in process (ms)`), value: divergenceMs.toFixed(1), goal: '<= 1000', ok: divergedAt === b.forkSeq && divergenceMs <= 1000 },
+    { name: label('diff, whole command (s)'), value: diff.seconds.toFixed(2) },
+    rss('diff', diff.rssBytes),
+    { name: label('forensics query p99'), value: 'n/a: issue 13\'s index is not on this branch' },
+  ];
+  rmSync(db, { force: true });
+  rmSync(`${db}-wal`, { force: true });
+  rmSync(`${db}-shm`, { force: true });
+  return { figures, rss: [recorded.rssBytes, state.rssBytes, log.rssBytes, verify.rssBytes, exported.rssBytes, diff.rssBytes] };
+}
+
+export function benchScale(sizes = scaleSizes()): Figure[] {
+  const dir = mkdtempSync(join(tmpdir(), 'chronovisor-scale-bench-'));
+  try {
+    const measured = sizes.map((size) => measureSize(dir, size));
+    const figures = measured.flatMap((m) => m.figures);
+    if (measured.length >= 2) {
+      // Flat memory: each command's peak RSS at the largest size against the one before.
+      const [before, last] = measured.slice(-2).map((m) => m.rss);
+      const growth = Math.max(...last.map((bytes, i) => Math.abs(bytes / before[i] - 1)));
+      figures.push({
+        name: `peak RSS of record, state, log, verify, export, diff: largest change from ${fmt(sizes.at(-2)!)} to ${fmt(sizes.at(-1)!)}`,
+        value: `${(growth * 100).toFixed(0)}%`, goal: '<= 10%', ok: growth <= 0.1,
+      });
+    }
+    return figures;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
