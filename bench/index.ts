@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { benchCpu } from './cpu.ts';
+import { benchForensics } from './forensics.ts';
 import { benchFuzz } from './fuzz.ts';
 import { benchIo } from './io.ts';
 import { benchScale } from './scale.ts';
@@ -18,6 +19,7 @@ const suites: Record<string, () => Figure[] | Promise<Figure[]>> = {
   tui: () => benchTui(),
   scale: () => benchScale(),
   fuzz: () => benchFuzz(),
+  forensics: () => benchForensics(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -70,6 +70,11 @@ test('the printed reproduce command records the same run (same head hash)', TIME
   args[args.indexOf('--out') + 1] = 'second.db';
   const r = await ok(args, flawDir, 1);
   assert.match(r.stdout, /counterexample/);
+  // The text report explains the counterexample: the rule, the access, the chain of seqs.
+  assert.match(r.stdout, /^why, in run 1 \(npx chronovisor explain second\.db SEQ --run 1\):\n {2}violation frame-key-owner at seq \d+: /m);
+  assert.match(r.stdout, /^ {4}rule: A frame is encrypted with its owner's key, never with the key of whichever domain happens to be live\.$/m);
+  assert.match(r.stdout, /^ {4}the access: seq \d+ /m);
+  assert.match(r.stdout, /^ {4}chain: (\d+ -> )+\d+$/m);
   const [first] = (await runRows('first.db', flawDir)).filter((x) => x.id === found.run);
   const second = await runRows('second.db', flawDir);
   assert.equal(second.length, 1);

@@ -14,6 +14,7 @@ import { diffCommand, forkCommand, verifyCommand } from './check.ts';
 import { exportPcapCommand } from './export.ts';
 import { exportJsonlCommand, exportPerfettoCommand } from './export-events.ts';
 import { fuzzCommand } from './fuzz.ts';
+import { explainCommand, historyCommand, indexCommand, provenanceCommand, reachCommand, whoWroteCommand } from './forensics.ts';
 import { ReaderGone } from './output.ts';
 import { GUEST_SOURCE_KIB_MAX_DEFAULT } from './guest-files.ts';
 
@@ -124,6 +125,54 @@ function program(): Command {
     .option('--queue <url>', 'run the campaign on chronovisor worker processes through this Redis, redis://HOST:PORT[/DB]')
     .option('--resume <campaign>', 'resume a queue campaign whose coordinator stopped (with --queue; the id it printed)')
     .action(async (options) => finish(await fuzzCommand(options)));
+
+  cli.command('index').argument('<db>', 'recording').description('build the forensic index (history, who-wrote, provenance, reach, explain build it on first use)')
+    .option('--run <run>', 'only this run (default: all)')
+    .option('--force', 'rebuild it even if it is up to date')
+    .action((db, options) => finish(indexCommand(db, options)));
+
+  const addressHelp = 'an address: mfn:321/64, mfn:321+0x10, gpa:alice:0x1000/62, linear:erin.v0:0x8000, iova:02:10.0:0x2000, reg:erin.v0:eax';
+  cli.command('history').argument('<db>', 'recording').argument('<address>', addressHelp)
+    .description('every access to an address: reads, writes, fetches, DMA, copies, scrubs, and changes of its mapping, owner and key')
+    .option('--run <run>', 'run id or name (default: the newest)')
+    .option('--from <seq>', 'first seq')
+    .option('--to <seq>', 'last seq (inclusive)')
+    .option('--at <seq>', 'where the address is resolved (default: the end of the range)')
+    .option('--kind <kind>', 'only these accesses: r, w, x, map, unmap, own, key, scrub, dma, copy (repeatable or a comma list)', collect, [])
+    .option('--limit <n>', 'print at most n accesses')
+    .option('--json', 'one JSON object per access')
+    .action((db, address, options) => finish(historyCommand(db, address, options)));
+
+  cli.command('who-wrote').argument('<db>', 'recording').argument('<address>', addressHelp)
+    .description('for each byte, the last write before a seq and who made it')
+    .requiredOption('--at <seq>', 'the position: writes before this seq count')
+    .option('--run <run>', 'run id or name (default: the newest)')
+    .option('--json', 'as JSON')
+    .action((db, address, options) => finish(whoWroteCommand(db, address, options)));
+
+  cli.command('provenance').argument('<db>', 'recording').argument('<address>', addressHelp)
+    .description('where the bytes came from: backwards through instructions, copies, DMA, the NIC and the switch, to their origins')
+    .requiredOption('--at <seq>', 'the bytes as they were at this position')
+    .option('--run <run>', 'run id or name (default: the newest)')
+    .option('--budget <n>', 'follow at most n hops (default 400)')
+    .option('--depth <n>', 'follow chains at most n hops long (default 64)')
+    .option('--json', 'as JSON: the hops and the origins')
+    .action((db, address, options) => finish(provenanceCommand(db, address, options)));
+
+  cli.command('reach').argument('<db>', 'recording').argument('<address>', addressHelp)
+    .description('where the bytes went after a seq: copies, reads, frames on the wire, and whether anyone but their owner saw them in plaintext')
+    .requiredOption('--at <seq>', 'follow the bytes as they were at this position')
+    .option('--to <seq>', 'follow them up to this seq (inclusive; default: the end of the run)')
+    .option('--run <run>', 'run id or name (default: the newest)')
+    .option('--limit <n>', 'list at most n events (default 500; the rest are counted)')
+    .option('--json', 'as JSON')
+    .action((db, address, options) => finish(reachCommand(db, address, options)));
+
+  cli.command('explain').argument('<db>', 'recording').argument('<seq>', 'a violation event')
+    .description('why an invariant broke: its rule, the access that broke it, where the data came from, and the events that made the access possible')
+    .option('--run <run>', 'run id or name (default: the newest)')
+    .option('--json', 'as JSON')
+    .action((db, seq, options) => finish(explainCommand(db, seq, options)));
 
   // Loaded on demand: BullMQ is not needed by the other commands.
   cli.command('worker').description('run the shards of fuzz campaigns from a BullMQ queue (until Ctrl-C)')

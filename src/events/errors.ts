@@ -14,6 +14,7 @@ export type InputErrorCode =
   | 'no-such-run'
   | 'no-such-file'
   | 'run-busy'
+  | 'no-index'
   | 'damaged';
 
 export class InputError extends Error {

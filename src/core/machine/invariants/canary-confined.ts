@@ -11,6 +11,7 @@ function reader(event: Event): { dom: number; value: Uint8Array; mfn: number } |
 /** No domain other than its owner (dom0 included) ever reads a canary's plaintext. */
 export const canaryConfined: InvariantChecker = {
   name: 'canary-confined',
+  rule: 'No domain other than its owner, dom0 included, ever reads the plaintext of a canary a domain planted.',
   kinds: ['mem.read', 'dom0.foreign_read'],
   check(state, event) {
     const read = reader(event);

@@ -7,6 +7,7 @@ import type { InvariantChecker } from './types.ts';
 /** Every DMA that reaches memory reaches a frame the device's domain owns. */
 export const dmaConfined: InvariantChecker = {
   name: 'dma-confined',
+  rule: 'Every DMA that reaches memory reaches a frame owned by the domain its device is assigned to.',
   kinds: ['dma.request'],
   check(state, event) {
     if (event.kind !== 'dma.request' || event.fault !== 0 || event.hpa < 0) return undefined;

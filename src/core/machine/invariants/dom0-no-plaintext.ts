@@ -8,6 +8,7 @@ import type { InvariantChecker } from './types.ts';
  */
 export const dom0NoPlaintext: InvariantChecker = {
   name: 'dom0-no-plaintext',
+  rule: "dom0 never sees a guest's plaintext: its foreign mappings show ciphertext, and no guest packet passes through its hands.",
   kinds: ['dom0.foreign_read', 'netback.copy'],
   check(state, event) {
     if (event.kind === 'netback.copy') {

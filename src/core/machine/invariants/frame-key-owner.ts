@@ -5,6 +5,7 @@ import type { InvariantChecker } from './types.ts';
 /** A frame is encrypted with its owner's key, never with the key of whoever happened to be live. */
 export const frameKeyOwner: InvariantChecker = {
   name: 'frame-key-owner',
+  rule: "A frame is encrypted with its owner's key, never with the key of whichever domain happens to be live.",
   kinds: ['mem.encrypt'],
   check(state, event) {
     if (event.kind !== 'mem.encrypt') return undefined;

@@ -6,6 +6,7 @@ import type { InvariantChecker } from './types.ts';
 /** An interrupt a device raises reaches only the vCPUs of the domain the device is assigned to. */
 export const irqConfined: InvariantChecker = {
   name: 'irq-confined',
+  rule: 'An interrupt a device raises reaches only vCPUs of the domain the device is assigned to.',
   kinds: ['msi'],
   check(state, event) {
     if (event.kind !== 'msi' || event.fault !== 0 || event.dom === NO_DOMAIN) return undefined;

@@ -14,6 +14,7 @@ const VF_RX = /^vf(\d+)\.rx$/;
  */
 export const netIsolation: InvariantChecker = {
   name: 'net-isolation',
+  rule: "A frame reaches only the VLAN and domain the switch's rules allow, and no domain sends with another local port's source MAC.",
   kinds: ['net.frame'],
   check(state, event) {
     if (event.kind !== 'net.frame' || event.verdict !== 'ok') return undefined;

@@ -5,6 +5,7 @@ import type { InvariantChecker } from './types.ts';
 /** No frame is mapped at two places (two domains, or two gfns of one domain). */
 export const noAliasing: InvariantChecker = {
   name: 'no-aliasing',
+  rule: 'No frame is mapped at two places at once: not by two domains, nor at two gfns of one domain.',
   kinds: ['p2m.update'],
   check(state, event) {
     if (event.kind !== 'p2m.update' || event.mfn === NO_FRAME) return undefined;

@@ -13,6 +13,7 @@ import type { InvariantChecker } from './types.ts';
  */
 export const noStaleTranslation: InvariantChecker = {
   name: 'no-stale-translation',
+  rule: "No cached translation outlives its mapping: a DMA goes where the domain's p2m maps its address now, and a frame given back leaves no IOTLB entry behind.",
   kinds: ['dma.request', 'smm.ppt.update', 'vtd.op'],
   check(state, event) {
     // When Xen waits for its invalidations, the unit's caches must agree with the tables.

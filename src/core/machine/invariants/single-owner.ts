@@ -9,6 +9,7 @@ import type { InvariantChecker } from './types.ts';
  */
 export const singleOwner: InvariantChecker = {
   name: 'single-owner',
+  rule: 'A frame has one owner at a time, and only its owner maps it (p2m, EPT, shadow page tables, TLB).',
   kinds: ['smm.ppt.update', 'p2m.update', 'ept.update', 'tlb.fill', 'shadow.sync'],
   check(state, event) {
     if (event.kind === 'smm.ppt.update' && event.owner !== NO_DOMAIN) {

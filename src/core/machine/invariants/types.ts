@@ -13,6 +13,8 @@ export interface Breach {
  */
 export interface InvariantChecker {
   name: InvariantName;
+  /** The rule in one sentence, as `explain` states it. */
+  rule: string;
   /** The kinds of event it looks at (the machine calls it for those only). */
   kinds: readonly EventKind[];
   check(state: MachineState, event: Event): Breach | undefined;
