@@ -14,6 +14,7 @@ import type { Breach, InvariantChecker } from './types.ts';
  */
 export const guestTableConfined: InvariantChecker = {
   name: 'guest-table-confined',
+  rule: "Every leaf of a domain's EPT, and of its vCPUs' shadow page tables (kept ones included), maps a frame the domain owns or an emulated window that exits.",
   kinds: ['vm.entry'],
   check(state, event) {
     if (event.kind !== 'vm.entry') return undefined;

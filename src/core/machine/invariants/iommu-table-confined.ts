@@ -19,6 +19,7 @@ import type { Breach, InvariantChecker } from './types.ts';
  */
 export const iommuTableConfined: InvariantChecker = {
   name: 'iommu-table-confined',
+  rule: "Every leaf of a device's IOMMU tables maps a frame of the device's domain, and every interrupt remapping entry of a domain validates only that domain's devices.",
   kinds: ['vtd.op', 'nic.vf', 'dma.request'],
   check(state, event) {
     if (!state.io.xenVtd.enabled) return undefined;

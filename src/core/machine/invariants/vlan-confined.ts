@@ -13,6 +13,7 @@ const VF_RX = /^vf(\d+)\.rx$/;
  */
 export const vlanConfined: InvariantChecker = {
   name: 'vlan-confined',
+  rule: "A frame delivered to a VF entered the switch on that VF's configured VLAN, whatever 802.1Q tag it carried.",
   kinds: ['net.frame'],
   check(state, event) {
     if (event.kind !== 'net.frame' || event.verdict !== 'ok') return undefined;
