@@ -82,7 +82,11 @@ function executeInstruction(ctx: X86Context): void {
     return;
   }
   if (outcome.kind === 'exit') return takeExit(ctx, faultExit(bus, outcome, outcome.length), { bus });
-  if (interceptsException(domain.paging, outcome.vector)) {
+  // The exception bitmap selects exceptions, not software interrupts: INT n delivers
+  // through the guest's IDT whatever its vector (SDM Vol. 3C, "Other Causes of VM Exits"),
+  // so a guest's `int 14` under shadow paging is its own, not a shadow #PF (taken for one,
+  // it looped on a fill of page 0).
+  if (outcome.software !== true && interceptsException(domain.paging, outcome.vector)) {
     return takeExit(ctx, exitInfo(ExitReason.EXCEPTION_NMI, {
       qualification: outcome.cr2 ?? 0, vector: outcome.vector, errorCode: outcome.errorCode ?? -1,
     }), { bus });
