@@ -5,7 +5,8 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,4 +61,24 @@ test('demo: vanilla leaks memory (canary-confined, dom0-no-plaintext, scrub-betw
   };
   assert.equal(replies(byName.get('network-secure')!.id), 16);
   assert.ok(replies(byName.get('network-vanilla')!.id) < 16, 'vanilla loses replies once dom0 crashed');
+});
+
+test('demo replaces a recording of another format at --out (an upgraded checkout\'s npm start), and refuses a file that is not a recording', () => {
+  const db = join(dir, 'old-format.db');
+  const first = cli('run', 'recordings/kernel.yaml', '--out', db, '--max-events', '500');
+  assert.equal(first.status, 0, first.stderr);
+  const sqlite = new Database(db);
+  sqlite.prepare("UPDATE meta SET value = '1' WHERE key = 'schema_version'").run();
+  sqlite.close();
+  const refused = cli('runs', db);
+  assert.equal(refused.status, 2);
+  assert.match(refused.stderr, /recorded by format 1; this chronovisor reads \d+: re-record it/);
+  const demo = cli('demo', '--out', db);
+  assert.equal(demo.status, 0, demo.stderr);
+  assert.equal(jsonLines(cli('runs', db, '--json').stdout).length, 4);
+  const text = join(dir, 'notes.txt');
+  writeFileSync(text, 'not a recording\n');
+  const foreign = cli('demo', '--out', text);
+  assert.equal(foreign.status, 2);
+  assert.equal(readFileSync(text, 'utf8'), 'not a recording\n');
 });

@@ -107,7 +107,13 @@ type DemoRun = { scenario: string; profile: Profile; result: DriveResult };
 export async function demoCommand(options: { out?: string }): Promise<number> {
   const db = options.out ?? (relative(process.cwd(), DEMO_DB) || DEMO_DB);
   // Only a chronovisor recording may be replaced: anything else at --out is refused, untouched.
-  checkRecordingTarget(db);
+  // One of another format is replaced like any other: the demo records the file anew, which
+  // is what the format message asks for (an upgraded checkout's npm start must not fail on it).
+  try {
+    checkRecordingTarget(db);
+  } catch (error) {
+    if (!(error instanceof InputError && (error.code === 'schema-older' || error.code === 'schema-newer'))) throw error;
+  }
   const scratch = `${db}.partial-${process.pid}`;
   const store = openForWriting(scratch);
   const runs: DemoRun[] = [];
