@@ -13,7 +13,7 @@ import { PAGE_SIZE } from '../../core/hypervisor/config.ts';
 import { eventText } from '../format.ts';
 import { formatHostRange } from './address.ts';
 import { describeAccess, eventActor, type AccessRow } from './describe.ts';
-import { eventProvenance, provenance, type Provenance } from './provenance.ts';
+import { eventProvenance, provenance, type Hop, type Provenance } from './provenance.ts';
 import type { ForensicSession } from './session.ts';
 import { AccessKind, type Access } from './steps.ts';
 
@@ -126,4 +126,39 @@ function describedEvent(session: ForensicSession, seq: Seq, event: Event, mfn: n
     if (!first.done) return describeAccess(session, first.value);
   }
   return eventActor(session, event);
+}
+
+/** A line of a query's text, with the seq a reader may jump to from it (the TUI's panes). */
+export interface TextRow {
+  text: string;
+  seq?: Seq;
+}
+
+const ORIGINS_SHOWN = 12;
+
+/** An explanation as lines, each with the seq it is about (the CLI prints the text, the TUI jumps to the seqs). */
+export function explanationRows(x: Explanation): TextRow[] {
+  const rows: TextRow[] = [
+    { text: `violation ${x.invariant} at seq ${x.seq}: ${x.detail}`, seq: x.seq },
+    { text: `  rule: ${x.rule}` },
+    { text: `  the access: seq ${x.access.seq} ${x.access.actor}: ${x.access.what}`, seq: x.access.seq },
+  ];
+  if (x.data !== undefined) {
+    const p = x.data.provenance;
+    rows.push({ text: `  the data: ${x.data.bytes}, from ${p.origins.length} origin${p.origins.length === 1 ? '' : 's'} (${p.hops.length} hops${p.cut ? ', cut short: run provenance for all' : ''}):` });
+    // One line per origin, with every piece of the data it made.
+    const byOrigin = new Map<string, Hop[]>();
+    for (const id of p.origins) byOrigin.set(p.hops[id].origin!, [...(byOrigin.get(p.hops[id].origin!) ?? []), p.hops[id]]);
+    for (const [origin, hops] of [...byOrigin].slice(0, ORIGINS_SHOWN)) rows.push({ text: `    ${hops.map((h) => h.to).join(' + ')}: ${origin}`, seq: hops[0].seq });
+    if (byOrigin.size > ORIGINS_SHOWN) rows.push({ text: `    ${byOrigin.size - ORIGINS_SHOWN} more origins: run provenance for all` });
+  }
+  if (x.enabling.length > 0) rows.push({ text: '  what made it possible:' });
+  for (const row of x.enabling) rows.push({ text: `    seq ${row.seq} ${row.access} ${row.actor}: ${row.what}`, seq: row.seq });
+  rows.push({ text: `  chain: ${x.chain.join(' -> ')}` });
+  return rows;
+}
+
+/** An explanation as text lines (the CLI, and fuzz for each counterexample it records). */
+export function explanationLines(x: Explanation): string[] {
+  return explanationRows(x).map((r) => r.text);
 }

@@ -363,3 +363,28 @@ function traceLocs(session: ForensicSession, locs: Loc[], at: Seq, options: Prov
   const roots = tracer.trace(locs, at, 0);
   return { roots, hops: tracer.hops, origins: tracer.origins, cut: tracer.cut };
 }
+
+function hopLine(hop: Hop): string {
+  const how = hop.transformation === '' ? '' : ` [${hop.transformation}]`;
+  const bytes = hop.bytes === undefined ? '' : ` = ${hop.bytes}`;
+  const made = hop.origin === undefined ? '' : `  ORIGIN: ${hop.origin}`;
+  return `#${hop.id} seq ${hop.seq} ${hop.actor}: ${hop.what}${how} -> ${hop.to}${bytes}${made}${hop.cut ? '  (not followed further: budget)' : ''}`;
+}
+
+/** The hops as a tree, depth first, each hop once (later mentions point back to it), each line with its hop's seq. */
+export function provenanceRows(result: Provenance): { text: string; seq: Seq }[] {
+  const rows: { text: string; seq: Seq }[] = [];
+  const shown = new Set<number>();
+  const visit = (id: number, depth: number): void => {
+    const hop = result.hops[id];
+    if (shown.has(id)) {
+      rows.push({ text: `${'  '.repeat(depth)}#${id} (above)`, seq: hop.seq });
+      return;
+    }
+    shown.add(id);
+    rows.push({ text: `${'  '.repeat(depth)}${hopLine(hop)}`, seq: hop.seq });
+    for (const from of hop.from) visit(from, depth + 1);
+  };
+  for (const root of result.roots) visit(root, 0);
+  return rows;
+}
