@@ -353,7 +353,7 @@ export class TuiController {
     } catch (error) {
       // The TUI reads the recording and never writes it: the user builds the index, with the command first so a narrow screen keeps it.
       if (!(error instanceof InputError) || error.code !== 'no-index') throw error;
-      throw new InputError('no-index', `no forensic index for run ${this.run.id} (x w o p need it): build it with 'chronovisor index ${this.options.store.path}'`);
+      throw new InputError('no-index', `run ${this.run.id} has no forensic index (x w o p need one): chronovisor index ${this.options.store.path}`);
     }
     return this.forensics;
   }
@@ -632,7 +632,7 @@ export class TuiController {
       rows: eventRows(this.timeline, pos, layout.eventRows, this.names),
       detail: detailLines(event, state, pos, this.status, this.names, layout.width, layout.detailRows),
       pane: this.mode.kind === 'panel' && this.panel !== undefined
-        ? { id: 'forensic', lines: panelLines(this.panel, layout.paneRows, this.options.theme) }
+        ? { id: 'forensic', lines: panelLines(this.panel, layout.paneRows, layout.width, this.options.theme) }
         : paneView(this.nav.shown, this.nav, state, event, this.names, layout),
     };
   }

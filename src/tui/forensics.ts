@@ -18,6 +18,7 @@ import type { Layout } from './layout.ts';
 import { line, type Line } from './lines.ts';
 import type { NavState } from './navigation.ts';
 import { accent, type Theme } from './theme.ts';
+import { wrap } from './text.ts';
 import { memoryTarget } from './view.ts';
 
 /** Hops followed for `o` and the provenance pane (the CLI's --budget gives more). */
@@ -49,16 +50,23 @@ export function selectedSeq(panel: ForensicPanel): Seq | undefined {
   return panel.rows[panel.selected]?.seq;
 }
 
-/** The pane's lines: the title, then a window of rows that keeps the selected one in sight. */
-export function panelLines(panel: ForensicPanel, rows: number, theme: Theme): Line[] {
+/** Lines a row takes at most: a long hop wraps instead of losing its end. */
+const ROW_LINES_MAX = 4;
+
+/**
+ * The pane's lines: the title, then the rows wrapped to the width (continuations indented),
+ * from a first row chosen so that the selected one is in sight, a third of the way down.
+ */
+export function panelLines(panel: ForensicPanel, rows: number, width: number, theme: Theme): Line[] {
   const room = Math.max(1, rows - 1);
-  const top = Math.max(0, Math.min(panel.selected - Math.floor(room / 3), panel.rows.length - room));
+  const wrapped = panel.rows.map((r, i) => wrap(r.text, width - 4, ROW_LINES_MAX).map((text, j) => `${j > 0 ? '    ' : i === panel.selected ? '> ' : '  '}${text}`));
+  let top = Math.max(0, panel.selected);
+  for (let used = wrapped[top]?.length ?? 0; top > 0 && used + wrapped[top - 1].length <= Math.floor(room / 3) + 1; top--) used += wrapped[top - 1].length;
   const lines: Line[] = [line(`${panel.title}  (up/down pick a seq, Enter jumps, Esc closes)`, accent(theme, 'dim'))];
-  for (let i = top; i < Math.min(panel.rows.length, top + room); i++) {
-    const marker = i === panel.selected ? '>' : ' ';
-    lines.push(line(`${marker} ${panel.rows[i].text}`, i === panel.selected ? accent(theme, 'selected') : undefined));
+  for (let i = top; i < wrapped.length && lines.length <= room; i++) {
+    for (const text of wrapped[i]) lines.push(line(text, i === panel.selected ? accent(theme, 'selected') : undefined));
   }
-  return lines;
+  return lines.slice(0, rows);
 }
 
 // ---- the bytes under the cursor -----------------------------------------------------------
