@@ -10,11 +10,14 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { InputError } from '../src/events/errors.ts';
 import type { Event } from '../src/events/schema.ts';
 import { RecordingStore } from '../src/events/store.ts';
 import { Timeline } from '../src/replay/timeline.ts';
 import { buildIndex } from '../src/cli/forensics.ts';
 import { TuiController } from '../src/tui/controller.ts';
+import { QueryJob } from '../src/tui/forensics.ts';
+import { SLICE_MS } from '../src/tui/job-runner.ts';
 import { BROWSE_KEYS, PANEL_KEYS } from '../src/tui/keymap.ts';
 import { lineText } from '../src/tui/lines.ts';
 import { ManualScheduler } from '../src/tui/scheduler.ts';
@@ -41,10 +44,20 @@ after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function drive(path: string) {
+/** While `slow`, a clock that moves a whole slice each time it is read: every slice of a job does one step. */
+class SlowScheduler extends ManualScheduler {
+  slow = false;
+  private clock = 0;
+  override now(): number {
+    if (!this.slow) return super.now();
+    this.clock += SLICE_MS;
+    return this.clock;
+  }
+}
+
+function drive(path: string, scheduler: ManualScheduler = new ManualScheduler()) {
   const store = RecordingStore.open(path, { readonly: true });
   stores.push(store);
-  const scheduler = new ManualScheduler();
   const controller = new TuiController({ store, run: store.run(2), scheduler, services: testServices(path), theme: PLAIN, size: { columns: 120, rows: 40 } });
   scheduler.runAll();
   const keys = (...names: string[]): AppView => {
@@ -56,7 +69,7 @@ function drive(path: string) {
   };
   const jump = (seq: number): AppView => keys(':', ...String(seq), 'enter');
   const pos = (): number => Number(/seq (\d+)\//.exec(controller.getSnapshot().header)![1]);
-  return { store, controller, keys, jump, pos, timeline: new Timeline(store, store.run(2)) };
+  return { store, controller, scheduler, keys, jump, pos, timeline: new Timeline(store, store.run(2)) };
 }
 
 const status = (view: AppView): string => lineText(view.status);
@@ -183,4 +196,43 @@ test('the help lists the forensic keys; with a pane open, its own keys', () => {
   assert.deepEqual(panelHelp.body.kind === 'help' ? panelHelp.body.sections[1].bindings : [], PANEL_KEYS);
   // Any key closes the help, back to the pane.
   assert.ok(paneText(d.keys('z')).length > 0);
+});
+
+test('a query runs in slices: progress shows on the tabs line, Esc stops it and nothing opens', () => {
+  const scheduler = new SlowScheduler();
+  const d = drive(indexed, scheduler);
+  d.jump(FOREIGN_READ);
+  scheduler.slow = true;
+  d.controller.press({ name: 'p', text: 'p' });
+  const running = d.controller.getSnapshot();
+  assert.match(lineText(running.tabs), /tracing gpa:alice:0x1000\/64 \d+% \(Esc stops\)/);
+  assert.equal(paneText(running).length, 0, 'no pane before the answer');
+  d.controller.press({ name: 'esc', text: '' });
+  assert.match(status(d.controller.getSnapshot()), /tracing gpa:alice:0x1000\/64: stopped/);
+  d.scheduler.runAll();
+  assert.equal(paneText(d.controller.getSnapshot()).length, 0, 'a stopped query opens nothing');
+  scheduler.slow = false;
+  assert.equal(d.pos(), FOREIGN_READ);
+  // Left to run, the same query opens its pane.
+  assert.match(paneText(d.keys('p'))[0], /^provenance of gpa:alice:0x1000\/64 at seq 1042/);
+});
+
+test('QueryJob: one slice stops at its deadline, the answer comes at the end, bad input becomes a problem', () => {
+  function* steps(n: number, fail?: Error): Generator<number, string> {
+    for (let i = 1; i <= n; i++) yield i;
+    if (fail) throw fail;
+    return 'done';
+  }
+  let clock = 0;
+  const now = (): number => clock++;
+  const job = new QueryJob(steps(100));
+  assert.equal(job.step(3, now), false);
+  assert.ok(job.progress > 0 && job.progress < 1);
+  assert.equal(job.answer, undefined);
+  assert.equal(job.step(Infinity, now), true);
+  assert.deepEqual(job.answer, { value: 'done' });
+  const damaged = new QueryJob(steps(2, new InputError('damaged', 'chunk 3 is damaged')));
+  assert.equal(damaged.step(Infinity, now), true);
+  assert.equal(damaged.problem, 'chunk 3 is damaged');
+  assert.throws(() => new QueryJob(steps(1, new Error('a bug'))).step(Infinity, now), /a bug/);
 });

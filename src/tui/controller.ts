@@ -16,12 +16,13 @@ import { domainNames } from '../replay/format.ts';
 import { runFormatProblem } from '../replay/formats.ts';
 import { Timeline } from '../replay/timeline.ts';
 import { violationCount, type RunSummary } from '../replay/summary.ts';
+import type { QuerySteps } from '../replay/forensics/provenance.ts';
 import { ForensicSession } from '../replay/forensics/session.ts';
 import { BlockIndex } from './block-index.ts';
 import { DiffSession, DivergenceJob } from './diff-session.ts';
 import {
-  cursorAddress, eventOrigins, explainPanel, movePanel, panelLines, provenanceOf, provenancePanel, selectedSeq, watchAccess, watchText,
-  type CursorAddress, type ForensicPanel, type Watch,
+  QueryJob, cursorAddress, eventOrigins, explainOf, explainPanel, movePanel, panelLines, provenanceOf, provenancePanel, selectedSeq, watchAccess,
+  watchText, type CursorAddress, type ForensicPanel, type Watch,
 } from './forensics.ts';
 import { createForkForm, formModification, formProblem, forkFormKey, type ForkForm } from './fork-form.ts';
 import { JobRunner } from './job-runner.ts';
@@ -373,7 +374,12 @@ export class TuiController {
     switch (action) {
       case 'select-previous': this.panel = movePanel(panel, -1); return;
       case 'select-next': this.panel = movePanel(panel, 1); return;
-      case 'close': this.panel = undefined; this.mode = { kind: 'browse' }; return;
+      case 'close':
+        // Esc stops a query first (a provenance asked for from the pane), then closes the pane.
+        if (this.jobs.current) return this.cancelSearch();
+        this.panel = undefined;
+        this.mode = { kind: 'browse' };
+        return;
       case 'go': {
         const seq = selectedSeq(panel);
         if (seq === undefined) return;
@@ -389,8 +395,27 @@ export class TuiController {
       this.say(`x explains a violation; seq ${this.nav.pos} is ${event === undefined ? 'the end of the run' : `a ${event.kind}`}: [ and ] go to one`, false);
       return;
     }
-    this.openPanel(explainPanel(this.forensicSession(), this.nav.pos));
-    this.say(`violation at seq ${this.nav.pos} explained: Enter jumps to the selected seq`, false);
+    const seq = this.nav.pos;
+    this.runQuery(`explaining seq ${seq}`, explainOf(this.forensicSession(), seq), (x) => {
+      this.openPanel(explainPanel(x));
+      this.say(`violation at seq ${seq} explained: Enter jumps to the selected seq`, false);
+    });
+  }
+
+  /** Runs a forensic query as the foreground job: progress on the tabs line, Esc stops it. */
+  private runQuery<T>(label: string, steps: QuerySteps<T>, done: (value: T) => void): void {
+    const job = new QueryJob(steps);
+    this.jobs.start({
+      job,
+      label,
+      progress: () => job.progress,
+      finish: () => {
+        // The user may have gone on to a form or the diff meanwhile: the answer is for browsing only.
+        if (this.mode.kind !== 'browse' && this.mode.kind !== 'panel') return;
+        if (job.problem !== undefined) this.say(`${label}: ${job.problem}`, true);
+        else done(job.answer!.value);
+      },
+    });
   }
 
   /** The memory pane's bytes at the position, as an address. */
@@ -420,18 +445,23 @@ export class TuiController {
 
   private jumpToOrigin(): void {
     const address = this.cursor();
-    const origins = eventOrigins(provenanceOf(this.forensicSession(), address, this.nav.pos));
-    if (origins.length === 0) { this.say(`${address.label} at seq ${this.nav.pos}: never written since the recording began (no origin event)`, false); return; }
-    const hop = origins[0];
-    this.nav = moveTo(this.nav, hop.seq, this.timeline.length);
-    const more = origins.length > 1 ? ` (1 of ${origins.length} origins: p lists them)` : '';
-    this.say(`origin of ${address.label}: seq ${hop.seq} ${hop.actor}: ${hop.origin}${more}`, false);
+    const at = this.nav.pos;
+    this.runQuery(`tracing ${address.label}`, provenanceOf(this.forensicSession(), address, at), (result) => {
+      const origins = eventOrigins(result);
+      if (origins.length === 0) { this.say(`${address.label} at seq ${at}: never written since the recording began (no origin event)`, false); return; }
+      const hop = origins[0];
+      this.nav = moveTo(this.nav, hop.seq, this.timeline.length);
+      const more = origins.length > 1 ? ` (1 of ${origins.length} origins: p lists them)` : '';
+      this.say(`origin of ${address.label}: seq ${hop.seq} ${hop.actor}: ${hop.origin}${more}`, false);
+    });
   }
 
   private openProvenance(): void {
     const address = this.cursor();
     const at = this.nav.pos;
-    this.openPanel(provenancePanel(provenanceOf(this.forensicSession(), address, at), address.label, at));
+    this.runQuery(`tracing ${address.label}`, provenanceOf(this.forensicSession(), address, at), (result) => {
+      this.openPanel(provenancePanel(result, address.label, at));
+    });
   }
 
   // ---- fork ----------------------------------------------------------------------

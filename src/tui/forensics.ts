@@ -11,9 +11,11 @@ import { PAGE_SIZE } from '../core/hypervisor/config.ts';
 import type { DomainNames } from '../replay/format.ts';
 import { formatHostRange, type HostRange } from '../replay/forensics/address.ts';
 import { describeAccess, type AccessRow } from '../replay/forensics/describe.ts';
-import { explain, explanationRows, type TextRow } from '../replay/forensics/explain.ts';
-import { provenance, provenanceRows, type Hop, type Provenance } from '../replay/forensics/provenance.ts';
+import { InputError } from '../events/errors.ts';
+import { explainSteps, explanationRows, type Explanation, type TextRow } from '../replay/forensics/explain.ts';
+import { provenanceRows, provenanceSteps, type Hop, type Provenance, type QuerySteps } from '../replay/forensics/provenance.ts';
 import type { ForensicSession } from '../replay/forensics/session.ts';
+import type { Job } from './job-runner.ts';
 import type { Layout } from './layout.ts';
 import { line, type Line } from './lines.ts';
 import type { NavState } from './navigation.ts';
@@ -136,8 +138,8 @@ export function eventOrigins(result: Provenance): Hop[] {
   return result.origins.map((id) => result.hops[id]).filter((h) => h.seq > 0);
 }
 
-export function provenanceOf(session: ForensicSession, address: CursorAddress, at: Seq): Provenance {
-  return provenance(session, session.resolve(address.address, at), at, { budget: PROVENANCE_BUDGET });
+export function provenanceOf(session: ForensicSession, address: CursorAddress, at: Seq): QuerySteps<Provenance> {
+  return provenanceSteps(session, session.resolve(address.address, at), at, { budget: PROVENANCE_BUDGET });
 }
 
 export function provenancePanel(result: Provenance, label: string, at: Seq): ForensicPanel {
@@ -150,6 +152,43 @@ export function provenancePanel(result: Provenance, label: string, at: Seq): For
   return createPanel(`provenance of ${label} at seq ${at}`, rows);
 }
 
-export function explainPanel(session: ForensicSession, seq: Seq): ForensicPanel {
-  return createPanel(`explain seq ${seq}`, explanationRows(explain(session, seq)));
+export function explainOf(session: ForensicSession, seq: Seq): QuerySteps<Explanation> {
+  return explainSteps(session, seq);
+}
+
+export function explainPanel(x: Explanation): ForensicPanel {
+  return createPanel(`explain seq ${x.seq}`, explanationRows(x));
+}
+
+/**
+ * A query run a slice at a time on the JobRunner: a provenance of a busy run takes seconds,
+ * and the screen must show its progress and Esc must stop it. Bad input met on the way (a
+ * damaged chunk) ends the job with `problem` set rather than escaping from a slice.
+ */
+export class QueryJob<T> implements Job {
+  answer: { value: T } | undefined;
+  problem: string | undefined;
+  private hops = 0;
+
+  constructor(private readonly steps: QuerySteps<T>) {}
+
+  /** Hops made against the budget: the budget is an upper bound, so this is too. */
+  get progress(): number {
+    return Math.min(0.99, this.hops / PROVENANCE_BUDGET);
+  }
+
+  step(deadline: number, now: () => number): boolean {
+    try {
+      do {
+        const r = this.steps.next();
+        if (r.done) { this.answer = { value: r.value }; return true; }
+        this.hops = r.value;
+      } while (now() < deadline);
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      this.problem = error.message;
+      return true;
+    }
+    return false;
+  }
 }

@@ -135,7 +135,7 @@ export const BROWSE_KEYS: readonly Binding<BrowseAction>[] = [
   { keys: ['o'], action: 'origin', help: 'go to the bytes\' origin' },
   { keys: ['p'], action: 'provenance', help: 'provenance of the bytes' },
   { keys: ['?'], action: 'help', help: 'this help' },
-  { keys: ['esc'], action: 'cancel', help: 'stop a running search' },
+  { keys: ['esc'], action: 'cancel', help: 'stop a search or a query' },
   { keys: ['q', 'C-c'], action: 'quit', help: 'quit' },
 ];
 
