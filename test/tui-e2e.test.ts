@@ -89,6 +89,14 @@ function typeText(session: string, text: string): void {
   tmux('send-keys', '-t', session, '-l', text);
 }
 
+/** `:SEQ` Enter, and waits until the header shows the position. */
+async function jumpTo(session: string, seq: number): Promise<void> {
+  keys(session, ':');
+  typeText(session, String(seq));
+  keys(session, 'Enter');
+  await shows(session, `seq ${seq}/6001`);
+}
+
 async function exited(session: string): Promise<{ status: string; alternate: string; screen: string }> {
   const text = await shows(session, /chronovisor exited with status \d+/);
   return { status: /chronovisor exited with status (\d+)/.exec(text)![1], alternate: pane(session, '#{alternate_on}'), screen: text };
@@ -193,10 +201,7 @@ test('tui in tmux: explain a violation, watch bytes, their origin and provenance
   const s = 'forensics';
   start(s, [indexed, '--run', '2']);
   await shows(s, 'seq 0/6001');
-  keys(s, ':');
-  typeText(s, '1044');
-  keys(s, 'Enter');
-  await shows(s, 'seq 1044/6001');
+  await jumpTo(s, 1044);
   keys(s, 'x');
   const explained = await shows(s, 'explain seq 1044');
   assert.match(explained, /chain: 144 -> 145 -> 980 -> 1042 -> 1044/);
@@ -215,10 +220,7 @@ test('tui in tmux: explain a violation, watch bytes, their origin and provenance
 
   keys(s, 'o');
   await shows(s, /origin of gpa:alice:0x1000\/64: seq 980 alice \(scripted\): scenario plant/);
-  keys(s, ':');
-  typeText(s, '1042');
-  keys(s, 'Enter');
-  await shows(s, 'seq 1042/6001');
+  await jumpTo(s, 1042);
   keys(s, 'p');
   const traced = await shows(s, 'provenance of gpa:alice:0x1000/64 at seq 1042');
   assert.match(traced, /> #0 seq 980 alice \(scripted\): plants a canary -> mfn:321\/31 .*ORIGIN: scenario\s+plant/);

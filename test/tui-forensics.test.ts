@@ -23,7 +23,7 @@ import { lineText } from '../src/tui/lines.ts';
 import { ManualScheduler } from '../src/tui/scheduler.ts';
 import { PLAIN } from '../src/tui/theme.ts';
 import type { AppView } from '../src/tui/view.ts';
-import { recordTwoTenants, testServices } from './fixtures/tui/harness.ts';
+import { keyPresser, recordTwoTenants, testServices } from './fixtures/tui/harness.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'chronovisor-tui-forensics-'));
 const bare = join(dir, 'bare.db');
@@ -60,13 +60,7 @@ function drive(path: string, scheduler: ManualScheduler = new ManualScheduler())
   stores.push(store);
   const controller = new TuiController({ store, run: store.run(2), scheduler, services: testServices(path), theme: PLAIN, size: { columns: 120, rows: 40 } });
   scheduler.runAll();
-  const keys = (...names: string[]): AppView => {
-    for (const name of names) {
-      controller.press({ name, text: name.length === 1 ? name : '' });
-      scheduler.runAll();
-    }
-    return controller.getSnapshot();
-  };
+  const keys = keyPresser(controller, scheduler);
   const jump = (seq: number): AppView => keys(':', ...String(seq), 'enter');
   const pos = (): number => Number(/seq (\d+)\//.exec(controller.getSnapshot().header)![1]);
   return { store, controller, scheduler, keys, jump, pos, timeline: new Timeline(store, store.run(2)) };
