@@ -106,7 +106,10 @@ test('x on a violation opens its explanation; Enter jumps to the access and to t
   const write = d.timeline.event(980);
   assert.ok(write.kind === 'mem.write' && write.mfn === MFN && write.offset === 0, `seq 980: ${write.kind}`);
   assert.equal(write.kind === 'mem.write' && new TextDecoder().decode(write.stored.slice(0, 12)), 'alice: card ');
-  // The pane stays until Esc; then the state pane is back.
+  // The other keys work with the pane open, and it stays until Esc; then the state pane is back.
+  assert.match(status(d.keys(')')), /no watch/);
+  d.keys('l');
+  assert.equal(d.pos(), 981);
   assert.ok(paneText(d.controller.getSnapshot()).length > 0);
   const closed = d.keys('esc');
   assert.ok(closed.body.kind === 'browse' && closed.body.pane.id !== 'forensic');

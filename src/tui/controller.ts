@@ -153,7 +153,7 @@ export class TuiController {
       // where it could be drawn; a bug is not ours to hide.
       if (!(error instanceof InputError)) throw error;
       this.nav = before;
-      this.mode = this.mode.kind === 'diff' ? this.mode : { kind: 'browse' };
+      this.mode = this.mode.kind === 'diff' || this.mode.kind === 'panel' ? this.mode : { kind: 'browse' };
       this.say(error.message, true);
       this.commit();
     }
