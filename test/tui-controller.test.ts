@@ -25,7 +25,7 @@ import { ManualScheduler } from '../src/tui/scheduler.ts';
 import { smmLines } from '../src/tui/smm-view.ts';
 import { COLORED, PLAIN, type Theme } from '../src/tui/theme.ts';
 import type { AppView } from '../src/tui/view.ts';
-import { SCENARIO, recordTwoTenants, testServices } from './fixtures/tui/harness.ts';
+import { SCENARIO, keyPresser, recordTwoTenants, testServices } from './fixtures/tui/harness.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'chronovisor-tui-controller-'));
 const recording = join(dir, 'two-tenants.db');
@@ -53,13 +53,7 @@ function drive(options: { run?: number; theme?: Theme; services?: TuiServices; p
   const scheduler = new ManualScheduler();
   const controller = new TuiController({ store, run, scheduler, services: options.services ?? testServices(path), theme: options.theme ?? PLAIN, size: SIZE });
   scheduler.runAll();
-  const keys = (...names: string[]): AppView => {
-    for (const name of names) {
-      controller.press({ name, text: name.length === 1 ? name : '' });
-      scheduler.runAll();
-    }
-    return controller.getSnapshot();
-  };
+  const keys = keyPresser(controller, scheduler);
   return { controller, scheduler, store, keys };
 }
 

@@ -1,8 +1,9 @@
 /**
  * The TUI end to end: the real program (`node bin/chronovisor tui DB`) in a real terminal
  * (tmux, 120x40), driven with send-keys and read back with capture-pane. It checks a step,
- * a rewind, a search, a fork (which opens the diff), a diff picked from the run list, and
- * that quitting - by q, by Ctrl+C, by SIGTERM - leaves the terminal as it was.
+ * a rewind, a search, a fork (which opens the diff), a diff picked from the run list, that
+ * quitting - by q, by Ctrl+C, by SIGTERM - leaves the terminal as it was, and the forensic
+ * keys (explain, watch, origin, provenance) with and without a forensic index.
  *
  * The screen is polled until it shows what is expected; the limit is a safety net against a
  * hung program, and no assertion depends on how long anything takes.
@@ -10,7 +11,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, recordTwoTenants } from './fixtures/tui/harness.ts';
@@ -86,6 +87,14 @@ function keys(session: string, ...names: string[]): void {
 
 function typeText(session: string, text: string): void {
   tmux('send-keys', '-t', session, '-l', text);
+}
+
+/** `:SEQ` Enter, and waits until the header shows the position. */
+async function jumpTo(session: string, seq: number): Promise<void> {
+  keys(session, ':');
+  typeText(session, String(seq));
+  keys(session, 'Enter');
+  await shows(session, `seq ${seq}/6001`);
 }
 
 async function exited(session: string): Promise<{ status: string; alternate: string; screen: string }> {
@@ -168,4 +177,54 @@ test('tui in tmux: Ctrl+C and SIGTERM also give the terminal back', async () => 
   const bySignal = await exited('term');
   assert.equal(bySignal.alternate, '0', bySignal.screen);
   assert.equal(bySignal.status, String(128 + 15), bySignal.screen);
+});
+
+test('tui in tmux: explain a violation, watch bytes, their origin and provenance; without an index, the fix', async () => {
+  const bare = join(dir, 'forensics-bare.db');
+  const indexed = join(dir, 'forensics-indexed.db');
+  copyFileSync(db, bare);
+  copyFileSync(db, indexed);
+  const bareBytes = readFileSync(bare);
+  const built = spawnSync(process.execPath, [BIN, 'index', indexed, '--run', '2'], { encoding: 'utf8', env: terminalEnv() });
+  assert.equal(built.status, 0, built.stderr);
+
+  start('bare', [bare, '--run', '2']);
+  await shows('bare', 'seq 0/6001');
+  keys('bare', ']');
+  await shows('bare', /violation at seq \d+/);
+  keys('bare', 'x');
+  await shows('bare', `run 2 has no forensic index (x w o p need one): chronovisor index ${bare}`);
+  keys('bare', 'q');
+  assert.equal((await exited('bare')).status, '0');
+  assert.ok(readFileSync(bare).equals(bareBytes), 'the recording without an index is left as it was');
+
+  const s = 'forensics';
+  start(s, [indexed, '--run', '2']);
+  await shows(s, 'seq 0/6001');
+  await jumpTo(s, 1044);
+  keys(s, 'x');
+  const explained = await shows(s, 'explain seq 1044');
+  assert.match(explained, /chain: 144 -> 145 -> 980 -> 1042 -> 1044/);
+  keys(s, 'Down', 'Enter');
+  await shows(s, 'seq 1042/6001');
+  keys(s, 'Escape');
+  await waitFor(s, 'the pane closed', (text) => !text.includes('explain seq 1044'));
+
+  keys(s, 'w');
+  await shows(s, 'watching gpa:alice:0x1000/64 = mfn:321/64');
+  keys(s, '(');
+  await shows(s, /w mfn:321\/31 at seq 980: alice \(scripted\)/);
+  assert.match(screen(s), /seq 980\/6001/);
+  keys(s, ')');
+  await shows(s, 'seq 1042/6001');
+
+  keys(s, 'o');
+  await shows(s, /origin of gpa:alice:0x1000\/64: seq 980 alice \(scripted\): scenario plant/);
+  await jumpTo(s, 1042);
+  keys(s, 'p');
+  const traced = await shows(s, 'provenance of gpa:alice:0x1000/64 at seq 1042');
+  assert.match(traced, /> #0 seq 980 alice \(scripted\): plants a canary -> mfn:321\/31 .*ORIGIN: scenario\s+plant/);
+
+  keys(s, 'Escape', 'q');
+  assert.equal((await exited(s)).status, '0');
 });

@@ -14,9 +14,9 @@ import { IndexBuild, indexStale, lineageOf } from '../replay/forensics/index-bui
 import { ForensicSession } from '../replay/forensics/session.ts';
 import { history, whoWrote } from '../replay/forensics/history.ts';
 import type { AccessRow } from '../replay/forensics/describe.ts';
-import { provenance, type Hop, type Provenance } from '../replay/forensics/provenance.ts';
+import { provenance, provenanceRows } from '../replay/forensics/provenance.ts';
 import { reach } from '../replay/forensics/reach.ts';
-import { explain, type Explanation } from '../replay/forensics/explain.ts';
+import { explain, explanationLines } from '../replay/forensics/explain.ts';
 import { formatAddress, parseAddress, type Resolved } from '../replay/forensics/address.ts';
 import { formatHostRange, formatRegister } from '../replay/forensics/address.ts';
 import { note, openForReading, out, parseCount, parseSeq, resolveRun, quote, CLI } from './context.ts';
@@ -200,31 +200,6 @@ export function whoWroteCommand(db: string, address: string, options: RangeOptio
 
 // ---- provenance ------------------------------------------------------------------------------
 
-function hopLine(hop: Hop): string {
-  const how = hop.transformation === '' ? '' : ` [${hop.transformation}]`;
-  const bytes = hop.bytes === undefined ? '' : ` = ${hop.bytes}`;
-  const made = hop.origin === undefined ? '' : `  ORIGIN: ${hop.origin}`;
-  return `#${hop.id} seq ${hop.seq} ${hop.actor}: ${hop.what}${how} -> ${hop.to}${bytes}${made}${hop.cut ? '  (not followed further: budget)' : ''}`;
-}
-
-/** The hops as a tree, depth first, each hop once (later mentions point back to it). */
-function provenanceLines(result: Provenance): string[] {
-  const lines: string[] = [];
-  const shown = new Set<number>();
-  const visit = (id: number, depth: number): void => {
-    const hop = result.hops[id];
-    if (shown.has(id)) {
-      lines.push(`${'  '.repeat(depth)}#${id} (above)`);
-      return;
-    }
-    shown.add(id);
-    lines.push(`${'  '.repeat(depth)}${hopLine(hop)}`);
-    for (const from of hop.from) visit(from, depth + 1);
-  };
-  for (const root of result.roots) visit(root, 0);
-  return lines;
-}
-
 export function provenanceCommand(db: string, address: string, options: RangeOptions & { budget?: string; depth?: string }): number {
   const { store, session } = openSession(db, options.run);
   try {
@@ -238,7 +213,7 @@ export function provenanceCommand(db: string, address: string, options: RangeOpt
       return 0;
     }
     out(`provenance of ${addressText(session, address, resolved)} as it was at seq ${at} (run ${session.timeline.run.id} ${session.timeline.run.name}):`);
-    for (const line of provenanceLines(result)) out(`  ${line}`);
+    for (const row of provenanceRows(result)) out(`  ${row.text}`);
     out('origins:');
     for (const id of result.origins) {
       const hop = result.hops[id];
@@ -282,26 +257,6 @@ export function reachCommand(db: string, address: string, options: RangeOptions 
 }
 
 // ---- explain ---------------------------------------------------------------------------------
-
-const ORIGINS_SHOWN = 12;
-
-/** An explanation as text lines (the CLI, and fuzz for each counterexample it records). */
-export function explanationLines(x: Explanation): string[] {
-  const lines = [`violation ${x.invariant} at seq ${x.seq}: ${x.detail}`, `  rule: ${x.rule}`, `  the access: seq ${x.access.seq} ${x.access.actor}: ${x.access.what}`];
-  if (x.data !== undefined) {
-    const p = x.data.provenance;
-    lines.push(`  the data: ${x.data.bytes}, from ${p.origins.length} origin${p.origins.length === 1 ? '' : 's'} (${p.hops.length} hops${p.cut ? ', cut short: run provenance for all' : ''}):`);
-    // One line per origin, with every piece of the data it made.
-    const byOrigin = new Map<string, Hop[]>();
-    for (const id of p.origins) byOrigin.set(p.hops[id].origin!, [...(byOrigin.get(p.hops[id].origin!) ?? []), p.hops[id]]);
-    for (const [origin, hops] of [...byOrigin].slice(0, ORIGINS_SHOWN)) lines.push(`    ${hops.map((h) => h.to).join(' + ')}: ${origin}`);
-    if (byOrigin.size > ORIGINS_SHOWN) lines.push(`    ${byOrigin.size - ORIGINS_SHOWN} more origins: run provenance for all`);
-  }
-  if (x.enabling.length > 0) lines.push('  what made it possible:');
-  for (const row of x.enabling) lines.push(`    seq ${row.seq} ${row.access} ${row.actor}: ${row.what}`);
-  lines.push(`  chain: ${x.chain.join(' -> ')}`);
-  return lines;
-}
 
 export function explainCommand(db: string, seqText: string, options: { run?: string; json?: boolean }): number {
   const { store, session } = openSession(db, options.run);

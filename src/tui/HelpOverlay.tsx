@@ -16,7 +16,8 @@ function entry(keys: readonly string[], help: string, width: number): string {
 
 export function helpLines(sections: readonly HelpSection[], width: number): Line[] {
   const column = Math.floor(width / 2);
-  const lines: Line[] = [line('keys (any key closes this help)')];
+  // No title: the status line says that any key closes the help, and 80x24 needs the row.
+  const lines: Line[] = [];
   for (const section of sections) {
     lines.push(line(`${section.title}:`));
     const half = Math.ceil(section.bindings.length / 2);

@@ -16,12 +16,19 @@ import { domainNames } from '../replay/format.ts';
 import { runFormatProblem } from '../replay/formats.ts';
 import { Timeline } from '../replay/timeline.ts';
 import { violationCount, type RunSummary } from '../replay/summary.ts';
+import type { QuerySteps } from '../replay/forensics/provenance.ts';
+import { ForensicSession } from '../replay/forensics/session.ts';
 import { BlockIndex } from './block-index.ts';
 import { DiffSession, DivergenceJob } from './diff-session.ts';
+import {
+  QueryJob, cursorAddress, eventOrigins, explainOf, explainPanel, movePanel, panelLines, provenanceOf, provenancePanel, selectedSeq, watchAccess,
+  watchText, type CursorAddress, type ForensicPanel, type Watch,
+} from './forensics.ts';
 import { createForkForm, formModification, formProblem, forkFormKey, type ForkForm } from './fork-form.ts';
 import { JobRunner } from './job-runner.ts';
 import {
-  BROWSE_KEYS, DIFF_KEYS, PANE_KEYS, PANES, actionFor, splitTyped, type BrowseAction, type DiffAction, type KeyPress, type PaneAction,
+  BROWSE_KEYS, DIFF_KEYS, PANE_KEYS, PANEL_KEYS, PANES, actionFor, splitTyped, type BrowseAction, type DiffAction, type KeyPress, type PaneAction,
+  type PanelAction,
 } from './keymap.ts';
 import { layoutFor, type Layout, type Size } from './layout.ts';
 import { focusBy, focusPane, initialNav, moveBy, moveTo, type NavState } from './navigation.ts';
@@ -59,7 +66,9 @@ const FORK_DELAY_MS = 30;
 
 type Mode =
   | { kind: 'browse' }
-  | { kind: 'help'; back: 'browse' | 'diff' }
+  | { kind: 'help'; back: 'browse' | 'diff' | 'panel' }
+  /** Browsing with a forensic pane (this.panel) in place of the state pane. */
+  | { kind: 'panel' }
   | { kind: 'prompt'; prompt: ':' | '/'; field: TextField }
   | { kind: 'fork'; form: ForkForm; state: MachineState }
   | { kind: 'forking' }
@@ -92,6 +101,10 @@ export class TuiController {
   private readonly names = new Map<number, string>();
   private readonly listeners = new Set<() => void>();
   private barCache = { key: '', marks: '' };
+  /** Opened on the first forensic key: it needs the run's forensic index. */
+  private forensics: ForensicSession | undefined;
+  private panel: ForensicPanel | undefined;
+  private watch: Watch | undefined;
 
   constructor(private readonly options: ControllerOptions) {
     this.timeline = new Timeline(options.store, options.run);
@@ -140,7 +153,7 @@ export class TuiController {
       // where it could be drawn; a bug is not ours to hide.
       if (!(error instanceof InputError)) throw error;
       this.nav = before;
-      this.mode = this.mode.kind === 'diff' ? this.mode : { kind: 'browse' };
+      this.mode = this.mode.kind === 'diff' || this.mode.kind === 'panel' ? this.mode : { kind: 'browse' };
       this.say(error.message, true);
       this.commit();
     }
@@ -193,12 +206,13 @@ export class TuiController {
     if (this.mode.kind !== 'prompt') this.message = undefined;
     switch (this.mode.kind) {
       case 'browse': return this.browseKey(press);
-      case 'help': this.mode = this.mode.back === 'diff' ? { kind: 'diff' } : { kind: 'browse' }; return;
+      case 'help': this.mode = { kind: this.mode.back }; return;
       case 'prompt': return this.promptKey(this.mode, press);
       case 'fork': return this.forkKey(this.mode, press);
       case 'forking': return;
       case 'picker': return this.pickerKey(this.mode, press);
       case 'diff': return this.diffKey(press);
+      case 'panel': return this.panelKey(press);
     }
   }
 
@@ -238,8 +252,15 @@ export class TuiController {
       case 'focus-previous': this.nav = focusBy(this.nav, -1); return;
       case 'fork': return this.openForkForm();
       case 'diff': return this.openPicker();
-      case 'help': this.mode = { kind: 'help', back: 'browse' }; return;
+      case 'help': this.mode = { kind: 'help', back: this.mode.kind === 'panel' ? 'panel' : 'browse' }; return;
       case 'cancel': return this.cancelSearch();
+      case 'explain': return this.explainHere();
+      case 'watch': return this.setWatch();
+      case 'unwatch': this.watch = undefined; this.say('watch stopped', false); return;
+      case 'access-previous': return this.jumpToAccess(-1);
+      case 'access-next': return this.jumpToAccess(1);
+      case 'origin': return this.jumpToOrigin();
+      case 'provenance': return this.openProvenance();
       case 'quit': this.quit = true; return;
       default: return;
     }
@@ -322,6 +343,125 @@ export class TuiController {
     if (typeof matcher === 'string') { this.say(`search: ${matcher}`, true); return; }
     this.lastQuery = matcher;
     this.search(matcher, 1);
+  }
+
+  // ---- forensics: explain, watch, origin, provenance ------------------------------------
+
+  /** The run's forensic queries; an InputError naming the fix when the recording has no index for the run. */
+  private forensicSession(): ForensicSession {
+    try {
+      this.forensics ??= new ForensicSession(this.options.store, this.timeline.run);
+    } catch (error) {
+      // The TUI reads the recording and never writes it: the user builds the index, with the command first so a narrow screen keeps it.
+      if (!(error instanceof InputError) || error.code !== 'no-index') throw error;
+      throw new InputError('no-index', `run ${this.run.id} has no forensic index (x w o p need one): chronovisor index ${this.options.store.path}`);
+    }
+    return this.forensics;
+  }
+
+  private openPanel(panel: ForensicPanel): void {
+    this.panel = panel;
+    this.mode = { kind: 'panel' };
+  }
+
+  private panelKey(press: KeyPress): void {
+    const action = actionFor(PANEL_KEYS, press.name);
+    if (action === undefined) return this.browseKey(press);
+    this.panelAction(this.panel!, action);
+  }
+
+  private panelAction(panel: ForensicPanel, action: PanelAction): void {
+    switch (action) {
+      case 'select-previous': this.panel = movePanel(panel, -1); return;
+      case 'select-next': this.panel = movePanel(panel, 1); return;
+      case 'close':
+        // Esc stops a query first (a provenance asked for from the pane), then closes the pane.
+        if (this.jobs.current) return this.cancelSearch();
+        this.panel = undefined;
+        this.mode = { kind: 'browse' };
+        return;
+      case 'go': {
+        const seq = selectedSeq(panel);
+        if (seq === undefined) return;
+        this.nav = moveTo(this.nav, seq, this.timeline.length);
+        this.say(`at seq ${seq}`, false);
+      }
+    }
+  }
+
+  private explainHere(): void {
+    const event = this.currentEvent();
+    if (event?.kind !== 'violation') {
+      this.say(`x explains a violation; seq ${this.nav.pos} is ${event === undefined ? 'the end of the run' : `a ${event.kind}`}: [ and ] go to one`, false);
+      return;
+    }
+    const seq = this.nav.pos;
+    this.runQuery(`explaining seq ${seq}`, explainOf(this.forensicSession(), seq), (x) => {
+      this.openPanel(explainPanel(x));
+      this.say(`violation at seq ${seq} explained: Enter jumps to the selected seq`, false);
+    });
+  }
+
+  /** Runs a forensic query as the foreground job: progress on the tabs line, Esc stops it. */
+  private runQuery<T>(label: string, steps: QuerySteps<T>, done: (value: T) => void): void {
+    const job = new QueryJob(steps);
+    this.jobs.start({
+      job,
+      label,
+      progress: () => job.progress,
+      finish: () => {
+        // The user may have gone on to a form or the diff meanwhile: the answer is for browsing only.
+        if (this.mode.kind !== 'browse' && this.mode.kind !== 'panel') return;
+        if (job.problem !== undefined) this.say(`${label}: ${job.problem}`, true);
+        else done(job.answer!.value);
+      },
+    });
+  }
+
+  /** The memory pane's bytes at the position, as an address. */
+  private cursor(): CursorAddress {
+    const state = this.timeline.stateAt(this.nav.pos);
+    const address = cursorAddress(this.nav, state, this.currentEvent(), this.layout, this.names);
+    if (address === undefined) throw new InputError('argument', 'the memory pane shows no guest frame here: pick one in the memory pane (3)');
+    return address;
+  }
+
+  private setWatch(): void {
+    const session = this.forensicSession();
+    const address = this.cursor();
+    const resolved = session.resolve(address.address, this.nav.pos, address.label);
+    if (resolved.kind !== 'memory') return;
+    this.watch = { label: address.label, ranges: resolved.ranges };
+    this.say(`watching ${watchText(this.watch)}: ( ) previous/next access, W stops`, false);
+  }
+
+  private jumpToAccess(direction: 1 | -1): void {
+    if (this.watch === undefined) { this.say('no watch: w watches the memory pane\'s bytes', false); return; }
+    const row = watchAccess(this.forensicSession(), this.watch, this.nav.pos, direction);
+    if (row === undefined) { this.say(`no access to ${this.watch.label} ${direction > 0 ? 'after' : 'before'} seq ${this.nav.pos}`, false); return; }
+    this.nav = moveTo(this.nav, row.seq, this.timeline.length);
+    this.say(`${row.access} ${row.bytes} at seq ${row.seq}: ${row.actor}, ${row.what}`, false);
+  }
+
+  private jumpToOrigin(): void {
+    const address = this.cursor();
+    const at = this.nav.pos;
+    this.runQuery(`tracing ${address.label}`, provenanceOf(this.forensicSession(), address, at), (result) => {
+      const origins = eventOrigins(result);
+      if (origins.length === 0) { this.say(`${address.label} at seq ${at}: never written since the recording began (no origin event)`, false); return; }
+      const hop = origins[0];
+      this.nav = moveTo(this.nav, hop.seq, this.timeline.length);
+      const more = origins.length > 1 ? ` (1 of ${origins.length} origins: p lists them)` : '';
+      this.say(`origin of ${address.label}: seq ${hop.seq} ${hop.actor}: ${hop.origin}${more}`, false);
+    });
+  }
+
+  private openProvenance(): void {
+    const address = this.cursor();
+    const at = this.nav.pos;
+    this.runQuery(`tracing ${address.label}`, provenanceOf(this.forensicSession(), address, at), (result) => {
+      this.openPanel(provenancePanel(result, address.label, at));
+    });
   }
 
   // ---- fork ----------------------------------------------------------------------
@@ -499,13 +639,13 @@ export class TuiController {
     if (job) return `${job.label} ${Math.floor(job.progress() * 100)}% (Esc stops)`;
     if (this.index.damage !== undefined) return `indexed to seq ${this.index.scannedTo}: the run is damaged there`;
     if (!this.index.done) return `indexing ${Math.floor((this.index.scannedTo / Math.max(1, this.timeline.length)) * 100)}%`;
-    return '';
+    return this.watch === undefined ? '' : `watch ${this.watch.label}`;
   }
 
   private bodyView(state: MachineState): BodyView {
     const mode = this.mode;
     switch (mode.kind) {
-      case 'help': return { kind: 'help', sections: helpSections(this.nav.focus, mode.back === 'diff') };
+      case 'help': return { kind: 'help', sections: helpSections(this.nav.focus, mode.back === 'diff', mode.back === 'panel') };
       case 'fork': return { kind: 'fork', form: mode.form, run: this.run };
       case 'picker': return { kind: 'picker', runs: mode.runs, selected: mode.selected };
       case 'diff': return { kind: 'diff', diff: this.diffView(this.diff!) };
@@ -521,7 +661,9 @@ export class TuiController {
       kind: 'browse',
       rows: eventRows(this.timeline, pos, layout.eventRows, this.names),
       detail: detailLines(event, state, pos, this.status, this.names, layout.width, layout.detailRows),
-      pane: paneView(this.nav.shown, this.nav, state, event, this.names, layout),
+      pane: this.mode.kind === 'panel' && this.panel !== undefined
+        ? { id: 'forensic', lines: panelLines(this.panel, layout.paneRows, layout.width, this.options.theme) }
+        : paneView(this.nav.shown, this.nav, state, event, this.names, layout),
     };
   }
 

@@ -85,7 +85,10 @@ export type BrowseAction =
   | 'step-back' | 'step-forward' | 'back-100' | 'forward-100' | 'back-1000' | 'forward-1000'
   | 'start' | 'end' | 'jump' | 'search' | 'search-next' | 'search-previous'
   | 'violation-previous' | 'violation-next' | 'exit-previous' | 'exit-next' | 'fault-previous' | 'fault-next'
-  | 'focus-next' | 'focus-previous' | 'fork' | 'diff' | 'help' | 'quit' | 'cancel';
+  | 'focus-next' | 'focus-previous' | 'fork' | 'diff' | 'help' | 'quit' | 'cancel'
+  | 'explain' | 'watch' | 'unwatch' | 'access-previous' | 'access-next' | 'origin' | 'provenance';
+
+export type PanelAction = 'select-previous' | 'select-next' | 'go' | 'close';
 
 export type PaneAction =
   | 'step-back' | 'step-forward' | 'select-previous' | 'select-next' | 'domain-previous' | 'domain-next'
@@ -124,8 +127,15 @@ export const BROWSE_KEYS: readonly Binding<BrowseAction>[] = [
   { keys: ['S-tab'], action: 'focus-previous', help: 'previous pane' },
   { keys: ['f'], action: 'fork', help: 'fork here, then diff' },
   { keys: ['d'], action: 'diff', help: 'diff with another run' },
+  { keys: ['x'], action: 'explain', help: 'explain the violation' },
+  { keys: ['w'], action: 'watch', help: 'watch the memory bytes' },
+  { keys: ['W'], action: 'unwatch', help: 'stop watching' },
+  { keys: ['('], action: 'access-previous', help: 'previous watched access' },
+  { keys: [')'], action: 'access-next', help: 'next watched access' },
+  { keys: ['o'], action: 'origin', help: 'go to the bytes\' origin' },
+  { keys: ['p'], action: 'provenance', help: 'provenance of the bytes' },
   { keys: ['?'], action: 'help', help: 'this help' },
-  { keys: ['esc'], action: 'cancel', help: 'stop a running search' },
+  { keys: ['esc'], action: 'cancel', help: 'stop a search or a query' },
   { keys: ['q', 'C-c'], action: 'quit', help: 'quit' },
 ];
 
@@ -159,6 +169,14 @@ export const PANE_KEYS: Record<PaneId, readonly Binding<PaneAction>[]> = {
     { keys: ['down', 'j'], action: 'scroll-down', help: 'scroll the I/O tables in full' },
   ],
 };
+
+/** Keys of a forensic pane (explain, provenance) while it is open; the keys above work too. */
+export const PANEL_KEYS: readonly Binding<PanelAction>[] = [
+  { keys: ['up', 'k'], action: 'select-previous', help: 'previous seq in the pane' },
+  { keys: ['down', 'j'], action: 'select-next', help: 'next seq in the pane' },
+  { keys: ['enter'], action: 'go', help: 'jump to the selected seq' },
+  { keys: ['esc'], action: 'close', help: 'close the pane' },
+];
 
 export const DIFF_KEYS: readonly Binding<DiffAction>[] = [
   { keys: ['left', 'h'], action: 'step-back', help: 'one event back' },

@@ -15,7 +15,7 @@ import { hasAny, kindMask, type BlockIndex } from './block-index.ts';
 import type { DiffRow, DiffSession } from './diff-session.ts';
 import { eventDomain, eventGuestBytes, eventHostFrame } from './follow.ts';
 import type { ForkForm } from './fork-form.ts';
-import { BROWSE_KEYS, DIFF_KEYS, PANE_KEYS, PANES, type Binding, type StatePaneId } from './keymap.ts';
+import { BROWSE_KEYS, DIFF_KEYS, PANE_KEYS, PANEL_KEYS, PANES, type Binding, type StatePaneId } from './keymap.ts';
 import type { Layout } from './layout.ts';
 import { line, type Line, type Span } from './lines.ts';
 import { selectedDomain } from './machine-view.ts';
@@ -40,7 +40,9 @@ export type PaneView =
   | { id: 'machine'; state: MachineState; names: DomainNames; dom: DomainId | undefined }
   | { id: 'memory'; state: MachineState; names: DomainNames; target: MemoryTarget | undefined; mark: ByteRange | undefined }
   | { id: 'smm'; state: MachineState; names: DomainNames; row: number; marked: Mfn | undefined }
-  | { id: 'io'; state: MachineState; row: number };
+  | { id: 'io'; state: MachineState; row: number }
+  /** A forensic pane (explain, provenance) in place of the state pane. */
+  | { id: 'forensic'; lines: Line[] };
 
 export interface HelpSection {
   title: string;
@@ -211,11 +213,11 @@ export function tabsLine(nav: NavState, note: string, width: number): Line {
   return [{ text: `${tabs}${' '.repeat(gap)}${note}` }];
 }
 
-export function helpSections(focus: StatePaneId | 'events', inDiff: boolean): HelpSection[] {
+export function helpSections(focus: StatePaneId | 'events', inDiff: boolean, inPanel = false): HelpSection[] {
   if (inDiff) return [{ title: 'diff', bindings: DIFF_KEYS }];
   return [
     { title: 'moving through the run', bindings: BROWSE_KEYS },
-    { title: `the focused pane (${focus})`, bindings: PANE_KEYS[focus] },
+    inPanel ? { title: 'the forensic pane', bindings: PANEL_KEYS } : { title: `the focused pane (${focus})`, bindings: PANE_KEYS[focus] },
   ];
 }
 
@@ -252,7 +254,7 @@ export function diffHeaderText(session: DiffSession, width: number): string {
   return named.length <= width ? named : short;
 }
 
-export type ModeKind = 'browse' | 'help' | 'prompt' | 'fork' | 'forking' | 'picker' | 'diff';
+export type ModeKind = 'browse' | 'help' | 'prompt' | 'fork' | 'forking' | 'picker' | 'diff' | 'panel';
 
 export interface StatusInput {
   mode: ModeKind;
@@ -267,6 +269,7 @@ function hints(mode: ModeKind): string[] {
     case 'help': return ['any key closes the help'];
     case 'fork': return ['up/down field  <- -> change  type a value  Enter fork  Esc cancel'];
     case 'forking': return ['forking...'];
+    case 'panel': return ['up/down pick a seq  Enter jump  Esc close  h/l step  ( ) watch  ? help', 'up/down pick  Enter jump  Esc close  ? help'];
     case 'picker': return ['up/down pick a run  Enter diff  Esc cancel'];
     case 'diff': return ['h/l step  n/N divergence  g first divergence  j/k differences  Esc back  ? help', 'h/l step  n/N divergence  g first  j/k differences  Esc back  ? help'];
     default: return [

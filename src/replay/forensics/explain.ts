@@ -13,7 +13,7 @@ import { PAGE_SIZE } from '../../core/hypervisor/config.ts';
 import { eventText } from '../format.ts';
 import { formatHostRange } from './address.ts';
 import { describeAccess, eventActor, type AccessRow } from './describe.ts';
-import { eventProvenance, provenance, type Provenance } from './provenance.ts';
+import { eventProvenanceSteps, finish, provenanceSteps, type Hop, type Provenance, type QuerySteps } from './provenance.ts';
 import type { ForensicSession } from './session.ts';
 import { AccessKind, type Access } from './steps.ts';
 
@@ -52,7 +52,7 @@ function breakingAccess(session: ForensicSession, seq: Seq, violation: EventOf<'
 }
 
 /** The data an access carried: host bytes it read, or the bytes the event carries. */
-function dataOf(session: ForensicSession, seq: Seq, event: Event, spoof: boolean): Explanation['data'] {
+function* dataOf(session: ForensicSession, seq: Seq, event: Event, spoof: boolean): QuerySteps<Explanation['data']> {
   const options = { budget: DATA_BUDGET };
   switch (event.kind) {
     case 'mem.read':
@@ -60,16 +60,16 @@ function dataOf(session: ForensicSession, seq: Seq, event: Event, spoof: boolean
       const length = Math.min(event.kind === 'mem.read' ? event.stored.length : event.value.length, PAGE_SIZE - event.offset);
       if (length === 0) return undefined;
       const range = { mfn: event.mfn, offset: event.offset, length };
-      return { bytes: formatHostRange(range), provenance: provenance(session, { kind: 'memory', ranges: [range] }, seq, options) };
+      return { bytes: formatHostRange(range), provenance: yield* provenanceSteps(session, { kind: 'memory', ranges: [range] }, seq, options) };
     }
     case 'net.frame':
       // A frame sent as another domain: what matters is where its source MAC came from.
-      if (spoof) return { bytes: `${session.eventName(seq)}[6..11] (the source MAC)`, provenance: eventProvenance(session, seq, 12, options, 6) };
-      return { bytes: `${session.eventName(seq)}[0..${event.frame.length - 1}]`, provenance: eventProvenance(session, seq, event.frame.length, options) };
+      if (spoof) return { bytes: `${session.eventName(seq)}[6..11] (the source MAC)`, provenance: yield* eventProvenanceSteps(session, seq, 12, options, 6) };
+      return { bytes: `${session.eventName(seq)}[0..${event.frame.length - 1}]`, provenance: yield* eventProvenanceSteps(session, seq, event.frame.length, options) };
     case 'netback.copy':
     case 'dma.request': {
       if (event.data.length === 0) return undefined;
-      return { bytes: `${session.eventName(seq)}[0..${event.data.length - 1}]`, provenance: eventProvenance(session, seq, event.data.length, options) };
+      return { bytes: `${session.eventName(seq)}[0..${event.data.length - 1}]`, provenance: yield* eventProvenanceSteps(session, seq, event.data.length, options) };
     }
     default:
       return undefined;
@@ -96,6 +96,11 @@ function enablingAccesses(session: ForensicSession, mfn: number, before: Seq): A
 }
 
 export function explain(session: ForensicSession, seq: Seq): Explanation {
+  return finish(explainSteps(session, seq));
+}
+
+/** `explain` in steps (the TUI runs it a slice at a time); it yields as the data's provenance grows. */
+export function* explainSteps(session: ForensicSession, seq: Seq): QuerySteps<Explanation> {
   const violation = session.event(seq);
   if (violation.kind !== 'violation') {
     throw new InputError('argument', `SEQ ${seq}: a ${violation.kind} event, not a violation; list them with 'log --kind violation'`);
@@ -104,7 +109,7 @@ export function explain(session: ForensicSession, seq: Seq): Explanation {
   const accessSeq = breakingAccess(session, seq, violation);
   const event = session.event(accessSeq);
   const { actor, what } = describedEvent(session, accessSeq, event, violation.mfn);
-  const data = dataOf(session, accessSeq, event, violation.invariant === 'net-isolation' && / sent a frame as /.test(violation.detail));
+  const data = yield* dataOf(session, accessSeq, event, violation.invariant === 'net-isolation' && / sent a frame as /.test(violation.detail));
   // A vCPU's TLB is its own cache: it made the access possible only when that vCPU made it.
   const enabling = (violation.mfn < 0 ? [] : enablingAccesses(session, violation.mfn, accessSeq).map((a) => describeAccess(session, a)))
     .filter((row) => !row.actor.endsWith(' TLB') || actor.startsWith(row.actor.slice(0, -' TLB'.length)));
@@ -126,4 +131,39 @@ function describedEvent(session: ForensicSession, seq: Seq, event: Event, mfn: n
     if (!first.done) return describeAccess(session, first.value);
   }
   return eventActor(session, event);
+}
+
+/** A line of a query's text, with the seq a reader may jump to from it (the TUI's panes). */
+export interface TextRow {
+  text: string;
+  seq?: Seq;
+}
+
+const ORIGINS_SHOWN = 12;
+
+/** An explanation as lines, each with the seq it is about (the CLI prints the text, the TUI jumps to the seqs). */
+export function explanationRows(x: Explanation): TextRow[] {
+  const rows: TextRow[] = [
+    { text: `violation ${x.invariant} at seq ${x.seq}: ${x.detail}`, seq: x.seq },
+    { text: `  rule: ${x.rule}` },
+    { text: `  the access: seq ${x.access.seq} ${x.access.actor}: ${x.access.what}`, seq: x.access.seq },
+  ];
+  if (x.data !== undefined) {
+    const p = x.data.provenance;
+    rows.push({ text: `  the data: ${x.data.bytes}, from ${p.origins.length} origin${p.origins.length === 1 ? '' : 's'} (${p.hops.length} hops${p.cut ? ', cut short: run provenance for all' : ''}):` });
+    // One line per origin, with every piece of the data it made.
+    const byOrigin = new Map<string, Hop[]>();
+    for (const id of p.origins) byOrigin.set(p.hops[id].origin!, [...(byOrigin.get(p.hops[id].origin!) ?? []), p.hops[id]]);
+    for (const [origin, hops] of [...byOrigin].slice(0, ORIGINS_SHOWN)) rows.push({ text: `    ${hops.map((h) => h.to).join(' + ')}: ${origin}`, seq: hops[0].seq });
+    if (byOrigin.size > ORIGINS_SHOWN) rows.push({ text: `    ${byOrigin.size - ORIGINS_SHOWN} more origins: run provenance for all` });
+  }
+  if (x.enabling.length > 0) rows.push({ text: '  what made it possible:' });
+  for (const row of x.enabling) rows.push({ text: `    seq ${row.seq} ${row.access} ${row.actor}: ${row.what}`, seq: row.seq });
+  rows.push({ text: `  chain: ${x.chain.join(' -> ')}` });
+  return rows;
+}
+
+/** An explanation as text lines (the CLI, and fuzz for each counterexample it records). */
+export function explanationLines(x: Explanation): string[] {
+  return explanationRows(x).map((r) => r.text);
 }

@@ -91,12 +91,14 @@ class Tracer {
     this.depth = options.depth ?? 64;
   }
 
-  /** The hops that made `locs` as they were at position `at`. */
-  trace(locs: readonly Loc[], at: Seq, depth: number): number[] {
-    return this.groups(locs, at).map((group) => this.hop(group, depth));
+  /** The hops that made `locs` as they were at position `at`; yields the number of hops after each new one. */
+  *trace(locs: readonly Loc[], at: Seq, depth: number): Generator<number, number[]> {
+    const ids: number[] = [];
+    for (const group of this.groups(locs, at)) ids.push(yield* this.hop(group, depth));
+    return ids;
   }
 
-  private hop(group: Group, depth: number): number {
+  private *hop(group: Group, depth: number): Generator<number, number> {
     const key = `${group.key}|${group.locs[0]}+${group.locs.length}`;
     const known = this.memo.get(key);
     if (known !== undefined) return known;
@@ -105,6 +107,7 @@ class Tracer {
     this.hops.push(hop);
     this.memo.set(key, id);
     if (hop.origin !== undefined) this.origins.push(id);
+    yield this.hops.length;
     if (group.sources.length === 0) return id;
     if (this.hops.length >= this.budget || depth >= this.depth) {
       hop.cut = true;
@@ -114,7 +117,7 @@ class Tracer {
     // Sources read at different seqs (a mix of registers and memory) are traced per seq.
     const byAt = new Map<Seq, Loc[]>();
     for (const s of group.sources) byAt.set(s.at, [...(byAt.get(s.at) ?? []), s.loc]);
-    for (const [at, locs] of byAt) hop.from.push(...this.trace([...new Set(locs)], at, depth + 1));
+    for (const [at, locs] of byAt) hop.from.push(...(yield* this.trace([...new Set(locs)], at, depth + 1)));
     hop.from = [...new Set(hop.from)];
     return id;
   }
@@ -347,19 +350,62 @@ function adjacent(a: Loc, b: Loc): boolean {
   return b === a + 1;
 }
 
+/**
+ * A query done in steps: it yields how many hops it has made so far (progress, against the
+ * budget) and returns its answer. The TUI runs one a slice at a time; the CLI all at once.
+ */
+export type QuerySteps<T> = Generator<number, T>;
+
+/** Runs a query's steps to the end. */
+export function finish<T>(steps: QuerySteps<T>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
 /** The provenance of an address's bytes as they were at position `at`. */
-export function provenance(session: ForensicSession, resolved: Resolved, at: Seq, options: ProvenanceOptions = {}): Provenance {
+export function provenanceSteps(session: ForensicSession, resolved: Resolved, at: Seq, options: ProvenanceOptions = {}): QuerySteps<Provenance> {
   const locs = resolved.kind === 'memory' ? rangeLocs(resolved.ranges) : registerByteLocs(resolved.register);
   return traceLocs(session, locs, at, options);
 }
 
+export function provenance(session: ForensicSession, resolved: Resolved, at: Seq, options: ProvenanceOptions = {}): Provenance {
+  return finish(provenanceSteps(session, resolved, at, options));
+}
+
 /** The provenance of the bytes an event carries (a frame at a point, a DMA's or a copy's data). */
-export function eventProvenance(session: ForensicSession, seq: Seq, end: number, options: ProvenanceOptions = {}, start = 0): Provenance {
+export function eventProvenanceSteps(session: ForensicSession, seq: Seq, end: number, options: ProvenanceOptions = {}, start = 0): QuerySteps<Provenance> {
   return traceLocs(session, Array.from({ length: end - start }, (_, p) => eventLoc(seq, start + p)), seq, options);
 }
 
-function traceLocs(session: ForensicSession, locs: Loc[], at: Seq, options: ProvenanceOptions): Provenance {
+function* traceLocs(session: ForensicSession, locs: Loc[], at: Seq, options: ProvenanceOptions): QuerySteps<Provenance> {
   const tracer = new Tracer(session, options);
-  const roots = tracer.trace(locs, at, 0);
+  const roots = yield* tracer.trace(locs, at, 0);
   return { roots, hops: tracer.hops, origins: tracer.origins, cut: tracer.cut };
+}
+
+function hopLine(hop: Hop): string {
+  const how = hop.transformation === '' ? '' : ` [${hop.transformation}]`;
+  const bytes = hop.bytes === undefined ? '' : ` = ${hop.bytes}`;
+  const made = hop.origin === undefined ? '' : `  ORIGIN: ${hop.origin}`;
+  return `#${hop.id} seq ${hop.seq} ${hop.actor}: ${hop.what}${how} -> ${hop.to}${bytes}${made}${hop.cut ? '  (not followed further: budget)' : ''}`;
+}
+
+/** The hops as a tree, depth first, each hop once (later mentions point back to it), each line with its hop's seq. */
+export function provenanceRows(result: Provenance): { text: string; seq: Seq }[] {
+  const rows: { text: string; seq: Seq }[] = [];
+  const shown = new Set<number>();
+  const visit = (id: number, depth: number): void => {
+    const hop = result.hops[id];
+    if (shown.has(id)) {
+      rows.push({ text: `${'  '.repeat(depth)}#${id} (above)`, seq: hop.seq });
+      return;
+    }
+    shown.add(id);
+    rows.push({ text: `${'  '.repeat(depth)}${hopLine(hop)}`, seq: hop.seq });
+    for (const from of hop.from) visit(from, depth + 1);
+  };
+  for (const root of result.roots) visit(root, 0);
+  return rows;
 }
