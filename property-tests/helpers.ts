@@ -47,11 +47,18 @@ export class TempDir {
   }
 }
 
-/** Records `text` (a scenario) as a new root run. */
+/**
+ * Generated guests may run forever (a random `call eax` that lands on the program's start
+ * begins it again): a recording stops there, as a user's `--max-events` would, instead of
+ * hanging the test. No generated case that ends comes near it.
+ */
+export const RECORD_EVENT_CAP = 200_000;
+
+/** Records `text` (a scenario) as a new root run, stopped at RECORD_EVENT_CAP events unless `options` says otherwise. */
 export function record(store: RecordingStore, text: string, options: DriveOptions = {}, config: MachineConfig = parseScenario(text, 'gen.yaml')): DriveResult & { row: RunRow } {
   const result = recordScenario(store, config, {
     name: 'gen', scenarioText: text, scenarioPath: 'gen.yaml', config: '{}', simVersion: SIM_VERSION, writerPid: process.pid,
-  }, options);
+  }, { maxEvents: RECORD_EVENT_CAP, ...options });
   return { ...result, row: store.run(result.run) };
 }
 
