@@ -175,15 +175,27 @@ async function benchOne(dir: string, eventsWanted: number): Promise<Figure[]> {
       ...queryFigures(`${m}: who-wrote 64 bytes`, whoWroteMs, tenM ? 100 : undefined),
       ...queryFigures(`${m}: history, next 100 accesses`, historyMs, tenM ? 100 : undefined),
       ...queryFigures(`${m}: provenance of 62 bytes (${receives.length} queries)`, provenanceMs, tenM ? 2000 : undefined),
-      { name: `${m}: provenance, fewest hops to an origin`, value: String(fewestHops), goal: '>= 5', ok: fewestHops >= 5 },
+      receives.length === 0
+        ? { name: `${m}: provenance, fewest hops to an origin`, value: 'no packet received yet' }
+        : { name: `${m}: provenance, fewest hops to an origin`, value: String(fewestHops), goal: '>= 5', ok: fewestHops >= 5 },
     ];
   } finally {
     store.close();
   }
 }
 
+/** The recording sizes to measure: CHRONOVISOR_BENCH_FORENSICS_EVENTS, a comma list of event counts. */
+export function forensicsSizes(env: NodeJS.ProcessEnv): number[] {
+  const text = env.CHRONOVISOR_BENCH_FORENSICS_EVENTS ?? '1000000,10000000';
+  const sizes = text.split(',').map((part) => Number(part.trim()));
+  if (sizes.some((n) => !Number.isSafeInteger(n) || n <= 0)) {
+    throw new Error(`CHRONOVISOR_BENCH_FORENSICS_EVENTS=${text}: expected event counts separated by commas, such as 1000000,10000000`);
+  }
+  return sizes;
+}
+
 export async function benchForensics(): Promise<Figure[]> {
-  const sizes = (process.env.CHRONOVISOR_BENCH_FORENSICS_EVENTS ?? '1000000,10000000').split(',').map(Number);
+  const sizes = forensicsSizes(process.env);
   const dir = mkdtempSync(join(tmpdir(), 'chronovisor-bench-forensics-'));
   try {
     const figures: Figure[] = [];
