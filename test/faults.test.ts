@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CHUNK_EVENTS } from '../src/events/store.ts';
-import { BIN, childEnv, cli, committedChunks, describeResult, parseJsonLines, removeDir, startCli, tempDir, type CliResult } from './helpers/cli.ts';
+import { BIN, childEnv, cli, collect, committedChunks, describeResult, parseJsonLines, removeDir, startCli, tempDir, type CliResult } from './helpers/cli.ts';
 
 const LONG = fileURLToPath(new URL('../recordings/long.yaml', import.meta.url));
 /** Only a guard against a writer that never commits; the test waits on the database, not on time. */
@@ -26,15 +26,7 @@ let dir: string;
 
 /** `chronovisor ARGS` with the file size limit at `kib` KiB (bash's ulimit -f). */
 function cliLimited(kib: number, args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', `ulimit -f ${kib} && exec "$0" "$@"`, process.execPath, BIN, ...args], { cwd: dir, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-  });
+  return collect(spawn('bash', ['-c', `ulimit -f ${kib} && exec "$0" "$@"`, process.execPath, BIN, ...args], { cwd: dir, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 
 async function runs(db: string): Promise<{ id: number; status: string; events: number }[]> {

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BIN, childEnv, cli, describeResult, fingerprint, parseJsonLines, removeDir, tempDir, type CliResult } from './helpers/cli.ts';
+import { BIN, childEnv, cli, collect, describeResult, fingerprint, parseJsonLines, removeDir, tempDir, type CliResult } from './helpers/cli.ts';
 
 const RECORDINGS = fileURLToPath(new URL('../recordings/', import.meta.url));
 
@@ -186,15 +186,7 @@ test('bad input is exit 2 with a message naming the argument, and the recording 
 /** Runs the CLI as an unprivileged user when this test runs as root (root may write any file). */
 function cliAsUser(args: string[], cwd: string): Promise<CliResult> {
   if (process.getuid?.() !== 0) return cli(args, cwd);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: childEnv(), uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-  });
+  return collect(spawn(process.execPath, [BIN, ...args], { cwd, env: childEnv(), uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 
 test('a read-only recording without an index is exit 2 naming the fix, and is not changed', async () => {

@@ -40,8 +40,12 @@ export function startCli(args: readonly string[], cwd: string): ChildProcess {
 
 /** Runs `chronovisor ARGS` in `cwd` to completion. */
 export function cli(args: readonly string[], cwd: string): Promise<CliResult> {
+  return collect(startCli(args, cwd));
+}
+
+/** Waits for a child started with piped stdout and stderr, killing it past the hang limit. */
+export function collect(child: ChildProcess): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = startCli(args, cwd);
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     child.stdout!.on('data', (d: Buffer) => stdout.push(d));
