@@ -5,7 +5,11 @@
  * - `fx_frames(run, mfn, chunk)`: every access to one host frame in that chunk, exact, as a
  *   packed blob of records (seq, kind, offset, length, and for a write the bytes whose
  *   plaintext it set), with a bitmask of the kinds present (a query for writes skips chunks
- *   of reads);
+ *   of reads) and one of the frame's 128-byte lines written (a query for the last writer of
+ *   a few bytes skips the chunks that wrote other lines without reading their records);
+ * - `fx_written(run, mfn)`: a bitmap of the frame's bytes that the run ever wrote (a query
+ *   for the last writer of a byte never written stops at once instead of reading every
+ *   chunk of a busy frame);
  * - `fx_registers(run, dom, vcpu, chunk)`: the registers each x86 vCPU wrote in that chunk
  *   (a bitmask, silent writes included), so a backward slice finds a register's last
  *   writer without re-executing the chunks in between;
@@ -20,15 +24,21 @@ import type { Seq } from './schema.ts';
 import { assert } from './errors.ts';
 
 /** Bumped whenever the rows' meaning or the blob format changes: an older index is rebuilt. */
-export const FORENSIC_INDEX_VERSION = 2;
+export const FORENSIC_INDEX_VERSION = 3;
+
+/** Bytes of a frame per bit of fx_frames.lines (32 lines: the mask is a 32-bit integer). */
+export const LINE_BYTES = 128;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS fx_runs (
   run INTEGER PRIMARY KEY, version INTEGER NOT NULL, indexed_to INTEGER NOT NULL,
   complete INTEGER NOT NULL, bytes INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS fx_frames (
-  run INTEGER NOT NULL, mfn INTEGER NOT NULL, chunk INTEGER NOT NULL, kinds INTEGER NOT NULL, accesses BLOB NOT NULL,
+  run INTEGER NOT NULL, mfn INTEGER NOT NULL, chunk INTEGER NOT NULL, kinds INTEGER NOT NULL, lines INTEGER NOT NULL, accesses BLOB NOT NULL,
   PRIMARY KEY (run, mfn, chunk)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fx_written (
+  run INTEGER NOT NULL, mfn INTEGER NOT NULL, bytes BLOB NOT NULL,
+  PRIMARY KEY (run, mfn)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fx_registers (
   run INTEGER NOT NULL, dom INTEGER NOT NULL, vcpu INTEGER NOT NULL, chunk INTEGER NOT NULL, written INTEGER NOT NULL,
   PRIMARY KEY (run, dom, vcpu, chunk)) WITHOUT ROWID;
@@ -125,17 +135,39 @@ export interface FrameChunk {
   accesses: FrameAccess[];
 }
 
+/** A frame's chunk as a search for writes sees it first: which lines were written, records read on demand. */
+export interface WrittenChunk {
+  chunk: Seq;
+  lines: number;
+  accesses(): FrameAccess[];
+}
+
+/** The mask of LINE_BYTES lines that bytes [offset, offset + length) of a frame fall in. */
+export function lineMask(offset: number, length: number): number {
+  if (length <= 0) return 0;
+  const first = Math.floor(offset / LINE_BYTES);
+  const last = Math.floor((offset + length - 1) / LINE_BYTES);
+  let mask = 0;
+  for (let line = first; line <= last && line < 32; line++) mask |= 1 << line;
+  return mask >>> 0;
+}
+
 /** Reads and writes the index tables of one recording's connection. */
 export class ForensicIndexStore {
   private readonly statements;
 
-  /** True when the recording has the index's tables at all (a file from before them has none). */
+  /**
+   * True when the recording has the index's tables in their present shape (a file from
+   * before them has none; one indexed by an older version has an older shape, rebuilt).
+   */
   static present(db: Database.Database): boolean {
-    return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fx_runs'").get() !== undefined;
+    const has = (table: string, column: string): boolean => db.prepare('SELECT 1 FROM pragma_table_info(?) WHERE name = ?').get(table, column) !== undefined;
+    return has('fx_frames', 'lines') && has('fx_written', 'bytes') && has('fx_registers', 'written') && has('fx_runs', 'bytes');
   }
 
-  /** Creates the tables if needed: only on a writable connection. */
+  /** Creates the tables if needed, dropping an older version's (their rows are stale anyway): only on a writable connection. */
   static ensureTables(db: Database.Database): void {
+    if (!ForensicIndexStore.present(db)) db.exec('DROP TABLE IF EXISTS fx_frames; DROP TABLE IF EXISTS fx_written; DROP TABLE IF EXISTS fx_registers; DROP TABLE IF EXISTS fx_runs;');
     db.exec(DDL);
   }
 
@@ -145,10 +177,15 @@ export class ForensicIndexStore {
       status: db.prepare('SELECT version, indexed_to, complete, bytes FROM fx_runs WHERE run = ?'),
       chunksUp: db.prepare('SELECT chunk, kinds, accesses FROM fx_frames WHERE run = ? AND mfn = ? AND chunk >= ? AND chunk < ? ORDER BY chunk'),
       chunksDown: db.prepare('SELECT chunk, kinds, accesses FROM fx_frames WHERE run = ? AND mfn = ? AND chunk >= ? AND chunk < ? ORDER BY chunk DESC'),
+      writtenDown: db.prepare('SELECT chunk, lines FROM fx_frames WHERE run = ? AND mfn = ? AND chunk >= ? AND chunk < ? AND lines != 0 ORDER BY chunk DESC'),
+      records: db.prepare('SELECT accesses FROM fx_frames WHERE run = ? AND mfn = ? AND chunk = ?').pluck(),
       frameChunks: db.prepare('SELECT mfn, kinds FROM fx_frames WHERE run = ? AND chunk = ?'),
+      written: db.prepare('SELECT bytes FROM fx_written WHERE run = ? AND mfn = ?').pluck(),
+      insertWritten: db.prepare('INSERT OR REPLACE INTO fx_written (run, mfn, bytes) VALUES (?, ?, ?)'),
+      clearWritten: db.prepare('DELETE FROM fx_written WHERE run = ?'),
       registersDown: db.prepare('SELECT chunk, written FROM fx_registers WHERE run = ? AND dom = ? AND vcpu = ? AND chunk >= ? AND chunk < ? ORDER BY chunk DESC'),
       registersUp: db.prepare('SELECT chunk, written FROM fx_registers WHERE run = ? AND dom = ? AND vcpu = ? AND chunk >= ? AND chunk < ? ORDER BY chunk'),
-      insertFrame: db.prepare('INSERT OR REPLACE INTO fx_frames (run, mfn, chunk, kinds, accesses) VALUES (?, ?, ?, ?, ?)'),
+      insertFrame: db.prepare('INSERT OR REPLACE INTO fx_frames (run, mfn, chunk, kinds, lines, accesses) VALUES (?, ?, ?, ?, ?, ?)'),
       insertRegisters: db.prepare('INSERT OR REPLACE INTO fx_registers (run, dom, vcpu, chunk, written) VALUES (?, ?, ?, ?, ?)'),
       setStatus: db.prepare('INSERT OR REPLACE INTO fx_runs (run, version, indexed_to, complete, bytes) VALUES (?, ?, ?, ?, ?)'),
       clearFrames: db.prepare('DELETE FROM fx_frames WHERE run = ?'),
@@ -170,6 +207,20 @@ export class ForensicIndexStore {
     }
   }
 
+  /** The frame's chunks with `first <= chunk < end` that wrote any line, newest first; their records read when asked. */
+  *writtenChunks(run: number, mfn: number, first: Seq, end: Seq): Generator<WrittenChunk> {
+    // Collected first: the records statement cannot run while this one iterates.
+    const rows = this.statements.writtenDown.all(run, mfn, first, end) as { chunk: number; lines: number }[];
+    for (const row of rows) {
+      yield { chunk: row.chunk, lines: row.lines, accesses: () => decodeAccesses(this.statements.records.get(run, mfn, row.chunk) as Uint8Array, row.chunk) };
+    }
+  }
+
+  /** The bitmap of the frame's bytes the run wrote (bit b % 8 of byte b / 8), if it wrote any. */
+  written(run: number, mfn: number): Uint8Array | undefined {
+    return this.statements.written.get(run, mfn) as Uint8Array | undefined;
+  }
+
   /** The frames a chunk touches, with the kinds of access. */
   chunkFrames(run: number, chunk: Seq): { mfn: number; kinds: number }[] {
     return this.statements.frameChunks.all(run, chunk) as { mfn: number; kinds: number }[];
@@ -183,8 +234,17 @@ export class ForensicIndexStore {
 
   // ---- writing (inside a transaction the builder holds) --------------------------------
 
-  putFrame(run: number, mfn: number, chunk: Seq, kinds: number, accesses: Uint8Array): void {
-    this.statements.insertFrame.run(run, mfn, chunk, kinds, accesses);
+  putFrame(run: number, mfn: number, chunk: Seq, kinds: number, lines: number, accesses: Uint8Array): void {
+    this.statements.insertFrame.run(run, mfn, chunk, kinds, lines, accesses);
+  }
+
+  /** Adds bytes to the frame's written bitmap (OR-ed into what an earlier build of the run stored); returns the bytes added to the index. */
+  addWritten(run: number, mfn: number, bitmap: Uint8Array): number {
+    const old = this.written(run, mfn);
+    const merged = Uint8Array.from(bitmap);
+    if (old !== undefined) for (let i = 0; i < merged.length; i++) merged[i] |= old[i] ?? 0;
+    this.statements.insertWritten.run(run, mfn, merged);
+    return old === undefined ? merged.length : 0;
   }
 
   putRegisters(run: number, dom: number, vcpu: number, chunk: Seq, written: number): void {
@@ -198,6 +258,7 @@ export class ForensicIndexStore {
   /** Forgets a run's index (before a rebuild). */
   clear(run: number): void {
     this.statements.clearFrames.run(run);
+    this.statements.clearWritten.run(run);
     this.statements.clearRegisters.run(run);
     this.statements.clearStatus.run(run);
   }

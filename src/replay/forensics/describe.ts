@@ -92,7 +92,7 @@ function carried(event: Event): Uint8Array | undefined {
 
 /** Describes one access (from the index) with the step it happened in. */
 export function describeAccess(session: ForensicSession, access: Access): AccessRow {
-  const step = session.step(access.seq);
+  const step = session.stepAlone(access.seq);
   const event = step.events[access.seq - step.seq];
   const base = { seq: access.seq, access: ACCESS_NAMES[access.kind], bytes: formatHostRange({ mfn: access.mfn, offset: access.offset, length: access.length }), event: eventText(event, session.domainNames) };
   const x86 = access.kind === AccessKind.READ || access.kind === AccessKind.FETCH || access.kind === AccessKind.WALK;

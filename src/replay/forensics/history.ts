@@ -93,10 +93,16 @@ export interface WriterRun {
 /** For each byte of the address, the last write before `at`, grouped into runs of bytes with the same writer. */
 export function whoWrote(session: ForensicSession, resolved: Resolved, at: Seq): WriterRun[] {
   if (resolved.kind === 'register') return registerWriters(session, resolved, at);
+  const lasts = resolved.ranges.map((range) => ({ range, data: session.index.lastWrites(range, at, true), physical: session.index.lastWrites(range, at, false) }));
+  // Described oldest first: the steps are folded to in one pass forwards, not one fold each.
+  const described = new Map<string, AccessRow>();
+  const writes = lasts.flatMap((l) => [...l.data, ...l.physical]).filter((a): a is Access => a !== undefined);
+  for (const access of writes.sort((a, b) => a.seq - b.seq)) {
+    const key = `${access.mfn}@${access.seq}`;
+    if (!described.has(key)) described.set(key, describeAccess(session, access));
+  }
   const runs: WriterRun[] = [];
-  for (const range of resolved.ranges) {
-    const data = session.index.lastWrites(range, at, true);
-    const physical = session.index.lastWrites(range, at, false);
+  for (const { range, data, physical } of lasts) {
     let start = 0;
     for (let i = 1; i <= range.length; i++) {
       const same = i < range.length && data[i]?.seq === data[start]?.seq && physical[i]?.seq === physical[start]?.seq;
@@ -104,9 +110,9 @@ export function whoWrote(session: ForensicSession, resolved: Resolved, at: Seq):
       const bytes = formatHostRange({ mfn: range.mfn, offset: range.offset + start, length: i - start });
       const writer = data[start];
       const later = physical[start];
-      const run: WriterRun = { bytes, writer: writer === undefined ? undefined : describeAccess(session, writer) };
+      const run: WriterRun = { bytes, writer: writer === undefined ? undefined : described.get(`${writer.mfn}@${writer.seq}`) };
       if (later !== undefined && later.seq !== writer?.seq && later.kind === AccessKind.WRITE) {
-        run.reencrypted = { seq: later.seq, by: describeAccess(session, later).actor };
+        run.reencrypted = { seq: later.seq, by: described.get(`${later.mfn}@${later.seq}`)!.actor };
       }
       runs.push(run);
       start = i;

@@ -12,9 +12,10 @@
 import { assert } from '../../events/errors.ts';
 import type { Event, Seq } from '../../events/schema.ts';
 import { CHUNK_EVENTS, type RecordingStore, type RunRow } from '../../events/store.ts';
-import { FORENSIC_INDEX_VERSION, ForensicIndexStore, encodeAccesses, type FrameAccess } from '../../events/forensic-index.ts';
+import { FORENSIC_INDEX_VERSION, ForensicIndexStore, encodeAccesses, lineMask, type FrameAccess } from '../../events/forensic-index.ts';
 import { Timeline } from '../timeline.ts';
-import { StepWalker, type StepRecord } from './steps.ts';
+import { PAGE_SIZE } from '../../core/hypervisor/config.ts';
+import { StepWalker, WRITE_KINDS, type StepRecord } from './steps.ts';
 import { deltaDefs, stepDefs, writtenSlots } from './x86-flows.ts';
 
 /** The runs whose own chunks a query on `run` reads: the run and its ancestors (a fork's prefix is its parent's). */
@@ -36,6 +37,8 @@ const chunkOf = (seq: Seq): Seq => Math.floor(seq / CHUNK_EVENTS) * CHUNK_EVENTS
 class ChunkRows {
   private readonly frames = new Map<Seq, Map<number, FrameAccess[]>>();
   private readonly registers = new Map<Seq, Map<string, number>>();
+  /** Per frame, the bytes written so far (bounded by the machine's frames, not the run's length). */
+  private readonly written = new Map<number, Uint8Array>();
   bytes = 0;
 
   constructor(private readonly index: ForensicIndexStore, private readonly run: number, private readonly from: Seq) {}
@@ -84,15 +87,30 @@ class ChunkRows {
 
   flushAll(): void {
     for (const chunk of new Set([...this.frames.keys(), ...this.registers.keys()])) this.write(chunk);
+    for (const [mfn, bitmap] of this.written) this.bytes += this.index.addWritten(this.run, mfn, bitmap);
+    this.written.clear();
+  }
+
+  private markWritten(mfn: number, offset: number, length: number): void {
+    let bitmap = this.written.get(mfn);
+    if (bitmap === undefined) this.written.set(mfn, (bitmap = new Uint8Array(PAGE_SIZE / 8)));
+    for (let b = offset; b < Math.min(offset + length, PAGE_SIZE); b++) bitmap[b >> 3] |= 1 << (b & 7);
   }
 
   private write(chunk: Seq): void {
     for (const [mfn, accesses] of this.frames.get(chunk) ?? []) {
       let kinds = 0;
-      for (const a of accesses) kinds |= 1 << a.kind;
+      let lines = 0;
+      for (const a of accesses) {
+        kinds |= 1 << a.kind;
+        if (((1 << a.kind) & WRITE_KINDS) !== 0) {
+          lines |= lineMask(a.offset, a.length);
+          this.markWritten(mfn, a.offset, a.length);
+        }
+      }
       const blob = encodeAccesses(accesses, chunk);
       this.bytes += blob.length;
-      this.index.putFrame(this.run, mfn, chunk, kinds, blob);
+      this.index.putFrame(this.run, mfn, chunk, kinds, lines, blob);
     }
     for (const [key, mask] of this.registers.get(chunk) ?? []) {
       const [dom, vcpu] = key.split('.').map(Number);

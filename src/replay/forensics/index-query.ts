@@ -7,7 +7,7 @@
 import { InputError } from '../../events/errors.ts';
 import type { Mfn, Seq } from '../../events/schema.ts';
 import { CHUNK_EVENTS, type RecordingStore, type RunRow } from '../../events/store.ts';
-import { ForensicIndexStore } from '../../events/forensic-index.ts';
+import { ForensicIndexStore, lineMask } from '../../events/forensic-index.ts';
 import { WRITE_KINDS, type Access, type AccessKindCode } from './steps.ts';
 import { indexStale, lineageOf } from './index-build.ts';
 import type { HostRange } from './address.ts';
@@ -78,17 +78,38 @@ export class ForensicIndex {
    */
   lastWrites(range: HostRange, before: Seq, data = false): (Access | undefined)[] {
     const found: (Access | undefined)[] = new Array(range.length).fill(undefined);
-    let missing = range.length;
-    for (const a of this.accesses(range.mfn, 0, before, { newestFirst: true, kinds: WRITE_KINDS })) {
-      const start = data ? a.dataOffset : a.offset;
-      const end = start + (data ? a.dataLength : a.length);
-      for (let b = Math.max(start, range.offset); b < Math.min(end, range.offset + range.length); b++) {
-        if (found[b - range.offset] === undefined) {
-          found[b - range.offset] = a;
-          missing--;
+    // Bytes no run of the lineage ever wrote have no writer to look for.
+    const bitmaps = this.segments.map((s) => this.store.written(s.run, range.mfn)).filter((b) => b !== undefined);
+    const everWritten = (b: number): boolean => bitmaps.some((bitmap) => (bitmap[b >> 3] & (1 << (b & 7))) !== 0);
+    let missing = 0;
+    for (let b = range.offset; b < range.offset + range.length; b++) if (everWritten(b)) missing++;
+    if (missing === 0) return found;
+    // The lines of the bytes still without a writer: chunks that wrote none of them are skipped unread.
+    const missingLines = (): number => {
+      let mask = 0;
+      found.forEach((a, i) => { if (a === undefined && everWritten(range.offset + i)) mask |= lineMask(range.offset + i, 1); });
+      return mask;
+    };
+    let lines = missingLines();
+    for (const part of this.parts(0, before)) {
+      for (const chunk of this.store.writtenChunks(part.run, range.mfn, chunkOf(part.from), part.to)) {
+        if ((chunk.lines & lines) === 0) continue;
+        const accesses = chunk.accesses();
+        for (let k = accesses.length - 1; k >= 0; k--) {
+          const a = accesses[k];
+          if (a.seq < part.from || a.seq >= part.to || a.seq >= before || ((1 << a.kind) & WRITE_KINDS) === 0) continue;
+          const start = data ? a.dataOffset : a.offset;
+          const end = start + (data ? a.dataLength : a.length);
+          for (let b = Math.max(start, range.offset); b < Math.min(end, range.offset + range.length); b++) {
+            if (found[b - range.offset] === undefined) {
+              found[b - range.offset] = { ...a, mfn: range.mfn, kind: a.kind as AccessKindCode };
+              missing--;
+            }
+          }
+          if (missing === 0) return found;
         }
+        lines = missingLines();
       }
-      if (missing === 0) break;
     }
     return found;
   }

@@ -68,6 +68,11 @@ export class ForensicSession {
     return this.steps.stepAt(seq);
   }
 
+  /** The step that holds `seq`, for describing it alone (see StepReader.stepAlone). */
+  stepAlone(seq: Seq): StepRecord {
+    return this.steps.stepAlone(seq);
+  }
+
   /** A short name of an event's bytes: `net.frame switch@70465`. */
   eventName(seq: Seq): string {
     const e = this.event(seq);
