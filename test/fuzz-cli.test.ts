@@ -16,7 +16,7 @@ const EXIT_USAGE = 2;
 const TIMEOUT = { timeout: 120_000 };
 
 interface RunRow { id: number; name: string; status: string; head: string; violations: number }
-interface Found { seed: number; path: string; finding: string; actions: string[]; run: number; db: string; reproduce: string }
+interface Found { seed: number; path: string; finding: string; actions: string[]; run: number; db: string; reproduce: string; explanation: { run: number; seq: number; invariant: string; rule: string; chain: number[] } | null }
 
 let root: string;
 before(() => { root = tempDir('chronovisor-fuzz-cli'); });
@@ -49,6 +49,13 @@ test('a planted flaw: found, shrunk, recorded as a run that verifies and shows t
   assert.equal(typeof found.seed, 'number');
   assert.match(found.path, /^\d+(:\d+)*$/);
   assert.match(found.finding, /^frame-key-owner:/);
+  // The JSON report explains it as `explain --json` does: the rule, and a chain ending at the violation.
+  const why = found.explanation;
+  assert.ok(why !== null, 'an explanation');
+  assert.equal(why.run, found.run);
+  assert.equal(why.invariant, 'frame-key-owner');
+  assert.match(why.rule, /owner's key/);
+  assert.equal(why.chain.at(-1), why.seq);
   assert.ok(Array.isArray(found.actions));
   assert.equal(typeof found.run, 'number');
   assert.match(found.reproduce, new RegExp(`^npx chronovisor fuzz .*--flaw no-key-switch .*--seed ${found.seed} --path ${found.path} --out first\\.db$`));
@@ -71,10 +78,10 @@ test('the printed reproduce command records the same run (same head hash)', TIME
   const r = await ok(args, flawDir, 1);
   assert.match(r.stdout, /counterexample/);
   // The text report explains the counterexample: the rule, the access, the chain of seqs.
-  assert.match(r.stdout, /^why, in run 1 \(npx chronovisor explain second\.db SEQ --run 1\):\n {2}violation frame-key-owner at seq \d+: /m);
-  assert.match(r.stdout, /^ {4}rule: A frame is encrypted with its owner's key, never with the key of whichever domain happens to be live\.$/m);
-  assert.match(r.stdout, /^ {4}the access: seq \d+ /m);
-  assert.match(r.stdout, /^ {4}chain: (\d+ -> )+\d+$/m);
+  assert.match(r.stdout, /^ {2}why \(npx chronovisor explain second\.db SEQ --run 1\):\n {4}violation frame-key-owner at seq \d+: /m);
+  assert.match(r.stdout, /^ {6}rule: A frame is encrypted with its owner's key, never with the key of whichever domain happens to be live\.$/m);
+  assert.match(r.stdout, /^ {6}the access: seq \d+ /m);
+  assert.match(r.stdout, /^ {6}chain: (\d+ -> )+\d+$/m);
   const [first] = (await runRows('first.db', flawDir)).filter((x) => x.id === found.run);
   const second = await runRows('second.db', flawDir);
   assert.equal(second.length, 1);

@@ -27,7 +27,7 @@ const EXIT_USAGE = 2;
 const TIMEOUT = { timeout: 180_000 };
 
 interface Found { finding: string; signature: string; run: number; mode: string }
-interface Report { campaign: string; queue: string; workers: number; runs: number; duplicates: number; counterexamples: Found[] }
+interface Report { campaign: string; queue: string; workers: number; runs: number; duplicates: number; counterexamples: (Found & { explanation: { run: number; invariant: string; chain: number[] } | null })[] }
 
 let root: string;
 let redis: RedisServer;
@@ -99,7 +99,12 @@ test('two worker processes share a campaign, find a planted flaw, and each bug i
     const r = await ok(args, dir, EXIT_FOUND);
     const report = JSON.parse(r.stdout) as Report;
     assert.ok(report.counterexamples.length >= 1, describeResult(args, r));
-    for (const c of report.counterexamples) assert.match(c.finding, /^scrub-between-owners:/);
+    for (const c of report.counterexamples) {
+      assert.match(c.finding, /^scrub-between-owners:/);
+      // Each merged run comes with the explanation of its violation.
+      assert.equal(c.explanation?.run, c.run);
+      assert.equal(c.explanation?.invariant, 'scrub-between-owners');
+    }
     const signatures = report.counterexamples.map((c) => c.signature);
     assert.equal(new Set(signatures).size, signatures.length, 'one run per signature');
     // Every recorded run is a counterexample of this campaign, and verifies.

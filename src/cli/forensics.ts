@@ -16,7 +16,7 @@ import { history, whoWrote } from '../replay/forensics/history.ts';
 import type { AccessRow } from '../replay/forensics/describe.ts';
 import { provenance, provenanceRows } from '../replay/forensics/provenance.ts';
 import { reach } from '../replay/forensics/reach.ts';
-import { explain, explanationLines } from '../replay/forensics/explain.ts';
+import { explain, explanationLines, type Explanation } from '../replay/forensics/explain.ts';
 import { formatAddress, parseAddress, type Resolved } from '../replay/forensics/address.ts';
 import { formatHostRange, formatRegister } from '../replay/forensics/address.ts';
 import { note, openForReading, out, parseCount, parseSeq, resolveRun, quote, CLI } from './context.ts';
@@ -275,12 +275,21 @@ export function explainCommand(db: string, seqText: string, options: { run?: str
   }
 }
 
-/** The explanation of the first violation of a run, as lines (fuzz prints it for each counterexample it records). */
-export function explainFirstViolation(db: string, runId: number): string[] {
+/** Why a run broke an invariant: the explanation of its first violation (fuzz reports it for each counterexample it records). */
+export interface RunExplanation {
+  text: string[];
+  json: { run: number } & Explanation;
+}
+
+export function explainFirstViolation(db: string, runId: number): RunExplanation | undefined {
   const { store, session } = openSession(db, String(runId));
   try {
-    for (const [seq, event] of session.timeline.iterate()) if (event.kind === 'violation') return explanationLines(explain(session, seq));
-    return [];
+    for (const [seq, event] of session.timeline.iterate()) {
+      if (event.kind !== 'violation') continue;
+      const x = explain(session, seq);
+      return { text: explanationLines(x), json: { run: runId, ...x } };
+    }
+    return undefined;
   } finally {
     store.close();
   }

@@ -22,7 +22,7 @@ import { JOB_FORMAT, SHARD_MS, findingSignature, runShares, shardSeed, type Shar
 import type { CorpusEntry } from '../fuzz/mutate.ts';
 import { CLI, SIM_VERSION, note, quote } from './context.ts';
 import { DEFAULT_TIME, describeCampaign, parseDuration, type Plan } from './fuzz-plan.ts';
-import { campaignReport, loadCorpus, mergeCounterexamples, saveCorpus, type CampaignSpec, type Recorded } from './fuzz-results.ts';
+import { campaignReport, loadCorpus, mergeCounterexamples, saveCorpus, withExplanations, type CampaignSpec, type Recorded } from './fuzz-results.ts';
 import { Board } from './fuzz-threads.ts';
 import { checkRedis, redisClient, type QueueUrl } from './redis.ts';
 
@@ -255,7 +255,7 @@ export async function queueCampaign(p: Plan, q: QueueUrl, resumeId: string | und
     await coordinator.run().finally(() => board.stop());
     const { recorded, duplicates, corpus } = coordinator.report();
     const totals = { ...coordinator.totals(), seconds: (Date.now() - stored.createdMs) / 1000, workers: coordinator.workersSeen, queue: q.display, seed: stored.spec.seed, corpus };
-    const report = campaignReport(plan, totals, recorded, duplicates, plan.json);
+    const report = campaignReport(plan, totals, withExplanations(recorded, plan.db), duplicates, plan.json);
     const exitCode = recorded.length > 0 ? 1 : 0;
     process.stdout.write(report);
     await finish(redis, queue, id, { exitCode, report });

@@ -19,6 +19,7 @@ import { CORPUS_MAX } from '../fuzz/guided.ts';
 import { corpusEntrySchema, findingSignature } from '../fuzz/jobs.ts';
 import type { CorpusEntry } from '../fuzz/mutate.ts';
 import { CLI, SIM_VERSION, openForReading, openForWriting, quote } from './context.ts';
+import { explainFirstViolation, type RunExplanation } from './forensics.ts';
 
 /** The options that shape a campaign's cases, and where its findings go. */
 export interface CampaignSpec {
@@ -81,7 +82,17 @@ export function recordedHeadHash(c: Counterexample): string {
 }
 
 /** A counterexample and the run that records it (for a duplicate: the run that records its signature). */
-export interface Recorded { c: Counterexample; run: number }
+export interface Recorded {
+  c: Counterexample;
+  run: number;
+  /** Why the run broke its invariant (`explain` of its first violation). */
+  why?: RunExplanation;
+}
+
+/** Adds to each recorded counterexample the explanation of its run's first violation. */
+export function withExplanations(recorded: Recorded[], db: string): Recorded[] {
+  return recorded.map((r) => ({ ...r, why: explainFirstViolation(db, r.run) }));
+}
 
 /**
  * Adds counterexamples to the campaign's recording, one run per signature: a finding whose
@@ -193,8 +204,9 @@ function jsonReport(p: CampaignSpec, t: Totals, recorded: Recorded[], duplicates
       table: coverageTable(coverage),
     },
     duplicates,
-    counterexamples: recorded.map(({ c, run }) => ({
+    counterexamples: recorded.map(({ c, run, why }) => ({
       mode: c.mode, seed: c.seed, path: c.path, finding: c.finding, signature: findingSignature(c.finding), actions: c.actions.map(actionText), runsToFind: c.runsToFind, msToFind: c.msToFind ?? null, run, db: p.db, reproduce: reproduce(c, p, run),
+      explanation: why?.json ?? null,
     })),
   });
 }
@@ -205,12 +217,13 @@ function textReport(p: CampaignSpec, t: Totals, recorded: Recorded[], duplicates
   lines.push(...coverageTableText(coverageTable(coverage)));
   if (recorded.length === 0) lines.push('no counterexample');
   if (duplicates > 0) lines.push(`${duplicates} more counterexample${duplicates > 1 ? 's' : ''} with a signature already recorded (not recorded again)`);
-  for (const { c, run } of recorded) {
+  for (const { c, run, why } of recorded) {
     lines.push(`counterexample (${c.mode === 'guided' ? `guided, seed ${c.seed}, case ${c.path}` : `seed ${c.seed}, path ${c.path}`}): ${c.finding}`);
     if (c.actions.length === 0) lines.push('  (no action: the machine breaks the invariant on its own, booting the case\'s tenants)');
     for (const action of c.actions) lines.push(`  ${actionText(action)}`);
     lines.push(`  recorded as run ${run} of ${p.db}: ${CLI} tui ${quote(p.db)} --run ${run}   ${CLI} verify ${quote(p.db)} --run ${run}`);
     lines.push(`  reproduce: ${reproduce(c, p, run)}`);
+    if (why !== undefined) lines.push(`  why (${CLI} explain ${quote(p.db)} SEQ --run ${run}):`, ...why.text.map((line) => `    ${line}`));
   }
   return lines;
 }

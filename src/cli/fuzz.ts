@@ -7,12 +7,11 @@ import { FLAWS, type FlawName } from '../core/hypervisor/flaws.ts';
 import type { Counterexample } from '../fuzz/campaign.ts';
 import { shardSeed } from '../fuzz/jobs.ts';
 import type { CorpusEntry } from '../fuzz/mutate.ts';
-import { CLI, note, out, quote } from './context.ts';
+import { note, out } from './context.ts';
 import { DEFAULT_TIME, describeCampaign, parseDuration, plan, type FuzzOptions, type Plan } from './fuzz-plan.ts';
 import { Board, runJobs, type Hooks, type JobResult } from './fuzz-threads.ts';
-import { campaignReport, loadCorpus, mergeCounterexamples, saveCorpus } from './fuzz-results.ts';
+import { campaignReport, loadCorpus, mergeCounterexamples, saveCorpus, withExplanations } from './fuzz-results.ts';
 import type { FuzzJob } from './workers/fuzz-worker.ts';
-import { explainFirstViolation } from './forensics.ts';
 
 const SCOREBOARD_TIME_MS = 20_000;
 const SECURE_LABEL = 'secure (no flaw)';
@@ -51,13 +50,7 @@ async function localCampaign(p: Plan): Promise<number> {
   saveCorpus(added, p);
   if (p.path !== undefined && found.length > 0 && found[0].path !== p.path) note(`note: the case at index ${p.path.split(':')[0]} shrinks to path ${found[0].path}, not ${p.path}`);
   const totals = { ...board.total(), seconds, workers: jobs.length, seed: p.seed, corpus: corpus.length + added.length };
-  process.stdout.write(campaignReport(p, totals, recorded, duplicates.length, p.json));
-  if (!p.json) {
-    for (const { run } of recorded) {
-      const lines = explainFirstViolation(p.db, run);
-      if (lines.length > 0) out([`why, in run ${run} (${CLI} explain ${quote(p.db)} SEQ --run ${run}):`, ...lines.map((line) => `  ${line}`)].join('\n'));
-    }
-  }
+  process.stdout.write(campaignReport(p, totals, withExplanations(recorded, p.db), duplicates.length, p.json));
   return recorded.length > 0 ? 1 : 0;
 }
 
