@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { fileURLToPath } from 'node:url';
 import { BIN, childEnv, cli, collect, describeResult, fingerprint, parseJsonLines, removeDir, tempDir, type CliResult } from './helpers/cli.ts';
 
@@ -148,6 +149,38 @@ test('index builds every run, says when it is up to date, and --force rebuilds',
   assert.equal(again.stdout, 'run 2 (two-tenants-vanilla): index up to date\n');
   const forced = await ok(['index', copy, '--run', '2', '--force']);
   assert.match(forced.stdout, /^run 2 \(two-tenants-vanilla\): \d+ events indexed/);
+});
+
+/** Turns a recording's index into one of version 2 (before the written lines and bytes). */
+function makeVersion2Index(path: string): void {
+  const db = new Database(path);
+  db.exec('ALTER TABLE fx_frames DROP COLUMN lines; DROP TABLE fx_written; UPDATE fx_runs SET version = 2;');
+  db.close();
+}
+
+test('an index of an older version is rebuilt on first use, with the same answers; read-only, it is exit 2 naming the fix', async () => {
+  const copy = join(root, 'old-index.db');
+  copyFileSync(pristine, copy);
+  await ok(['index', copy, '--run', '2']);
+  const args = ['who-wrote', copy, 'mfn:321/64', '--at', '1042', '--run', '2', '--json'];
+  const current = (await ok(args)).stdout;
+  makeVersion2Index(copy);
+  const dir = tempDir('chronovisor-forensics-old');
+  try {
+    const ro = join(dir, 'ro.db');
+    copyFileSync(copy, ro);
+    const before = fingerprint(ro);
+    chmodSync(ro, 0o444);
+    chmodSync(dir, 0o777);
+    const roArgs = ['who-wrote', ro, 'mfn:321/64', '--at', '1042', '--run', '2'];
+    assertUsage(roArgs, await cliAsUser(roArgs, dir), /has no forensic index.*read-only.*'npx chronovisor index .*ro\.db' on a copy you may write/);
+    chmodSync(dir, 0o755);
+    chmodSync(ro, 0o644);
+    assert.deepEqual(fingerprint(ro), before);
+  } finally {
+    removeDir(dir);
+  }
+  assert.equal((await ok(args)).stdout, current);
 });
 
 function assertUsage(args: string[], r: CliResult, pattern: RegExp): void {
