@@ -7,6 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ExitReason } from '../src/core/hardware/cpu/outcomes.ts';
 import { parseScenario } from '../src/core/machine/scenario.ts';
+import { initialState } from '../src/core/machine/state.ts';
+import { evolve } from '../src/core/machine/evolve.ts';
+import { replayX86Step } from '../src/replay/forensics/cpu-replay.ts';
 import { runMachine } from '../property-tests/helpers.ts';
 
 const scenario = (paging: 'ept' | 'shadow'): string => `
@@ -50,3 +53,18 @@ for (const paging of ['ept', 'shadow'] as const) {
     assert.deepEqual(port, [0x0d], 'the handler returned and the guest went on');
   });
 }
+
+test('forensics re-executes int 14 under shadow paging as the machine ran it: delivered through the IDT, its frame the step\'s write', () => {
+  const config = parseScenario(scenario('shadow'), 'int14-shadow.yaml');
+  const events = runMachine(config, 20_000);
+  const state = initialState(config);
+  const at = events.findIndex((e) => e.kind === 'exception');
+  // The step the int 14 opens: a cpu.step would have retired it, so it is the instruction's delivery.
+  for (const e of events.slice(0, at)) evolve(state, e);
+  const step = replayX86Step(state, events[at]);
+  assert.equal(step?.outcome, 'delivered');
+  assert.equal(step?.delivered, 14);
+  const next = events.slice(at + 1).findIndex((e) => e.kind === 'cpu.step' || e.kind === 'exception' || e.kind === 'vm.exit');
+  const writes = events.slice(at, at + 1 + next).filter((e) => e.kind === 'mem.write');
+  assert.equal(step?.commits.length, writes.length, 'one committed store per mem.write of the step');
+});

@@ -233,7 +233,8 @@ function executeInstruction(step: ReplayedStep, bus: NotingBus, domain: Domain, 
     return;
   }
   bus.discardStores();
-  if (outcome.kind === 'exit' || interceptsException(domain.paging, outcome.vector)) return;
+  // As vcpu-run.ts decides: INT n is delivered through the IDT whatever the exception bitmap says.
+  if (outcome.kind === 'exit' || (outcome.software !== true && interceptsException(domain.paging, outcome.vector))) return;
   const detail: EventDetail = { cr2: outcome.cr2, instructionLength: outcome.software === true ? outcome.length : undefined };
   deliver(step, bus, x86, outcome.vector, outcome.errorCode, outcome.software === true, detail);
 }
