@@ -117,6 +117,49 @@ function shortestChain(p: Provenance): number {
   return Math.min(...p.roots.map((r) => depth(r, new Set())));
 }
 
+/**
+ * p50/p99 of `who-wrote` of 64 bytes at a random seq of a random frame, and of `history` of
+ * a random frame from a random seq (its next 100 accesses, a screen of the TUI), cold and warm.
+ */
+export function frameQueryFigures(store: RecordingStore, run: RunRow, label: string, goalMs: number | undefined): Figure[] {
+  const events = run.eventCount;
+  // Frames and positions to ask about: the frames a chunk touched, anywhere in the run.
+  const prng = seedPrng('forensics-bench');
+  const probe = new ForensicSession(store, run);
+  const targets = Array.from({ length: QUERIES }, () => {
+    const at = 1 + (nextU32(prng) % (events - 1));
+    const frames = probe.index.chunkFrames(Math.floor(at / CHUNK_EVENTS) * CHUNK_EVENTS);
+    const mfn = frames.length === 0 ? 0 : frames[nextU32(prng) % frames.length].mfn;
+    return { at, mfn };
+  });
+  const whoWroteMs = timeQueries(store, run, QUERIES, (s, i) => void whoWrote(s, { kind: 'memory', ranges: [{ mfn: targets[i].mfn, offset: 0, length: 64 }] }, targets[i].at));
+  const historyMs = timeQueries(store, run, QUERIES, (s, i) => {
+    for (const _row of history(s, { kind: 'memory', ranges: [{ mfn: targets[i].mfn, offset: 0, length: 4096 }] }, { from: targets[i].at, to: events, kinds: [], limit: 100 })) { /* drain */ }
+  });
+  return [
+    ...queryFigures(`${label}: who-wrote 64 bytes`, whoWroteMs, goalMs),
+    ...queryFigures(`${label}: history, next 100 accesses`, historyMs, goalMs),
+  ];
+}
+
+/** Bytes to ask the provenance of, at a position. */
+export interface ProvenanceTarget { at: Seq; mfn: number; offset: number; length: number }
+
+/** p50/p99 of `provenance` of each target's bytes, and the fewest hops to an origin. */
+export function provenanceFigures(store: RecordingStore, run: RunRow, writes: ProvenanceTarget[], label: string, what: string, goalMs: number | undefined): Figure[] {
+  let fewestHops = Infinity;
+  const ms = timeQueries(store, run, writes.length, (s, i) => {
+    const { at, mfn, offset, length } = writes[i];
+    fewestHops = Math.min(fewestHops, shortestChain(provenance(s, { kind: 'memory', ranges: [{ mfn, offset, length }] }, at)));
+  });
+  return [
+    ...queryFigures(`${label}: ${what} (${writes.length} queries)`, ms, goalMs),
+    writes.length === 0
+      ? { name: `${label}: provenance, fewest hops to an origin`, value: `no ${what} recorded yet` }
+      : { name: `${label}: provenance, fewest hops to an origin`, value: String(fewestHops), goal: '>= 5', ok: fewestHops >= 5 },
+  ];
+}
+
 async function benchOne(dir: string, eventsWanted: number): Promise<Figure[]> {
   const { text, config } = scenario(eventsWanted);
   const bareSeconds = runBare(config, eventsWanted);
@@ -137,32 +180,12 @@ async function benchOne(dir: string, eventsWanted: number): Promise<Figure[]> {
     const indexBytes = new ForensicIndexStore(store.db).status(run.id)?.bytes ?? 0;
     const events = run.eventCount;
 
-    // Frames and positions to ask about: the frames a chunk touched, anywhere in the run.
-    const prng = seedPrng('forensics-bench');
-    const probe = new ForensicSession(store, run);
-    const targets = Array.from({ length: QUERIES }, () => {
-      const at = 1 + (nextU32(prng) % (events - 1));
-      const frames = probe.index.chunkFrames(Math.floor(at / CHUNK_EVENTS) * CHUNK_EVENTS);
-      const mfn = frames.length === 0 ? 0 : frames[nextU32(prng) % frames.length].mfn;
-      return { at, mfn };
-    });
-    const whoWroteMs = timeQueries(store, run, QUERIES, (s, i) => void whoWrote(s, { kind: 'memory', ranges: [{ mfn: targets[i].mfn, offset: 0, length: 64 }] }, targets[i].at));
-    const historyMs = timeQueries(store, run, QUERIES, (s, i) => {
-      for (const _row of history(s, { kind: 'memory', ranges: [{ mfn: targets[i].mfn, offset: 0, length: 4096 }] }, { from: targets[i].at, to: events, kinds: [], limit: 100 })) { /* drain */ }
-    });
-
     // Bob's receive buffers, written by netback's grant copies.
-    const receives: Seq[] = [];
-    for (const [seq, e] of probe.timeline.iterate()) {
-      if (e.kind === 'mem.write' && e.dom === 2 && e.stored.length === 62) receives.push(seq);
+    const receives: ProvenanceTarget[] = [];
+    for (const [seq, e] of new ForensicSession(store, run).timeline.iterate()) {
+      if (e.kind === 'mem.write' && e.dom === 2 && e.stored.length === 62) receives.push({ at: seq + 1, mfn: e.mfn, offset: e.offset, length: 62 });
       if (receives.length >= PROVENANCE_QUERIES) break;
     }
-    let fewestHops = Infinity;
-    const provenanceMs = timeQueries(store, run, receives.length, (s, i) => {
-      const write = s.event(receives[i]) as { mfn: number; offset: number };
-      const p = provenance(s, { kind: 'memory', ranges: [{ mfn: write.mfn, offset: write.offset, length: 62 }] }, receives[i] + 1);
-      fewestHops = Math.min(fewestHops, shortestChain(p));
-    });
     const m = `${eventsWanted / 1e6}M`;
     const tenM = eventsWanted >= 10_000_000;
     const overheadIndexed = (recordSeconds + indexSeconds) / bareSeconds;
@@ -172,12 +195,8 @@ async function benchOne(dir: string, eventsWanted: number): Promise<Figure[]> {
       { name: `${m}: recording overhead without the index (x)`, value: (recordSeconds / bareSeconds).toFixed(2) },
       { name: `${m}: recording overhead with the index (x)`, value: overheadIndexed.toFixed(2), goal: '<= 1.25', ok: overheadIndexed <= 1.25 },
       { name: `${m}: index bytes per event`, value: (indexBytes / events).toFixed(2) },
-      ...queryFigures(`${m}: who-wrote 64 bytes`, whoWroteMs, tenM ? 100 : undefined),
-      ...queryFigures(`${m}: history, next 100 accesses`, historyMs, tenM ? 100 : undefined),
-      ...queryFigures(`${m}: provenance of 62 bytes (${receives.length} queries)`, provenanceMs, tenM ? 2000 : undefined),
-      receives.length === 0
-        ? { name: `${m}: provenance, fewest hops to an origin`, value: 'no packet received yet' }
-        : { name: `${m}: provenance, fewest hops to an origin`, value: String(fewestHops), goal: '>= 5', ok: fewestHops >= 5 },
+      ...frameQueryFigures(store, run, m, tenM ? 100 : undefined),
+      ...provenanceFigures(store, run, receives, m, 'provenance of 62 bytes', tenM ? 2000 : undefined),
     ];
   } finally {
     store.close();

@@ -32,8 +32,14 @@ test('bench scale at 10,000 events prints every row, and the diff finds the fork
     'seek p50 / p99, cold (ms)', 'seek p50 / p99, warm (ms)', 'state --at 61%, whole command (s)', 'peak RSS, state',
     'TUI open: indexing the run for markers (s)', 'TUI key p50 / p99 / max (ms)', 'TUI search for rare text far away, result p99 (ms)',
     'TUI RSS max during the keys', 'verify, 2 workers: time (s) / events/s', 'export jsonl: time (s) / events/s', 'diff, whole command (s)',
+    'forensic index: build time (s) / bytes per event', 'peak RSS, index', 'forensics: who-wrote 64 bytes, cold p50 / p99 (ms)',
+    'forensics: history, next 100 accesses, cold p50 / p99 (ms)', 'peak RSS, who-wrote',
   ]) assert.ok(names.includes(expected), `no row '${expected}' in:\n${child.stdout}`);
-  for (const row of rows) assert.doesNotMatch(row, /\bNaN\b|undefined/, row);
+  for (const row of rows) assert.doesNotMatch(row, /\bNaN\b|undefined|Infinity/, row);
+  // Provenance of a datagram bob received: asked only when one was, and then it reaches an origin.
+  const hops = rows.find((line) => line.includes('provenance, fewest hops'));
+  assert.ok(hops, `no provenance row in:\n${child.stdout}`);
+  assert.match(hops, /\s(\d+)\s+goal >= 5|no provenance of a datagram bob received by DMA recorded yet/);
   const divergence = rows.find((line) => line.includes('first divergence'));
   const found = /seq (\d+), fork at (\d+)\)/.exec(divergence ?? '');
   assert.ok(found, `no divergence row in:\n${child.stdout}`);
