@@ -19,7 +19,7 @@ import { frameQueryFigures, provenanceFigures, type ProvenanceTarget } from './f
 import { ForensicIndexStore } from '../src/events/forensic-index.ts';
 import type { EventOf } from '../src/events/schema.ts';
 import { PAGE_SIZE } from '../src/core/hypervisor/config.ts';
-import { domainNames } from '../src/replay/format.ts';
+import { ForensicSession } from '../src/replay/forensics/session.ts';
 import { benchTui } from './tui.ts';
 
 const BIN = fileURLToPath(new URL('../bin/chronovisor', import.meta.url));
@@ -148,14 +148,14 @@ function forensicFigures(db: string, runId: number, label: (name: string) => str
   const store = RecordingStore.open(db, { readonly: true });
   try {
     const run = store.run(runId);
-    const bob = [...domainNames(new Timeline(store, run).stateAt(0))].find(([, name]) => name === 'bob')?.[0];
+    const bob = [...new ForensicSession(store, run).domainNames].find(([, name]) => name === 'bob')?.[0];
     const timeline = new Timeline(store, run);
     const targets: ProvenanceTarget[] = [];
-    // One received datagram after each tenth of the run.
+    // The first datagram received after each tenth of the run.
     for (let tenth = 1; tenth <= 9; tenth++) {
       let request: EventOf<'dma.request'> | undefined;
       for (const [seq, e] of timeline.iterate(Math.floor((events * tenth) / 10), events, { cache: false })) {
-        if (e.kind === 'dma.request' && e.write && e.dom === bob && e.fault === 0) request = e;
+        if (e.kind === 'dma.request' && e.write && e.dom === bob && e.fault === 0 && e.len >= 32) request = e; // a frame, not a descriptor
         else if (request !== undefined && e.kind === 'mem.write' && e.mfn === Math.floor(request.hpa / PAGE_SIZE)) {
           const offset = request.hpa % PAGE_SIZE;
           targets.push({ at: seq + 1, mfn: e.mfn, offset, length: Math.min(request.len, PAGE_SIZE - offset) });
