@@ -185,7 +185,7 @@ export function benchScale(sizes = scaleSizes()): Figure[] {
       const [before, last] = measured.slice(-2).map((m) => m.rss);
       const growth = Math.max(...last.map((bytes, i) => Math.abs(bytes / before[i] - 1)));
       figures.push({
-        name: `peak RSS of record, state, log, verify, export, diff: largest change from ${fmt(sizes.at(-2)!)} to ${fmt(sizes.at(-1)!)}`,
+        name: `peak RSS of record, state, log, verify, export, diff, index, who-wrote: largest change from ${fmt(sizes.at(-2)!)} to ${fmt(sizes.at(-1)!)}`,
         value: `${(growth * 100).toFixed(0)}%`, goal: '<= 10%', ok: growth <= 0.1,
       });
     }
