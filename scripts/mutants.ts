@@ -5,8 +5,9 @@
  * copy of the tree (never the checkout), then `chronovisor fuzz` of that copy for a fixed
  * time, once per mode, one worker. Prints each mutant's time to find and finding, then the
  * kill rate and median time to find per mode. A mutant that trips one of the simulator's own
- * assertions (fuzz exits 3: an internal error) is found too, as a crash, in the time its run
- * took (start-up included). Exit 0 when it ran (whatever the kill rate),
+ * assertions in a case is a counterexample like any other (`simulator-assertion: ...`); one
+ * that trips it outside a case (fuzz exits 3: an internal error) is found too, as a crash, in
+ * the time its run took (start-up included). Exit 0 when it ran (whatever the kill rate),
  * 2 on a bad argument or a mutation that no longer applies, 1 when a fuzz run failed.
  */
 import { spawnSync } from 'node:child_process';

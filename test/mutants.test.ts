@@ -7,7 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import fc from 'fast-check';
 import { FLAWS } from '../src/core/hypervisor/flaws.ts';
@@ -85,4 +86,29 @@ test('npm run mutants: an IOMMU leaf built from the gfn instead of the frame (ev
   const report = JSON.parse(String(r.stdout)) as { outcomes: MutantOutcome[]; summary: { killed: number; total: number }[] };
   assert.deepEqual(report.summary.map((s) => [s.killed, s.total]), [[1, 1]]);
   assert.match(report.outcomes[0].finding ?? '', /^iommu-table-confined: the IOMMU tables of device .* map iova 0x[0-9a-f]+ to frame \d+, owned by nobody/);
+});
+
+test('a mutant that trips one of the simulator\'s own assertions is a counterexample, shrunk and recorded as a run that stops before the failing step and verifies', () => {
+  // The tree copied with one mutation applied, as the runner does; node_modules shared by a link.
+  const dir = mkdtempSync(join(tmpdir(), 'chronovisor-mutant-assert-'));
+  try {
+    for (const entry of ['src', 'bin', 'package.json', 'tsconfig.json']) cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
+    symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+    const m = MUTATIONS.find((x) => x.name === 'decrease-duplicate-gfn')!;
+    writeFileSync(join(dir, m.file), applyMutation(readFileSync(join(dir, m.file), 'utf8'), m));
+    const chronovisor = (args: string[]): ReturnType<typeof spawnSync> =>
+      spawnSync(process.execPath, [join(dir, 'bin/chronovisor'), ...args], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+    const fuzz = chronovisor(['fuzz', '--time', '30s', '--workers', '1', '--seed', '1', '--json', '--out', 'm.db']);
+    assert.equal(fuzz.status, 1, String(fuzz.stderr));
+    const report = JSON.parse(String(fuzz.stdout)) as { counterexamples: { finding: string; run: number; actions: string[]; explanation: unknown }[] };
+    const [c] = report.counterexamples;
+    assert.match(c.finding, /^simulator-assertion: unmap of gfn \d+ of domain \d+, which is not mapped$/);
+    assert.ok(c.actions.some((a) => /decrease_reservation, gfns: \[(\d+), \1\]/.test(a)), `a gfn named twice among ${c.actions.join('; ')}`);
+    assert.equal(c.explanation, null, 'no violation to explain');
+    const verify = chronovisor(['verify', 'm.db', '--run', String(c.run)]);
+    assert.equal(verify.status, 0, String(verify.stderr));
+    assert.match(String(verify.stdout), /stopped\): \d+ events.*re-executed identically/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

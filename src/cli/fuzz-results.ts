@@ -12,7 +12,8 @@ import type { FlawName } from '../core/hypervisor/flaws.ts';
 import { parseScenario } from '../core/machine/scenario.ts';
 import { recordScenario } from '../replay/recorder.ts';
 import { actionText, type Action } from '../fuzz/actions.ts';
-import { DEFAULT_MAX_EVENTS, type Counterexample } from '../fuzz/campaign.ts';
+import { ASSERTION_FINDING, DEFAULT_MAX_EVENTS, type Counterexample } from '../fuzz/campaign.ts';
+import { findingClass } from '../fuzz/shrink.ts';
 import { coverageTable, coverageTableText } from '../fuzz/coverage-table.ts';
 import type { Coverage } from '../fuzz/fuzz-machine.ts';
 import { CORPUS_MAX } from '../fuzz/guided.ts';
@@ -62,7 +63,7 @@ function recordCase(store: RecordingStore, c: Counterexample, name: string, info
   const result = recordScenario(store, config, {
     name, scenarioText: c.yaml, scenarioPath: 'fuzz-case.yaml', config: JSON.stringify({ fuzz: info }),
     simVersion: SIM_VERSION, writerPid: process.pid,
-  }, { maxEvents: DEFAULT_MAX_EVENTS });
+  }, { maxEvents: DEFAULT_MAX_EVENTS, stopOnAssertion: true });
   return { run: result.run, headHash: store.run(result.run).headHash.toString('hex') };
 }
 
@@ -222,6 +223,7 @@ function textReport(p: CampaignSpec, t: Totals, recorded: Recorded[], duplicates
     if (c.actions.length === 0) lines.push('  (no action: the machine breaks the invariant on its own, booting the case\'s tenants)');
     for (const action of c.actions) lines.push(`  ${actionText(action)}`);
     lines.push(`  recorded as run ${run} of ${p.db}: ${CLI} tui ${quote(p.db)} --run ${run}   ${CLI} verify ${quote(p.db)} --run ${run}`);
+    if (findingClass(c.finding) === ASSERTION_FINDING) lines.push('  the simulator failed its own assertion (a bug in the model, as a BUG_ON in a hypervisor): the run stops before the step that failed it');
     lines.push(`  reproduce: ${reproduce(c, p, run)}`);
     if (why !== undefined) lines.push(`  why (${CLI} explain ${quote(p.db)} SEQ --run ${run}):`, ...why.text.map((line) => `    ${line}`));
   }

@@ -5,6 +5,7 @@
  * thing that depends on the clock.
  */
 import fc from 'fast-check';
+import { AssertionFailed } from '../events/errors.ts';
 import type { Profile } from '../events/schema.ts';
 import type { FlawName } from '../core/hypervisor/flaws.ts';
 import { actionArbitrary, type Action } from './actions.ts';
@@ -74,7 +75,14 @@ export interface CampaignResult {
 export const DEFAULT_MAX_COMMANDS = 12;
 export const DEFAULT_MAX_EVENTS = 40_000;
 
-/** Runs one case; `finding` says what broke (an invariant, or the model disagreeing). */
+/** The finding class of a case whose machine failed one of the simulator's own assertions. */
+export const ASSERTION_FINDING = 'simulator-assertion';
+
+/**
+ * Runs one case; `finding` says what broke: an invariant, the model disagreeing, or the
+ * simulator failing its own assertion (a hypervisor bug of the BUG_ON kind, which a
+ * mutation of the source can cause as well as a case nobody foresaw).
+ */
 export function executeCase(shape: CaseShape, commands: Iterable<fc.Command<Model, FuzzMachine>>, options: CampaignOptions, coverage: Coverage): { real: FuzzMachine; finding: string | undefined } {
   const real = new FuzzMachine(shape, options.profile, options.flaws, options.maxEvents ?? DEFAULT_MAX_EVENTS, coverage);
   try {
@@ -83,6 +91,7 @@ export function executeCase(shape: CaseShape, commands: Iterable<fc.Command<Mode
     return { real, finding: undefined };
   } catch (error) {
     if (error instanceof Finding) return { real, finding: error.message };
+    if (error instanceof AssertionFailed) return { real, finding: `${ASSERTION_FINDING}: ${error.message}` };
     throw error;
   }
 }

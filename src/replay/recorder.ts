@@ -3,7 +3,7 @@
  * inputs when they are due, appends events chunk by chunk and checkpoints the state every
  * CHECKPOINT_EVERY events' worth of fold (at a step boundary, where the decider can resume).
  */
-import { assert, isStorageFull } from '../events/errors.ts';
+import { AssertionFailed, assert, isStorageFull } from '../events/errors.ts';
 import type { Event, Seq } from '../events/schema.ts';
 import { GENESIS_HASH, RunWriter, type RecordingStore, type RunStatus } from '../events/store.ts';
 import { Machine } from '../core/machine/machine.ts';
@@ -34,6 +34,13 @@ export interface DriveOptions {
   onProgress?: (seq: Seq, tick: number) => void;
   /** Events between checkpoints (default CHECKPOINT_EVERY), a cpu.step counting 1/CPU_STEPS_PER_EVENT. */
   checkpointEvery?: number;
+  /**
+   * A step whose decision fails one of the simulator's own assertions (a bug in the model, as
+   * a hypervisor's BUG_ON) ends the run before that step, `stopped`, instead of throwing: for
+   * a fuzzer, whose cases find such bugs too. The step's events are not recorded (the state
+   * it left is not trusted).
+   */
+  stopOnAssertion?: boolean;
 }
 
 export interface RunIdentity {
@@ -58,6 +65,8 @@ export interface DriveResult {
    * when even that could not be written); `summary` counts the events recorded, committed or not.
    */
   storageFull?: string;
+  /** With `stopOnAssertion`: the assertion the next step failed, and the seq it would have begun at. */
+  assertion?: { seq: Seq; message: string };
 }
 
 /** Records a scenario as a new root run. */
@@ -141,9 +150,19 @@ function driveSteps(
   };
   for (const [key, value] of modifications) seq = record(machine.input(-1, key, value), seq);
   let status: RunStatus = 'complete';
+  let assertion: DriveResult['assertion'];
   while (!machine.state.halted) {
     if (seq >= limit) { status = 'stopped'; break; }
-    seq = record(nextStep(machine), seq);
+    let events: Event[];
+    try {
+      events = nextStep(machine);
+    } catch (error) {
+      if (!options.stopOnAssertion || !(error instanceof AssertionFailed)) throw error;
+      assertion = { seq, message: error.message };
+      status = 'stopped';
+      break;
+    }
+    seq = record(events, seq);
     if (options.failOnViolation && firstViolationSeq !== undefined) { status = 'stopped'; break; }
     if (work >= every) { checkpoint(seq); work = 0; }
     if (options.onProgress && writer.committedSeq !== lastCommitted) {
@@ -151,11 +170,12 @@ function driveSteps(
       options.onProgress(seq, machine.state.tick);
     }
   }
-  if (work > 0) checkpoint(seq);
+  // After a failed assertion the state is half a step on: the last checkpoint stays the last.
+  if (work > 0 && assertion === undefined) checkpoint(seq);
   writer.flush();
   const result = summary.finish(machine.state.tick);
   store.finishRun(writer.run, status, JSON.stringify(result));
-  return { run: writer.run, status, summary: result, headHash: writer.headHash, firstViolationSeq };
+  return { run: writer.run, status, summary: result, headHash: writer.headHash, firstViolationSeq, ...(assertion ? { assertion } : {}) };
 }
 
 /**
