@@ -147,7 +147,8 @@ class RunBuild {
       this.rows.add(step);
       this.rows.flushBefore(step.seq + step.events.length);
     });
-    this.events = timeline.iterate(start.seq, this.to);
+    // Read once, in order: no chunk is kept decoded.
+    this.events = timeline.iterate(start.seq, this.to, { cache: false });
   }
 
   /** Events walked so far, counted from the first one this build indexes. */
