@@ -100,7 +100,7 @@ export class TickClock {
       this.next++;
     }
     if (this.state === undefined || passedCheckpoint || seq < this.seq) {
-      const loaded = this.timeline.loadCheckpoint(seq);
+      const loaded = this.timeline.loadCheckpoint(seq, { lazyPages: true });
       this.state = loaded.state;
       this.seq = loaded.seq;
     }

@@ -202,11 +202,12 @@ export class Timeline {
   /**
    * A private, mutable copy of the checkpoint's state. A checkpoint (and the pages it names,
    * re-hashed as they load) that does not decode is damage, reported with the run and seq.
+   * With `lazyPages` (seeks) memory pages load when first touched, each checked then.
    */
-  loadCheckpoint(seq: Seq): { seq: Seq; state: MachineState } {
+  loadCheckpoint(seq: Seq, { lazyPages = false } = {}): { seq: Seq; state: MachineState } {
     const checkpoint = this.checkpointAtOrBefore(seq);
     try {
-      return { seq: checkpoint.seq, state: hydrate(checkpoint.state, this.blobs) };
+      return { seq: checkpoint.seq, state: hydrate(checkpoint.state, this.blobs, { lazyPages }) };
     } catch (error) {
       const message = (error as Error).message.replace(`${this.store.path}: `, '');
       throw damaged(this.store.path, this.run.id, checkpoint.seq, `the checkpoint at seq ${checkpoint.seq} cannot be loaded: ${message}`);
@@ -240,7 +241,7 @@ export class Timeline {
    * event by event themselves, such as a log that disassembles as it goes.
    */
   mutableStateAt(seq: Seq): MachineState {
-    const loaded = this.loadCheckpoint(seq);
+    const loaded = this.loadCheckpoint(seq, { lazyPages: true });
     for (const [, e] of this.iterate(loaded.seq, seq)) evolve(loaded.state, e);
     return loaded.state;
   }

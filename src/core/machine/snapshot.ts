@@ -13,6 +13,7 @@ import { eptSet, type EptTable } from '../hardware/paging/ept.ts';
 import type { GuestOp, MachineConfig } from '../hypervisor/config.ts';
 import type { IoState } from '../hypervisor/io/io-state.ts';
 import { sharePage, type Domain, type Page, type Vcpu, type X86Vcpu } from '../hypervisor/state.ts';
+import type { DomainId } from '../../events/schema.ts';
 import type { PrngState } from './prng.ts';
 import type { MachineState } from './state.ts';
 
@@ -182,12 +183,33 @@ export class BlobCache {
   }
 }
 
-export function hydrate(bytes: Uint8Array, blobs: BlobCache): MachineState {
+/**
+ * A page of a hydrated checkpoint whose bytes are read from the recording when first asked
+ * for: a seek folds through few of a machine's pages, and reading every page of a checkpoint
+ * was most of what a seek cost. A class, not a plain object, so that immer neither drafts
+ * nor deep-freezes it (freezing would read every page); evolve replaces an entry rather than
+ * editing it, so the lazy field is the only thing ever set.
+ */
+class StoredPage {
+  private loaded: Uint8Array | undefined;
+  constructor(private readonly hash: Uint8Array, private readonly blobs: BlobCache, readonly writer: DomainId) {}
+  get bytes(): Uint8Array {
+    return (this.loaded ??= this.blobs.get(this.hash, pageBytes));
+  }
+}
+
+const pageBytes = (b: Uint8Array): Uint8Array => new Uint8Array(b);
+
+/**
+ * The state a checkpoint holds. With `lazyPages`, memory pages are read from the recording
+ * when first touched (a damaged one is then reported by whoever touches it); without, all
+ * are read, and checked, here.
+ */
+export function hydrate(bytes: Uint8Array, blobs: BlobCache, { lazyPages = false } = {}): MachineState {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the layout is dehydrate's, above
   const p = packr.unpack(bytes) as Record<string, any>;
   assert(p.v === SNAPSHOT_VERSION, () => `checkpoint version ${p.v}, expected ${SNAPSHOT_VERSION}`);
   const unpack = (b: Uint8Array): any => packr.unpack(b);
-  const pageBytes = (b: Uint8Array): Uint8Array => new Uint8Array(b);
   return {
     config: blobs.get<MachineConfig>(p.config, unpack),
     profile: p.profile,
@@ -200,7 +222,7 @@ export function hydrate(bytes: Uint8Array, blobs: BlobCache): MachineState {
     nextDomainId: p.nextDomainId,
     freeStack: p.freeStack,
     nextFresh: p.nextFresh,
-    memory: new Map(p.memory.map(([mfn, hash, writer]: [number, Uint8Array, number]) => [mfn, { bytes: blobs.get(hash, pageBytes), writer }])),
+    memory: new Map(p.memory.map(([mfn, hash, writer]: [number, Uint8Array, number]) => [mfn, lazyPages ? new StoredPage(hash, blobs, writer) : { bytes: blobs.get(hash, pageBytes), writer }])),
     ppt: new Map(p.ppt.map(([mfn, owner, rights]: number[]) => [mfn, { owner, rights }])),
     m2p: new Map(p.m2p.map(([mfn, dom, gfn]: number[]) => [mfn, { dom, gfn }])),
     keyTable: new Map(p.keyTable.map(([dom, key]: [number, Uint8Array]) => [dom, new Uint8Array(key)])),

@@ -82,7 +82,7 @@ export class StepReader {
     while (start > 0 && !STEP_OPENERS.has(this.timeline.event(start).kind)) start--;
     if (this.skim === undefined || this.skim.position > start || this.checkpointBefore(start) > this.skim.position) {
       this.jumps++;
-      const loaded = this.timeline.loadCheckpoint(start);
+      const loaded = this.timeline.loadCheckpoint(start, { lazyPages: true });
       this.skim = { state: loaded.state, position: loaded.seq };
     }
     const skim = this.skim;
@@ -138,7 +138,7 @@ export class StepReader {
 
   private load(seq: Seq): void {
     this.jumps++;
-    const start = this.timeline.loadCheckpoint(seq);
+    const start = this.timeline.loadCheckpoint(seq, { lazyPages: true });
     this.walker = new StepWalker(start.state, (record) => this.remember(record), this.keepBytes);
     this.events = this.timeline.iterate(start.seq);
     this.position = start.seq;
