@@ -30,6 +30,7 @@ import { history, whoWrote } from '../src/replay/forensics/history.ts';
 import { provenance, type Provenance } from '../src/replay/forensics/provenance.ts';
 import { seedPrng, nextU32 } from '../src/core/machine/prng.ts';
 import type { Figure } from './store.ts';
+import { envCounts } from './env.ts';
 
 const seconds = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
@@ -205,12 +206,7 @@ async function benchOne(dir: string, eventsWanted: number): Promise<Figure[]> {
 
 /** The recording sizes to measure: CHRONOVISOR_BENCH_FORENSICS_EVENTS, a comma list of event counts. */
 export function forensicsSizes(env: NodeJS.ProcessEnv): number[] {
-  const text = env.CHRONOVISOR_BENCH_FORENSICS_EVENTS ?? '1000000,10000000';
-  const sizes = text.split(',').map((part) => Number(part.trim()));
-  if (sizes.some((n) => !Number.isSafeInteger(n) || n <= 0)) {
-    throw new Error(`CHRONOVISOR_BENCH_FORENSICS_EVENTS=${text}: expected event counts separated by commas, such as 1000000,10000000`);
-  }
-  return sizes;
+  return envCounts(env, 'CHRONOVISOR_BENCH_FORENSICS_EVENTS', [1_000_000, 10_000_000], 1000, '1000000,10000000');
 }
 
 export async function benchForensics(): Promise<Figure[]> {

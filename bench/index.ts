@@ -11,12 +11,13 @@ import { benchIo } from './io.ts';
 import { benchScale } from './scale.ts';
 import { benchStore, type Figure } from './store.ts';
 import { benchTui } from './tui.ts';
+import { BenchSettingError, envCount } from './env.ts';
 
 const suites: Record<string, () => Figure[] | Promise<Figure[]>> = {
-  store: () => benchStore(Number(process.env.CHRONOVISOR_BENCH_EVENTS ?? 10_000_000)),
+  store: () => benchStore(envCount(process.env, 'CHRONOVISOR_BENCH_EVENTS', 10_000_000, 1000)),
   cpu: () => benchCpu(),
   io: () => benchIo(),
-  tui: () => benchTui(),
+  tui: () => benchTui(envCount(process.env, 'CHRONOVISOR_BENCH_EVENTS', 10_000_000, 1000)),
   scale: () => benchScale(),
   fuzz: () => benchFuzz(),
   forensics: () => benchForensics(),
@@ -38,7 +39,13 @@ if (names.length > 1) {
     if (child.status !== 0) process.exit(child.status ?? 1);
   }
 } else {
-  await runSuite(names[0]);
+  try {
+    await runSuite(names[0]);
+  } catch (error) {
+    if (!(error instanceof BenchSettingError)) throw error;
+    process.stderr.write(`bench: ${error.message}\n`);
+    process.exit(2);
+  }
 }
 
 async function runSuite(name: string): Promise<void> {

@@ -21,6 +21,7 @@ import type { EventOf } from '../src/events/schema.ts';
 import { PAGE_SIZE } from '../src/core/hypervisor/config.ts';
 import { ForensicSession } from '../src/replay/forensics/session.ts';
 import { benchTui } from './tui.ts';
+import { envCounts } from './env.ts';
 
 const BIN = fileURLToPath(new URL('../bin/chronovisor', import.meta.url));
 const LONG = fileURLToPath(new URL('../recordings/long.yaml', import.meta.url));
@@ -31,11 +32,7 @@ const mb = (bytes: number): string => `${Math.round(bytes / MB)} MB`;
 
 /** The sizes to record: the issue's three, or CHRONOVISOR_BENCH_SIZES; 1B more with CHRONOVISOR_BENCH_BIG=1. */
 export function scaleSizes(env: NodeJS.ProcessEnv = process.env): number[] {
-  const listed = env.CHRONOVISOR_BENCH_SIZES?.split(',').map((s) => Number(s.trim()));
-  if (listed?.some((n) => !Number.isSafeInteger(n) || n < 10_000)) {
-    throw new Error(`CHRONOVISOR_BENCH_SIZES=${env.CHRONOVISOR_BENCH_SIZES}: expected event counts of at least 10000, separated by commas`);
-  }
-  const sizes = listed ?? [1_000_000, 10_000_000, 100_000_000];
+  const sizes = envCounts(env, 'CHRONOVISOR_BENCH_SIZES', [1_000_000, 10_000_000, 100_000_000], 10_000, '1000000,10000000');
   return env.CHRONOVISOR_BENCH_BIG === '1' ? [...sizes, 1_000_000_000] : sizes;
 }
 
