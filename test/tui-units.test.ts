@@ -11,14 +11,15 @@ import { EVENT_KINDS, type Event } from '../src/events/schema.ts';
 import type { Timeline } from '../src/replay/timeline.ts';
 import { BLOCKS_MAX, BlockIndex, kindMask } from '../src/tui/block-index.ts';
 import type { Key } from 'ink';
-import { BROWSE_KEYS, DIFF_KEYS, PANE_KEYS, actionFor, keyPresses, splitTyped } from '../src/tui/keymap.ts';
+import { BROWSE_KEYS, DIFF_KEYS, PANE_KEYS, PANES, actionFor, keyPresses, keysLabel, splitTyped } from '../src/tui/keymap.ts';
 import { layoutFor } from '../src/tui/layout.ts';
 import { SearchJob, kindMatcher, parseQuery } from '../src/tui/search.ts';
 import { defaultField, editField, fieldText, textField } from '../src/tui/text-field.ts';
 import { COLORED, PLAIN, domainColor, themeFor } from '../src/tui/theme.ts';
 import { cut, fit, wrap } from '../src/tui/text.ts';
 import { fitLine, lineText } from '../src/tui/lines.ts';
-import { barMarks } from '../src/tui/view.ts';
+import { barMarks, helpSections, type HelpSection } from '../src/tui/view.ts';
+import { helpLines } from '../src/tui/HelpOverlay.tsx';
 import { lapicText } from '../src/tui/machine-view.ts';
 import { allocateRows, cutSection, ioAllLines, ioLines, packed } from '../src/tui/io-view.ts';
 import { initialNav } from '../src/tui/navigation.ts';
@@ -287,4 +288,26 @@ test('I/O panes: rows are shared fairly; packing wraps items under a label', () 
   }));
   assert.deepEqual(cutSection([[{ text: 'a' }], [{ text: 'b' }], [{ text: 'c' }]], 2, PLAIN).map(lineText), ['a', '  ... 2 more lines (j/k in the io pane scrolls)']);
   assert.deepEqual(packed('  x ', ['aaaa', 'bbbb', 'cccc'], 14).map(lineText), ['  x aaaa  bbbb', '    cccc']);
+});
+
+test('the help fits 80x24 with any pane focused, a forensic pane open, or in a diff, and still names every key and what it does', () => {
+  const { eventRows, detailRows, paneRows, width } = layoutFor({ columns: 80, rows: 24 });
+  const height = eventRows + detailRows + paneRows;
+  const cases: [string, HelpSection[]][] = [
+    ...PANES.map((focus): [string, HelpSection[]] => [focus, helpSections(focus, false)]),
+    ['forensic pane', helpSections('events', false, true)],
+    ['diff', helpSections('events', true)],
+  ];
+  for (const [name, sections] of cases) {
+    const text = helpLines(sections, width, height).map(lineText);
+    assert.ok(text.length <= height, `${name}: ${text.length} lines for ${height} rows`);
+    for (const line of text) assert.ok(line.length <= width, `${name}: a line wider than ${width}: ${line}`);
+    const all = text.join('\n');
+    for (const binding of sections.flatMap((s) => s.bindings)) {
+      for (const key of binding.keys) assert.match(all, new RegExp(`(^|\\s)${keysLabel([key]).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(\\s|$)`, 'm'), `${name}: key ${key}`);
+      // Each binding's help is shown whole, or as the paired line it shares with the next.
+      const shown = all.includes(binding.help) || sections.some((s) => s.bindings.some((b, i) => b.pair !== undefined && all.includes(b.pair) && (b === binding || s.bindings[i + 1] === binding)));
+      assert.ok(shown, `${name}: ${binding.help}`);
+    }
+  }
 });

@@ -102,35 +102,37 @@ export interface Binding<A extends string> {
   keys: readonly KeyName[];
   action: A;
   help: string;
+  /** The help of this binding and the next as one line, for a help screen short of rows. */
+  pair?: string;
 }
 
 export const BROWSE_KEYS: readonly Binding<BrowseAction>[] = [
-  { keys: ['left', 'h'], action: 'step-back', help: 'one event back' },
+  { keys: ['left', 'h'], action: 'step-back', help: 'one event back', pair: 'one event back / forward' },
   { keys: ['right', 'l'], action: 'step-forward', help: 'one event forward' },
-  { keys: ['pageup'], action: 'back-100', help: '100 events back' },
+  { keys: ['pageup'], action: 'back-100', help: '100 events back', pair: '100 events back / forward' },
   { keys: ['pagedown'], action: 'forward-100', help: '100 events forward' },
-  { keys: ['S-left', 'H'], action: 'back-1000', help: '1000 events back' },
+  { keys: ['S-left', 'H'], action: 'back-1000', help: '1000 events back', pair: '1000 events back / forward' },
   { keys: ['S-right', 'L'], action: 'forward-1000', help: '1000 events forward' },
   { keys: ['home', 'g'], action: 'start', help: 'first event' },
   { keys: ['end', 'G'], action: 'end', help: 'end (follows a live run)' },
   { keys: [':'], action: 'jump', help: 'jump to a seq (N +N -N end)' },
   { keys: ['/'], action: 'search', help: 'search: kind dom:X 0xA text' },
-  { keys: ['n'], action: 'search-next', help: 'next match' },
+  { keys: ['n'], action: 'search-next', help: 'next match', pair: 'next / previous match' },
   { keys: ['N'], action: 'search-previous', help: 'previous match' },
-  { keys: ['['], action: 'violation-previous', help: 'previous violation' },
+  { keys: ['['], action: 'violation-previous', help: 'previous violation', pair: 'previous / next violation' },
   { keys: [']'], action: 'violation-next', help: 'next violation' },
-  { keys: ['e'], action: 'exit-previous', help: 'previous VM exit' },
+  { keys: ['e'], action: 'exit-previous', help: 'previous VM exit', pair: 'previous / next VM exit' },
   { keys: ['E'], action: 'exit-next', help: 'next VM exit' },
-  { keys: ['{'], action: 'fault-previous', help: 'previous fault or exception' },
+  { keys: ['{'], action: 'fault-previous', help: 'previous fault or exception', pair: 'prev / next fault/exception' },
   { keys: ['}'], action: 'fault-next', help: 'next fault or exception' },
-  { keys: ['tab'], action: 'focus-next', help: 'next pane (1-5 pick one)' },
+  { keys: ['tab'], action: 'focus-next', help: 'next pane (1-5 pick one)', pair: 'next / prev pane (1-5 pick)' },
   { keys: ['S-tab'], action: 'focus-previous', help: 'previous pane' },
   { keys: ['f'], action: 'fork', help: 'fork here, then diff' },
   { keys: ['d'], action: 'diff', help: 'diff with another run' },
   { keys: ['x'], action: 'explain', help: 'explain the violation' },
-  { keys: ['w'], action: 'watch', help: 'watch the memory bytes' },
+  { keys: ['w'], action: 'watch', help: 'watch the memory bytes', pair: 'watch memory bytes / stop' },
   { keys: ['W'], action: 'unwatch', help: 'stop watching' },
-  { keys: ['('], action: 'access-previous', help: 'previous watched access' },
+  { keys: ['('], action: 'access-previous', help: 'previous watched access', pair: 'prev / next watched access' },
   { keys: [')'], action: 'access-next', help: 'next watched access' },
   { keys: ['o'], action: 'origin', help: 'go to the bytes\' origin' },
   { keys: ['p'], action: 'provenance', help: 'provenance of the bytes' },
@@ -142,48 +144,48 @@ export const BROWSE_KEYS: readonly Binding<BrowseAction>[] = [
 /** Keys of the focused pane; they win over the keys above. */
 export const PANE_KEYS: Record<PaneId, readonly Binding<PaneAction>[]> = {
   events: [
-    { keys: ['up', 'k'], action: 'step-back', help: 'one event back' },
+    { keys: ['up', 'k'], action: 'step-back', help: 'one event back', pair: 'one event back / forward' },
     { keys: ['down', 'j'], action: 'step-forward', help: 'one event forward' },
   ],
   machine: [
-    { keys: ['up', 'k'], action: 'select-previous', help: 'previous domain' },
+    { keys: ['up', 'k'], action: 'select-previous', help: 'previous domain', pair: 'previous / next domain' },
     { keys: ['down', 'j'], action: 'select-next', help: 'next domain' },
     { keys: ['.'], action: 'follow', help: 'follow the selected event' },
   ],
   memory: [
-    { keys: ['up'], action: 'select-previous', help: 'previous guest frame' },
+    { keys: ['up'], action: 'select-previous', help: 'previous guest frame', pair: 'previous / next guest frame' },
     { keys: ['down'], action: 'select-next', help: 'next guest frame' },
-    { keys: ['<'], action: 'domain-previous', help: 'previous domain' },
+    { keys: ['<'], action: 'domain-previous', help: 'previous domain', pair: 'previous / next domain' },
     { keys: ['>'], action: 'domain-next', help: 'next domain' },
-    { keys: ['k'], action: 'scroll-up', help: 'scroll the frame up' },
+    { keys: ['k'], action: 'scroll-up', help: 'scroll the frame up', pair: 'scroll the frame up / down' },
     { keys: ['j'], action: 'scroll-down', help: 'scroll the frame down' },
     { keys: ['.'], action: 'follow', help: 'follow the selected event' },
   ],
   smm: [
-    { keys: ['up', 'k'], action: 'scroll-up', help: 'scroll the frame map up' },
+    { keys: ['up', 'k'], action: 'scroll-up', help: 'scroll the frame map up', pair: 'scroll frame map up / down' },
     { keys: ['down', 'j'], action: 'scroll-down', help: 'scroll the frame map down' },
     { keys: ['.'], action: 'follow', help: 'follow the selected event' },
   ],
   io: [
-    { keys: ['up', 'k'], action: 'scroll-up', help: 'scroll the I/O tables up (top: overview)' },
-    { keys: ['down', 'j'], action: 'scroll-down', help: 'scroll the I/O tables in full' },
+    { keys: ['up', 'k'], action: 'scroll-up', help: 'scroll up (top: overview)', pair: 'scroll I/O tables up / down' },
+    { keys: ['down', 'j'], action: 'scroll-down', help: 'scroll down (every table)' },
   ],
 };
 
 /** Keys of a forensic pane (explain, provenance) while it is open; the keys above work too. */
 export const PANEL_KEYS: readonly Binding<PanelAction>[] = [
-  { keys: ['up', 'k'], action: 'select-previous', help: 'previous seq in the pane' },
+  { keys: ['up', 'k'], action: 'select-previous', help: 'previous seq in the pane', pair: 'prev / next seq in the pane' },
   { keys: ['down', 'j'], action: 'select-next', help: 'next seq in the pane' },
   { keys: ['enter'], action: 'go', help: 'jump to the selected seq' },
   { keys: ['esc'], action: 'close', help: 'close the pane' },
 ];
 
 export const DIFF_KEYS: readonly Binding<DiffAction>[] = [
-  { keys: ['left', 'h'], action: 'step-back', help: 'one event back' },
+  { keys: ['left', 'h'], action: 'step-back', help: 'one event back', pair: 'one event back / forward' },
   { keys: ['right', 'l'], action: 'step-forward', help: 'one event forward' },
-  { keys: ['pageup'], action: 'back-100', help: '100 events back' },
+  { keys: ['pageup'], action: 'back-100', help: '100 events back', pair: '100 events back / forward' },
   { keys: ['pagedown'], action: 'forward-100', help: '100 events forward' },
-  { keys: ['S-left', 'H'], action: 'back-1000', help: '1000 events back' },
+  { keys: ['S-left', 'H'], action: 'back-1000', help: '1000 events back', pair: '1000 events back / forward' },
   { keys: ['S-right', 'L'], action: 'forward-1000', help: '1000 events forward' },
   { keys: ['home', 'g'], action: 'start', help: 'the first divergence' },
   { keys: ['end', 'G'], action: 'end', help: 'the end of the longer run' },
