@@ -434,28 +434,7 @@ echo_frame:
         call tx_alloc
         test edi, edi
         jz .full
-        push ecx                            ; copy the frame, then turn it around
-        push esi
-        rep movsb
-        pop esi
-        pop ecx
-        sub edi, ecx
-        mov eax, [esi + ETH_SRC]            ; Ethernet: back to the sender, from our own MAC
-        mov [edi + ETH_DST], eax
-        mov ax, [esi + ETH_SRC + 4]
-        mov [edi + ETH_DST + 4], ax
-        mov eax, [my_mac]
-        mov [edi + ETH_SRC], eax
-        mov ax, [my_mac + 4]
-        mov [edi + ETH_SRC + 4], ax
-        mov eax, [esi + IP_SRC]             ; IP addresses and UDP ports swapped
-        mov edx, [esi + IP_DST]
-        mov [edi + IP_DST], eax
-        mov [edi + IP_SRC], edx
-        mov ax, [esi + UDP_SPORT]
-        mov dx, [esi + UDP_DPORT]
-        mov [edi + UDP_DPORT], ax
-        mov [edi + UDP_SPORT], dx
+%include "lib/udp-turn-around.inc"          ; the frame copied to EDI, addresses and ports swapped
         call tx_submit
         inc dword [echoed]
         mov esi, msg_sent_back
@@ -556,76 +535,9 @@ rx_poll:
         jmp .handled
 .echo:
         call echo_frame
-.handled:
-        pop ebx
-        pop edi
-        mov eax, ebx                        ; the descriptor again as at init: buffer, no status
-        shl eax, 11
-        add eax, RX_BUFS
-        mov [edi], eax
-        xor eax, eax
-        mov [edi + 4], eax
-        mov [edi + 8], eax
-        mov [edi + 12], eax
-        mov eax, ebx
-        mov ecx, VFRDT
-        call nic_write
-        inc ebx
-        and ebx, RX_DESCS - 1
-        mov [rx_next], ebx
-        jmp .next
-.done:
-        popad
-        ret
+%include "lib/nic-rx-recycle.inc"          ; .handled: the descriptor back to the device, .next; .done
 
-; tx_alloc: EDI = the next tx buffer, or 0 when the device still owns it.
-tx_alloc:
-        push eax
-        push ebx
-        mov ebx, [tx_next]
-        mov eax, ebx
-        shl eax, 4
-        add eax, TX_RING
-        cmp dword [eax + 8], 0              ; never used
-        je .free
-        test byte [eax + 12], TXD_STA_DD    ; written back: the device is done with it
-        jnz .free
-        inc dword [tx_full]
-        xor edi, edi
-        pop ebx
-        pop eax
-        ret
-.free:
-        mov edi, ebx
-        shl edi, 11
-        add edi, TX_BUFS
-        pop ebx
-        pop eax
-        ret
-
-; tx_submit: EDI = the buffer tx_alloc gave, ECX = frame length. Fills the descriptor and rings
-; the doorbell (VFTDT).
-tx_submit:
-        pushad
-        mov ebx, [tx_next]
-        mov edx, ebx
-        shl edx, 4
-        add edx, TX_RING
-        mov [edx], edi                      ; buffer address (guest-physical: an IOVA)
-        mov dword [edx + 4], 0
-        mov eax, ecx                        ; length, CSO 0, CMD EOP|IFCS|RS
-        or eax, TXD_CMD << 24
-        mov [edx + 8], eax
-        mov dword [edx + 12], 0             ; STA (DD comes back here), CSS, VLAN
-        inc ebx
-        and ebx, TX_DESCS - 1
-        mov [tx_next], ebx
-        inc dword [tx_frames]
-        mov eax, ebx
-        mov ecx, VFTDT
-        call nic_write
-        popad
-        ret
+%include "lib/nic-tx.inc"                   ; tx_alloc, tx_submit (counting tx_frames)
 
 %include "lib/udp.inc"                      ; udp_headers
 
