@@ -165,21 +165,7 @@ test('an index of an older version is rebuilt on first use, with the same answer
   const args = ['who-wrote', copy, 'mfn:321/64', '--at', '1042', '--run', '2', '--json'];
   const current = (await ok(args)).stdout;
   makeVersion2Index(copy);
-  const dir = tempDir('chronovisor-forensics-old');
-  try {
-    const ro = join(dir, 'ro.db');
-    copyFileSync(copy, ro);
-    const before = fingerprint(ro);
-    chmodSync(ro, 0o444);
-    chmodSync(dir, 0o777);
-    const roArgs = ['who-wrote', ro, 'mfn:321/64', '--at', '1042', '--run', '2'];
-    assertUsage(roArgs, await cliAsUser(roArgs, dir), /has no forensic index.*read-only.*'npx chronovisor index .*ro\.db' on a copy you may write/);
-    chmodSync(dir, 0o755);
-    chmodSync(ro, 0o644);
-    assert.deepEqual(fingerprint(ro), before);
-  } finally {
-    removeDir(dir);
-  }
+  await assertReadOnlyRefused(copy, /has no forensic index.*read-only.*'npx chronovisor index .*ro\.db' on a copy you may write/);
   assert.equal((await ok(args)).stdout, current);
 });
 
@@ -222,21 +208,29 @@ function cliAsUser(args: string[], cwd: string): Promise<CliResult> {
   return collect(spawn(process.execPath, [BIN, ...args], { cwd, env: childEnv(), uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 
-test('a read-only recording without an index is exit 2 naming the fix, and is not changed', async () => {
+/**
+ * A read-only copy of `source` asked who-wrote by an unprivileged user: exit 2 with `pattern`,
+ * and the copy not changed. The folder stays writable: SQLite opens even a read-only database
+ * with a shared-memory file beside it.
+ */
+async function assertReadOnlyRefused(source: string, pattern: RegExp): Promise<void> {
   const dir = tempDir('chronovisor-forensics-ro');
   try {
     const db = join(dir, 'ro.db');
-    copyFileSync(pristine, db);
+    copyFileSync(source, db);
     const before = fingerprint(db);
     chmodSync(db, 0o444);
-    // The folder stays writable: SQLite opens even a read-only database with a shared-memory file beside it.
     chmodSync(dir, 0o777);
     const args = ['who-wrote', db, 'mfn:321/64', '--at', '1042', '--run', '2'];
-    assertUsage(args, await cliAsUser(args, dir), /has no forensic index, and the file is read-only, so none can be added; run 'npx chronovisor index .*ro\.db' on a copy you may write/);
+    assertUsage(args, await cliAsUser(args, dir), pattern);
     chmodSync(dir, 0o755);
     chmodSync(db, 0o644);
     assert.deepEqual(fingerprint(db), before);
   } finally {
     removeDir(dir);
   }
+}
+
+test('a read-only recording without an index is exit 2 naming the fix, and is not changed', async () => {
+  await assertReadOnlyRefused(pristine, /has no forensic index, and the file is read-only, so none can be added; run 'npx chronovisor index .*ro\.db' on a copy you may write/);
 });
