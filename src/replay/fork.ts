@@ -41,7 +41,7 @@ export function modificationProblem(state: MachineState, key: string, value: str
  * own encoding: blobs such as a program an input installed may not be in the store yet.
  */
 function privateCopy(state: MachineState): MachineState {
-  const { bytes, blobs } = dehydrate(state, new Set());
+  const { bytes, blobs } = dehydrate(state);
   const byHash = new Map(blobs.map(([hash, blob]) => [Buffer.from(hash).toString('hex'), blob]));
   return hydrate(bytes, new BlobCache((hash) => byHash.get(Buffer.from(hash).toString('hex'))!));
 }

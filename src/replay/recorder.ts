@@ -8,7 +8,7 @@ import type { Event, Seq } from '../events/schema.ts';
 import { GENESIS_HASH, RunWriter, type RecordingStore, type RunStatus } from '../events/store.ts';
 import { Machine } from '../core/machine/machine.ts';
 import type { MachineConfig } from '../core/hypervisor/config.ts';
-import { dehydrate } from '../core/machine/snapshot.ts';
+import { dehydrate, KnownBlobs } from '../core/machine/snapshot.ts';
 import { initialState, type MachineState } from '../core/machine/state.ts';
 import { RUN_FORMATS } from './formats.ts';
 import { SummaryBuilder, type RunSummary } from './summary.ts';
@@ -126,7 +126,7 @@ function driveSteps(
   const every = (options.checkpointEvery ?? CHECKPOINT_EVERY) * CPU_STEPS_PER_EVENT;
   let work = 0;
   const limit = options.maxEvents === undefined ? Infinity : startSeq + options.maxEvents;
-  const known = new Set<string>();
+  const known = new KnownBlobs();
   const checkpoint = (seq: Seq): void => {
     const { bytes, blobs } = dehydrate(machine.state, known);
     writer.checkpoint(seq, bytes, blobs);

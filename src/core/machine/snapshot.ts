@@ -29,11 +29,34 @@ function sha256(bytes: Uint8Array): Buffer {
   return createHash('sha256').update(bytes).digest();
 }
 
+/**
+ * The blobs the last two checkpoints of a recording referred to: what the next one need not
+ * store again. It holds about a state's worth of hashes, not every blob of the recording: a
+ * blob forgotten and met again is handed over again, and the store ignores the duplicate.
+ */
+export class KnownBlobs {
+  private previous = new Set<string>();
+  private current = new Set<string>();
+
+  /** Notes that the checkpoint being written refers to `id`; true when it must be stored. */
+  refer(id: string): boolean {
+    if (this.current.has(id)) return false;
+    this.current.add(id);
+    return !this.previous.has(id);
+  }
+
+  /** The state is encoded: what it referred to is what the next one may skip. */
+  checkpointDone(): void {
+    this.previous = this.current;
+    this.current = new Set();
+  }
+}
+
 /** Collects the blobs a checkpoint refers to, hashing each immutable value once. */
 class BlobWriter {
   readonly blobs: Blob[] = [];
-  /** @param known hashes already stored; undefined to collect nothing (for digests) */
-  constructor(private readonly known: Set<string> | undefined) {}
+  /** @param known blobs already stored; undefined to collect nothing (for digests) */
+  constructor(private readonly known: KnownBlobs | undefined) {}
 
   ref(value: object, encode: () => Uint8Array): Buffer {
     let hash = hashCache.get(value);
@@ -43,12 +66,7 @@ class BlobWriter {
       hash = sha256(bytes);
       hashCache.set(value, hash);
     }
-    if (this.known === undefined) return hash;
-    const id = hash.toString('hex');
-    if (!this.known.has(id)) {
-      this.known.add(id);
-      this.blobs.push([hash, bytes ?? encode()]);
-    }
+    if (this.known?.refer(hash.toString('hex'))) this.blobs.push([hash, bytes ?? encode()]);
     return hash;
   }
 }
@@ -56,10 +74,10 @@ class BlobWriter {
 const sortedEntries = <K extends number, V>(map: Map<K, V>): [K, V][] => [...map.entries()].sort((a, b) => a[0] - b[0]);
 
 /**
- * Encodes a state. `known` holds the hex hashes of blobs already stored (it is updated), so
- * only new blobs are returned.
+ * Encodes a state. `known` holds the blobs the last checkpoints stored (it is updated), so
+ * only the others are returned.
  */
-export function dehydrate(state: MachineState, known: Set<string> | undefined = new Set()): { bytes: Uint8Array; blobs: Blob[] } {
+export function dehydrate(state: MachineState, known: KnownBlobs | undefined = new KnownBlobs()): { bytes: Uint8Array; blobs: Blob[] } {
   const blobs = new BlobWriter(known);
   const program = (p: GuestOp[]): Buffer => blobs.ref(p, () => packr.pack(p));
   // The blob is the page itself, and its hash is cached by identity: never written in place again.
@@ -96,6 +114,7 @@ export function dehydrate(state: MachineState, known: Set<string> | undefined = 
     violations: state.violations,
     io: plainValue(state.io, blobs),
   };
+  known?.checkpointDone();
   return { bytes: packr.pack(plain), blobs: blobs.blobs };
 }
 
