@@ -90,24 +90,38 @@ function carried(event: Event): Uint8Array | undefined {
   }
 }
 
-/** Describes one access (from the index) with the step it happened in. */
+/**
+ * Whether describing an access needs the step it happened in (a fold to it): what the
+ * processor read or fetched, and a write's source and plaintext before and after, are in no
+ * event. Everything else (DMA, copies, mappings, ownership, keys, scrubs, scripted reads) is
+ * said by its event alone.
+ */
+function needsStep(event: Event, access: Access): boolean {
+  if (event.kind === 'mem.write') return true;
+  const read = access.kind === AccessKind.READ || access.kind === AccessKind.FETCH || access.kind === AccessKind.WALK;
+  return read && event.kind !== 'mem.read' && event.kind !== 'dom0.foreign_read';
+}
+
+/** Describes one access (from the index), with the step it happened in when its event does not say enough. */
 export function describeAccess(session: ForensicSession, access: Access): AccessRow {
-  const step = session.stepAlone(access.seq);
-  const event = step.events[access.seq - step.seq];
+  const event = session.event(access.seq);
   const base = { seq: access.seq, access: ACCESS_NAMES[access.kind], bytes: formatHostRange({ mfn: access.mfn, offset: access.offset, length: access.length }), event: eventText(event, session.domainNames) };
-  const x86 = access.kind === AccessKind.READ || access.kind === AccessKind.FETCH || access.kind === AccessKind.WALK;
-  if (x86 && step.replay !== undefined && access.seq === step.seq) {
-    const { actor, what } = session.x86Text(step.replay);
-    const read = step.replay.accesses.find((a) => a.kind === 'read' && a.pieces.some((p) => p.mfn === access.mfn && p.offset === access.offset));
-    const value = access.kind === AccessKind.READ && read?.value !== undefined ? `0x${read.value.toString(16)}` : undefined;
-    return { ...base, actor: access.kind === AccessKind.WALK ? `${actor} MMU` : actor, what: access.kind === AccessKind.WALK ? `page walk for ${what}` : what, ...(value ? { value } : {}) };
-  }
-  if (event.kind === 'mem.write') {
-    const write = step.writes.find((w) => w.seq === access.seq);
-    if (write !== undefined) {
-      const { actor, what } = writeText(session, write, step);
-      const data = formatHostRange({ mfn: access.mfn, offset: write.dataOffset, length: write.dataLength });
-      return { ...base, bytes: data, actor, what, before: session.bytes(write.before), after: session.bytes(write.after) };
+  if (needsStep(event, access)) {
+    const step = session.stepAlone(access.seq);
+    const x86 = access.kind === AccessKind.READ || access.kind === AccessKind.FETCH || access.kind === AccessKind.WALK;
+    if (x86 && step.replay !== undefined && access.seq === step.seq) {
+      const { actor, what } = session.x86Text(step.replay);
+      const read = step.replay.accesses.find((a) => a.kind === 'read' && a.pieces.some((p) => p.mfn === access.mfn && p.offset === access.offset));
+      const value = access.kind === AccessKind.READ && read?.value !== undefined ? `0x${read.value.toString(16)}` : undefined;
+      return { ...base, actor: access.kind === AccessKind.WALK ? `${actor} MMU` : actor, what: access.kind === AccessKind.WALK ? `page walk for ${what}` : what, ...(value ? { value } : {}) };
+    }
+    if (event.kind === 'mem.write') {
+      const write = step.writes.find((w) => w.seq === access.seq);
+      if (write !== undefined) {
+        const { actor, what } = writeText(session, write, step);
+        const data = formatHostRange({ mfn: access.mfn, offset: write.dataOffset, length: write.dataLength });
+        return { ...base, bytes: data, actor, what, before: session.bytes(write.before), after: session.bytes(write.after) };
+      }
     }
   }
   const { actor, what } = eventActor(session, event);
