@@ -178,17 +178,26 @@ function measureChunkReads(store: RecordingStore, runId: number): { seconds: num
   return { seconds, hashSeconds };
 }
 
+/** Seeks made before the timed ones (see measureSeeks). */
+const WARM_UP_SEEKS = 20;
+
 /** Seeks to random positions: each on a fresh timeline (cold) and all on one (warm). */
 export function measureSeeks(store: RecordingStore, runId: number, events: number) {
-  const prng = seedPrng('seek-bench');
-  const positions = Array.from({ length: 200 }, () => nextU32(prng) % (events + 1));
-  const time = (timeline: () => Timeline): number[] => positions.map((seq) => {
+  const randomPositions = (seed: string, count: number): number[] => {
+    const prng = seedPrng(seed);
+    return Array.from({ length: count }, () => nextU32(prng) % (events + 1));
+  };
+  const positions = randomPositions('seek-bench', 200);
+  const time = (timeline: () => Timeline, at = positions): number[] => at.map((seq) => {
     const tl = timeline();
     const t = process.hrtime.bigint();
     tl.stateAt(seq);
     return seconds(t) * 1000;
   }).sort((a, b) => a - b);
   const run = store.run(runId);
+  // Untimed seeks elsewhere first: the first seeks of a process compile the fold's code (the
+  // first few took 40-80 ms against 10-20 ms after), which is the process's start, not a seek's.
+  time(() => new Timeline(store, run), randomPositions('seek-bench-warm-up', WARM_UP_SEEKS));
   const shared = new Timeline(store, run);
   const warm = time(() => shared);
   const cold = time(() => new Timeline(store, run));
