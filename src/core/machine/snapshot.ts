@@ -30,8 +30,8 @@ function sha256(bytes: Uint8Array): Buffer {
 }
 
 /**
- * The blobs the last two checkpoints of a recording referred to: what the next one need not
- * store again. It holds about a state's worth of hashes, not every blob of the recording: a
+ * The blobs the last checkpoint of a recording referred to: what the next one need not store
+ * again. It holds about a state's worth of hashes, not every blob of the recording: a
  * blob forgotten and met again is handed over again, and the store ignores the duplicate.
  */
 export class KnownBlobs {

@@ -90,6 +90,9 @@ function carried(event: Event): Uint8Array | undefined {
   }
 }
 
+/** An access of the processor's kind: a read, a fetch or a page walk. */
+const isRead = (access: Access): boolean => access.kind === AccessKind.READ || access.kind === AccessKind.FETCH || access.kind === AccessKind.WALK;
+
 /**
  * Whether describing an access needs the step it happened in (a fold to it): what the
  * processor read or fetched, and a write's source and plaintext before and after, are in no
@@ -98,8 +101,7 @@ function carried(event: Event): Uint8Array | undefined {
  */
 function needsStep(event: Event, access: Access): boolean {
   if (event.kind === 'mem.write') return true;
-  const read = access.kind === AccessKind.READ || access.kind === AccessKind.FETCH || access.kind === AccessKind.WALK;
-  return read && event.kind !== 'mem.read' && event.kind !== 'dom0.foreign_read';
+  return isRead(access) && event.kind !== 'mem.read' && event.kind !== 'dom0.foreign_read';
 }
 
 /** Describes one access (from the index), with the step it happened in when its event does not say enough. */
@@ -108,8 +110,7 @@ export function describeAccess(session: ForensicSession, access: Access): Access
   const base = { seq: access.seq, access: ACCESS_NAMES[access.kind], bytes: formatHostRange({ mfn: access.mfn, offset: access.offset, length: access.length }), event: eventText(event, session.domainNames) };
   if (needsStep(event, access)) {
     const step = session.stepAlone(access.seq);
-    const x86 = access.kind === AccessKind.READ || access.kind === AccessKind.FETCH || access.kind === AccessKind.WALK;
-    if (x86 && step.replay !== undefined && access.seq === step.seq) {
+    if (isRead(access) && step.replay !== undefined && access.seq === step.seq) {
       const { actor, what } = session.x86Text(step.replay);
       const read = step.replay.accesses.find((a) => a.kind === 'read' && a.pieces.some((p) => p.mfn === access.mfn && p.offset === access.offset));
       const value = access.kind === AccessKind.READ && read?.value !== undefined ? `0x${read.value.toString(16)}` : undefined;
