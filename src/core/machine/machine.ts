@@ -147,8 +147,9 @@ export class Machine {
     if (runnable.length > 0) return scheduleStep(this, runnable, (pcpu, ref) => this.runVcpu(pcpu, ref));
     const wake = this.nextWake();
     if (wake !== undefined) {
-      // Nor past a scenario input: the recorder delivers it at its tick (nextStep), and a
-      // jump over it delivered it late, on more pCPUs than one only.
+      // The jump stops at the next scenario input too: the recorder delivers it at its tick
+      // (nextStep), and a jump over it delivered it late (with two or more pCPUs: a lone one
+      // ends its round, and the clock moves a tick, before it would jump).
       const input = s.config.inputs[s.inputNext];
       const until = input === undefined ? wake : Math.min(wake, input.at);
       return this.emit('sched.idle', { pcpu: s.sched.turn, ticks: Math.max(1, until - s.tick) });
