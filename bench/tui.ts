@@ -325,8 +325,9 @@ async function measure(eventsWanted: number): Promise<void> {
  * figures are the TUI's alone and not the other suites' leftovers.
  */
 export function benchTui(eventsWanted = Number(process.env.CHRONOVISOR_BENCH_EVENTS ?? 10_000_000), env: NodeJS.ProcessEnv = {}): Figure[] {
+  // React as bin/chronovisor loads it: its production build, unless NODE_ENV says otherwise.
   const child = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), String(eventsWanted)], {
-    stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 1 << 24, env: { NODE_ENV: 'production', ...process.env, ...env },
   });
   if (child.status !== 0) throw new Error(`the TUI benchmark failed (exit ${child.status})`);
   return JSON.parse(child.stdout) as Figure[];

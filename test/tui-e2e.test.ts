@@ -71,11 +71,11 @@ echo "chronovisor exited with status $?"
 exec sleep 3600
 `;
 
-/** Starts the TUI in a detached session of its own. */
-function start(session: string, args: string[]): void {
+/** Starts the TUI in a detached session of its own (`nodeArgs` go to node, before the program). */
+function start(session: string, args: string[], nodeArgs: string[] = []): void {
   const wrapper = join(dir, 'run-tui.sh');
   writeFileSync(wrapper, WRAPPER);
-  const command = ['sh', wrapper, join(dir, `${session}.pid`), process.execPath, BIN, 'tui', ...args].map((a) => `'${a}'`).join(' ');
+  const command = ['sh', wrapper, join(dir, `${session}.pid`), process.execPath, ...nodeArgs, BIN, 'tui', ...args].map((a) => `'${a}'`).join(' ');
   tmux('new-session', '-d', '-s', session, '-x', '120', '-y', '40', command);
 }
 
@@ -161,6 +161,29 @@ test('tui in tmux: step, rewind, search, fork, diff, quit', async () => {
   const end = await exited(s);
   assert.equal(end.status, '0', `q quits with status 0:\n${end.screen}`);
   assert.equal(end.alternate, '0', 'the terminal is back on its main screen');
+});
+
+test('tui in tmux: React runs its production build, which keeps nothing per render', async () => {
+  // React's development build records a performance measure per component render and keeps
+  // them: the heap of a session grew with every key. A module loaded before the program
+  // reports, as the process exits, what the session left in the performance timeline.
+  const report = join(dir, 'react-report.json');
+  const reporter = join(dir, 'report-on-exit.mjs');
+  writeFileSync(reporter, `import { writeFileSync } from 'node:fs';
+process.on('exit', () => writeFileSync(${JSON.stringify(report)}, JSON.stringify({
+  nodeEnv: process.env.NODE_ENV ?? null, measures: performance.getEntriesByType('measure').length,
+})));
+`);
+  const s = 'react';
+  start(s, [db, '--run', '2'], ['--import', reporter]);
+  await shows(s, 'seq 0/6001');
+  for (let i = 1; i <= 20; i++) {
+    keys(s, 'l');
+    await shows(s, `seq ${i}/6001`);
+  }
+  keys(s, 'q');
+  assert.equal((await exited(s)).status, '0');
+  assert.deepEqual(JSON.parse(readFileSync(report, 'utf8')), { nodeEnv: 'production', measures: 0 });
 });
 
 test('tui in tmux: Ctrl+C and SIGTERM also give the terminal back', async () => {
