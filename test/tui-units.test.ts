@@ -37,6 +37,11 @@ function fakeTimeline(events: Event[]): Timeline {
   return {
     length: events.length,
     event: (seq: number) => events[seq],
+    // Small chunks, so that searches cross many chunk boundaries.
+    chunkOnce: (seq: number) => {
+      const firstSeq = seq - (seq % 64);
+      return { firstSeq, events: events.slice(firstSeq, firstSeq + 64) };
+    },
     // No chunk index: the search tests every event the block index lets through.
     store: { hasChunkIndex: false },
     *iterate(from = 0, to = events.length) {

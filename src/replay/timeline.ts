@@ -144,6 +144,16 @@ export class Timeline {
   }
 
   /**
+   * The decoded chunk holding `seq`, not kept unless it already was: for a pass that reads
+   * each chunk once, such as a search (kept, chunks a pass drops outlive young-generation
+   * collections, and the heap grows with the pass).
+   */
+  chunkOnce(seq: Seq): DecodedChunk {
+    assert(seq >= 0 && seq < this.length, () => `seq ${seq} outside run ${this.run.id} (0..${this.length - 1})`);
+    return this.chunk(seq, false);
+  }
+
+  /**
    * Events [from, to) in order. `cache: false` reads each chunk once without keeping it (a
    * pass over a whole run then holds one chunk at a time: memory stays flat).
    */

@@ -10,7 +10,7 @@
  *   anything else            text in the event's one-line form (case does not matter)
  */
 import { EVENT_KINDS, eventDomains, type DomainId, type Event, type EventKind, type Seq } from '../events/schema.ts';
-import { CHUNK_EVENTS } from '../events/store.ts';
+import { CHUNK_EVENTS, type DecodedChunk } from '../events/store.ts';
 import { chunkSearchOf, type ChunkSearch } from '../replay/chunk-search.ts';
 import { eventText, type DomainNames } from '../replay/format.ts';
 import type { Timeline } from '../replay/timeline.ts';
@@ -128,6 +128,7 @@ export class SearchJob {
   private readonly chunks: ChunkSearch | undefined;
   /** The first seq of the chunk the index last let through (the cursor is inside it). */
   private chunkLetThrough = -1;
+  private chunk: DecodedChunk | undefined;
 
   constructor(
     private readonly timeline: Timeline,
@@ -140,6 +141,13 @@ export class SearchJob {
     this.cursor = from;
     this.start = from;
     this.chunks = chunkSearchOf(timeline, matcher, names);
+  }
+
+  /** The event at `seq`, from the chunk this search holds (one at a time). */
+  private event(seq: Seq): Event {
+    let chunk = this.chunk;
+    if (chunk === undefined || seq < chunk.firstSeq || seq >= chunk.firstSeq + chunk.events.length) chunk = this.chunk = this.timeline.chunkOnce(seq);
+    return chunk.events[seq - chunk.firstSeq];
   }
 
   private inRange(): boolean {
@@ -160,7 +168,7 @@ export class SearchJob {
         this.cursor = this.direction > 0 ? index.blockEnd(block) : index.blockStart(block) - 1;
         continue;
       }
-      if (matcher.test(this.timeline.event(this.cursor))) {
+      if (matcher.test(this.event(this.cursor))) {
         this.found = this.cursor;
         return true;
       }
