@@ -54,6 +54,23 @@ test('a random walk of seeks on one timeline (forwards and backwards) gives the 
   }), { numRuns: runs(60) });
 });
 
+test('stepping back one event at a time through a long stretch gives the fold digests', () => {
+  // Checkpoints far apart: stepping back goes through the snapshot a fold leaves behind it
+  // (timeline.ts, BACK_SNAPSHOT) and past it, more than once.
+  fc.assert(fc.property(scenarioArbitrary({ long: true }), fc.double({ min: 0, max: 1, noNaN: true }), (scenario, fraction) => {
+    const store = dir.store();
+    const { row } = record(store, scenario.text, { checkpointEvery: 4000 }, scenario.config);
+    const from = Math.round(fraction * row.eventCount);
+    const walk = Array.from({ length: Math.min(from, 400) + 1 }, (_, back) => from - back);
+    const expected = foldDigests(store, row, walk);
+    const timeline = new Timeline(store, row);
+    for (const seq of walk) {
+      assert.equal(stateDigest(timeline.stateAt(seq)).toString('hex'), expected.get(seq), `stepping back from ${from}: the state at ${seq} differs from the fold`);
+    }
+    store.close();
+  }), { numRuns: runs(10) });
+});
+
 test('states handed out by the timeline are frozen and never change under later seeks', () => {
   fc.assert(fc.property(scenarioArbitrary(), fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 2, maxLength: 12 }), (scenario, fractions) => {
     const store = dir.store();
