@@ -25,6 +25,7 @@ import { parseScenario } from '../src/core/machine/scenario.ts';
 import { recordScenario } from '../src/replay/recorder.ts';
 import { forkRun } from '../src/replay/fork.ts';
 import { App } from '../src/tui/App.tsx';
+import { keepHeapNearLive } from '../src/cli/heap.ts';
 import { TuiController, type TuiServices } from '../src/tui/controller.ts';
 import { ManualScheduler } from '../src/tui/scheduler.ts';
 import { PLAIN } from '../src/tui/theme.ts';
@@ -300,6 +301,7 @@ function copyRecording(from: string, dir: string): string {
 
 /** The measurement itself, in this process: prints the figures as JSON. */
 async function measure(eventsWanted: number): Promise<void> {
+  keepHeapNearLive(); // as the tui command does
   const reuse = process.env.CHRONOVISOR_BENCH_TUI_DB;
   const dir = mkdtempSync(join(tmpdir(), 'chronovisor-tui-bench-'));
   try {

@@ -12,10 +12,12 @@ import {
   SIM_VERSION, note, openForReading, openForWriting, out, parseCount, parseSeq, parseSets, quote, reportStorageFull, resolveRun, CLI,
 } from './context.ts';
 import { verifyRunParallel } from './parallel-verify.ts';
+import { keepHeapNearLive } from './heap.ts';
 import { startProgress } from './progress.ts';
 
 export async function verifyCommand(db: string, options: { run?: string; json?: boolean; workers?: string }): Promise<number> {
   const workers = options.workers === undefined ? undefined : parseCount(options.workers, '--workers');
+  keepHeapNearLive();
   const store = openForReading(db);
   try {
     const runs = options.run === undefined ? store.runsOrDamage() : [requestedRun(store, options.run)];

@@ -15,6 +15,7 @@ import { DESIGN_SIZE } from '../tui/layout.ts';
 import { realScheduler } from '../tui/scheduler.ts';
 import { themeFor } from '../tui/theme.ts';
 import { SIM_VERSION, effectiveStatus, openForReading, openForWriting, resolveRun } from './context.ts';
+import { keepHeapNearLive } from './heap.ts';
 
 /** How often a recording that is still being written is re-read. */
 const LIVE_REFRESH_MS = 500;
@@ -108,6 +109,7 @@ async function runApp(store: RecordingStore, db: string, run: RunRow): Promise<n
 
 /** `chronovisor tui DB [--run R]`. */
 export async function tuiCommand(db: string, options: TuiOptions): Promise<number> {
+  keepHeapNearLive();
   const store = openForReading(db);
   try {
     // The recording and the run are checked first: their errors say more than this one.
