@@ -18,7 +18,7 @@ import { recordScenario } from '../src/replay/recorder.ts';
 import { firstDivergence } from '../src/replay/diff.ts';
 import { Timeline } from '../src/replay/timeline.ts';
 import { TuiController, type TuiServices } from '../src/tui/controller.ts';
-import type { Line } from '../src/tui/lines.ts';
+import type { Line } from '../src/tui/span-lines.ts';
 import { machineLines } from '../src/tui/machine-view.ts';
 import { memoryLines } from '../src/tui/memory-view.ts';
 import { ManualScheduler } from '../src/tui/scheduler.ts';

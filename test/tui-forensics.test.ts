@@ -19,7 +19,7 @@ import { TuiController } from '../src/tui/controller.ts';
 import { QueryJob } from '../src/tui/forensics.ts';
 import { SLICE_MS } from '../src/tui/job-runner.ts';
 import { BROWSE_KEYS, PANEL_KEYS } from '../src/tui/keymap.ts';
-import { lineText } from '../src/tui/lines.ts';
+import { lineText } from '../src/tui/span-lines.ts';
 import { ManualScheduler } from '../src/tui/scheduler.ts';
 import { PLAIN } from '../src/tui/theme.ts';
 import type { AppView } from '../src/tui/view.ts';

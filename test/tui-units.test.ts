@@ -17,7 +17,7 @@ import { SearchJob, kindMatcher, parseQuery } from '../src/tui/search.ts';
 import { defaultField, editField, fieldText, textField } from '../src/tui/text-field.ts';
 import { COLORED, PLAIN, domainColor, themeFor } from '../src/tui/theme.ts';
 import { cut, fit, wrap } from '../src/tui/text.ts';
-import { fitLine, lineText } from '../src/tui/lines.ts';
+import { fitLine, lineText } from '../src/tui/span-lines.ts';
 import { barMarks, helpSections, type HelpSection } from '../src/tui/view.ts';
 import { helpLines } from '../src/tui/HelpOverlay.tsx';
 import { lapicText } from '../src/tui/machine-view.ts';

@@ -6,7 +6,7 @@ import { Box } from 'ink';
 import type { Event } from '../events/schema.ts';
 import { eventText, type DomainNames } from '../replay/format.ts';
 import type { DiffRow } from './diff-session.ts';
-import { line, type Line } from './lines.ts';
+import { line, type Line } from './span-lines.ts';
 import { Lines } from './Lines.tsx';
 import { accent, type Theme } from './theme.ts';
 import type { DiffView } from './view.ts';

@@ -1,5 +1,5 @@
 /** The selected event in full (wrapped), its instruction disassembled for a cpu.step. */
-import { line } from './lines.ts';
+import { line } from './span-lines.ts';
 import { Lines } from './Lines.tsx';
 
 export interface EventDetailProps {

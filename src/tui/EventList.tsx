@@ -1,5 +1,5 @@
 /** The window of events around the position; the selected one is marked '>'. */
-import type { Line } from './lines.ts';
+import type { Line } from './span-lines.ts';
 import { Lines } from './Lines.tsx';
 import { accent, markColor, type Theme } from './theme.ts';
 import type { EventRowView } from './view.ts';

@@ -2,7 +2,7 @@
 import type { RunRow } from '../events/store.ts';
 import { FLAWS } from '../core/hypervisor/flaws.ts';
 import type { ForkField, ForkForm } from './fork-form.ts';
-import { line, type Line } from './lines.ts';
+import { line, type Line } from './span-lines.ts';
 import { Lines } from './Lines.tsx';
 import { fieldText } from './text-field.ts';
 import { accent, type Theme } from './theme.ts';

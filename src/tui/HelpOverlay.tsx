@@ -1,6 +1,6 @@
 /** The keys, from the same tables the controller dispatches with, in two columns. */
 import { keysLabel, type Binding } from './keymap.ts';
-import { line, type Line } from './lines.ts';
+import { line, type Line } from './span-lines.ts';
 import { Lines } from './Lines.tsx';
 import type { HelpSection } from './view.ts';
 

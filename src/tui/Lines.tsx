@@ -1,6 +1,6 @@
 /** Draws lines of coloured spans, exactly `rows` of them, each cut to `width`. */
 import { Box, Text } from 'ink';
-import { fitLine, type Line } from './lines.ts';
+import { fitLine, type Line } from './span-lines.ts';
 
 export interface LinesProps {
   /** The lines to draw; extra lines are dropped, missing ones left blank. */

@@ -1,6 +1,6 @@
 /** The list of runs to diff with. */
 import type { RunRow } from '../events/store.ts';
-import { line, type Line } from './lines.ts';
+import { line, type Line } from './span-lines.ts';
 import { Lines } from './Lines.tsx';
 import { accent, type Theme } from './theme.ts';
 

@@ -5,7 +5,7 @@ import { EventDetail } from './EventDetail.tsx';
 import { EventList } from './EventList.tsx';
 import { ForkDialog } from './ForkDialog.tsx';
 import { HelpOverlay } from './HelpOverlay.tsx';
-import { line } from './lines.ts';
+import { line } from './span-lines.ts';
 import { LineText } from './Lines.tsx';
 import { RunPicker } from './RunPicker.tsx';
 import { StatePane } from './StatePane.tsx';

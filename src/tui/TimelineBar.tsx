@@ -3,7 +3,7 @@
  * Y fork point, F fault or exception, x VM exit, i input; '-' nothing of note; '.' not
  * indexed yet.
  */
-import type { Line } from './lines.ts';
+import type { Line } from './span-lines.ts';
 import { LineText } from './Lines.tsx';
 
 export interface TimelineBarProps {

@@ -17,7 +17,7 @@ import { provenanceRows, provenanceSteps, type Hop, type Provenance, type QueryS
 import type { ForensicSession } from '../replay/forensics/session.ts';
 import type { Job } from './job-runner.ts';
 import type { Layout } from './layout.ts';
-import { line, type Line } from './lines.ts';
+import { line, type Line } from './span-lines.ts';
 import type { NavState } from './navigation.ts';
 import { accent, type Theme } from './theme.ts';
 import { wrap } from './text.ts';

@@ -14,7 +14,7 @@ import {
 } from '../core/hardware/iommu/index.ts';
 import { PCI_SRIOV_TOTAL_VF, pciBdfFormat, pciFunctionAt, pciGetLe, pciIdentityOf, pciSriovVfCount } from '../core/hardware/pci/index.ts';
 import type { MachineState } from '../core/machine/state.ts';
-import { line, type Line } from './lines.ts';
+import { line, type Line } from './span-lines.ts';
 import { hexOrNone } from './text.ts';
 import { accent, type Theme } from './theme.ts';
 

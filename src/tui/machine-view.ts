@@ -12,7 +12,7 @@ import type { Domain, X86Vcpu } from '../core/hypervisor/state.ts';
 import { disassembleAt } from '../core/machine/inspect.ts';
 import { exitReasonName } from '../core/hardware/vmx/exit-reasons.ts';
 import type { DomainNames } from '../replay/format.ts';
-import { line, type Line } from './lines.ts';
+import { line, type Line } from './span-lines.ts';
 import { accent, domainColor, type Theme } from './theme.ts';
 import { hex, hexOrNone } from './text.ts';
 

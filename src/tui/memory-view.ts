@@ -8,7 +8,7 @@ import { PAGE_SIZE } from '../core/hypervisor/config.ts';
 import { ownerPlaintext } from '../core/hypervisor/memory/smm.ts';
 import type { MachineState } from '../core/machine/state.ts';
 import type { DomainNames } from '../replay/format.ts';
-import { line, type Line } from './lines.ts';
+import { line, type Line } from './span-lines.ts';
 import { nameOf } from './machine-view.ts';
 import { accent, type Theme } from './theme.ts';
 import { asciiBytes, hexBytes, hexOrNone } from './text.ts';

@@ -7,7 +7,7 @@ import type { DomainId, Mfn } from '../events/schema.ts';
 import { XEN_RESERVED_FRAMES } from '../core/hypervisor/config.ts';
 import type { MachineState } from '../core/machine/state.ts';
 import type { DomainNames } from '../replay/format.ts';
-import { line, type Line, type Span } from './lines.ts';
+import { line, type Line, type Span } from './span-lines.ts';
 import { keyId, nameOf } from './machine-view.ts';
 import { accent, domainColor, type Theme } from './theme.ts';
 

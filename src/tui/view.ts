@@ -17,7 +17,7 @@ import { eventDomain, eventGuestBytes, eventHostFrame } from './follow.ts';
 import type { ForkForm } from './fork-form.ts';
 import { BROWSE_KEYS, DIFF_KEYS, PANE_KEYS, PANEL_KEYS, PANES, type Binding, type StatePaneId } from './keymap.ts';
 import type { Layout } from './layout.ts';
-import { line, type Line, type Span } from './lines.ts';
+import { line, type Line, type Span } from './span-lines.ts';
 import { selectedDomain } from './machine-view.ts';
 import { bytesPerRow, type ByteRange, type MemoryTarget } from './memory-view.ts';
 import type { NavState } from './navigation.ts';
