@@ -8,9 +8,9 @@ import cliProgress from 'cli-progress';
 import { Coverage, type PlainCoverage } from '../fuzz/fuzz-machine.ts';
 import type { ShardResult } from '../fuzz/jobs.ts';
 import type { FuzzJob, WorkerMessage } from './workers/fuzz-worker.ts';
+import { WORKER_BOOT, workerModule } from './workers/modules.ts';
 
-const BOOT = new URL('./workers/boot.mjs', import.meta.url);
-const FUZZ_WORKER = new URL('./workers/fuzz-worker.ts', import.meta.url).href;
+const FUZZ_WORKER = workerModule('fuzz-worker');
 
 export interface JobResult extends Omit<ShardResult, 'coverage'> {
   label: string;
@@ -33,7 +33,7 @@ const stopping = new WeakSet<Worker>();
 /** Runs one thread's queue of jobs; `onResult` sees each finished job. */
 function runQueue(queue: FuzzJob[], threads: Worker[], hooks: Hooks, onResult: (r: JobResult) => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const worker = new Worker(BOOT, { workerData: { module: FUZZ_WORKER, jobs: queue } });
+    const worker = new Worker(WORKER_BOOT, { workerData: { module: FUZZ_WORKER, jobs: queue } });
     threads.push(worker);
     worker.on('message', (m: WorkerMessage) => {
       if (m.type === 'error') return;
@@ -84,7 +84,7 @@ export class ThreadPool {
   }
 
   private spawn(): Worker {
-    const worker = new Worker(BOOT, { workerData: { module: FUZZ_WORKER } });
+    const worker = new Worker(WORKER_BOOT, { workerData: { module: FUZZ_WORKER } });
     this.all.add(worker);
     worker.once('exit', () => {
       this.all.delete(worker);

@@ -7,9 +7,9 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { RecordingStore, RunRow } from '../events/store.ts';
 import { prepareVerify, verifyRun, type Mismatch, type Segment, type VerifyReport } from '../replay/verify.ts';
+import { WORKER_BOOT, workerModule } from './workers/modules.ts';
 
-const BOOT = new URL('./workers/boot.mjs', import.meta.url);
-const VERIFY_WORKER = new URL('./workers/verify-worker.ts', import.meta.url).href;
+const VERIFY_WORKER = workerModule('verify-worker');
 
 export async function verifyRunParallel(
   store: RecordingStore, run: RunRow, workers = availableParallelism(), onProgress?: (done: number, total: number) => void,
@@ -22,7 +22,7 @@ export async function verifyRunParallel(
   const shares = Array.from({ length: workers }, (_, i) => segments.slice(i * share, (i + 1) * share)).filter((s) => s.length > 0);
   let first: Mismatch | undefined;
   await Promise.all(shares.map((list) => new Promise<void>((resolve, reject) => {
-    const worker = new Worker(BOOT, { workerData: { module: VERIFY_WORKER, db: store.path, run: run.id, segments: list } });
+    const worker = new Worker(WORKER_BOOT, { workerData: { module: VERIFY_WORKER, db: store.path, run: run.id, segments: list } });
     worker.on('message', ({ segment, mismatch }: { segment: Segment; mismatch?: Mismatch }) => {
       report.replayedEvents += segment.end - segment.start;
       onProgress?.(report.replayedEvents, run.eventCount);

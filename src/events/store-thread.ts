@@ -72,8 +72,8 @@ export class StoreThread {
     const { port1, port2 } = new MessageChannel();
     this.errors = port1;
     const data: StoreThreadData = { storeThread: true, signal: this.signal.buffer as SharedArrayBuffer, head: this.head.buffer as SharedArrayBuffer, errors: port2 };
-    // No execArgv: the boot module registers the TypeScript loader itself, the same way
-    // whether the parent runs under `node --import tsx` or bin/chronovisor.
+    // No execArgv: the boot module registers the TypeScript loader itself when the thread's
+    // module is TypeScript, whether the parent runs under `node --import tsx` or bin/chronovisor.
     this.worker = new Worker(BOOT, { workerData: data, transferList: [port2], execArgv: [] });
     // The thread never keeps a process alive: every run waits for its own writes.
     this.worker.unref();
