@@ -17,10 +17,10 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SRC = join(ROOT, 'src');
 const DIST = join(ROOT, 'dist');
 const STAGING = join(ROOT, `dist.building-${process.pid}`);
-export const STAMP = '.build-stamp.json';
+const STAMP = '.build-stamp.json';
 
 const files = (dir) => readdirSync(dir, { withFileTypes: true, recursive: true })
-  .filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+  .filter((e) => e.isFile()).map((e) => join(e.parentPath ?? e.path, e.name)); // path: Node before 20.12
 
 /** Relative imports stay modules of their own, renamed from .ts/.tsx to .js. */
 const keepModules = {

@@ -252,8 +252,7 @@ export class Timeline {
     const near = this.nearestCached(seq, checkpointSeq);
     let state: MachineState;
     if (near !== undefined) {
-      const base = this.states.get(near)!;
-      state = produce(base, (draft) => { for (const [, e] of this.iterate(near, seq)) evolve(draft as MachineState, e); });
+      state = this.foldFrom(this.states.get(near)!, near, seq);
     } else {
       state = this.foldFromCheckpoint(seq, checkpointSeq);
     }
@@ -273,7 +272,12 @@ export class Timeline {
     if (back <= checkpointSeq || !this.cachedJustAfter(seq)) return freeze(this.mutableStateAt(seq), true);
     const earlier = freeze(this.mutableStateAt(back), true);
     this.states.set(back, earlier);
-    return produce(earlier, (draft) => { for (const [, e] of this.iterate(back, seq)) evolve(draft as MachineState, e); });
+    return this.foldFrom(earlier, back, seq);
+  }
+
+  /** A frozen state at `from`, folded to `seq` inside immer: a new snapshot sharing what did not change. */
+  private foldFrom(base: MachineState, from: Seq, seq: Seq): MachineState {
+    return produce(base, (draft) => { for (const [, e] of this.iterate(from, seq)) evolve(draft as MachineState, e); });
   }
 
   /**
