@@ -115,6 +115,7 @@ function measureSize(dir: string, wanted: number): { figures: Figure[]; rss: num
     rss('log --from 83% --limit 1000', log.rssBytes),
     { name: label('TUI open: indexing the run for markers (s)'), value: tuiValue('indexing'), goal: '<= 1', ok: Number(tuiValue('indexing')) <= 1 },
     { name: label('TUI key p50 / p99 / max (ms)'), value: tuiValue('all '), goal: 'p99 <= 50', ok: keyP99 <= 50 },
+    { name: label('TUI slowest key'), value: tuiValue('slowest key') },
     { name: label('TUI search for rare text far away, result p99 (ms)'), value: rareText ?? 'n/a', goal: '<= 1000', ok: Number(rareText) <= 1000 },
     { name: label('TUI RSS max during the keys'), value: tuiValue('RSS max'), goal: rssGoal, ok: Number.parseInt(tuiValue('RSS max'), 10) <= 300 },
     { name: label('verify, 2 workers: time (s) / events/s'), value: `${verify.seconds.toFixed(1)} / ${fmt(verifyRate)}`, goal: '>= 2,000,000 events/s', ok: verifyRate >= 2_000_000 },

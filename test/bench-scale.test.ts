@@ -30,12 +30,14 @@ test('bench scale at 10,000 events prints every row, and the diff finds the fork
   for (const expected of [
     'events recorded', 'recording time (s) / events/s', 'file size / bytes per event', 'peak RSS, recording',
     'seek p50 / p99, cold (ms)', 'seek p50 / p99, warm (ms)', 'state --at 61%, whole command (s)', 'peak RSS, state',
-    'TUI open: indexing the run for markers (s)', 'TUI key p50 / p99 / max (ms)', 'TUI search for rare text far away, result p99 (ms)',
+    'TUI open: indexing the run for markers (s)', 'TUI key p50 / p99 / max (ms)', 'TUI slowest key', 'TUI search for rare text far away, result p99 (ms)',
     'TUI RSS max during the keys', 'verify, 2 workers: time (s) / events/s', 'export jsonl: time (s) / events/s', 'diff, whole command (s)',
     'forensic index: build time (s) / bytes per event', 'peak RSS, index', 'forensics: who-wrote 64 bytes, cold p50 / p99 (ms)',
     'forensics: history, next 100 accesses, cold p50 / p99 (ms)', 'peak RSS, who-wrote',
   ]) assert.ok(names.includes(expected), `no row '${expected}' in:\n${child.stdout}`);
   for (const row of rows) assert.doesNotMatch(row, /\bNaN\b|undefined|Infinity/, row);
+  // The slowest key is named by what the benchmark pressed, with its time.
+  assert.match(rows.find((line) => line.includes('TUI slowest key')) ?? '', /TUI slowest key\s+\S.*, \d+\.\d ms$/);
   // Provenance of a datagram bob received: asked only when one was, and then it reaches an origin.
   const hops = rows.find((line) => line.includes('provenance, fewest hops'));
   assert.ok(hops, `no provenance row in:\n${child.stdout}`);
