@@ -106,7 +106,7 @@ test('the thread\'s server counts every message, stores a chunk onto the chain, 
   const signal = new SharedArrayBuffer(SIGNAL_WORDS * 4);
   const head = new SharedArrayBuffer(32);
   const { port1, port2 } = new MessageChannel();
-  const server = new StoreThreadServer({ storeThread: true, signal, head, errors: port2 as unknown as import('node:worker_threads').MessagePort });
+  const server = new StoreThreadServer({ storeThread: true, module: import.meta.url, signal, head, errors: port2 as unknown as import('node:worker_threads').MessagePort });
   const words = new Int32Array(signal);
   const raw = Uint8Array.of(0x91, 0x00);
   try {

@@ -1,20 +1,13 @@
 // The store thread's entry. A worker thread starts without the TypeScript loader of its
 // parent (bin/chronovisor registers tsx for its own thread only; a worker started with no
-// execArgv has none either): built (dist/), the thread's module is JavaScript beside this
-// file; in src/ it is TypeScript, loaded through tsx registered here.
-// A failure to start is reported as the thread's failure, which the parent sees.
-import { existsSync } from 'node:fs';
+// execArgv has none either): for the TypeScript module (run from src/) it registers tsx; a
+// built one (dist/) needs none. A failure to start is reported as the thread's failure,
+// which the parent sees.
 import { workerData } from 'node:worker_threads';
 
 try {
-  const built = new URL('./store-thread-worker.js', import.meta.url);
-  if (existsSync(built)) {
-    await import(built.href);
-  } else {
-    const { register } = await import('tsx/esm/api');
-    register();
-    await import('./store-thread-worker.ts');
-  }
+  if (/\.tsx?$/.test(workerData.module)) (await import('tsx/esm/api')).register();
+  await import(workerData.module);
 } catch (error) {
   workerData.errors.postMessage(`the store thread did not start: ${error?.stack ?? error}`);
   Atomics.store(new Int32Array(workerData.signal), 1, 1); // SIGNAL_FAILED

@@ -22,6 +22,8 @@ export const SIGNAL_WORDS = 3;
 /** What a store thread is started with (workerData). */
 export interface StoreThreadData {
   storeThread: true;
+  /** This module's URL, which the boot loads: TypeScript from src/, JavaScript once built. */
+  module: string;
   /** SIGNAL_WORDS Int32 words. */
   signal: SharedArrayBuffer;
   /** 32 bytes: the chain hash after the messages handled. */

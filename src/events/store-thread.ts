@@ -9,6 +9,8 @@
  * when the first long run asks for it, and the run goes on storing its own chunks until the
  * thread is ready; later runs find it ready.
  */
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { ChunkJournal } from './chunk-journal.ts';
 import type { PendingCheckpoint } from './chunk-storer.ts';
@@ -19,6 +21,8 @@ import {
 } from './store-thread-worker.ts';
 
 const BOOT = new URL('./store-thread-boot.mjs', import.meta.url);
+/** The thread's module beside this one, with this one's extension (.ts in src/, .js in dist/). */
+const MODULE = new URL(`./store-thread-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url).href;
 /** Chunks (and checkpoints) handed to the store thread and not yet stored, at most. */
 const MAX_IN_FLIGHT = 16;
 /** How long waitUntilReady waits for the thread to start (a few hundred ms on a quiet machine), and how often it looks. */
@@ -71,7 +75,7 @@ export class StoreThread {
   private constructor() {
     const { port1, port2 } = new MessageChannel();
     this.errors = port1;
-    const data: StoreThreadData = { storeThread: true, signal: this.signal.buffer as SharedArrayBuffer, head: this.head.buffer as SharedArrayBuffer, errors: port2 };
+    const data: StoreThreadData = { storeThread: true, module: MODULE, signal: this.signal.buffer as SharedArrayBuffer, head: this.head.buffer as SharedArrayBuffer, errors: port2 };
     // No execArgv: the boot module registers the TypeScript loader itself when the thread's
     // module is TypeScript, whether the parent runs under `node --import tsx` or bin/chronovisor.
     this.worker = new Worker(BOOT, { workerData: data, transferList: [port2], execArgv: [] });

@@ -145,9 +145,13 @@ export class Timeline {
   }
 
   event(seq: Seq): Event {
-    assert(seq >= 0 && seq < this.length, () => `seq ${seq} outside run ${this.run.id} (0..${this.length - 1})`);
-    const chunk = this.chunk(seq);
+    const chunk = this.chunk(this.inRun(seq));
     return chunk.events[seq - chunk.firstSeq];
+  }
+
+  private inRun(seq: Seq): Seq {
+    assert(seq >= 0 && seq < this.length, () => `seq ${seq} outside run ${this.run.id} (0..${this.length - 1})`);
+    return seq;
   }
 
   /**
@@ -156,8 +160,7 @@ export class Timeline {
    * collections, and the heap grows with the pass).
    */
   chunkOnce(seq: Seq): DecodedChunk {
-    assert(seq >= 0 && seq < this.length, () => `seq ${seq} outside run ${this.run.id} (0..${this.length - 1})`);
-    return this.chunk(seq, false);
+    return this.chunk(this.inRun(seq), false);
   }
 
   /**
