@@ -7,14 +7,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { AssertionFailed, InputError, isStorageFull } from '../events/errors.ts';
 import { SIM_VERSION } from './context.ts';
-import { logCommand, runsCommand, stateCommand } from './inspect.ts';
-import { demoCommand, runCommand } from './record.ts';
-import { benchCommand } from './bench.ts';
-import { diffCommand, forkCommand, verifyCommand } from './check.ts';
-import { exportPcapCommand } from './export.ts';
-import { exportJsonlCommand, exportPerfettoCommand } from './export-events.ts';
-import { fuzzCommand } from './fuzz.ts';
-import { explainCommand, historyCommand, indexCommand, provenanceCommand, reachCommand, whoWroteCommand } from './forensics.ts';
 import { ReaderGone } from './output.ts';
 import { GUEST_SOURCE_KIB_MAX_DEFAULT } from './guest-files.ts';
 
@@ -22,6 +14,24 @@ export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_INTERNAL = 3;
+
+/**
+ * Each command's module is loaded when the command runs, so a command pays only for its own
+ * code: loaded up front, fuzz's fast-check and BullMQ cost every other command ~20 MB and
+ * ~0.15 s (verify's worker threads load only what they run).
+ */
+const commands = {
+  inspect: () => import('./inspect.ts'),
+  record: () => import('./record.ts'),
+  bench: () => import('./bench.ts'),
+  check: () => import('./check.ts'),
+  export: () => import('./export.ts'),
+  exportEvents: () => import('./export-events.ts'),
+  fuzz: () => import('./fuzz.ts'),
+  forensics: () => import('./forensics.ts'),
+  worker: () => import('./worker.ts'),
+  tui: () => import('./tui.ts'),
+};
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -42,11 +52,11 @@ function program(): Command {
     .option('--max-events <n>', 'stop after this many events')
     .option('--guest-path <dir>', 'a folder guest sources and %include files may come from besides the scenario\'s own (repeatable)', collect, [])
     .option('--max-source-kib <n>', `what the guest sources may total, an %include counting each time (default ${GUEST_SOURCE_KIB_MAX_DEFAULT})`)
-    .action((scenario, options) => finish(runCommand(scenario, options)));
+    .action(async (scenario, options) => finish(await (await commands.record()).runCommand(scenario, options)));
 
   cli.command('runs').argument('<db>', 'recording').description('list the runs of a recording')
     .option('--json', 'one JSON object per run')
-    .action((db, options) => finish(runsCommand(db, options)));
+    .action(async (db, options) => finish(await (await commands.inspect()).runsCommand(db, options)));
 
   cli.command('log').argument('<db>', 'recording').description('print events')
     .option('--run <run>', 'run id or name (default: the newest)')
@@ -56,19 +66,19 @@ function program(): Command {
     .option('--to <seq>', 'last seq (inclusive)')
     .option('--limit <n>', 'print at most n events')
     .option('--json', 'one JSON object per line')
-    .action((db, options) => finish(logCommand(db, options)));
+    .action(async (db, options) => finish(await (await commands.inspect()).logCommand(db, options)));
 
   cli.command('state').argument('<db>', 'recording').description('the machine state at a seq')
     .requiredOption('--at <seq>', 'position: the state after events 0..seq-1, or "end"')
     .option('--run <run>', 'run id or name (default: the newest)')
     .option('--json', 'as JSON')
-    .action((db, options) => finish(stateCommand(db, options)));
+    .action(async (db, options) => finish(await (await commands.inspect()).stateCommand(db, options)));
 
   cli.command('verify').argument('<db>', 'recording').description('check the hash chain and re-execute from every checkpoint')
     .option('--run <run>', 'only this run (default: all)')
     .option('--workers <n>', 'worker threads for re-execution (default: one per core)')
     .option('--json', 'one JSON report per run')
-    .action(async (db, options) => finish(await verifyCommand(db, options)));
+    .action(async (db, options) => finish(await (await commands.check()).verifyCommand(db, options)));
 
   cli.command('fork').argument('<db>', 'recording').description('branch a run at a seq with modifications')
     .requiredOption('--run <run>', 'the run to branch from')
@@ -76,18 +86,18 @@ function program(): Command {
     .option('--set <key=value>', 'a modification: profile=P, quantum=N, flaw.NAME=on|off, domain.NAME.ops=[...] (repeatable)', collect, [])
     .option('--name <name>', 'name of the new run')
     .option('--events <n>', 'record at most n new events (default: until the machine halts)')
-    .action((db, options) => finish(forkCommand(db, options)));
+    .action(async (db, options) => finish(await (await commands.check()).forkCommand(db, options)));
 
   cli.command('diff').argument('<db>', 'recording').argument('<runA>').argument('<runB>')
     .description('where two runs diverge, the regions where their behaviour differs (aligned by tick and actor), and how their states differ')
     .option('--regions <n>', 'describe the first n regions in full (default 10)')
     .option('--json', 'as JSON')
-    .action((db, a, b, options) => finish(diffCommand(db, a, b, options)));
+    .action(async (db, a, b, options) => finish(await (await commands.check()).diffCommand(db, a, b, options)));
 
   cli.command('bench').argument('<what>', 'paging: shadow paging versus EPT on the bundled workloads')
     .description('model benchmarks (figures of the model, not of this machine)')
     .option('--json', 'one JSON object per workload and method')
-    .action((what, options) => finish(benchCommand(what, options)));
+    .action(async (what, options) => finish(await (await commands.bench()).benchCommand(what, options)));
 
   const exports = cli.command('export').description('write a run\'s data for other tools');
   exports.command('pcap').argument('<db>', 'recording')
@@ -97,16 +107,16 @@ function program(): Command {
     .option('--at <points>', 'comma list of points (vfN.tx, vfN.rx, switch, wire.in, wire.out, siom.tx, siom.rx, netback.tx, netback.rx) or all', 'switch,wire.in,wire.out')
     .option('--dropped', 'include frames that were dropped there')
     .option('--force', 'replace an existing --out file')
-    .action((db, options) => finish(exportPcapCommand(db, options)));
-  const eventsExport = (name: string, description: string, action: typeof exportJsonlCommand): void => {
+    .action(async (db, options) => finish(await (await commands.export()).exportPcapCommand(db, options)));
+  const eventsExport = (name: string, description: string, action: 'exportJsonlCommand' | 'exportPerfettoCommand'): void => {
     exports.command(name).argument('<db>', 'recording').description(description)
       .option('--run <run>', 'run id or name (default: the newest)')
       .requiredOption('--out <file>', 'the file to write (- for standard output; a FIFO or device is written in place)')
       .option('--force', 'replace an existing --out file')
-      .action((db, options) => finish(action(db, options)));
+      .action(async (db, options) => finish(await (await commands.exportEvents())[action](db, options)));
   };
-  eventsExport('jsonl', 'every event of a run, one JSON object a line (the objects log --json prints)', exportJsonlCommand);
-  eventsExport('perfetto', 'a trace for the Perfetto UI (Trace Event Format JSON): pCPU and vCPU tracks, VM exits, DMA and MSI flows, violations, IOTLB and TLB counters', exportPerfettoCommand);
+  eventsExport('jsonl', 'every event of a run, one JSON object a line (the objects log --json prints)', 'exportJsonlCommand');
+  eventsExport('perfetto', 'a trace for the Perfetto UI (Trace Event Format JSON): pCPU and vCPU tracks, VM exits, DMA and MSI flows, violations, IOTLB and TLB counters', 'exportPerfettoCommand');
 
   cli.command('fuzz').description('adversarial campaigns: counterexamples are shrunk and recorded as runs (exit 1 when one is found)')
     .addOption(new Option('--profile <profile>', 'the profile to attack (default: secure)').choices(['secure', 'vanilla']))
@@ -124,12 +134,12 @@ function program(): Command {
     .option('--guided', 'coverage-guided: mutate a corpus of cases that reached something new (kept in --out) besides generating fresh ones')
     .option('--queue <url>', 'run the campaign on chronovisor worker processes through this Redis, redis://HOST:PORT[/DB]')
     .option('--resume <campaign>', 'resume a queue campaign whose coordinator stopped (with --queue; the id it printed)')
-    .action(async (options) => finish(await fuzzCommand(options)));
+    .action(async (options) => finish(await (await commands.fuzz()).fuzzCommand(options)));
 
   cli.command('index').argument('<db>', 'recording').description('build the forensic index (history, who-wrote, provenance, reach, explain build it on first use)')
     .option('--run <run>', 'only this run (default: all)')
     .option('--force', 'rebuild it even if it is up to date')
-    .action((db, options) => finish(indexCommand(db, options)));
+    .action(async (db, options) => finish(await (await commands.forensics()).indexCommand(db, options)));
 
   const addressHelp = 'an address: mfn:321/64, mfn:321+0x10, gpa:alice:0x1000/62, linear:erin.v0:0x8000, iova:02:10.0:0x2000, reg:erin.v0:eax';
   cli.command('history').argument('<db>', 'recording').argument('<address>', addressHelp)
@@ -141,14 +151,14 @@ function program(): Command {
     .option('--kind <kind>', 'only these accesses: r, w, x, map, unmap, own, key, scrub, dma, copy (repeatable or a comma list)', collect, [])
     .option('--limit <n>', 'print at most n accesses')
     .option('--json', 'one JSON object per access')
-    .action((db, address, options) => finish(historyCommand(db, address, options)));
+    .action(async (db, address, options) => finish(await (await commands.forensics()).historyCommand(db, address, options)));
 
   cli.command('who-wrote').argument('<db>', 'recording').argument('<address>', addressHelp)
     .description('for each byte, the last write before a seq and who made it')
     .requiredOption('--at <seq>', 'the position: writes before this seq count')
     .option('--run <run>', 'run id or name (default: the newest)')
     .option('--json', 'as JSON')
-    .action((db, address, options) => finish(whoWroteCommand(db, address, options)));
+    .action(async (db, address, options) => finish(await (await commands.forensics()).whoWroteCommand(db, address, options)));
 
   cli.command('provenance').argument('<db>', 'recording').argument('<address>', addressHelp)
     .description('where the bytes came from: backwards through instructions, copies, DMA, the NIC and the switch, to their origins')
@@ -157,7 +167,7 @@ function program(): Command {
     .option('--budget <n>', 'follow at most n hops (default 400)')
     .option('--depth <n>', 'follow chains at most n hops long (default 64)')
     .option('--json', 'as JSON: the hops and the origins')
-    .action((db, address, options) => finish(provenanceCommand(db, address, options)));
+    .action(async (db, address, options) => finish(await (await commands.forensics()).provenanceCommand(db, address, options)));
 
   cli.command('reach').argument('<db>', 'recording').argument('<address>', addressHelp)
     .description('where the bytes went after a seq: copies, reads, frames on the wire, and whether anyone but their owner saw them in plaintext')
@@ -166,27 +176,27 @@ function program(): Command {
     .option('--run <run>', 'run id or name (default: the newest)')
     .option('--limit <n>', 'list at most n events (default 500; the rest are counted)')
     .option('--json', 'as JSON')
-    .action((db, address, options) => finish(reachCommand(db, address, options)));
+    .action(async (db, address, options) => finish(await (await commands.forensics()).reachCommand(db, address, options)));
 
   cli.command('explain').argument('<db>', 'recording').argument('<seq>', 'a violation event')
     .description('why an invariant broke: its rule, the access that broke it, where the data came from, and the events that made the access possible')
     .option('--run <run>', 'run id or name (default: the newest)')
     .option('--json', 'as JSON')
-    .action((db, seq, options) => finish(explainCommand(db, seq, options)));
+    .action(async (db, seq, options) => finish(await (await commands.forensics()).explainCommand(db, seq, options)));
 
   // Loaded on demand: BullMQ is not needed by the other commands.
   cli.command('worker').description('run the shards of fuzz campaigns from a BullMQ queue (until Ctrl-C)')
     .requiredOption('--queue <url>', 'the Redis of the queue, redis://HOST:PORT[/DB]')
     .option('--concurrency <n>', 'shards at once, each on a thread (default: one per core)')
-    .action(async (options) => finish(await (await import('./worker.ts')).workerCommand(options)));
+    .action(async (options) => finish(await (await commands.worker()).workerCommand(options)));
 
   // Loaded on demand: Ink and React are not needed by the other commands.
   cli.command('tui').argument('<db>', 'recording').description('browse, rewind, fork and diff a recording in the terminal')
     .option('--run <run>', 'run id or name (default: the newest)')
-    .action(async (db, options) => finish(await (await import('./tui.ts')).tuiCommand(db, options)));
+    .action(async (db, options) => finish(await (await commands.tui()).tuiCommand(db, options)));
   cli.command('demo').description('record the bundled scenarios (two-tenants, network) in both profiles and summarise')
     .option('--out <db>', 'recording to write (default: recordings/demo.db)')
-    .action(async (options) => finish(await demoCommand(options)));
+    .action(async (options) => finish(await (await commands.record()).demoCommand(options)));
 
   return cli;
 }
