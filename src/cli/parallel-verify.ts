@@ -10,6 +10,13 @@ import { prepareVerify, verifyRun, type Mismatch, type Segment, type VerifyRepor
 import { WORKER_BOOT, workerModule } from './workers/modules.ts';
 
 const VERIFY_WORKER = workerModule('verify-worker');
+/**
+ * A worker's young generation (V8's default lets it grow to 48 MB: three 16 MB semi-spaces).
+ * Re-execution makes short-lived garbage at a high rate; a smaller nursery is swept more
+ * often at little cost. On 10M events of the long workload with 2 workers: peak RSS
+ * 348-367 -> 267-273 MB, time +5% (3 alternating runs each).
+ */
+const WORKER_YOUNG_GENERATION_MB = 24;
 
 export async function verifyRunParallel(
   store: RecordingStore, run: RunRow, workers = availableParallelism(), onProgress?: (done: number, total: number) => void,
@@ -22,7 +29,7 @@ export async function verifyRunParallel(
   const shares = Array.from({ length: workers }, (_, i) => segments.slice(i * share, (i + 1) * share)).filter((s) => s.length > 0);
   let first: Mismatch | undefined;
   await Promise.all(shares.map((list) => new Promise<void>((resolve, reject) => {
-    const worker = new Worker(WORKER_BOOT, { workerData: { module: VERIFY_WORKER, db: store.path, run: run.id, segments: list } });
+    const worker = new Worker(WORKER_BOOT, { workerData: { module: VERIFY_WORKER, db: store.path, run: run.id, segments: list }, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
     worker.on('message', ({ segment, mismatch }: { segment: Segment; mismatch?: Mismatch }) => {
       report.replayedEvents += segment.end - segment.start;
       onProgress?.(report.replayedEvents, run.eventCount);

@@ -72,8 +72,8 @@ export class Timeline {
   /** The checkpoint the last fold started from (see mutableStateAt). */
   private lastFoldFrom: Seq | undefined;
 
-  constructor(readonly store: RecordingStore, public run: RunRow) {
-    this.blobs = new BlobCache((hash) => store.page(hash), BLOB_CACHE_SIZE);
+  constructor(readonly store: RecordingStore, public run: RunRow, { blobCachePages = BLOB_CACHE_SIZE } = {}) {
+    this.blobs = new BlobCache((hash) => store.page(hash), blobCachePages);
     this.lineage = this.loadLineage();
   }
 

@@ -144,10 +144,24 @@ export function prepareVerify(store: RecordingStore, run: RunRow): { report: Ver
   return { report, segments };
 }
 
+/**
+ * Pages of checkpoints a verifying timeline keeps decoded. Segments are re-executed in seq
+ * order, and a checkpoint shares all but a few dozen of its pages with the one before it, so
+ * older page versions are never asked for again: with the timeline's default (4096 pages,
+ * for readers that seek anywhere) they were most of a verify worker's memory (on 10M events
+ * of the long workload, ~90 MB of a worker's ~160 at its peak).
+ */
+const VERIFY_BLOB_PAGES = 512;
+
+/** A timeline for re-executing a run's segments in seq order. */
+export function verifyTimeline(store: RecordingStore, run: RunRow): Timeline {
+  return new Timeline(store, run, { blobCachePages: VERIFY_BLOB_PAGES });
+}
+
 export function verifyRun(store: RecordingStore, run: RunRow, options: VerifyOptions = {}): VerifyReport {
   const { report, segments } = prepareVerify(store, run);
   if (report.mismatch) return report;
-  const timeline = new Timeline(store, run);
+  const timeline = verifyTimeline(store, run);
   for (const segment of segments) {
     const mismatch = replaySegment(timeline, segment);
     report.replayedEvents += segment.end - segment.start;

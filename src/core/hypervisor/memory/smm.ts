@@ -36,7 +36,15 @@ interface XtsCiphers {
   tweakPages: Map<Mfn, Buffer>;
 }
 
+/**
+ * Ciphers by key object, and by key bytes: a state restored from a checkpoint holds new key
+ * objects with the old bytes, and without the second map every restore built the ciphers
+ * and every frame's tweaks again (in verify, a fifth of the buffers it allocated). Keys of
+ * one machine are few; KEYS_BY_BYTES bounds the second map for campaigns of many machines.
+ */
 const ciphers = new WeakMap<Uint8Array, XtsCiphers>();
+const ciphersByBytes = new Map<string, XtsCiphers>();
+const KEYS_BY_BYTES = 32;
 
 function ecb(make: typeof createCipheriv | typeof createDecipheriv, key: Uint8Array): Cipher & Decipher {
   const c = make('aes-256-ecb', key, null) as Cipher & Decipher;
@@ -46,11 +54,16 @@ function ecb(make: typeof createCipheriv | typeof createDecipheriv, key: Uint8Ar
 
 function xtsCiphers(key: Uint8Array): XtsCiphers {
   let c = ciphers.get(key);
+  if (c !== undefined) return c;
+  const bytes = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+  c = ciphersByBytes.get(bytes);
   if (c === undefined) {
     const k1 = key.subarray(0, 32);
     c = { encrypt: ecb(createCipheriv, k1), decrypt: ecb(createDecipheriv, k1), tweak: ecb(createCipheriv, key.subarray(32, 64)), tweakPages: new Map() };
-    ciphers.set(key, c);
+    if (ciphersByBytes.size >= KEYS_BY_BYTES) ciphersByBytes.delete(ciphersByBytes.keys().next().value!);
+    ciphersByBytes.set(bytes, c);
   }
+  ciphers.set(key, c);
   return c;
 }
 
@@ -91,13 +104,16 @@ function tweakPage(c: XtsCiphers, mfn: Mfn): Buffer {
   return all;
 }
 
+const MASKED = Buffer.alloc(PAGE_SIZE);
+
 /** Encrypts or decrypts whole lines of frame `mfn` from byte `offset` on. */
 function xts(encrypt: boolean, key: Uint8Array, mfn: Mfn, offset: number, data: Uint8Array): Uint8Array {
   const c = xtsCiphers(key);
   const t = tweakPage(c, mfn);
   const n = data.length;
   if (offset + n > PAGE_SIZE || (offset | n) % LINE_SIZE !== 0) assert(false, `XTS on bytes ${offset}..${offset + n} of a frame: not whole lines of one frame`);
-  const masked = Buffer.allocUnsafe(n);
+  // The cipher copies its input: one scratch buffer serves every call.
+  const masked = MASKED.subarray(0, n);
   for (let i = 0; i < n; i++) masked[i] = data[i] ^ t[offset + i];
   const out = (encrypt ? c.encrypt : c.decrypt).update(masked);
   for (let i = 0; i < n; i++) out[i] ^= t[offset + i];
