@@ -6,7 +6,8 @@
  * scheduler, a DMA request in the VT-d driver's dma.ts, ...); this table only routes, and
  * holds the machine's own kinds. Written as mutation: the live machine applies it to its
  * working state, the timeline to an immer draft. One function, two uses. `live` says the
- * state is a live machine's own working state, whose private pages may be written in place.
+ * state is owned by its caller alone (a live machine's working state, or a reader's private
+ * fold from a checkpoint), so the pages it made private may be written in place.
  */
 import type { Event, EventKind, EventOf } from '../../events/schema.ts';
 import { applyNicReg } from '../hardware/nic/device.ts';

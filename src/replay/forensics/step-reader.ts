@@ -86,7 +86,8 @@ export class StepReader {
       this.skim = { state: loaded.state, position: loaded.seq };
     }
     const skim = this.skim;
-    for (const [, event] of this.timeline.iterate(skim.position, start)) evolve(skim.state, event);
+    // The skim state is this reader's alone (loaded here): its own page copies are written in place.
+    for (const [, event] of this.timeline.iterate(skim.position, start)) evolve(skim.state, event, true);
     let record: StepRecord | undefined;
     const walker = new StepWalker(skim.state, (r) => { record = r; }, this.keepBytes);
     let next = start;
