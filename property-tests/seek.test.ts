@@ -9,6 +9,8 @@ import { stateDigest } from '../src/core/machine/snapshot.ts';
 import { Timeline } from '../src/replay/timeline.ts';
 import { PROFILES } from '../src/events/schema.ts';
 import { forkRun } from '../src/replay/fork.ts';
+import { annotatedEvents } from '../src/replay/format.ts';
+import { steps } from '../src/replay/align.ts';
 import { scenarioArbitrary } from './arbitraries.ts';
 import { SIM_VERSION, TempDir, foldDigests, record, runs } from './helpers.ts';
 
@@ -84,6 +86,27 @@ test('states handed out by the timeline are frozen and never change under later 
     for (const h of held) {
       assert.ok(Object.isFrozen(h.state), `state at ${h.seq} is not frozen`);
       assert.equal(stateDigest(h.state).toString('hex'), h.digest, `state at ${h.seq} changed after later seeks`);
+    }
+    store.close();
+  }), { numRuns: runs(30) });
+});
+
+test('private folds (log, diff) write their own page copies in place, never a page a held state shares', () => {
+  fc.assert(fc.property(someScenarios, positions, fc.double({ min: 0, max: 1, noNaN: true }), (scenario, fractions, start) => {
+    const store = dir.store();
+    const { row } = record(store, scenario.text, { checkpointEvery: CHECKPOINT_EVERY }, scenario.config);
+    const timeline = new Timeline(store, row);
+    const seqs = fractions.map((f) => Math.round(f * row.eventCount));
+    const expected = foldDigests(store, row, seqs);
+    const held = seqs.map((seq) => ({ seq, state: timeline.stateAt(seq) }));
+    // Both roll a private state from a checkpoint over the rest of the run, on the same
+    // timeline (the same decoded checkpoint pages) as the held states.
+    const from = Math.round(start * row.eventCount);
+    for (const _ of annotatedEvents(timeline, from, row.eventCount)) { /* drain */ }
+    for (const _ of steps(timeline, from)) { /* drain */ }
+    for (const { seq, state } of held) {
+      assert.equal(stateDigest(state).toString('hex'), expected.get(seq), `the held state at ${seq} changed under a private fold from ${from}`);
+      assert.equal(stateDigest(timeline.stateAt(seq)).toString('hex'), expected.get(seq), `seek to ${seq} after a private fold from ${from}`);
     }
     store.close();
   }), { numRuns: runs(30) });

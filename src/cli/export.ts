@@ -104,7 +104,7 @@ export class TickClock {
       this.state = loaded.state;
       this.seq = loaded.seq;
     }
-    for (const [, event] of this.timeline.iterate(this.seq, seq)) evolve(this.state, event);
+    for (const [, event] of this.timeline.iterate(this.seq, seq)) evolve(this.state, event, true);
     this.seq = seq;
     return this.state.tick;
   }

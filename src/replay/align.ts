@@ -83,7 +83,7 @@ export function* steps(timeline: Timeline, from: Seq = 0): Generator<Step> {
     }
     current.events.push(event);
     current.end = seq + 1;
-    evolve(state, event);
+    evolve(state, event, true);
   }
   if (current !== undefined) yield current;
 }

@@ -229,7 +229,7 @@ export function* annotatedEvents(timeline: Timeline, from: Seq, to: Seq): Genera
     if (event.kind === 'domain.create') names.set(event.dom, event.name);
     const instruction = event.kind === 'cpu.step' ? disassembleAt(state, event.dom, event.vcpu, event.eip) : undefined;
     yield { seq, event, instruction, names };
-    evolve(state, event);
+    evolve(state, event, true);
   }
 }
 

@@ -69,7 +69,7 @@ export class TraceBuilder {
     for (const pid of Object.values(PID)) yield { name: 'process_name', ph: 'M', pid, tid: 0, args: { name: PROCESS_NAMES[pid] } };
     for (const [seq, event] of this.timeline.iterate(0, this.timeline.length, { cache: false })) {
       yield* this.event(seq, event);
-      evolve(this.state, event);
+      evolve(this.state, event, true);
       yield* this.counterChanges(seq);
     }
     const end = this.timeline.length;

@@ -285,7 +285,8 @@ export class Timeline {
 
   /**
    * A private, mutable state at `seq` (not cached): for callers that roll a state forward
-   * event by event themselves, such as a log that disassembles as it goes.
+   * event by event themselves, such as a log that disassembles as it goes. It is theirs
+   * alone, so they fold with evolve's `live` (pages copied once, then written in place).
    */
   mutableStateAt(seq: Seq): MachineState {
     const loaded = this.loadCheckpoint(seq, { lazyPages: true });

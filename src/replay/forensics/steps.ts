@@ -332,7 +332,7 @@ function clip(data: { offset: number; length: number }, stored: { offset: number
 }
 
 /**
- * Folds a private state through events step by step. `seek` the walker to a step boundary
+ * Folds a private state (one nothing else holds) through events step by step. `seek` the walker to a step boundary
  * (a checkpoint) with its state, then `feed` events in order; each step is handed to
  * `onStep` when the next opener arrives (or at `finish`).
  */
@@ -372,7 +372,9 @@ export class StepWalker {
     this.events.push(event);
     const write = this.keepBytes && event.kind === 'mem.write' ? this.scan.writes.at(-1) : undefined;
     if (write !== undefined) write.before = ownerPlaintext(this.state, write.event.mfn, write.dataOffset, write.dataLength);
-    evolve(this.state, event);
+    // The state is the walker's alone: pages it copied are written in place (evolve's live).
+    // Building the index of 1M events of the long workload: 9.9 -> 7.9-8.7 s, 259 -> 191-195 MB.
+    evolve(this.state, event, true);
     if (write !== undefined) write.after = ownerPlaintext(this.state, write.event.mfn, write.dataOffset, write.dataLength);
   }
 
