@@ -162,8 +162,11 @@ function vtdSlReservedMask(level: number, entry: bigint): bigint {
   return mask;
 }
 
+/** Bytes an entry of each level spans (index: level), computed once: the walk runs per DMA and per oracle check. */
+const VTD_SL_SPAN = [0, 1, 2, 3, 4, 5].map((level) => 2 ** (VTD_PAGE_SHIFT + VTD_SL_LEVEL_BITS * (level - 1)));
+
 function vtdSlIndex(iova: number, level: number): number {
-  return Math.floor(iova / 2 ** (VTD_PAGE_SHIFT + VTD_SL_LEVEL_BITS * (level - 1))) % 512;
+  return Math.floor(iova / VTD_SL_SPAN[level]) % 512;
 }
 
 /**

@@ -9,10 +9,19 @@ import type { PhysicalMemory } from '../../hardware/iommu/index.ts';
 import { PAGE_SIZE } from '../config.ts';
 import type { HostState } from '../state.ts';
 
+/**
+ * A view of each page's bytes, made once: the table oracle reads every leaf of a device's
+ * IOMMU tables at each DMA, and a DataView per word was a tenth of a recording's time. A
+ * view reads the bytes as they are now, so a page written in place needs no new one.
+ */
+const pageViews = new WeakMap<Uint8Array, DataView>();
+
 function pageWord(state: HostState, hpa: number): bigint {
   const page = state.memory.get(Math.floor(hpa / PAGE_SIZE));
   if (page === undefined) return 0n;
-  return new DataView(page.bytes.buffer, page.bytes.byteOffset, page.bytes.byteLength).getBigUint64(hpa % PAGE_SIZE, true);
+  let view = pageViews.get(page.bytes);
+  if (view === undefined) pageViews.set(page.bytes, (view = new DataView(page.bytes.buffer, page.bytes.byteOffset, page.bytes.byteLength)));
+  return view.getBigUint64(hpa % PAGE_SIZE, true);
 }
 
 /**
