@@ -13,8 +13,8 @@ const VERIFY_WORKER = workerModule('verify-worker');
 /**
  * A worker's young generation (V8's default lets it grow to 48 MB: three 16 MB semi-spaces).
  * Re-execution makes short-lived garbage at a high rate; a smaller nursery is swept more
- * often at little cost. On 10M events of the long workload with 2 workers: peak RSS
- * 348-367 -> 267-273 MB, time +5% (3 alternating runs each).
+ * often at little cost. On 10M events of the long workload with 2 workers (and verify's
+ * small page cache): peak RSS 348-381 -> 285-295 MB, time within the noise (17-19 s).
  */
 const WORKER_YOUNG_GENERATION_MB = 24;
 

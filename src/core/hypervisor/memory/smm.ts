@@ -39,7 +39,7 @@ interface XtsCiphers {
 /**
  * Ciphers by key object, and by key bytes: a state restored from a checkpoint holds new key
  * objects with the old bytes, and without the second map every restore built the ciphers
- * and every frame's tweaks again (in verify, a fifth of the buffers it allocated). Keys of
+ * and every frame's tweaks again (in verify, a tenth of the bytes it allocated). Keys of
  * one machine are few; KEYS_BY_BYTES bounds the second map for campaigns of many machines.
  */
 const ciphers = new WeakMap<Uint8Array, XtsCiphers>();
