@@ -99,3 +99,25 @@ test('the block index, a far search and a timeline sweep hold the same heap at 1
   const growth = four - one;
   assert.ok(Math.abs(growth) < MARGIN_BYTES, `heap at 1M events ${one} bytes, at 4M ${four}: ${growth} bytes more`);
 });
+
+/**
+ * SQLite's page cache is native memory, outside the heap measured above: a reader of a long
+ * recording fills it (better-sqlite3 builds SQLite with 16 MB), and `verify` holds one per
+ * worker. Every connection a recording is opened with keeps it within 4 MiB.
+ */
+test('every connection to a recording keeps a page cache of at most 4 MiB', () => {
+  const path = join(dir, 'flat.db');
+  const cacheKiB = (s: RecordingStore): number => {
+    const size = s.db.pragma('cache_size', { simple: true }) as number;
+    return size < 0 ? -size : (size * (s.db.pragma('page_size', { simple: true }) as number)) / 1024;
+  };
+  assert.ok(cacheKiB(store) <= 4096, `a new recording: ${cacheKiB(store)} KiB`);
+  for (const readonly of [true, false]) {
+    const opened = RecordingStore.open(path, { readonly });
+    try {
+      assert.ok(cacheKiB(opened) <= 4096, `opened ${readonly ? 'read-only' : 'to write'}: ${cacheKiB(opened)} KiB`);
+    } finally {
+      opened.close();
+    }
+  }
+});

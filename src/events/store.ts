@@ -15,7 +15,7 @@ import { existsSync, statSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { journalToChunk } from './chunk-journal.ts';
-import { CHUNK_INDEX_VERSION, ChunkStorer, chunkHash, configureWriter, hasChunkIndexTable } from './chunk-storer.ts';
+import { CHUNK_INDEX_VERSION, ChunkStorer, chunkHash, configureConnection, configureWriter, hasChunkIndexTable } from './chunk-storer.ts';
 import { ChunkBuilder, CodecError, EventCodec, schemaCodecTables, type CodecTables } from './codec.ts';
 import { InputError, assert, isStorageFull } from './errors.ts';
 import { SCHEMA_VERSION, type Event, type Seq } from './schema.ts';
@@ -166,6 +166,7 @@ export class RecordingStore {
     let db: Database.Database;
     try {
       db = new Database(path, { readonly, fileMustExist: true });
+      configureConnection(db);
       checkFormat(db, path);
     } catch (error) {
       if (error instanceof InputError) throw error;
