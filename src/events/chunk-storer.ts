@@ -27,7 +27,8 @@ export function chunkHash(prev: Uint8Array, firstSeq: Seq, count: number, raw: U
  * does nothing for them) and `verify` holds three times (its own connection and each
  * worker's). With 4 MiB, `verify` with 2 workers on 100M events of the long workload peaked
  * at 269 MB instead of 306-323, and on 10M at 259 instead of 273-288; seeks (p50 ~9 ms, p99
- * 15-21 ms) and the forensic queries took as long as with 16 MB (with 2 MB, seek p99 was 22-23 ms in two runs of three).
+ * 15-21 ms) and the forensic queries took as long as with 16 MB (with 2 MB, seek p99 was
+ * 22-23 ms in two runs of three).
  */
 const PAGE_CACHE_KIB = 4096;
 
