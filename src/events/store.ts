@@ -166,13 +166,15 @@ export class RecordingStore {
     let db: Database.Database;
     try {
       db = new Database(path, { readonly, fileMustExist: true });
-      configureConnection(db);
       checkFormat(db, path);
     } catch (error) {
       if (error instanceof InputError) throw error;
       throw new InputError('not-a-recording', `${path}: not a chronovisor recording (${(error as Error).message})`);
     }
-    if (!readonly) {
+    // A writer's settings (WAL) change the file: only once it is known to be a recording.
+    if (readonly) {
+      configureConnection(db);
+    } else {
       configureWriter(db);
       addChunkIndex(db);
     }
