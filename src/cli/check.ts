@@ -141,6 +141,7 @@ function unchangedForkPoint(parent: RunRow, at: number): number {
 
 export function diffCommand(db: string, runA: string, runB: string, options: { json?: boolean; regions?: string }): number {
   const regions = options.regions === undefined ? 10 : parseCount(options.regions, '--regions');
+  keepHeapNearLive();
   const store = openForReading(db);
   try {
     const a = resolveRun(store, runA);

@@ -15,6 +15,7 @@ import type { MachineState } from '../core/machine/state.ts';
 import { Timeline } from '../replay/timeline.ts';
 import { note, openForReading, resolveRun } from './context.ts';
 import { checkOutput, withOutput, type Output } from './output.ts';
+import { keepHeapNearLive } from './heap.ts';
 
 export interface ExportPcapOptions {
   run?: string;
@@ -165,6 +166,7 @@ export function exportPcapCommand(db: string, options: ExportPcapOptions): numbe
   if (options.out === undefined) throw new InputError('argument', 'export pcap: --out FILE is required, for example --out frames.pcap (or --out - for standard output)');
   const points = parsePoints(options.at);
   const target = checkOutput(options.out, db, options.force === true, `${basename(db)}.pcap`);
+  keepHeapNearLive();
   const store = openForReading(db);
   try {
     const run = resolveRun(store, options.run);
