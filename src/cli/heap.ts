@@ -8,9 +8,11 @@
  * collections came more often. `verify` with 2 workers: 642 -> 560 MB in the same time
  * (the flag applies to the whole process, worker threads too). `export` and `diff` read a
  * whole run and keep ~15 MB: their old generation grew to ~70 MB of garbage between full
- * collections, and their peak varied with where the last one fell (export jsonl of 100M
- * events 144 and 175 MB in two runs; diff of two runs on 10M events 181-183 -> 147 MB, on
- * 100M 189 -> 151 MB, no slower).
+ * collections, and their peak varied with where the last one fell. Measured on the long
+ * workload, no slower: export jsonl of 10M events 126-171 -> 138 MB, of 100M 144 and 175 ->
+ * 157 MB (its young generation grows late in that run; V8 reads the young generation's
+ * limit only when a heap is made, so it cannot be set here); diff of two runs on 10M events
+ * 181-183 -> 147 MB, on 100M 189 -> 151 MB.
  */
 import { setFlagsFromString } from 'node:v8';
 
