@@ -9,7 +9,7 @@ import { TraceBuilder } from '../replay/perfetto.ts';
 import { Timeline } from '../replay/timeline.ts';
 import { note, openForReading, resolveRun } from './context.ts';
 import { checkOutput, withOutput, type Output } from './output.ts';
-import { keepHeapNearLive } from './heap.ts';
+import { keepHeapNearLive, stopYoungGenerationGrowing } from './heap.ts';
 
 export interface ExportOptions {
   run?: string;
@@ -24,6 +24,7 @@ function exportRun(format: string, extension: string, what: string, db: string, 
   if (options.out === undefined) throw new InputError('argument', `export ${format}: --out FILE is required, for example --out ${basename(db)}.${extension} (or --out - for standard output)`);
   const target = checkOutput(options.out, db, options.force === true, `${basename(db)}.${extension}`);
   keepHeapNearLive();
+  stopYoungGenerationGrowing();
   const store = openForReading(db);
   try {
     const run = resolveRun(store, options.run);

@@ -15,7 +15,7 @@ import type { MachineState } from '../core/machine/state.ts';
 import { Timeline } from '../replay/timeline.ts';
 import { note, openForReading, resolveRun } from './context.ts';
 import { checkOutput, withOutput, type Output } from './output.ts';
-import { keepHeapNearLive } from './heap.ts';
+import { keepHeapNearLive, stopYoungGenerationGrowing } from './heap.ts';
 
 export interface ExportPcapOptions {
   run?: string;
@@ -167,6 +167,7 @@ export function exportPcapCommand(db: string, options: ExportPcapOptions): numbe
   const points = parsePoints(options.at);
   const target = checkOutput(options.out, db, options.force === true, `${basename(db)}.pcap`);
   keepHeapNearLive();
+  stopYoungGenerationGrowing();
   const store = openForReading(db);
   try {
     const run = resolveRun(store, options.run);
