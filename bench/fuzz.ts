@@ -6,7 +6,7 @@
  *   1, 2 and 3 (at most 5000 cases), the median over the seeds, and the median over the flaws;
  * - through the command line, 10-second secure campaigns: 1 and 2 worker threads on this
  *   machine, then 1, 2 and 4 `chronovisor worker` processes on a redis-server started here
- *   (same machine): cases/s and exits/s, the scaling from 1 to 2, and the queue's overhead
+ *   (same machine): cases/s and exits/s, the scaling from 1 to 2 (and to 4), and the queue's overhead
  *   against the threads at 1 worker;
  * - the mutation suite (npm run mutants) at a shorter budget per mutant and mode
  *   (CHRONOVISOR_BENCH_MUTANT_SECONDS, default 15): kill rate and median time to find per
