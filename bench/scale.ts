@@ -53,8 +53,8 @@ function chronovisor(args: string[], { discardOutput = false } = {}): Timed {
 
 /**
  * Commands of a second or less, run this many times: their peak RSS is the largest of the
- * runs, their time the median. One reading of such a command's ~80 MB moves by up to 8 MB
- * from run to run of the same command on the same file (`state` of 10M events: 74-82 MB
+ * runs, their time the median. One reading of such a command's ~80 MB moves by up to 7 MB
+ * from run to run of the same command on the same file (`state` of 10M events: 73-80 MB
  * in five runs), as V8's collections fall, which a single reading would count as growth.
  */
 const SHORT_RUNS = 3;

@@ -29,7 +29,7 @@ export function keepHeapNearLive(): void {
  * length of the run. V8 reads the young generation's limit only when a heap is made, but
  * the growth factor at each doubling, so a factor of 1 stops it at the size it has here
  * (16 MB: loading the modules grew it). Measured on the long workload: peak RSS of export
- * jsonl at 10M 137-139 -> 112-121 MB, at 100M 157 -> 127 MB (752 s against 754-758 s).
+ * jsonl at 10M 134-136 -> 112-121 MB, at 100M 157 -> 127 MB (752 s against 754-758 s).
  * Not for `diff`, which holds two runs' chunks at once and is already flat.
  */
 export function stopYoungGenerationGrowing(): void {
